@@ -1,0 +1,54 @@
+"""Scope names: jax name stacks and HLO op_name paths reduced to one module path.
+
+``transpose(jvp(MLP))/Dense_1`` and ``jit(step)/jit(main)/jvp(MLP)/Dense_1/dot_general``
+both describe work done for ``MLP/Dense_1``. Transform wrappers (jvp, transpose, vmap,
+remat, checkpoint) are unwrapped and ``jit(...)`` segments dropped, so the jaxpr, the
+StableHLO and the compiled HLO attribute work to the same keys.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+
+_WRAPPER = re.compile(r"^(?:jvp|transpose|vmap|remat|checkpoint|pmap|batched|"
+                      r"custom_jvp|custom_vjp|linearize|grad)\((.*)\)$")
+_DROP = re.compile(r"^(?:p?jit|pjit)\(.*\)$")
+
+
+@functools.lru_cache(maxsize=8192)
+def clean_scope(name_stack: str) -> str:
+  """Normalises a name stack to a module path ('' for the top level)."""
+  out = []
+  for seg in _split(name_stack):
+    while (m := _WRAPPER.match(seg)):
+      seg = m.group(1)
+    if not seg or _DROP.match(seg):
+      continue
+    out.extend(s for s in _split(seg) if s)  # a wrapper may hold a path: jvp(a/b)
+  return "/".join(out)
+
+
+def join(prefix: str, scope: str) -> str:
+  if not prefix:
+    return scope
+  if not scope:
+    return prefix
+  return f"{prefix}/{scope}"
+
+
+def _split(path: str) -> list[str]:
+  """Splits on '/' outside parentheses."""
+  parts, depth, cur = [], 0, []
+  for ch in path:
+    if ch == "(":
+      depth += 1
+    elif ch == ")":
+      depth -= 1
+    if ch == "/" and depth == 0:
+      parts.append("".join(cur))
+      cur = []
+    else:
+      cur.append(ch)
+  parts.append("".join(cur))
+  return parts

@@ -1,0 +1,229 @@
+"""The result type: a frozen, additive count of floating-point work.
+
+FPO (Schwartz et al., "Green AI", CACM 2020) counts floating-point work as two base
+operations, ADD and MUL. A `Cost` holds both, plus the raw number of transcendental
+evaluations, integer operations (kept out of FPO), unfused bytes, and breakdowns by
+primitive and by scope. Costs add and scale, so Equation 1 (E * D * H) is plain
+arithmetic: ``step_cost * steps * trials``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any
+
+Number = int | float
+
+_COUNT_FIELDS = ("adds", "muls", "transcendentals", "int_ops", "bytes")
+
+
+def _scale(x: Number, k: Number) -> Number:
+  y = x * k
+  # Keep exact integers exact; `mean` over cond branches may give a fraction.
+  if isinstance(y, float) and y.is_integer() and abs(y) < 2**53:
+    return int(y)
+  return y
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Counts:
+  """Flat counts for one row of a breakdown (a primitive or a scope)."""
+
+  adds: Number = 0
+  muls: Number = 0
+  transcendentals: Number = 0
+  int_ops: Number = 0
+  bytes: Number = 0
+
+  @property
+  def fpo(self) -> Number:
+    """Floating-point operations: ADD + MUL."""
+    return self.adds + self.muls
+
+  def __add__(self, other: Counts) -> Counts:
+    if not isinstance(other, Counts):
+      return NotImplemented
+    return Counts(*(getattr(self, f) + getattr(other, f) for f in _COUNT_FIELDS))
+
+  def __mul__(self, k: Number) -> Counts:
+    if not isinstance(k, (int, float)) or isinstance(k, bool):
+      return NotImplemented
+    return Counts(*(_scale(getattr(self, f), k) for f in _COUNT_FIELDS))
+
+  __rmul__ = __mul__
+
+  def __bool__(self) -> bool:
+    return any(getattr(self, f) for f in _COUNT_FIELDS)
+
+  def to_dict(self) -> dict[str, Number]:
+    return {f: getattr(self, f) for f in _COUNT_FIELDS} | {"fpo": self.fpo}
+
+
+ZERO = Counts()
+
+
+def _merge(a: Mapping[str, Any], b: Mapping[str, Any]) -> dict[str, Any]:
+  out = dict(a)
+  for k, v in b.items():
+    out[k] = out[k] + v if k in out else v
+  return out
+
+
+def _frozen(d: Mapping[str, Any]) -> Mapping[str, Any]:
+  return MappingProxyType(dict(d))
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Cost:
+  """Floating-point work of a program, counted as ADD and MUL.
+
+  Attributes:
+    adds: ADD operations (subtractions, comparisons and the ADD share of priced
+      operations such as ``exp`` included).
+    muls: MUL operations (divisions and the MUL share of priced operations).
+    transcendentals: raw number of exp/log/tanh/... evaluations. They are *also*
+      priced into ``adds``/``muls`` by the :class:`~jaxgreen.CostModel`.
+    int_ops: integer and boolean arithmetic; not part of FPO.
+    bytes: operand + result bytes of every counted equation, as if nothing were
+      fused (an upper bound on memory traffic).
+    by_primitive: primitive name -> :class:`Counts`.
+    by_scope: name-stack / Flax module path -> :class:`Counts` ("" is the top level).
+    uncounted: primitive name -> occurrences that had no rule (never a silent zero).
+    inexact: human-readable reasons the count is not exact (e.g. a while loop
+      whose trip count is unknown and was counted once).
+    cond: the policy used for ``cond``/``switch`` branches ("max", "min", "mean").
+  """
+
+  adds: Number = 0
+  muls: Number = 0
+  transcendentals: Number = 0
+  int_ops: Number = 0
+  bytes: Number = 0
+  by_primitive: Mapping[str, Counts] = dataclasses.field(default_factory=dict)
+  by_scope: Mapping[str, Counts] = dataclasses.field(default_factory=dict)
+  uncounted: Mapping[str, Number] = dataclasses.field(default_factory=dict)
+  inexact: tuple[str, ...] = ()
+  cond: str = "max"
+
+  def __post_init__(self):
+    for name in ("by_primitive", "by_scope", "uncounted"):
+      object.__setattr__(self, name, _frozen(getattr(self, name)))
+    object.__setattr__(self, "inexact", tuple(self.inexact))
+
+  # -- derived ---------------------------------------------------------------
+
+  @property
+  def fpo(self) -> Number:
+    """Floating-point operations as defined by Green AI: ADD + MUL."""
+    return self.adds + self.muls
+
+  @property
+  def exact(self) -> bool:
+    """False when any primitive was uncounted or a loop trip count was unknown."""
+    return not self.uncounted and not self.inexact
+
+  @property
+  def counts(self) -> Counts:
+    return Counts(self.adds, self.muls, self.transcendentals, self.int_ops, self.bytes)
+
+  # -- arithmetic --------------------------------------------------------------
+
+  def __add__(self, other: Cost) -> Cost:
+    if isinstance(other, int) and other == 0:  # so that sum(costs) works
+      return self
+    if not isinstance(other, Cost):
+      return NotImplemented
+    c = self.counts + other.counts
+    return Cost(
+        *(getattr(c, f) for f in _COUNT_FIELDS),
+        by_primitive=_merge(self.by_primitive, other.by_primitive),
+        by_scope=_merge(self.by_scope, other.by_scope),
+        uncounted=_merge(self.uncounted, other.uncounted),
+        inexact=_unique(self.inexact + other.inexact),
+        cond=self.cond,
+    )
+
+  __radd__ = __add__
+
+  def __mul__(self, k: Number) -> Cost:
+    if not isinstance(k, (int, float)) or isinstance(k, bool):
+      return NotImplemented
+    if k < 0:
+      raise ValueError(f"a Cost can only be scaled by k >= 0, got k={k!r}")
+    c = self.counts * k
+    return Cost(
+        *(getattr(c, f) for f in _COUNT_FIELDS),
+        by_primitive={n: v * k for n, v in self.by_primitive.items()},
+        by_scope={n: v * k for n, v in self.by_scope.items()},
+        uncounted={n: _scale(v, k) for n, v in self.uncounted.items()},
+        inexact=self.inexact,
+        cond=self.cond,
+    )
+
+  __rmul__ = __mul__
+
+  def __eq__(self, other: object) -> bool:
+    if not isinstance(other, Cost):
+      return NotImplemented
+    return self.to_dict() == other.to_dict()
+
+  __hash__ = None  # type: ignore[assignment]
+
+  # -- serialisation -----------------------------------------------------------
+
+  def to_dict(self) -> dict[str, Any]:
+    """A JSON-ready dict; ``Cost.from_dict(c.to_dict()) == c``."""
+    return {
+        "fpo": self.fpo,
+        **{f: getattr(self, f) for f in _COUNT_FIELDS},
+        "exact": self.exact,
+        "cond": self.cond,
+        "inexact": list(self.inexact),
+        "uncounted": dict(sorted(self.uncounted.items())),
+        "by_primitive": {k: v.to_dict() for k, v in _by_fpo(self.by_primitive)},
+        "by_scope": {k: v.to_dict() for k, v in _by_fpo(self.by_scope)},
+    }
+
+  @classmethod
+  def from_dict(cls, d: Mapping[str, Any]) -> Cost:
+    def counts(m):
+      return {k: Counts(**{f: v[f] for f in _COUNT_FIELDS}) for k, v in m.items()}
+
+    return cls(
+        **{f: d[f] for f in _COUNT_FIELDS},
+        by_primitive=counts(d.get("by_primitive", {})),
+        by_scope=counts(d.get("by_scope", {})),
+        uncounted=dict(d.get("uncounted", {})),
+        inexact=tuple(d.get("inexact", ())),
+        cond=d.get("cond", "max"),
+    )
+
+  def to_json(self, **kw) -> str:
+    return json.dumps(self.to_dict(), **kw)
+
+  @classmethod
+  def from_json(cls, s: str) -> Cost:
+    return cls.from_dict(json.loads(s))
+
+  def __repr__(self) -> str:
+    extra = "" if self.exact else ", exact=False"
+    return (f"Cost(fpo={self.fpo:,}, adds={self.adds:,}, muls={self.muls:,}, "
+            f"transcendentals={self.transcendentals:,}, int_ops={self.int_ops:,}, "
+            f"bytes={self.bytes:,}{extra})")
+
+  def table(self, top: int = 12) -> str:
+    """A plain-text report: totals, then the largest primitives and scopes."""
+    from jaxgreen.report import cost_table
+
+    return cost_table(self, top=top)
+
+
+def _unique(xs: Iterable[str]) -> tuple[str, ...]:
+  return tuple(dict.fromkeys(xs))
+
+
+def _by_fpo(m: Mapping[str, Counts]):
+  return sorted(m.items(), key=lambda kv: (-kv[1].fpo, -kv[1].int_ops, kv[0]))

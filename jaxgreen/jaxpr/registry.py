@@ -1,0 +1,75 @@
+"""Rules: a dict from primitive to a function that prices one equation.
+
+A rule receives a :class:`RuleContext`, the input avals positionally and the equation
+params as keywords, and returns a :class:`~jaxgreen.cost.Counts` (a leaf) or a
+:class:`~jaxgreen.cost.Cost` (a call or loop whose body was walked). Rules name only
+the params they use: ``def _reduce_sum(ctx, x, *, axes, **_)``.
+
+Primitives that move data or only change metadata cost nothing, but only when they are
+on the reviewed :data:`ZERO_COST` list; any other primitive without a rule is reported
+as uncounted, never as a silent zero.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from jax.extend import core as jcore
+
+Rule = Callable[..., Any]
+
+_RULES: dict[jcore.Primitive, Rule] = {}
+_RULES_BY_NAME: dict[str, Rule] = {}
+
+
+def register(*prims: jcore.Primitive | str) -> Callable[[Rule], Rule]:
+  """Registers one rule for several primitives; fails loudly on misuse.
+
+  A primitive may be given as the object (preferred) or by name, for primitives that
+  jax does not export publicly. A second rule for the same primitive is an error.
+  """
+  for p in prims:
+    if not isinstance(p, jcore.Primitive | str):
+      raise TypeError(f"register() takes Primitive objects or names, got {p!r}")
+
+  def deco(rule: Rule) -> Rule:
+    for p in prims:
+      table, key = (_RULES, p) if isinstance(p, jcore.Primitive) else (_RULES_BY_NAME, p)
+      name = p.name if isinstance(p, jcore.Primitive) else p
+      if key in table or name in ZERO_COST:
+        raise ValueError(f"a cost rule for primitive {name!r} is already registered")
+      table[key] = rule  # type: ignore[index]
+    return rule
+
+  return deco
+
+
+def lookup(prim: jcore.Primitive) -> Rule | None:
+  return _RULES.get(prim) or _RULES_BY_NAME.get(prim.name)
+
+
+def registered_names() -> set[str]:
+  return {p.name for p in _RULES} | set(_RULES_BY_NAME)
+
+
+# Reviewed list of primitives that do no arithmetic: layout, data movement, metadata,
+# dtype casts, RNG-key plumbing, and effects. Keep sorted; each entry was checked.
+ZERO_COST: frozenset[str] = frozenset({
+    "after_all", "axis_index", "bitcast_convert_type", "broadcast_in_dim", "complex",
+    "concatenate", "conj", "convert_element_type", "copy", "create_token", "dce_sink",
+    "debug_callback", "debug_print", "device_put", "dynamic_slice", "dynamic_update_slice",
+    "empty", "gather", "imag", "inspect_sharding", "iota", "layout_constraint", "mesh_cast",
+    "name", "optimization_barrier", "pad", "pbroadcast", "pvary", "random_clone",
+    "random_seed", "random_unwrap", "random_wrap", "real", "reshape", "reshard", "rev",
+    "scatter", "shard_alike", "sharding_constraint", "slice", "split", "squeeze",
+    "stop_gradient", "tie", "transpose", "zeros_like",
+})
+
+# Zero-cost primitives that do not touch memory either (metadata only).
+NO_BYTES: frozenset[str] = frozenset({
+    "name", "optimization_barrier", "pvary", "reshape", "sharding_constraint", "squeeze",
+    "stop_gradient", "layout_constraint", "mesh_cast", "reshard", "shard_alike",
+    "random_wrap", "random_unwrap", "bitcast_convert_type", "debug_callback", "debug_print",
+    "create_token", "after_all", "dce_sink", "inspect_sharding", "tie",
+})

@@ -1,0 +1,81 @@
+"""Collectives and SPMD regions.
+
+Counts are per device inside ``shard_map`` bodies; the ``shard_map`` rule multiplies
+the body by the number of devices running it, so the result is the global count.
+
+* ``psum`` of E elements over n devices: a global total of (n-1)*E ADDs (every output
+  element sums n values); per device (n-1)*E/n, as a ring all-reduce does.
+* ``psum_scatter`` (reduce-scatter): the same (n-1)*E/n per device, E the input size.
+* ``pmax``/``pmin``: the same counts as compares.
+* ``all_gather``, ``all_to_all``, ``ppermute``: data movement, zero arithmetic.
+"""
+
+from __future__ import annotations
+
+import math
+
+from jax.extend.core import primitives as P
+
+from jaxgreen.jaxpr.registry import register
+from jaxgreen.jaxpr.rules._util import ops, size
+
+
+def _axis_size(ctx, axes) -> int:
+  if isinstance(axes, str | int):
+    axes = (axes,)
+  n = 1
+  for a in axes:
+    if isinstance(a, int):  # positional axes (vmap-style) are reduced locally
+      continue
+    n *= ctx.axis_sizes.get(a, 1)
+  return n
+
+
+def _allreduce(ctx, *args, axes, **_):
+  n = _axis_size(ctx, axes)
+  price = {"psum": "add", "pmax": "max", "pmin": "min"}.get(ctx.eqn.primitive.name, "add")
+  a, m = ctx.model.price(price)
+  total = 0
+  for x in args:
+    local_axes = [ax for ax in (axes if isinstance(axes, tuple) else (axes,))
+                  if isinstance(ax, int)]
+    e = size(x)
+    if local_axes:  # positional reduction first, inside the device
+      kept = e // math.prod(x.shape[ax] for ax in local_axes)
+      total += e - kept
+      e = kept
+    total += (n - 1) * e / n if n > 1 else 0
+  total = int(total) if float(total).is_integer() else total
+  return ops(adds=a * total, muls=m * total)
+
+
+register(P.psum_p, P.pmax_p, P.pmin_p)(_allreduce)
+
+
+@register("reduce_scatter")
+def _reduce_scatter(ctx, x, *, axis_name, **_):
+  n = _axis_size(ctx, axis_name)
+  total = (n - 1) * size(x) / n if n > 1 else 0
+  total = int(total) if float(total).is_integer() else total
+  return ops(adds=total)
+
+
+def _movement(ctx, *args, **_):
+  return ops()
+
+
+register(P.all_gather_p, P.all_to_all_p, P.ppermute_p, "all_gather_invariant",
+         P.ragged_all_to_all_p)(_movement)
+
+
+@register("shard_map")
+def _shard_map(ctx, *args, jaxpr, mesh, **params):
+  manual = params.get("newly_manual_axes") or params.get("manual_axes") or mesh.axis_names
+  sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
+  devices = math.prod(sizes[a] for a in manual)
+  return ctx.walk(jaxpr, axis_sizes=sizes) * devices
+
+
+@register("xla_pmap")
+def _pmap(ctx, *args, call_jaxpr, axis_name, axis_size, **_):
+  return ctx.walk(call_jaxpr, axis_sizes={axis_name: axis_size}) * axis_size
