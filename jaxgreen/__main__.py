@@ -1,0 +1,5 @@
+import sys
+
+from jaxgreen.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of the ``jaxgreen`` command line, one module each."""

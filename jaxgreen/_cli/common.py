@@ -1,0 +1,63 @@
+"""Argument parsing shared by subcommands: shape specs and MODULE:FUNCTION targets."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+_DTYPES = {
+    "f64": "float64", "f32": "float32", "f16": "float16", "bf16": "bfloat16",
+    "f8e4m3fn": "float8_e4m3fn", "f8e5m2": "float8_e5m2",
+    "s64": "int64", "s32": "int32", "s16": "int16", "s8": "int8",
+    "i64": "int64", "i32": "int32", "i16": "int16", "i8": "int8",
+    "u64": "uint64", "u32": "uint32", "u16": "uint16", "u8": "uint8",
+    "pred": "bool", "bool": "bool", "c64": "complex64", "c128": "complex128",
+}
+_SPEC = re.compile(r"^\s*([a-z0-9]+)\s*\[\s*([0-9,\s]*)\]\s*$")
+
+
+def parse_shape_spec(spec: str):
+  """``"f32[8,128]"`` -> ``jax.ShapeDtypeStruct((8, 128), float32)``; ``"f32[]"`` a scalar."""
+  import jax
+  import jax.numpy as jnp
+
+  m = _SPEC.match(spec)
+  if not m or m.group(1) not in _DTYPES:
+    raise ValueError(
+        f"--arg {spec!r} is not a shape spec; write DTYPE[DIMS], e.g. f32[8,128], "
+        f"bf16[4,1024,768] or s32[] (dtypes: {', '.join(sorted(_DTYPES))})")
+  dims = tuple(int(d) for d in m.group(2).replace(" ", "").split(",") if d)
+  return jax.ShapeDtypeStruct(dims, jnp.dtype(_DTYPES[m.group(1)]))
+
+
+def load_function(target: str) -> Any:
+  """Loads ``package.module:function`` or ``path/to/file.py:function``."""
+  if ":" not in target:
+    raise ValueError(f"{target!r} is not MODULE:FUNCTION; write e.g. "
+                     f"mypkg.model:train_step or ./model.py:loss")
+  mod_name, _, attr = target.rpartition(":")
+  if mod_name.endswith(".py") or "/" in mod_name:
+    path = Path(mod_name)
+    if not path.exists():
+      raise FileNotFoundError(f"{target!r}: no file {path}")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+  else:
+    if "" not in sys.path:
+      sys.path.insert(0, "")
+    module = importlib.import_module(mod_name)
+  obj: Any = module
+  for part in attr.split("."):
+    if not hasattr(obj, part):
+      raise ValueError(f"{target!r}: module {mod_name!r} has no attribute {attr!r}")
+    obj = getattr(obj, part)
+  if not callable(obj):
+    raise TypeError(f"{target!r} is a {type(obj).__name__}, not a function")
+  return obj

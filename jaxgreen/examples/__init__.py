@@ -1,0 +1,1 @@
+"""Small bundled models used by ``jaxgreen demo`` and the documentation."""

@@ -1,0 +1,75 @@
+"""The command line: `jaxgreen count`, `jaxgreen demo`, `python -m jaxgreen`."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from jaxgreen.cli import main
+
+
+@pytest.fixture
+def model_file(tmp_path):
+  path = tmp_path / "model.py"
+  path.write_text(textwrap.dedent("""
+      import jax, jax.numpy as jnp
+
+      def layer(x, w):
+          return jnp.maximum(x @ w, 0.0)
+
+      def scanned(x):
+          return jax.lax.scan(lambda c, _: (c @ c, None), x, None, length=10)[0]
+  """))
+  return path
+
+
+def test_count_prints_table(model_file, capsys):
+  assert main(["count", f"{model_file}:layer", "--arg", "f32[8,128]", "--arg",
+               "f32[128,256]"]) == 0
+  out = capsys.readouterr().out
+  assert f"{8 * 256 * 128:,}" in out  # MUL of the matmul: M·N·K
+  assert "dot_general" in out and "exact: yes" in out
+
+
+def test_count_json(model_file, capsys):
+  assert main(["count", f"{model_file}:scanned", "--arg", "f32[64,64]", "--json"]) == 0
+  d = json.loads(capsys.readouterr().out)
+  assert d["muls"] == 10 * 64**3  # 10 iterations of 64·64·64
+  assert d["adds"] == 10 * 64 * 64 * 63  # 10 iterations of 64·64·(64-1)
+  assert d["exact"] is True
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["count", "nomodule_colon"], "MODULE:FUNCTION"),
+    (["count", "MODEL:layer", "--arg", "float[3]"], "shape spec"),
+    (["count", "MODEL:missing"], "no attribute"),
+    (["count", "/nonexistent/x.py:f"], "no file"),
+])
+def test_count_errors_are_one_line(model_file, capsys, argv, message):
+  argv = [a.replace("MODEL", str(model_file)) for a in argv]
+  assert main(argv) == 2
+  err = capsys.readouterr().err
+  assert message in err and "Traceback" not in err
+
+
+def test_demo_runs(capsys):
+  assert main(["demo", "--model", "mlp", "--batch", "4"]) == 0
+  out = capsys.readouterr().out
+  assert "Equation 1" in out
+  # MLP 784-512-512-10 inference, per example:
+  muls = 784 * 512 + 512 * 512 + 512 * 10  # three dense layers
+  adds = (783 * 512 + 511 * 512 + 511 * 10  # their dot products
+          + 512 + 512 + 10  # biases
+          + 512 + 512  # ReLU (one compare each)
+          + 9)  # argmax over 10 classes
+  assert f"{muls + adds:,}" in out
+
+
+def test_python_dash_m(model_file):
+  r = subprocess.run([sys.executable, "-m", "jaxgreen", "count", f"{model_file}:layer",
+                      "--arg", "f32[2,3]", "--arg", "f32[3,4]", "--json"],
+                     capture_output=True, text=True, timeout=120)
+  assert r.returncode == 0, r.stderr
+  assert json.loads(r.stdout)["muls"] == 2 * 4 * 3  # M·N·K
