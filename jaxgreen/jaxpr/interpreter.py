@@ -13,6 +13,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
@@ -42,7 +43,9 @@ def dtype_info(dtype) -> tuple[bool, int]:
   if info is None:
     try:
       np_dtype = np.dtype(dtype)
-      info = (np_dtype.kind in _FLOAT_KINDS, np_dtype.itemsize)
+      # bfloat16 and the float8 types are numpy "V" (void) kinds: ask jax's lattice.
+      floating = np_dtype.kind in _FLOAT_KINDS or bool(jnp.issubdtype(np_dtype, jnp.inexact))
+      info = (floating, np_dtype.itemsize)
     except TypeError:  # extended dtypes: PRNG keys, float0, tokens
       kind = getattr(dtype, "kind", "")
       info = (kind in _FLOAT_KINDS, int(getattr(dtype, "itemsize", 0) or 0))

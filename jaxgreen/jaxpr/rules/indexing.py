@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from jax.extend.core import primitives as P
 
+from jaxgreen.jaxpr.interpreter import dtype_info
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import clog2, is_complex, ops, size
 
@@ -49,7 +50,7 @@ def _sort(ctx, *operands, dimension, num_keys, **_):
   n = x.shape[dimension] if x.ndim else 1
   rows = size(x) // max(1, n)
   compares = rows * n * clog2(n) * num_keys
-  is_float = any(getattr(k.dtype, "kind", "") in "fc" for k in keys)
+  is_float = any(dtype_info(k.dtype)[0] for k in keys)
   return _compares(ctx, compares, is_float)
 
 
@@ -64,11 +65,11 @@ def _top_k(ctx, x, *args, k=None, **_):
     k = ctx.outs[0].shape[-1]
   n = x.shape[-1]
   rows = size(x) // max(1, n)
-  return _compares(ctx, rows * top_k_compares(n, k), getattr(x.dtype, "kind", "") in "fc")
+  return _compares(ctx, rows * top_k_compares(n, k), dtype_info(x.dtype)[0])
 
 
 @register(P.approx_top_k_p)
 def _approx_top_k(ctx, x, *args, k, reduction_dimension=-1, **_):
   n = x.shape[reduction_dimension]
   rows = size(x) // max(1, n)
-  return _compares(ctx, rows * top_k_compares(n, k), getattr(x.dtype, "kind", "") in "fc")
+  return _compares(ctx, rows * top_k_compares(n, k), dtype_info(x.dtype)[0])
