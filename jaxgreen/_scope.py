@@ -14,6 +14,9 @@ import re
 _WRAPPER = re.compile(r"^(?:jvp|transpose|vmap|remat|checkpoint|pmap|batched|"
                       r"custom_jvp|custom_vjp|linearize|grad)\((.*)\)$")
 _DROP = re.compile(r"^(?:p?jit|pjit)\(.*\)$")
+# Segments jax adds for a transformation rather than a module: the recomputation of a
+# rematerialised block is attributed to the block itself.
+_DROP_NAMES = frozenset({"rematted_computation"})
 
 
 @functools.lru_cache(maxsize=8192)
@@ -23,9 +26,10 @@ def clean_scope(name_stack: str) -> str:
   for seg in _split(name_stack):
     while (m := _WRAPPER.match(seg)):
       seg = m.group(1)
-    if not seg or _DROP.match(seg):
+    if not seg or _DROP.match(seg) or seg in _DROP_NAMES:
       continue
-    out.extend(s for s in _split(seg) if s)  # a wrapper may hold a path: jvp(a/b)
+    # a wrapper may hold a path: jvp(a/b)
+    out.extend(s for s in _split(seg) if s and s not in _DROP_NAMES)
   return "/".join(out)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -26,6 +27,20 @@ def _scale(x: Number, k: Number) -> Number:
   if isinstance(y, float) and y.is_integer() and abs(y) < 2**53:
     return int(y)
   return y
+
+
+def _div(x: Number, k: Number) -> Number:
+  # Exact when it divides evenly (a `mean` of integer counts often does).
+  if isinstance(x, int) and isinstance(k, int) and x % k == 0:
+    return x // k
+  return _scale(x / k, 1)
+
+
+def _as_number(k: Any) -> Number | None:
+  """k as a Python int or float (numpy scalars included), or None if not a number."""
+  if isinstance(k, bool) or not isinstance(k, numbers.Real):
+    return None
+  return int(k) if isinstance(k, numbers.Integral) else float(k)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -49,11 +64,20 @@ class Counts:
     return Counts(*(getattr(self, f) + getattr(other, f) for f in _COUNT_FIELDS))
 
   def __mul__(self, k: Number) -> Counts:
-    if not isinstance(k, (int, float)) or isinstance(k, bool):
+    k = _as_number(k)
+    if k is None:
       return NotImplemented
     return Counts(*(_scale(getattr(self, f), k) for f in _COUNT_FIELDS))
 
   __rmul__ = __mul__
+
+  def __truediv__(self, k: Number) -> Counts:
+    k = _as_number(k)
+    if k is None:
+      return NotImplemented
+    if k <= 0:
+      raise ValueError(f"a cost can only be divided by k > 0, got k={k!r}")
+    return Counts(*(_div(getattr(self, f), k) for f in _COUNT_FIELDS))
 
   def __bool__(self) -> bool:
     return any(getattr(self, f) for f in _COUNT_FIELDS)
@@ -149,7 +173,8 @@ class Cost:
   __radd__ = __add__
 
   def __mul__(self, k: Number) -> Cost:
-    if not isinstance(k, (int, float)) or isinstance(k, bool):
+    k = _as_number(k)
+    if k is None:
       return NotImplemented
     if k < 0:
       raise ValueError(f"a Cost can only be scaled by k >= 0, got k={k!r}")
@@ -164,6 +189,23 @@ class Cost:
     )
 
   __rmul__ = __mul__
+
+  def __truediv__(self, k: Number) -> Cost:
+    """Divides every count by ``k`` (e.g. an average over ``k`` steps or branches)."""
+    k = _as_number(k)
+    if k is None:
+      return NotImplemented
+    if k <= 0:
+      raise ValueError(f"a cost can only be divided by k > 0, got k={k!r}")
+    c = self.counts / k
+    return Cost(
+        *(getattr(c, f) for f in _COUNT_FIELDS),
+        by_primitive={n: v / k for n, v in self.by_primitive.items()},
+        by_scope={n: v / k for n, v in self.by_scope.items()},
+        uncounted=dict(self.uncounted),
+        inexact=self.inexact,
+        cond=self.cond,
+    )
 
   def __eq__(self, other: object) -> bool:
     if not isinstance(other, Cost):

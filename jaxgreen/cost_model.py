@@ -28,8 +28,11 @@ _EXP = (7, 7)      # Cody-Waite reduction x = k ln2 + r (1 ADD, 1 MUL) + degree-
 _LOG = (9, 9)      # frexp split (free) + degree-8 Horner (8, 8) + k*ln2 added back (1, 1)
 _RSQRT = (2, 6)    # 2 Newton steps y <- y*(1.5 - 0.5*x*y*y): each 3 MUL + 1 ADD
 _DIV = (0, 1)      # one division = one MUL-class op
-_SINCOS = (6, 8)   # Cody-Waite reduction (2, 2) + odd degree-7 poly in x^2: x^2 (0, 1), 4 Horner (4, 4), *x (0, 1)
-_ATAN = (6, 8)     # |x|>1 -> 1/x (0, 1) + odd degree-9 poly: x^2 (0, 1), 5 Horner (5, 5), *x (0, 1) + pi/2 fix-up (1, 0)
+# Cody-Waite reduction (2, 2) + odd degree-7 poly in x^2: x^2 (0, 1), 4 Horner (4, 4), *x (0, 1)
+_SINCOS = (6, 8)
+# |x|>1 -> 1/x (0, 1) + odd degree-9 poly: x^2 (0, 1), 5 Horner (5, 5), *x (0, 1),
+# pi/2 fix-up (1, 0)
+_ATAN = (6, 8)
 
 
 def _add(*ps: Price) -> Price:
@@ -77,10 +80,12 @@ DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType({
     "acosh": _add(_LOG, _RSQRT, (0, 1), (2, 1)),     # log(x + sqrt(x^2 - 1))
     "atanh": _add(_LOG, _DIV, (2, 1)),               # log((1 + x) / (1 - x)) / 2
     # special functions (Abramowitz & Stegun / Numerical Recipes rational forms)
-    "erf": _add(_EXP, _DIV, (7, 8)),                 # A&S 7.1.26: t=1/(1+px), degree-5 poly, * exp(-x^2)
+    # A&S 7.1.26: t = 1/(1+px), degree-5 poly, * exp(-x^2)
+    "erf": _add(_EXP, _DIV, (7, 8)),
     "erfc": _add(_EXP, _DIV, (7, 8)),                # same form
-    "erf_inv": (9, 10),                              # Giles (2010) degree-9 polynomial in w=-log(1-x^2)
-    "lgamma": _add(_LOG, _LOG, (9, 9)),              # Lanczos g=7: 8 terms (8 ADD, 8 div) + 2 logs + 1 MUL, 1 ADD
+    "erf_inv": (9, 10),                              # Giles (2010) degree-9 poly in w
+    # Lanczos g=7: 8 terms (8 ADD, 8 div) + 2 logs + 1 MUL, 1 ADD
+    "lgamma": _add(_LOG, _LOG, (9, 9)),
     "digamma": _add(_LOG, (10, 12)),                 # asymptotic series after recurrence shift
     "igamma": _add(_EXP, _LOG, (40, 40)),            # ~20-term series (Numerical Recipes 6.2)
     "igammac": _add(_EXP, _LOG, (40, 40)),

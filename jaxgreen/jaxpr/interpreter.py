@@ -9,6 +9,8 @@ memoizes identical sub-jaxprs so a block called N times is counted once and scal
 from __future__ import annotations
 
 import math
+import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -23,6 +25,7 @@ from jaxgreen.cost_model import CostModel
 from jaxgreen.jaxpr import registry
 
 COND_POLICIES = ("max", "min", "mean")
+TOP_LEVEL = "<top level>"  # how notes and trip_counts name the outermost scope
 
 
 class UncountedPrimitiveError(NotImplementedError):
@@ -60,6 +63,21 @@ def aval_bytes(aval) -> int:
   return math.prod(shape) * dtype_info(aval.dtype)[1]
 
 
+def _is_float(aval) -> bool:
+  dtype = getattr(aval, "dtype", None)
+  return dtype is not None and dtype_info(dtype)[0]
+
+
+def _eqn_bytes(eqn) -> int:
+  """Operand + result bytes of one equation (literals included, as XLA reads them)."""
+  b = 0
+  for v in eqn.invars:
+    b += aval_bytes(v.aval)
+  for v in eqn.outvars:
+    b += aval_bytes(v.aval)
+  return b
+
+
 class _Acc:
   """Mutable accumulator used during one walk; frozen into a Cost at the end."""
 
@@ -73,16 +91,18 @@ class _Acc:
     self.inexact: dict[str, None] = {}
 
   def leaf(self, prim: str, scope: str, c: Sequence) -> None:
-    t = self.tot
-    for i in range(5):
-      t[i] += c[i]
-    for table, key in ((self.prim, prim), (self.scope, scope)):
-      row = table.get(key)
-      if row is None:
-        table[key] = list(c)
-      else:
-        for i in range(5):
-          row[i] += c[i]
+    a, m, t, i, b = c
+    for row in (self.tot, self.prim.get(prim), self.scope.get(scope)):
+      if row is not None:
+        row[0] += a
+        row[1] += m
+        row[2] += t
+        row[3] += i
+        row[4] += b
+    if prim not in self.prim:
+      self.prim[prim] = [a, m, t, i, b]
+    if scope not in self.scope:
+      self.scope[scope] = [a, m, t, i, b]
 
   def cost(self, cost: Cost, prefix: str) -> None:
     t = self.tot
@@ -120,14 +140,19 @@ class Walker:
   """Counts jaxprs under one configuration (cost model, policies, strictness)."""
 
   def __init__(self, *, cost_model: CostModel, cond: str = "max", strict: bool = False,
-               trip_counts: Mapping[str, int] | int | None = None):
+               trip_counts: Mapping[str, int] | int | None = None, memo: bool = True):
     if cond not in COND_POLICIES:
       raise ValueError(f"cond={cond!r} is not a policy; use one of {COND_POLICIES}")
     self.model = cost_model
     self.cond = cond
     self.strict = strict
     self.trip_counts = trip_counts
+    self.memo = memo  # False walks every sub-jaxpr afresh (used to check the memo)
     self._memo: dict[tuple, tuple[Any, Cost]] = {}
+    # Set while walking a jaxpr whose result names its scope (a while loop's trip-count
+    # key and note); such results are memoized per scope.
+    self._scoped = False
+    self._scope_cache: dict[int, tuple[Any, str]] = {}
     self.warned: set[str] = set()
 
   # -- entry points --------------------------------------------------------------
@@ -136,58 +161,86 @@ class Walker:
            axis_sizes: Mapping[str, int] | None = None, scope: str = "") -> Cost:
     """Counts ``jaxpr``; scopes in the result are relative to the jaxpr itself.
 
+    Results are memoized on the jaxpr's identity and everything that can change them:
+    the known constant inputs, the named-axis sizes and, only for jaxprs that hold a
+    ``while`` loop (whose ``trip_counts`` key and ``inexact`` note name the scope),
+    the calling scope. So a block called N times is walked once.
+
     Args:
       jaxpr: an open jaxpr (``closed.jaxpr``); constvars are treated as inputs.
       known: Python values (or None) for constvars + invars, used to find loop bounds.
       axis_sizes: named-axis sizes in scope (inside shard_map / pmap).
       scope: the scope of the equation that called this jaxpr (for trip_counts keys).
     """
-    known_t = tuple(known) if known else ()
+    known_t = tuple(known) if known and any(k is not None for k in known) else ()
     axes_t = tuple(sorted(axis_sizes.items())) if axis_sizes else ()
-    key = (id(jaxpr), known_t, axes_t, scope)
-    hit = self._memo.get(key)
-    if hit is not None and hit[0] is jaxpr:
-      return hit[1]
+    base = (id(jaxpr), known_t, axes_t)
+    memo = self._memo
+    # A result that does not depend on the calling scope is stored under None.
+    for key, scoped in ((base + (None,), False), (base + (scope,), True)):
+      hit = memo.get(key)
+      if hit is not None and hit[0] is jaxpr:
+        self._scoped |= scoped
+        return hit[1]
+    outer, self._scoped = self._scoped, False
     cost = self._walk(jaxpr, known_t, dict(axes_t), scope)
-    self._memo[key] = (jaxpr, cost)
+    scoped = self._scoped
+    if self.memo:
+      memo[base + ((scope,) if scoped else (None,))] = (jaxpr, cost)
+    self._scoped = outer or scoped
     return cost
 
   def _walk(self, jaxpr, known, axis_sizes, outer_scope) -> Cost:
     acc = _Acc()
     env: dict[Any, Any] = {}
     if known:
-      for v, k in zip(list(jaxpr.constvars) + list(jaxpr.invars), known):
+      for v, k in zip(list(jaxpr.constvars) + list(jaxpr.invars), known, strict=False):
         if k is not None:
           env[v] = k
+    lookup = registry.lookup
+    zero_cost, no_bytes = registry.ZERO_COST, registry.NO_BYTES
+    scope_cache = self._scope_cache
     for eqn in jaxpr.eqns:
       prim = eqn.primitive
       name = prim.name
-      scope = clean_scope(str(eqn.source_info.name_stack))
-      in_avals = [v.aval for v in eqn.invars]
-      rule = registry.lookup(prim)
+      # Equations of one scope share a name-stack object: clean it once per object.
+      ns = eqn.source_info.name_stack
+      hit = scope_cache.get(id(ns))
+      if hit is not None and hit[0] is ns:
+        scope = hit[1]
+      else:
+        scope = clean_scope(str(ns))
+        scope_cache[id(ns)] = (ns, scope)
+      if name == "while":
+        self._scoped = True
+      rule = lookup(prim)
       if rule is None:
-        if name in registry.ZERO_COST:
-          if name not in registry.NO_BYTES:
-            b = sum(map(aval_bytes, in_avals)) + sum(aval_bytes(v.aval) for v in eqn.outvars)
+        if name in zero_cost:
+          if name not in no_bytes:
+            b = _eqn_bytes(eqn)
             if b:
               acc.leaf(name, scope, (0, 0, 0, 0, b))
-          _propagate_known(eqn, env)
+          if name in _FOLD:
+            _propagate_known(eqn, env)
           continue
         self._uncounted(acc, name)
         continue
+      in_avals = [v.aval for v in eqn.invars]
       ctx = RuleContext(self, eqn, env, axis_sizes, join(outer_scope, scope))
       out = rule(ctx, *in_avals, **eqn.params)
       if isinstance(out, Cost):
         acc.cost(out, scope)
       else:
         c = out
-        is_float = any(dtype_info(a.dtype)[0] for a in in_avals if hasattr(a, "dtype"))
-        b = sum(map(aval_bytes, in_avals)) + sum(aval_bytes(v.aval) for v in eqn.outvars)
-        if is_float or not in_avals:
+        b = _eqn_bytes(eqn)
+        if not in_avals or any(_is_float(a) for a in in_avals):
           acc.leaf(name, scope, (c.adds, c.muls, c.transcendentals, c.int_ops, c.bytes + b))
         else:  # integer / boolean arithmetic: kept out of FPO
           acc.leaf(name, scope, (0, 0, 0, c.int_ops + c.adds + c.muls, c.bytes + b))
-      _propagate_known(eqn, env)
+      if name in _FOLD:
+        _propagate_known(eqn, env)
+      elif name in _FOLD_CALLS:
+        _propagate_call(eqn, env)
     return acc.freeze(self.cond)
 
   def _uncounted(self, acc: _Acc, name: str) -> None:
@@ -202,7 +255,7 @@ class Walker:
       warnings.warn(
           f"jaxgreen: primitive {name!r} has no cost rule; it is listed in "
           f"Cost.uncounted and the count is not exact.",
-          UncountedPrimitiveWarning, stacklevel=4)
+          UncountedPrimitiveWarning, stacklevel=_user_stacklevel())
 
   def trip_count_override(self, scope: str) -> int | None:
     tc = self.trip_counts
@@ -210,7 +263,19 @@ class Walker:
       return None
     if isinstance(tc, int):
       return tc
-    return tc.get(scope)
+    # The inexact note names the top level "<top level>"; accept that and "".
+    return tc.get(scope if scope or scope in tc else TOP_LEVEL)
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _user_stacklevel() -> int:
+  """The stacklevel of the first frame outside jaxgreen, so a warning points there."""
+  frame, level = sys._getframe(1), 1
+  while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+    frame, level = frame.f_back, level + 1
+  return level
 
 
 class RuleContext:
@@ -268,19 +333,93 @@ def _py(val) -> Any:
   return None
 
 
+def _convert(a, *, new_dtype=None, **_):
+  kind = getattr(new_dtype, "kind", "")
+  if kind == "b":
+    return bool(a)
+  if kind in ("i", "u"):
+    return int(a)
+  if kind == "f":
+    return float(a)
+  return a
+
+
+def _div(a, b):
+  if isinstance(a, int) and isinstance(b, int):
+    q = abs(a) // abs(b)  # C semantics: truncate toward zero, as lax.div does
+    return q if (a >= 0) == (b >= 0) else -q
+  return a / b
+
+
+def _rem(a, b):
+  if isinstance(a, int) and isinstance(b, int):
+    return a - _div(a, b) * b
+  return math.fmod(a, b)
+
+
+# Scalar folds used to find loop bounds; each takes the params as keywords.
 _FOLD = {
-    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
-    "max": max, "min": min, "neg": lambda a: -a,
-    "convert_element_type": lambda a: a, "copy": lambda a: a,
-    "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
+    "add": lambda a, b, **_: a + b, "sub": lambda a, b, **_: a - b,
+    "mul": lambda a, b, **_: a * b, "div": lambda a, b, **_: _div(a, b),
+    "rem": lambda a, b, **_: _rem(a, b), "max": lambda a, b, **_: max(a, b),
+    "min": lambda a, b, **_: min(a, b), "neg": lambda a, **_: -a,
+    "convert_element_type": _convert, "copy": lambda a, **_: a,
+    "lt": lambda a, b, **_: a < b, "le": lambda a, b, **_: a <= b,
+    "gt": lambda a, b, **_: a > b, "ge": lambda a, b, **_: a >= b,
+    "eq": lambda a, b, **_: a == b, "ne": lambda a, b, **_: a != b,
+    "select_n": lambda p, *cases, **_: cases[int(p)],
+    "clamp": lambda lo, a, hi, **_: min(max(a, lo), hi),
+    "sign": lambda a, **_: (a > 0) - (a < 0), "abs": lambda a, **_: abs(a),
+    "and": lambda a, b, **_: a & b, "or": lambda a, b, **_: a | b,
+    "not": lambda a, **_: (not a) if isinstance(a, bool) else ~a,
 }
+
+
+def fold_outputs(jaxpr, known: Sequence[Any]) -> list[Any]:
+  """Python values of ``jaxpr``'s scalar outputs computable from ``known`` inputs.
+
+  ``known`` covers constvars + invars (None where unknown). Nested calls (``jit``,
+  ``closed_call``, ...) are folded through, so a bound such as ``n // 2`` (a jitted
+  ``floor_divide``) stays known.
+  """
+  env: dict[Any, Any] = {}
+  for v, k in zip(list(jaxpr.constvars) + list(jaxpr.invars), known, strict=True):
+    if k is not None:
+      env[v] = k
+  _fold_eqns(jaxpr.eqns, env)
+  return [_py(v.val) if isinstance(v, jcore.Literal) else env.get(v) for v in jaxpr.outvars]
+
+
+def _fold_eqns(eqns, env) -> None:
+  for eqn in eqns:
+    if eqn.primitive.name in _FOLD:
+      _propagate_known(eqn, env)
+    elif eqn.primitive.name in _FOLD_CALLS:
+      _propagate_call(eqn, env)
+
+
+# Calls whose scalar results are folded through: primitive name -> jaxpr param.
+_FOLD_CALLS = {"jit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr"}
+
+
+def _propagate_call(eqn, env) -> None:
+  vals = [_py(v.val) if isinstance(v, jcore.Literal) else env.get(v) for v in eqn.invars]
+  if all(x is None for x in vals):
+    return
+  sub = eqn.params[_FOLD_CALLS[eqn.primitive.name]]
+  inner = getattr(sub, "jaxpr", sub)
+  consts = [_py(c) for c in getattr(sub, "consts", ())]
+  if len(consts) + len(vals) != len(inner.constvars) + len(inner.invars):
+    return
+  for v, x in zip(eqn.outvars, fold_outputs(inner, consts + vals), strict=True):
+    if x is not None and getattr(v.aval, "shape", None) == ():
+      env[v] = x
 
 
 def _propagate_known(eqn, env) -> None:
   """Folds scalar constants through simple ops so loop bounds can be recognised."""
   f = _FOLD.get(eqn.primitive.name)
-  if f is None or len(eqn.outvars) != 1:
+  if f is None or len(eqn.outvars) != 1 or eqn.outvars[0].aval.shape != ():
     return
   vals = []
   for v in eqn.invars:
@@ -289,6 +428,6 @@ def _propagate_known(eqn, env) -> None:
       return
     vals.append(x)
   try:
-    env[eqn.outvars[0]] = f(*vals)
-  except TypeError:
+    env[eqn.outvars[0]] = f(*vals, **eqn.params)
+  except (TypeError, ValueError, ZeroDivisionError, IndexError):
     pass

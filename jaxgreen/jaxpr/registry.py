@@ -54,22 +54,37 @@ def registered_names() -> set[str]:
 
 
 # Reviewed list of primitives that do no arithmetic: layout, data movement, metadata,
-# dtype casts, RNG-key plumbing, and effects. Keep sorted; each entry was checked.
+# dtype casts, RNG-key plumbing, references (state), effects, and the halves of
+# asynchronous collectives that only wait or move data. Keep sorted; each entry was
+# checked against its jax implementation.
 ZERO_COST: frozenset[str] = frozenset({
-    "after_all", "axis_index", "bitcast_convert_type", "broadcast_in_dim", "complex",
-    "concatenate", "conj", "convert_element_type", "copy", "create_token", "dce_sink",
-    "debug_callback", "debug_print", "device_put", "dynamic_slice", "dynamic_update_slice",
-    "empty", "gather", "imag", "inspect_sharding", "iota", "layout_constraint", "mesh_cast",
-    "name", "optimization_barrier", "pad", "pbroadcast", "pvary", "random_clone",
-    "random_seed", "random_unwrap", "random_wrap", "real", "reshape", "reshard", "rev",
-    "scatter", "shard_alike", "sharding_constraint", "slice", "split", "squeeze",
-    "stop_gradient", "tie", "transpose", "zeros_like",
+    "accum_grad_in_ref", "after_all", "all_gather_done", "all_gather_reduced",
+    "all_gather_reduced_start", "all_gather_start", "all_to_all_done", "all_to_all_start",
+    "axis_index",
+    "bitcast_convert_type", "box_get", "box_set", "broadcast_in_dim", "broadcast_to",
+    "check", "complex", "concatenate", "conj", "convert_element_type", "copy",
+    "create_linear", "create_token", "dce_sink", "debug_callback", "debug_print",
+    "device_put",
+    "dim_as_value", "dimension_size", "dynamic_slice", "dynamic_update_slice", "empty",
+    "empty2", "empty_ref", "free_ref", "freeze", "from_edtype", "gather", "get", "imag",
+    "inspect_sharding", "iota", "layout_constraint", "log_extend", "log_read", "mesh_cast",
+    "name", "new_box", "new_log", "new_ref", "optimization_barrier", "pad", "pbroadcast",
+    "pbroadcast_done", "pbroadcast_start", "pin", "platform_index", "ppermute_done",
+    "ppermute_start", "precv", "preduced", "psend", "psum_done", "pvary", "random_clone",
+    "random_seed", "random_unwrap", "random_wrap", "real", "reduce_scatter_done",
+    "reduced_vary_cast_p", "reshape", "reshard", "rev", "scatter", "shape_assertion",
+    "shard_alike", "sharding_constraint", "slice", "split", "squeeze", "stack", "stage",
+    "stop_gradient", "swap", "tie", "tile", "to_edtype", "transpose", "unpin", "unreachable",
+    "unstack", "vary_unreduced_cast_p", "xla_metadata_value", "zeros_like",
 })
 
 # Zero-cost primitives that do not touch memory either (metadata only).
 NO_BYTES: frozenset[str] = frozenset({
-    "name", "optimization_barrier", "pvary", "reshape", "sharding_constraint", "squeeze",
-    "stop_gradient", "layout_constraint", "mesh_cast", "reshard", "shard_alike",
-    "random_wrap", "random_unwrap", "bitcast_convert_type", "debug_callback", "debug_print",
-    "create_token", "after_all", "dce_sink", "inspect_sharding", "tie",
+    "accum_grad_in_ref", "after_all", "bitcast_convert_type", "check", "create_token", "dce_sink",
+    "debug_callback", "debug_print", "dim_as_value", "dimension_size", "free_ref",
+    "freeze", "inspect_sharding", "layout_constraint", "mesh_cast", "name",
+    "optimization_barrier", "pin", "platform_index", "preduced", "pvary",
+    "random_unwrap", "random_wrap", "reduced_vary_cast_p", "reshape", "reshard",
+    "shape_assertion", "shard_alike", "sharding_constraint", "squeeze", "stop_gradient",
+    "tie", "unpin", "unreachable", "vary_unreduced_cast_p", "xla_metadata_value",
 })

@@ -1,27 +1,35 @@
 """Loops, branches and calls: walk the body and scale it.
 
 * ``scan``: body x length (nested scans multiply).
-* ``while``: when the loop is a counted loop (a carry compared against a constant bound
-  and stepped by a constant, as ``fori_loop`` and hand-written counters produce), the
-  body is counted x trip count and the condition x (trip count + 1). Otherwise the body
-  and condition are counted once, ``Cost.inexact`` names the loop, and
-  ``trip_counts={scope: n}`` supplies the count.
+* ``while``: when the loop is a counted loop (a carry, possibly cast or offset,
+  compared by lt/le/gt/ge/ne against a constant bound and stepped by a constant, as
+  ``fori_loop`` and hand-written counters produce), the body is counted x trip count
+  and the condition x (trip count + 1). Bounds may be literals, constants, values
+  folded from them (also through nested ``jit`` calls) or carries the body passes
+  through unchanged. Otherwise the body and condition are counted once,
+  ``Cost.inexact`` names the loop, and ``trip_counts={scope: n}`` (or one int for
+  every such loop) supplies the count; a proven count is never overridden.
 * ``cond``/``switch``: the branch chosen by the ``cond`` policy (max / min / mean FPO);
-  a constant index selects its branch exactly.
+  a constant index selects its branch exactly. Uncounted primitives and unknown loops
+  of every branch are reported whichever branch is chosen.
 * Calls (jit, closed_call, custom_jvp/vjp, checkpoint/remat, custom_linear_solve,
-  linear_call): the callee, as if inlined.
+  linear_call, composite, compute_on, custom_vmap, custom_partitioning, run_state):
+  the callee, as if inlined. ``remat_opt`` runs its forward program.
+* ``addupdate`` (``ref[...] += x`` in stateful code): one ADD per element of ``x``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from jax.extend import core as jcore
 from jax.extend.core import primitives as P
 
 from jaxgreen.cost import Cost
+from jaxgreen.jaxpr.interpreter import TOP_LEVEL
 from jaxgreen.jaxpr.registry import register
-
+from jaxgreen.jaxpr.rules._util import is_complex, ops, size
 
 # -- calls ---------------------------------------------------------------------------
 
@@ -37,6 +45,20 @@ register(P.closed_call_p, P.call_p, P.custom_jvp_call_p, P.custom_vjp_call_p)(
     _call("call_jaxpr"))
 register(P.remat_p)(_call("jaxpr"))
 register(P.linear_call_p if hasattr(P, "linear_call_p") else "linear_call")(_call("callee"))
+# Primitives jax does not export publicly, registered by name.
+register("composite", "compute_on", "eval_jaxpr", "run_state")(_call("jaxpr"))
+register("custom_vmap_call", "custom_partitioning")(_call("call"))
+register("custom_jvp_call_jaxpr")(_call("fun_jaxpr"))
+register("remat_opt")(_call("fwd_jaxpr"))
+
+
+@register("addupdate")
+def _addupdate(ctx, ref, x, *indexers, **_):
+  n = size(x)
+  a, m = ctx.model.price("add")
+  if is_complex(x):
+    a, m = 2 * a, 2 * m
+  return ops(adds=a * n, muls=m * n)
 
 
 @register(P.linear_solve_p)
@@ -58,82 +80,167 @@ def _scan(ctx, *args, jaxpr, length, num_consts, **_):
 
 _CMP = ("lt", "le", "gt", "ge", "ne")
 _MIRROR = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "ne": "ne"}
+# Primitives a loop counter may pass through unchanged in value.
+_IDENTITY = ("convert_element_type", "copy", "reduce_precision", "pvary")
+
+
+class _Lin:
+  """A loop counter plus a constant offset: carry[index] + offset."""
+
+  __slots__ = ("index", "offset")
+
+  def __init__(self, index: int, offset):
+    self.index = index
+    self.offset = offset
+
+
+def _affine_eval(jaxpr, seed: dict) -> dict:
+  """Evaluates ``jaxpr`` over constants and ``carry + offset`` values.
+
+  ``seed`` maps input vars to a Python scalar or a :class:`_Lin`. Returns the map
+  extended to every var whose value is known in that form; anything else is absent.
+  """
+  env = dict(seed)
+
+  def read(v):
+    if isinstance(v, jcore.Literal):
+      return _scalar(v.val)
+    return env.get(v)
+
+  for eqn in jaxpr.eqns:
+    if len(eqn.outvars) != 1:
+      continue
+    name = eqn.primitive.name
+    vals = [read(v) for v in eqn.invars]
+    if any(x is None for x in vals):
+      continue
+    out = None
+    if name in _IDENTITY and len(vals) == 1:
+      x = vals[0]
+      if not isinstance(x, _Lin):
+        out = _convert(x, eqn.params.get("new_dtype"))
+      elif _exact_cast(eqn):
+        out = x
+    elif name in ("add", "sub") and len(vals) == 2:
+      x, y = vals
+      sign = 1 if name == "add" else -1
+      if isinstance(x, _Lin) and not isinstance(y, _Lin):
+        out = _Lin(x.index, x.offset + sign * y)
+      elif isinstance(y, _Lin) and not isinstance(x, _Lin) and name == "add":
+        out = _Lin(y.index, y.offset + x)
+      elif not isinstance(x, _Lin) and not isinstance(y, _Lin):
+        out = x + sign * y
+    elif not any(isinstance(x, _Lin) for x in vals):
+      fold = _FOLD.get(name)
+      if fold is not None:
+        try:
+          out = fold(*vals)
+        except (TypeError, ZeroDivisionError):
+          out = None
+    if out is not None:
+      env[eqn.outvars[0]] = out
+  return env
+
+
+def _exact_cast(eqn) -> bool:
+  """Whether a cast keeps a counter's value: not float -> integer (truncation)."""
+  new = eqn.params.get("new_dtype")
+  src = getattr(eqn.invars[0].aval, "dtype", None)
+  return not (getattr(src, "kind", "") == "f" and getattr(new, "kind", "") in ("i", "u"))
+
+
+def _convert(x, dtype):
+  if dtype is None:
+    return x
+  kind = getattr(dtype, "kind", "")
+  if kind == "b":
+    return bool(x)
+  if kind in "iu":
+    return int(x)
+  if kind == "f":
+    return float(x)
+  return x
+
+
+_FOLD = {
+    "mul": lambda a, b: a * b, "neg": lambda a: -a, "max": max, "min": min,
+    "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
+    "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
+}
 
 
 def _trip_count(ctx, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
-  """Trip count of a counted while loop, or None when it cannot be proven."""
+  """Trip count of a counted while loop, or None when it cannot be proven.
+
+  A counted loop has a condition ``counter + a <cmp> bound`` where the bound is a
+  constant (a literal, a known const or a carry the body passes through unchanged)
+  and a body that adds a constant step to the counter.
+  """
   cj, bj = cond_jaxpr.jaxpr, body_jaxpr.jaxpr
-  if len(cj.outvars) != 1 or not cj.eqns:
+  if len(cj.outvars) != 1:
     return None
   n_carry = len(bj.outvars)
-  carry_at = {v: i for i, v in enumerate(cj.invars[cond_nconsts:])}
-  const_at = {v: i for i, v in enumerate(cj.invars[:cond_nconsts])}
   init = [ctx.known(cond_nconsts + body_nconsts + i) for i in range(n_carry)]
   body_in = bj.invars[body_nconsts:]
-  body_const_known = [ctx.known(cond_nconsts + i) for i in range(body_nconsts)]
-  body_consts = dict(zip(bj.invars[:body_nconsts], body_const_known))
+  consts_c = [ctx.known(i) for i in range(cond_nconsts)]
+  consts_b = [ctx.known(cond_nconsts + i) for i in range(body_nconsts)]
+  # Carries the body passes through unchanged keep their initial (known) value.
+  fixed = {i: init[i] for i in range(n_carry)
+           if bj.outvars[i] is body_in[i] and init[i] is not None}
 
-  cmp = cj.eqns[-1]
-  if cmp.outvars[0] is not cj.outvars[0] or cmp.primitive.name not in _CMP:
-    return None
-  if len(cj.eqns) != 1:  # the condition must be one comparison; anything else is data-dependent
-    return None
+  def carry_value(i):
+    return fixed[i] if i in fixed else _Lin(i, 0)
 
-  def side(v):
-    """('carry', i) | ('const', value) | None"""
-    if isinstance(v, jcore.Literal):
-      return ("const", _scalar(v.val))
-    if v in carry_at:
-      return ("carry", carry_at[v])
-    if v in const_at:
-      val = ctx.known(const_at[v])
-      return ("const", val) if val is not None else None
+  seed = _seed(cj.constvars, _closed_consts(cond_jaxpr))
+  seed.update(_seed(cj.invars[:cond_nconsts], consts_c))
+  seed.update({v: carry_value(i) for i, v in enumerate(cj.invars[cond_nconsts:])})
+  cenv = _affine_eval(cj, seed)
+  out = cj.outvars[0]
+  cmp = next((e for e in reversed(cj.eqns) if e.outvars and e.outvars[0] is out), None)
+  if cmp is None or cmp.primitive.name not in _CMP:
     return None
-
-  lhs, rhs = side(cmp.invars[0]), side(cmp.invars[1])
+  lhs, rhs = (cenv.get(v) if not isinstance(v, jcore.Literal) else _scalar(v.val)
+              for v in cmp.invars)
   op = cmp.primitive.name
-  if lhs is None or rhs is None:
-    return None
-  if lhs[0] != "carry":
+  if not isinstance(lhs, _Lin):
     lhs, rhs, op = rhs, lhs, _MIRROR[op]
-  if lhs[0] != "carry":
+  if not isinstance(lhs, _Lin) or rhs is None or isinstance(rhs, _Lin):
     return None
-  i = lhs[1]
-  if rhs[0] == "carry":  # bound held in a carry that the body passes through unchanged
-    j = rhs[1]
-    if bj.outvars[j] is not body_in[j] or init[j] is None:
-      return None
-    bound = init[j]
-  else:
-    bound = rhs[1]
-  step = _step(bj, body_in[i], bj.outvars[i], body_consts)
+  i = lhs.index
   start = init[i]
-  if None in (step, start, bound) or step == 0:
+  if start is None:
     return None
-  return _count(op, start, bound, step)
+
+  seed = _seed(bj.constvars, _closed_consts(body_jaxpr))
+  seed.update(_seed(bj.invars[:body_nconsts], consts_b))
+  seed.update({v: carry_value(j) for j, v in enumerate(body_in)})
+  benv = _affine_eval(bj, seed)
+  new = benv.get(bj.outvars[i])
+  if isinstance(bj.outvars[i], jcore.Literal) or not isinstance(new, _Lin) or new.index != i:
+    return None
+  step = new.offset
+  if step == 0:
+    return None
+  # counter + a <op> bound  <=>  counter <op> bound - a
+  return _count(op, start, rhs - lhs.offset, step)
 
 
-def _step(bj, var_in, var_out, body_consts):
-  """The constant added to the counter each iteration, or None."""
-  for eqn in bj.eqns:
-    if eqn.outvars[0] is not var_out:
-      continue
-    name = eqn.primitive.name
-    if name not in ("add", "sub"):
-      return None
-    a, b = eqn.invars
-    if b is var_in and name == "add":
-      a, b = b, a
-    if a is not var_in:
-      return None
-    val = _scalar(b.val) if isinstance(b, jcore.Literal) else body_consts.get(b)
-    if val is None:
-      return None
-    return val if name == "add" else -val
+def _seed(variables, values) -> dict:
+  return {v: k for v, k in zip(variables, values, strict=True) if k is not None}
+
+
+def _closed_consts(closed):
+  return [_scalar_or_none(c) for c in getattr(closed, "consts", ())]
+
+
+def _scalar_or_none(c):
+  if getattr(c, "shape", None) == () or isinstance(c, int | float | bool):
+    return _scalar(c)
   return None
 
 
 def _count(op, start, bound, step):
+  """Iterations of ``for (i = start; i <op> bound; i += step)``; None if unbounded."""
   span = bound - start
   if op == "lt" and step > 0:
     return max(0, math.ceil(span / step))
@@ -144,7 +251,12 @@ def _count(op, start, bound, step):
   if op == "ge" and step < 0:
     return max(0, math.floor(span / step) + 1)
   if op == "ne" and span % step == 0 and span / step >= 0:
-    return span // step
+    return int(span // step)
+  if op in ("lt", "le", "gt", "ge"):
+    # The step moves away from the bound: either no iteration, or an infinite loop.
+    first = {"lt": start < bound, "le": start <= bound, "gt": start > bound,
+             "ge": start >= bound}[op]
+    return 0 if not first else None
   return None
 
 
@@ -157,17 +269,22 @@ def _scalar(val):
 
 @register(P.while_p)
 def _while(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
-  body_known = ([ctx.known(cond_nconsts + i) for i in range(body_nconsts)]
-                + [None] * (len(args) - cond_nconsts - body_nconsts))
-  cond_known = ([ctx.known(i) for i in range(cond_nconsts)]
-                + [None] * (len(args) - cond_nconsts - body_nconsts))
+  n_carry = len(args) - cond_nconsts - body_nconsts
+  bj = body_jaxpr.jaxpr
+  init = [ctx.known(cond_nconsts + body_nconsts + i) for i in range(n_carry)]
+  # A carry the body passes through unchanged is a constant inside the loop too, so
+  # nested counted loops bounded by it are recognised.
+  carry_known = [init[i] if bj.outvars[i] is bj.invars[body_nconsts + i] else None
+                 for i in range(n_carry)]
+  body_known = [ctx.known(cond_nconsts + i) for i in range(body_nconsts)] + carry_known
+  cond_known = [ctx.known(i) for i in range(cond_nconsts)] + carry_known
   body = ctx.walk(body_jaxpr, known=body_known)
   cond = ctx.walk(cond_jaxpr, known=cond_known)
-  trips = ctx.walker.trip_count_override(ctx.scope)
+  trips = _trip_count(ctx, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts)
   if trips is None:
-    trips = _trip_count(ctx, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts)
+    trips = ctx.walker.trip_count_override(ctx.scope)
   if trips is None:
-    where = ctx.scope or "<top level>"
+    where = ctx.scope or TOP_LEVEL
     why = (f"while loop at scope {where!r}: trip count unknown, body counted once "
            f"(pass trip_counts={{{where!r}: n}} to count it exactly)")
     return body + cond + Cost(inexact=(why,), cond=ctx.walker.cond)
@@ -185,7 +302,16 @@ def _cond(ctx, index, *args, branches, **_):
   costs = [ctx.walk(b, known=known) for b in branches]
   policy = ctx.walker.cond
   if policy == "max":
-    return max(costs, key=lambda c: (c.fpo, c.int_ops))
-  if policy == "min":
-    return min(costs, key=lambda c: (c.fpo, c.int_ops))
-  return sum(costs[1:], costs[0]) * (1 / len(costs))
+    chosen = max(costs, key=lambda c: (c.fpo, c.int_ops))
+  elif policy == "min":
+    chosen = min(costs, key=lambda c: (c.fpo, c.int_ops))
+  else:
+    chosen = sum(costs[1:], costs[0]) / len(costs)
+  # Whatever branch the policy picks, a primitive without a rule or a loop of unknown
+  # length in *any* branch makes the count inexact: never drop those notes.
+  uncounted: dict[str, int] = {}
+  for c in costs:
+    for name, n in c.uncounted.items():
+      uncounted[name] = max(uncounted.get(name, 0), n)
+  inexact = tuple(dict.fromkeys(why for c in costs for why in c.inexact))
+  return dataclasses.replace(chosen, uncounted=uncounted, inexact=inexact)

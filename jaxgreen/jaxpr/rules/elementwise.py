@@ -2,11 +2,23 @@
 
 Every primitive priced in :data:`jaxgreen.cost_model.DEFAULT_PRICES` gets the same
 rule: ``price(name) * output elements``; transcendentals are also counted raw.
-Complex ``add``/``sub`` are 2 ADD and complex ``mul`` is 4 MUL + 2 ADD per element.
+
+Complex operands, in real operations per element (z = a + bi, w = c + di):
+
+* ``add``/``sub``: 2 ADD. ``mul``: (ac - bd) + (ad + bc)i, 4 MUL + 2 ADD.
+* ``square``: (a^2 - b^2) + 2ab i, 3 MUL + 2 ADD (2ab as ab + ab).
+* ``div``: ((ac + bd) + (bc - ad)i) / (c^2 + d^2), 6 MUL + 3 ADD + 2 divisions.
+* ``abs``: sqrt(a^2 + b^2), 2 MUL + 1 ADD + one sqrt. ``sign``: z / |z|, abs + 2 div.
+* ``exp``: e^a (cos b + i sin b), one exp, sin, cos + 2 MUL.
+* ``log``: log(a^2 + b^2) / 2 + i atan2(b, a): 2 MUL + 1 ADD, log, 1 MUL, atan2.
+* other transcendental functions: the real recipe on each part, plus one complex
+  multiply to combine them (2 x price + 2 ADD + 4 MUL); other operations act on each
+  part (2 x price).
 """
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 from jax import lax
 from jax.extend.core import primitives as P
 
@@ -14,21 +26,45 @@ from jaxgreen.cost_model import DEFAULT_PRICES
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, ops, size
 
-# Complex arithmetic in real operations: (a+bi)+(c+di) is 2 ADD;
-# (a+bi)(c+di) = (ac-bd) + (ad+bc)i is 4 MUL + 2 ADD.
-_COMPLEX = {"add": (2, 0), "sub": (2, 0), "add_any": (2, 0), "mul": (2, 4)}
-
 # Integer and bitwise primitives: one integer operation per element.
 _BITWISE = ("and", "or", "xor", "not", "shift_left", "shift_right_logical",
             "shift_right_arithmetic", "population_count", "clz")
 
 
+def _add(*ps):
+  return (sum(p[0] for p in ps), sum(p[1] for p in ps))
+
+
+def complex_price(model, name: str):
+  """(ADD, MUL) per element of ``name`` on complex operands (conventions above)."""
+  p = model.price
+  if name in ("add", "sub", "add_any"):
+    return (2, 0)
+  if name == "mul":
+    return (2, 4)
+  if name == "square":
+    return (2, 3)
+  if name == "div":
+    return _add((3, 6), p("div"), p("div"))
+  if name == "abs":
+    return _add((1, 2), p("sqrt"))
+  if name == "sign":
+    return _add((1, 2), p("sqrt"), p("div"), p("div"))
+  if name == "exp":
+    return _add(p("exp"), p("sin"), p("cos"), (0, 2))
+  if name == "log":
+    return _add((1, 2), p("log"), (0, 1), p("atan2"))
+  a, m = p(name)
+  if model.is_transcendental(name):
+    return (2 * a + 2, 2 * m + 4)
+  return (2 * a, 2 * m)
+
+
 def _elementwise(ctx, *args, **_):
   name = ctx.eqn.primitive.name
-  out = ctx.outs[0]
-  n = size(out)
-  if name in _COMPLEX and any(is_complex(a) for a in args):
-    a, m = _COMPLEX[name]
+  n = size(ctx.outs[0])
+  if any(is_complex(x) for x in args):
+    a, m = complex_price(ctx.model, name)
   else:
     a, m = ctx.model.price(name)  # type: ignore[misc]
   t = n if ctx.model.is_transcendental(name) else 0
@@ -49,20 +85,49 @@ def integer_pow_muls(y: int) -> int:
 
 def _integer_pow(ctx, x, *, y, **_):
   n = size(ctx.outs[0])
-  adds, muls = 0, integer_pow_muls(y)
-  if y < 0:  # 1 / x**|y|: one division more
+  k = integer_pow_muls(y)
+  if is_complex(x):
+    ma, mm = complex_price(ctx.model, "mul")
+    adds, muls = k * ma, k * mm
+    da, dm = complex_price(ctx.model, "div")
+  else:
+    adds, muls = 0, k
     da, dm = ctx.model.price("div")
+  if y < 0:  # 1 / x**|y|: one division more
     adds, muls = adds + da, muls + dm
   return ops(adds=adds * n, muls=muls * n)
 
 
+def _reduce_precision(ctx, x, *, exponent_bits, mantissa_bits, **_):
+  """Rounding to a narrower format costs one rounding (priced as "reduce_precision");
+  rounding to the operand's own format is the identity (jax inserts those to pin
+  rematerialised values) and costs nothing."""
+  try:
+    fi = jnp.finfo(x.dtype)
+    same = (exponent_bits, mantissa_bits) == (fi.nexp, fi.nmant)
+  except ValueError:
+    same = False
+  if same:
+    return ops()
+  n = size(ctx.outs[0])
+  a, m = ctx.model.price("reduce_precision")
+  return ops(adds=a * n, muls=m * n)
+
+
+# Priced by their own rule, not per element.
+_OWN_RULE = ("reduce_precision",)
+
+
 def _price_names():
   by_name = {p.name: p for p in vars(P).values() if hasattr(p, "bind") and hasattr(p, "name")}
-  names = sorted(n for n in DEFAULT_PRICES if n in by_name)
-  return [by_name[n] for n in names], [n for n in DEFAULT_PRICES if n not in by_name]
+  priced = [n for n in DEFAULT_PRICES if n not in _OWN_RULE]
+  return ([by_name[n] for n in sorted(priced) if n in by_name],
+          [n for n in priced if n not in by_name])
 
 
 _prims, _by_name_only = _price_names()
 register(*_prims, *_by_name_only)(_elementwise)
 register(*(getattr(P, f"{n}_p") for n in _BITWISE if hasattr(P, f"{n}_p")))(_integer_op)
 register(lax.integer_pow_p)(_integer_pow)
+register(P.reduce_precision_p)(_reduce_precision)
+register("mulhi")(_integer_op)  # high half of an integer product

@@ -115,15 +115,20 @@ def potrf(n: int):
 
 
 def getrf(m: int, n: int):
-  """LU with partial pivoting of m x n (LAWN 41, with the m < n case by symmetry)."""
-  if m < n:
-    m, n = n, m
-    mul = F(m) / 2 * (m * (F(n) - F(m) / 3 - 1) + n) + F(2, 3) * m
-    add = F(m) / 2 * (m * (F(n) - F(m) / 3) - n) + F(m, 6)
-    return _int(add), _int(mul)
-  mul = F(n) / 2 * (n * (F(m) - F(n) / 3 - 1) + m) + F(2, 3) * n
-  add = F(n) / 2 * (n * (F(m) - F(n) / 3) - m) + F(n, 6)
-  return _int(add), _int(mul)
+  """LU with partial pivoting of m x n, right-looking: at step k one reciprocal of
+  the pivot, (m-k) multipliers and an (m-k) x (n-k) rank-1 update.
+
+  MUL = sum_{k=1}^{min(m,n)} 1 + (m-k)(n-k+1) and ADD = sum_k (m-k)(n-k); for m >= n
+  these are LAWN 41's 1/2 mn^2 - 1/6 n^3 + 1/2 mn - 1/2 n^2 + 2/3 n and
+  1/2 mn^2 - 1/6 n^3 - 1/2 mn + 1/6 n.
+  """
+  r = min(m, n)
+  # Closed forms of the sums above (exact integers).
+  s1 = r * (r + 1) // 2                   # sum k
+  s2 = r * (r + 1) * (2 * r + 1) // 6     # sum k^2
+  adds = r * m * n - (m + n) * s1 + s2    # sum (m-k)(n-k)
+  muls = r + adds + r * m - s1            # + sum (m-k) multipliers + r reciprocals
+  return adds, muls
 
 
 def geqrf(m: int, n: int):
@@ -309,3 +314,22 @@ def _cholesky_update(ctx, r, w, **_):
 @register("lu_pivots_to_permutation")
 def _lu_pivots_to_permutation(ctx, pivots, **_):
   return ops(int_ops=size(pivots))
+
+
+@register("symmetric_product")
+def _symmetric_product(ctx, a, c, **_):
+  """alpha * A A^T + beta * C, A of n x k, computed dense as jax does: the n x n x k
+  product, then n^2 MUL for each scale and n^2 ADD for the sum."""
+  n, k = a.shape[-2:]
+  adds, muls = dot_counts(n * n, k, is_complex(a))
+  return _scaled(_batch(a), (adds + n * n, muls + 2 * n * n))
+
+
+@register("scaled_dot")
+def _scaled_dot(ctx, lhs, rhs, lhs_scale, rhs_scale, *, dimension_numbers, **_):
+  """Block-scaled (microscaling) dot: each operand element is multiplied by its block
+  scale (one MUL), then an ordinary dot_general."""
+  (lhs_contract, _), _ = dimension_numbers
+  k = math.prod(lhs.shape[d] for d in lhs_contract)
+  adds, muls = dot_counts(size(ctx.outs[0]), k)
+  return ops(adds=adds, muls=muls + size(lhs) + size(rhs))

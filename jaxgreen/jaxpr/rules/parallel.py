@@ -31,9 +31,10 @@ def _axis_size(ctx, axes) -> int:
   return n
 
 
-def _allreduce(ctx, *args, axes, **_):
+def _allreduce(ctx, *args, axes=None, axis_name=None, **_):
+  axes = axes if axes is not None else axis_name
   n = _axis_size(ctx, axes)
-  price = {"psum": "add", "pmax": "max", "pmin": "min"}.get(ctx.eqn.primitive.name, "add")
+  price = {"pmax": "max", "pmin": "min"}.get(ctx.eqn.primitive.name, "add")
   a, m = ctx.model.price(price)
   total = 0
   for x in args:
@@ -50,11 +51,16 @@ def _allreduce(ctx, *args, axes, **_):
 
 
 register(P.psum_p, P.pmax_p, P.pmin_p)(_allreduce)
+# psum inside shard_map with check_vma, reductions of "unreduced" arrays, and the start
+# halves of asynchronous collectives (the done halves are on the zero-cost list).
+register("psum_invariant", "unreduced_psum", "psum_start", "psum_invariant_start",
+         "unreduced_psum_start")(_allreduce)
 
 
-@register("reduce_scatter")
-def _reduce_scatter(ctx, x, *, axis_name, **_):
-  n = _axis_size(ctx, axis_name)
+@register("reduce_scatter", "reduce_scatter_start", "unreduced_reduce_scatter",
+          "unreduced_reduce_scatter_start")
+def _reduce_scatter(ctx, x, *, axis_name=None, axes=None, **_):
+  n = _axis_size(ctx, axis_name if axis_name is not None else axes)
   total = (n - 1) * size(x) / n if n > 1 else 0
   total = int(total) if float(total).is_integer() else total
   return ops(adds=total)
@@ -71,7 +77,7 @@ register(P.all_gather_p, P.all_to_all_p, P.ppermute_p, "all_gather_invariant",
 @register("shard_map")
 def _shard_map(ctx, *args, jaxpr, mesh, **params):
   manual = params.get("newly_manual_axes") or params.get("manual_axes") or mesh.axis_names
-  sizes = dict(zip(mesh.axis_names, mesh.axis_sizes))
+  sizes = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))
   devices = math.prod(sizes[a] for a in manual)
   return ctx.walk(jaxpr, axis_sizes=sizes) * devices
 

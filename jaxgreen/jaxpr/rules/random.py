@@ -3,19 +3,33 @@
 Threefry-2x32 with 20 rounds (Salmon et al., "Parallel random numbers: as easy as 1, 2,
 3", SC 2011): each round is an add, a rotate (two shifts and an or) and a xor on a pair
 of 32-bit words (5 integer ops), and the key is injected every 4 rounds (5 injections
-of 3 adds): 20*5 + 5*3 = 115 integer ops per pair of output words. Philox-4x32 with
-10 rounds: 2 multiplies (hi and lo), 2 xors and a key bump per round on 4 words:
-about 10*8 = 80 integer ops per 4 words.
+of 3 adds): 20*5 + 5*3 = 115 integer ops per pair of output words. Threefry-4x32 (same
+paper): 20 rounds of two add/rotate/xor mixes on 4 words (10 ops) and 5 key injections
+of 5 adds: 20*10 + 5*5 = 225 per block of 4 words. Philox-4x32 with 10 rounds: two
+32x32->64 multiplies (hi and lo: 4 ops), 4 xors and a 2-add key bump per round:
+10*10 = 100 per block of 4 words; Philox-2x32: one multiply (2), 2 xors and a 1-add
+bump: 10*5 = 50 per block of 2 words.
+
+``random_gamma`` is counted from jax's own sampler program (Marsaglia-Tsang rejection
+sampling): its loop runs a data-dependent number of times, so it is counted once per
+element and the result is marked inexact. ``rng_uniform`` (XLA's RngUniform) is one
+block of bits per element plus, for floats, a scale and a shift (1 ADD, 1 MUL).
 """
 
 from __future__ import annotations
 
+import functools
+
+import jax
 from jax.extend.core import primitives as P
 
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import ops, size
 
 THREEFRY_OPS_PER_PAIR = 20 * 5 + 5 * 3
+THREEFRY4_OPS_PER_BLOCK = 20 * 10 + 5 * 5
+PHILOX4_OPS_PER_BLOCK = 10 * 10
+PHILOX2_OPS_PER_BLOCK = 10 * 5
 
 
 def _words(aval) -> int:
@@ -49,3 +63,48 @@ def _rng_bit_generator(ctx, key, **_):
 @register("iota_2x32_shape")
 def _iota_2x32(ctx, **_):
   return ops(int_ops=2 * size(ctx.outs[0]))  # one multiply-add of the strides per word
+
+
+def _per_block(ops_per_block: int):
+  def rule(ctx, *args, **_):
+    return ops(int_ops=ops_per_block * size(ctx.outs[0]))
+
+  return rule
+
+
+register("threefry4x32")(_per_block(THREEFRY4_OPS_PER_BLOCK))
+register("philox4x32")(_per_block(PHILOX4_OPS_PER_BLOCK))
+register("philox2x32")(_per_block(PHILOX2_OPS_PER_BLOCK))
+
+
+@register("rng_uniform")
+def _rng_uniform(ctx, a, b, **_):
+  out = ctx.outs[0]
+  n = size(out)
+  bits = ops(int_ops=THREEFRY_OPS_PER_PAIR * -(-_words(out) // 2))
+  if getattr(out.dtype, "kind", "") == "f":
+    return bits + ops(adds=n, muls=n)
+  return bits
+
+
+try:  # private: the sampler jax itself lowers random_gamma to
+  from jax._src.random.core import _gamma_impl
+except ImportError:  # another jax layout: random_gamma is then reported as uncounted
+  _gamma_impl = None
+
+
+@functools.lru_cache(maxsize=64)
+def _gamma_program(key_shape, key_dtype, a_shape, a_dtype, log_space):
+  impl = functools.partial(_gamma_impl, log_space=log_space, use_vmap=True)
+  return jax.make_jaxpr(impl)(jax.ShapeDtypeStruct(key_shape, key_dtype),
+                              jax.ShapeDtypeStruct(a_shape, a_dtype))
+
+
+def _random_gamma(ctx, key, a, *, log_space, **_):
+  program = _gamma_program(tuple(key.shape), key.dtype, tuple(a.shape), a.dtype,
+                           bool(log_space))
+  return ctx.walk(program)
+
+
+if _gamma_impl is not None:
+  register("random_gamma")(_random_gamma)
