@@ -39,64 +39,69 @@ def _add(*ps: Price) -> Price:
   return (sum(p[0] for p in ps), sum(p[1] for p in ps))
 
 
-DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType({
-    # exact single operations
-    "add": (1, 0), "sub": (1, 0), "add_any": (1, 0), "mul": (0, 1), "square": (0, 1),
-    "div": _DIV,
-    "rem": (1, 2),                                   # x - trunc(x/y)*y: div, mul, sub
-    "max": (1, 0), "min": (1, 0),                    # one compare each
-    "eq": (1, 0), "ne": (1, 0), "lt": (1, 0), "le": (1, 0), "gt": (1, 0), "ge": (1, 0),
-    "eq_to": (1, 0), "lt_to": (1, 0), "le_to": (1, 0),
-    "clamp": (2, 0),                                 # max then min
-    "select_n": (0, 0),                              # data movement
-    "neg": (0, 0), "abs": (0, 0), "sign": (0, 0),    # sign-bit operations
-    "floor": (1, 0), "ceil": (1, 0), "round": (1, 0),  # one rounding add each
-    "is_finite": (1, 0),                             # one compare against inf
-    "nextafter": (1, 0),
-    "reduce_precision": (1, 0),                      # one rounding
-    # roots
-    "rsqrt": _RSQRT,
-    "sqrt": _add(_RSQRT, (0, 1)),                    # x * rsqrt(x)
-    "cbrt": _add(_LOG, _EXP, (0, 1)),                # exp(log(x)/3)
-    # exponentials and logarithms
-    "exp": _EXP,
-    "exp2": (6, 7),                                  # no ln2 reduction add: k = round(x)
-    "expm1": _add(_EXP, (1, 0)),                     # exp(x) - 1 with a compensating add
-    "log": _LOG,
-    "log1p": _add(_LOG, (1, 0)),                     # log(1 + x)
-    "logistic": _add(_EXP, (1, 0), _DIV),            # 1 / (1 + exp(-x))
-    "tanh": _add(_EXP, (0, 1), (2, 0), _DIV),        # 1 - 2 / (exp(2x) + 1)
-    "pow": _add(_LOG, _EXP, (0, 1)),                 # exp(y * log(x))
-    # trigonometric and hyperbolic
-    "sin": _SINCOS, "cos": _SINCOS,
-    "tan": _add(_SINCOS, _SINCOS, _DIV),             # sin / cos
-    "atan": _ATAN,
-    "atan2": _add(_DIV, _ATAN, (1, 0)),              # atan(y/x) + quadrant fix-up
-    "asin": _add(_ATAN, _RSQRT, (1, 2)),             # atan(x * rsqrt(1 - x^2))
-    "acos": _add(_ATAN, _RSQRT, (2, 2)),             # pi/2 - asin(x)
-    "sinh": _add(_EXP, _DIV, (1, 1)),                # (e^x - 1/e^x) / 2
-    "cosh": _add(_EXP, _DIV, (1, 1)),                # (e^x + 1/e^x) / 2
-    "asinh": _add(_LOG, _RSQRT, (0, 1), (2, 1)),     # log(x + sqrt(x^2 + 1))
-    "acosh": _add(_LOG, _RSQRT, (0, 1), (2, 1)),     # log(x + sqrt(x^2 - 1))
-    "atanh": _add(_LOG, _DIV, (2, 1)),               # log((1 + x) / (1 - x)) / 2
-    # special functions (Abramowitz & Stegun / Numerical Recipes rational forms)
-    # A&S 7.1.26: t = 1/(1+px), degree-5 poly, * exp(-x^2)
-    "erf": _add(_EXP, _DIV, (7, 8)),
-    "erfc": _add(_EXP, _DIV, (7, 8)),                # same form
-    "erf_inv": (9, 10),                              # Giles (2010) degree-9 poly in w
-    # Lanczos g=7: 8 terms (8 ADD, 8 div) + 2 logs + 1 MUL, 1 ADD
-    "lgamma": _add(_LOG, _LOG, (9, 9)),
-    "digamma": _add(_LOG, (10, 12)),                 # asymptotic series after recurrence shift
-    "igamma": _add(_EXP, _LOG, (40, 40)),            # ~20-term series (Numerical Recipes 6.2)
-    "igammac": _add(_EXP, _LOG, (40, 40)),
-    "igamma_grad_a": _add(_EXP, _LOG, (60, 60)),
-    "random_gamma_grad": _add(_EXP, _LOG, (60, 60)),
-    "polygamma": _add(_LOG, (20, 24)),
-    "zeta": (40, 40),                                # Euler-Maclaurin, ~12 terms
-    "bessel_i0e": (10, 11),                          # Cephes Chebyshev, degree ~10
-    "bessel_i1e": (10, 12),
-    "regularized_incomplete_beta": _add(_EXP, _LOG, _LOG, (60, 60)),  # continued fraction
-})
+# (names, (ADD, MUL) per element, how the price is derived). The README's cost-model
+# table is generated from this list (`python -m jaxgreen.cost_model`).
+PRICE_TABLE: tuple[tuple[tuple[str, ...], Price, str], ...] = (
+    (("add", "sub", "add_any"), (1, 0), "one ADD"),
+    (("mul", "square"), (0, 1), "one MUL"),
+    (("div",), _DIV, "one MUL-class operation (Hunger 2005; XLA: one flop)"),
+    (("rem",), (1, 2), "x - trunc(x/y)*y: division, MUL, ADD"),
+    (("max", "min"), (1, 0), "one compare"),
+    (("eq", "ne", "lt", "le", "gt", "ge", "eq_to", "lt_to", "le_to"), (1, 0), "one compare"),
+    (("clamp",), (2, 0), "max then min"),
+    (("select_n",), (0, 0), "data movement"),
+    (("neg", "abs", "sign"), (0, 0), "sign-bit operations"),
+    (("floor", "ceil", "round"), (1, 0), "one rounding ADD"),
+    (("is_finite", "nextafter"), (1, 0), "one compare"),
+    (("reduce_precision",), (1, 0), "one rounding"),
+    (("rsqrt",), _RSQRT, "2 Newton steps y <- y(1.5 - 0.5xy^2), each 3 MUL + 1 ADD"),
+    (("sqrt",), _add(_RSQRT, (0, 1)), "x * rsqrt(x)"),
+    (("cbrt",), _add(_LOG, _EXP, (0, 1)), "exp(log(x) / 3)"),
+    (("exp",), _EXP, "Cody-Waite reduction (1, 1) + degree-6 Horner (6, 6)"),
+    (("exp2",), (6, 7), "exp without the ln2 reduction ADD"),
+    (("expm1",), _add(_EXP, (1, 0)), "exp(x) - 1 with a compensating ADD"),
+    (("log",), _LOG, "frexp split + degree-8 Horner (8, 8) + k*ln2 added back (1, 1)"),
+    (("log1p",), _add(_LOG, (1, 0)), "log(1 + x)"),
+    (("logistic",), _add(_EXP, (1, 0), _DIV), "1 / (1 + exp(-x))"),
+    (("tanh",), _add(_EXP, (0, 1), (2, 0), _DIV), "1 - 2 / (exp(2x) + 1)"),
+    (("pow",), _add(_LOG, _EXP, (0, 1)), "exp(y * log(x))"),
+    (("sin", "cos"), _SINCOS, "Cody-Waite reduction (2, 2) + odd degree-7 polynomial (4, 6)"),
+    (("tan",), _add(_SINCOS, _SINCOS, _DIV), "sin / cos"),
+    (("atan",), _ATAN, "1/x reduction + odd degree-9 polynomial + pi/2 fix-up"),
+    (("atan2",), _add(_DIV, _ATAN, (1, 0)), "atan(y / x) + quadrant fix-up"),
+    (("asin",), _add(_ATAN, _RSQRT, (1, 2)), "atan(x * rsqrt(1 - x^2))"),
+    (("acos",), _add(_ATAN, _RSQRT, (2, 2)), "pi/2 - asin(x)"),
+    (("sinh", "cosh"), _add(_EXP, _DIV, (1, 1)), "(e^x -/+ 1/e^x) / 2"),
+    (("asinh", "acosh"), _add(_LOG, _RSQRT, (0, 1), (2, 1)), "log(x + sqrt(x^2 +/- 1))"),
+    (("atanh",), _add(_LOG, _DIV, (2, 1)), "log((1 + x) / (1 - x)) / 2"),
+    (("erf", "erfc"), _add(_EXP, _DIV, (7, 8)),
+     "Abramowitz & Stegun 7.1.26: t = 1/(1+px), degree-5 polynomial, * exp(-x^2)"),
+    (("erf_inv",), (9, 10), "Giles (2010): degree-9 polynomial in w = -log(1 - x^2)"),
+    (("lgamma",), _add(_LOG, _LOG, (9, 9)), "Lanczos g=7: 8 terms (8 ADD, 8 div) + 2 logs"),
+    (("digamma",), _add(_LOG, (10, 12)), "recurrence shift + asymptotic series"),
+    (("igamma", "igammac"), _add(_EXP, _LOG, (40, 40)),
+     "~20-term series / continued fraction (Numerical Recipes 6.2)"),
+    (("igamma_grad_a", "random_gamma_grad"), _add(_EXP, _LOG, (60, 60)),
+     "series for the derivative in a (~30 terms)"),
+    (("polygamma",), _add(_LOG, (20, 24)), "recurrence + asymptotic series"),
+    (("zeta",), (40, 40), "Euler-Maclaurin, ~12 terms"),
+    (("bessel_i0e",), (10, 11), "Cephes Chebyshev series, degree ~10"),
+    (("bessel_i1e",), (10, 12), "Cephes Chebyshev series, degree ~10"),
+    (("regularized_incomplete_beta",), _add(_EXP, _LOG, _LOG, (60, 60)),
+     "continued fraction (Numerical Recipes 6.4), ~30 terms"),
+)
+
+DEFAULT_PRICES: Mapping[str, Price] = MappingProxyType(
+    {name: price for names, price, _ in PRICE_TABLE for name in names})
+
+
+def markdown_table() -> str:
+  """The default prices as a Markdown table (the README's cost-model table)."""
+  lines = ["| primitive | ADD | MUL | derivation |", "| :--- | ---: | ---: | :--- |"]
+  for names, (a, m), why in PRICE_TABLE:
+    lines.append(f"| {', '.join(f'`{n}`' for n in names)} | {a} | {m} | {why} |")
+  return "\n".join(lines)
+
 
 # Primitives XLA's HloCostAnalysis counts as "transcendentals" (hlo_cost_analysis.cc,
 # HandleElementwiseOp), plus the special functions jax lowers through them.
@@ -153,3 +158,7 @@ class CostModel:
 
 
 DEFAULT = CostModel()
+
+
+if __name__ == "__main__":
+  print(markdown_table())

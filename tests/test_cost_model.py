@@ -1,0 +1,21 @@
+"""The cost model's documented defaults: the README table is generated from the code."""
+
+from pathlib import Path
+
+from jaxgreen import cost_model
+
+
+def test_readme_cost_model_table_matches_the_code():
+  readme = (Path(__file__).parent.parent / "README.md").read_text()
+  assert cost_model.markdown_table() in readme, (
+      "README's cost-model table is stale: regenerate it with `python -m jaxgreen.cost_model`")
+
+
+def test_every_transcendental_has_a_price():
+  missing = cost_model.TRANSCENDENTALS - set(cost_model.DEFAULT_PRICES)
+  assert not missing
+
+
+def test_price_table_names_are_unique():
+  names = [n for names, _, _ in cost_model.PRICE_TABLE for n in names]
+  assert len(names) == len(set(names))
