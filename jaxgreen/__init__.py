@@ -19,5 +19,15 @@ __all__ = [
     "UncountedPrimitiveWarning",
     "count",
     "count_jaxpr",
+    "flax",
     "register_rule",
 ]
+
+
+def __getattr__(name):
+  # Submodules with heavier imports load on first use: `jaxgreen.flax.summary(...)`.
+  if name == "flax":
+    import importlib
+
+    return importlib.import_module("jaxgreen.flax")
+  raise AttributeError(f"module 'jaxgreen' has no attribute {name!r}")

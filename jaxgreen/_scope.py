@@ -22,12 +22,18 @@ _DROP_NAMES = frozenset({"rematted_computation"})
 @functools.lru_cache(maxsize=8192)
 def clean_scope(name_stack: str) -> str:
   """Normalises a name stack to a module path ('' for the top level)."""
-  out = []
+  out, last_wrapped = [], None
   for seg in _split(name_stack):
+    wrapped = False
     while (m := _WRAPPER.match(seg)):
-      seg = m.group(1)
+      seg, wrapped = m.group(1), True
     if not seg or _DROP.match(seg) or seg in _DROP_NAMES:
       continue
+    # The backward pass of a rematerialised module runs under
+    # `transpose(jvp(M))/jvp(M)`: one scope seen by two transforms, not M inside M.
+    if wrapped and seg == last_wrapped:
+      continue
+    last_wrapped = seg if wrapped else None
     # a wrapper may hold a path: jvp(a/b)
     out.extend(s for s in _split(seg) if s and s not in _DROP_NAMES)
   return "/".join(out)

@@ -45,3 +45,10 @@ def test_forward_and_backward_work_share_a_scope():
   assert set(c.by_scope) <= {"", "layer"}
   assert c.by_scope["layer"].muls > 0
   assert sum(v.fpo for v in c.by_scope.values()) == c.fpo
+
+
+def test_remat_backward_is_not_nested_in_itself():
+  # nn.remat's backward runs under transpose(jvp(M))/jvp(M): one scope, two transforms.
+  assert clean_scope("transpose(jvp(M))/jvp(M)/r/d") == "M/r/d"
+  # a genuinely nested module of the same name, outside transforms, is kept
+  assert clean_scope("M/M/d") == "M/M/d"
