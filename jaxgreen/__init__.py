@@ -1,13 +1,21 @@
 """jaxgreen: what JAX programs really cost, as the Green AI paper's FPO (ADD + MUL)."""
 
+from jaxgreen import curves as curves
 from jaxgreen.api import count as count
 from jaxgreen.api import count_jaxpr as count_jaxpr
 from jaxgreen.cost import Cost as Cost
 from jaxgreen.cost import Counts as Counts
 from jaxgreen.cost_model import CostModel as CostModel
+from jaxgreen.curves import expected_max as expected_max
 from jaxgreen.jaxpr.interpreter import UncountedPrimitiveError as UncountedPrimitiveError
 from jaxgreen.jaxpr.interpreter import UncountedPrimitiveWarning as UncountedPrimitiveWarning
 from jaxgreen.jaxpr.registry import register as register_rule
+from jaxgreen.ledger import Ledger as Ledger
+from jaxgreen.ledger import PriceTag as PriceTag
+from jaxgreen.ledger import merge as merge_ledgers
+from jaxgreen.track import Experiment as Experiment
+from jaxgreen.track import Trial as Trial
+from jaxgreen.track import track as track
 
 __version__ = "0.1.0"
 
@@ -15,12 +23,20 @@ __all__ = [
     "Cost",
     "CostModel",
     "Counts",
+    "Experiment",
+    "Ledger",
+    "PriceTag",
+    "Trial",
     "UncountedPrimitiveError",
     "UncountedPrimitiveWarning",
     "count",
     "count_jaxpr",
+    "curves",
+    "expected_max",
     "flax",
+    "merge_ledgers",
     "register_rule",
+    "track",
 ]
 
 

@@ -1,0 +1,79 @@
+"""``jaxgreen ledger report|plot|merge``: price tags, curves and merging of ledgers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser(
+      "ledger", help="price tags, curves and merging of jaxgreen ledgers",
+      description="Reads ledgers written by jaxgreen.Experiment: the price tag of "
+                  "Equation 1 (E x D x H), budget/performance curves, and merging the "
+                  "ledgers of several machines without double counting.")
+  p.add_argument("--debug", action="store_true", help="show tracebacks")
+  lsub = p.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
+
+  r = lsub.add_parser("report", help="the price tag: per trial and in total")
+  r.add_argument("ledger", metavar="LEDGER.sqlite")
+  r.add_argument("--experiment", help="only this experiment (default: each one)")
+  fmt = r.add_mutually_exclusive_group()
+  fmt.add_argument("--json", action="store_true", help="print JSON")
+  fmt.add_argument("--markdown", action="store_true", help="print Markdown")
+  r.add_argument("--joules-per-flop", type=float, default=None,
+                 help="energy estimate per FLOP when not measured (e.g. 7.1e-13)")
+  r.set_defaults(func=run_report)
+
+  q = lsub.add_parser("plot", help="training and expected-max-vs-budget curves (PNG, CSV)")
+  q.add_argument("ledger", metavar="LEDGER.sqlite")
+  q.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
+  q.add_argument("--metric", help="the logged metric (needed when several were logged)")
+  q.add_argument("--mode", choices=("max", "min"), default="max",
+                 help="max for accuracy-like metrics, min for losses (default max)")
+  q.add_argument("--experiment", help="only this experiment")
+  q.add_argument("--csv-only", action="store_true", help="write CSV, skip PNG")
+  q.set_defaults(func=run_plot)
+
+  m = lsub.add_parser("merge", help="combine ledgers; rows already present are skipped")
+  m.add_argument("sources", nargs="+", metavar="LEDGER.sqlite")
+  m.add_argument("-o", "--out", required=True, metavar="OUT.sqlite",
+                 help="the merged ledger (created, or added to if it exists)")
+  m.set_defaults(func=run_merge)
+
+
+def run_report(args: argparse.Namespace) -> int:
+  from jaxgreen.ledger import Ledger
+
+  with Ledger(args.ledger, readonly=True) as led:
+    names = [args.experiment] if args.experiment else led.experiments()
+    tags = [led.price_tag(n, joules_per_flop=args.joules_per_flop) for n in names]
+  if args.json:
+    json.dump([t.to_dict() for t in tags], sys.stdout, indent=2)
+    print()
+  elif not tags:
+    print(f"{args.ledger}: no trials recorded yet")
+  else:
+    print("\n\n".join(t.markdown() if args.markdown else t.table() for t in tags))
+  return 0
+
+
+def run_plot(args: argparse.Namespace) -> int:
+  from jaxgreen import curves
+  from jaxgreen.ledger import Ledger
+
+  with Ledger(args.ledger, readonly=True) as led:
+    paths = curves.plot(led, args.out, args.metric, mode=args.mode,
+                        experiment=args.experiment, png=not args.csv_only)
+  for p in paths:
+    print(p)
+  return 0
+
+
+def run_merge(args: argparse.Namespace) -> int:
+  from jaxgreen.ledger import merge
+
+  added = merge(args.sources, args.out)
+  print(f"{args.out}: added " + ", ".join(f"{n} {t}" for t, n in added.items()))
+  return 0

@@ -1,0 +1,216 @@
+"""Budget/performance curves: training curves and expected max validation vs budget.
+
+Green AI asks for budget/performance curves next to the price tag. Two are drawn
+from a ledger:
+
+* **training curves**: each trial's logged metric against its cumulative training FPO;
+* **expected maximum validation score vs budget** (Dodge et al., 2019, "Show Your
+  Work: Improved Reporting of Experimental Results"): with the N trials' best scores
+  sorted, v_(1) <= ... <= v_(N), the expected maximum of n i.i.d. draws from their
+  empirical distribution is
+
+      E[max_n] = Σ_i v_(i) · [(i/N)^n − ((i−1)/N)^n]
+
+  and its variance is Σ_i v_(i)² · [(i/N)^n − ((i−1)/N)^n] − E[max_n]². The budget is
+  given in trials (n) and in FPO (n × mean training FPO per trial, where the mean is
+  over all H trials: failed and early-stopped trials were paid for too).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from jaxgreen.ledger import Ledger
+
+MODES = ("max", "min")
+
+
+def expected_max(scores: Sequence[float], n_max: int | None = None
+                 ) -> list[tuple[int, float, float]]:
+  """(n, E[max_n], Var[max_n]) for n = 1 .. n_max (default N = len(scores)).
+
+  Args:
+    scores: one score per trial (e.g. its best validation accuracy).
+    n_max: the largest budget in trials; may exceed N (draws are with replacement).
+
+  Returns:
+    One ``(n, mean, variance)`` per n, by Dodge et al. (2019), Equation 1.
+
+  Example:
+    >>> expected_max([0.5, 0.7])  # n=2: 0.5·(1/4) + 0.7·(3/4) = 0.65
+    [(1, ~0.6, ~0.01), (2, ~0.65, ~0.0075)]
+  """
+  v = sorted(float(s) for s in scores)
+  n_trials = len(v)
+  if n_trials == 0:
+    raise ValueError("expected_max(scores=[]) needs at least one score")
+  if any(math.isnan(s) for s in v):
+    raise ValueError("expected_max(scores=...) contains NaN; drop failed trials first")
+  n_max = n_trials if n_max is None else n_max
+  if n_max < 1:
+    raise ValueError(f"expected_max(n_max={n_max}) must be >= 1")
+  out = []
+  for n in range(1, n_max + 1):
+    mean = second = 0.0
+    for i, s in enumerate(v, start=1):
+      w = (i / n_trials) ** n - ((i - 1) / n_trials) ** n  # P(max_n = v_(i))
+      mean += w * s
+      second += w * s * s
+    out.append((n, mean, max(second - mean * mean, 0.0)))
+  return out
+
+
+def _metric_names(ledger: Ledger, experiment: str | None) -> list[str]:
+  where, params = _where(experiment)
+  return [r["name"] for r in ledger.rows(
+      f"SELECT DISTINCT m.name FROM metrics m JOIN trials t ON t.id = m.trial_id {where} "
+      f"ORDER BY m.name", params)]
+
+
+def _where(experiment: str | None) -> tuple[str, tuple]:
+  return ("WHERE t.experiment = ?", (experiment,)) if experiment else ("", ())
+
+
+def _pick_metric(ledger: Ledger, metric: str | None, experiment: str | None) -> str:
+  names = _metric_names(ledger, experiment)
+  if metric is None:
+    if len(names) == 1:
+      return names[0]
+    raise ValueError(f"metric=None is ambiguous: the ledger holds metrics {names}; "
+                     f"name one, e.g. metric={names[0]!r}" if names else
+                     "the ledger holds no metrics; log some with trial.log(step, name=value)")
+  if metric not in names:
+    raise ValueError(f"metric={metric!r} was never logged; logged metrics: {names}")
+  return metric
+
+
+def training_curves(ledger: Ledger, metric: str | None = None,
+                    experiment: str | None = None) -> list[dict[str, Any]]:
+  """Rows ``trial, step, train_fpo, train_examples, metric, value`` in logging order."""
+  metric = _pick_metric(ledger, metric, experiment)
+  where, params = _where(experiment)
+  cond = ("AND" if where else "WHERE") + " m.name = ?"
+  rows = ledger.rows(
+      f"SELECT t.name AS trial, t.id AS trial_id, m.step, m.train_fpo, m.train_examples, "
+      f"m.name AS metric, m.value FROM metrics m JOIN trials t ON t.id = m.trial_id "
+      f"{where} {cond} ORDER BY t.started, t.id, m.time, m.step", (*params, metric))
+  for r in rows:
+    r["train_fpo"] = int(r["train_fpo"])
+  return rows
+
+
+def budget_curve(ledger: Ledger, metric: str | None = None, *, mode: str = "max",
+                 experiment: str | None = None, n_max: int | None = None
+                 ) -> list[dict[str, Any]]:
+  """Expected best validation score vs budget, in trials and in FPO.
+
+  Each trial's score is its best logged value of ``metric`` (highest for
+  ``mode="max"``, lowest for ``"min"``, e.g. a loss); trials that never logged it
+  are not scored but their FPO still counts in the budget per trial.
+
+  Returns:
+    Rows ``n_trials, budget_fpo, expected, std`` (std = sqrt of the variance).
+  """
+  if mode not in MODES:
+    raise ValueError(f"budget_curve(mode={mode!r}): use 'max' (accuracy) or 'min' (loss)")
+  metric = _pick_metric(ledger, metric, experiment)
+  tag = ledger.price_tag(experiment)
+  best: dict[str, float] = {}
+  for r in training_curves(ledger, metric, experiment):
+    v = r["value"]
+    if math.isnan(v):
+      continue
+    old = best.get(r["trial_id"])
+    if old is None or (v > old if mode == "max" else v < old):
+      best[r["trial_id"]] = v
+  if not best:
+    raise ValueError(f"no trial logged a number for metric={metric!r}")
+  per_trial = tag.train_fpo / tag.h
+  sign = 1.0 if mode == "max" else -1.0
+  curve = expected_max([sign * s for s in best.values()], n_max)
+  return [{"n_trials": n, "budget_fpo": n * per_trial, "expected": sign * m,
+           "std": math.sqrt(var), "metric": metric, "mode": mode}
+          for n, m, var in curve]
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  with path.open("w", newline="") as f:
+    if rows:
+      w = csv.DictWriter(f, fieldnames=[k for k in rows[0] if k != "trial_id"],
+                         extrasaction="ignore")
+      w.writeheader()
+      w.writerows(rows)
+  return path
+
+
+def _pyplot():
+  try:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+  except ImportError as e:
+    raise ImportError("plotting needs matplotlib: pip install 'jaxgreen[plot]' "
+                      "(the CSV files were written without it)") from e
+  return plt
+
+
+def plot(ledger: Ledger, out_dir: str | os.PathLike, metric: str | None = None, *,
+         mode: str = "max", experiment: str | None = None, png: bool = True) -> list[Path]:
+  """Writes ``training_curves.csv``, ``budget_curve.csv`` and, with matplotlib, PNGs.
+
+  Returns:
+    The paths written. CSVs are written first, so they exist even when matplotlib
+    is missing (then ImportError names the ``[plot]`` extra).
+  """
+  out = Path(out_dir)
+  metric = _pick_metric(ledger, metric, experiment)
+  train = training_curves(ledger, metric, experiment)
+  budget = budget_curve(ledger, metric, mode=mode, experiment=experiment)
+  paths = [write_csv(train, out / "training_curves.csv"),
+           write_csv(budget, out / "budget_curve.csv")]
+  if not png:
+    return paths
+  plt = _pyplot()
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  by_trial: dict[str, list[dict[str, Any]]] = {}
+  for r in train:
+    by_trial.setdefault(r["trial_id"], []).append(r)
+  for rows in by_trial.values():
+    ax.plot([r["train_fpo"] for r in rows], [r["value"] for r in rows], marker=".",
+            label=rows[0]["trial"])
+  ax.set_xlabel("cumulative training FPO")
+  ax.set_ylabel(metric)
+  ax.set_title("training curves")
+  if len(by_trial) <= 10:
+    ax.legend(fontsize="small")
+  fig.tight_layout()
+  paths.append(out / "training_curves.png")
+  fig.savefig(paths[-1], dpi=120)
+  plt.close(fig)
+
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+  for ax, key, label in ((axes[0], "n_trials", "budget (trials)"),
+                         (axes[1], "budget_fpo", "budget (training FPO)")):
+    x = [r[key] for r in budget]
+    y = [r["expected"] for r in budget]
+    s = [r["std"] for r in budget]
+    ax.plot(x, y, marker="o")
+    ax.fill_between(x, [a - b for a, b in zip(y, s, strict=True)],
+                    [a + b for a, b in zip(y, s, strict=True)], alpha=0.2)
+    ax.set_xlabel(label)
+  axes[0].set_ylabel(f"expected {'max' if mode == 'max' else 'min'} {metric}")
+  fig.suptitle("expected best validation score vs budget (Dodge et al. 2019)")
+  fig.tight_layout()
+  paths.append(out / "budget_curve.png")
+  fig.savefig(paths[-1], dpi=120)
+  plt.close(fig)
+  return paths

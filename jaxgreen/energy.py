@@ -1,0 +1,119 @@
+"""Energy, always labelled: measured by NVML where available, otherwise an estimate.
+
+Energy is hardware dependent (Green AI, "Electricity usage"), so it is reported next
+to FPO, never added to it or converted from it silently. Two sources:
+
+* **measured**: NVIDIA's NVML total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``,
+  millijoules since the driver loaded; Volta and newer), read at trial start and end
+  over the visible GPUs. Needs the ``[energy]`` extra (``nvidia-ml-py``).
+* **estimate**: FPO × joules per FLOP, where joules per FLOP is the chip's board power
+  divided by its peak dense throughput (public figures from :mod:`jaxgreen.chips`).
+  That is the energy at 100 % utilisation: real runs use more per FLOP, so the
+  estimate is a lower bound.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+# Figures used when jaxgreen.chips (the shared chip table) is not importable:
+# chip name -> (peak dense FLOP/s, board power W, source). FLOP/s count an FMA as two
+# operations, as FPO does (one ADD + one MUL).
+CHIPS: dict[str, tuple[float, float, str]] = {
+    "h100": (989e12, 700.0, "NVIDIA H100 SXM5 datasheet: 989 TFLOP/s BF16 dense, 700 W"),
+    "a100": (312e12, 400.0, "NVIDIA A100 SXM4 datasheet: 312 TFLOP/s BF16 dense, 400 W"),
+    "v100": (125e12, 300.0, "NVIDIA V100 SXM2 datasheet: 125 TFLOP/s FP16 tensor, 300 W"),
+    "v4": (275e12, 192.0, "Google Cloud TPU v4 docs: 275 TFLOP/s bf16, 192 W max measured"),
+}
+
+# jax device_kind substring (lower case, most specific first) -> jaxgreen.chips name.
+_KINDS = (("h200", "h200"), ("h100", "h100"), ("a100", "a100"), ("v100", "v100"),
+          ("b200", "b200"), ("tpu v4", "v4"), ("tpu v5 lite", "v5e"), ("tpu v5e", "v5e"),
+          ("tpu v5p", "v5p"), ("tpu v5", "v5p"), ("tpu v6 lite", "v6e"), ("tpu v6e", "v6e"))
+
+
+def joules_per_flop(device_kind: str) -> tuple[float | None, str]:
+  """(J/FLOP, chip) for a ``jax.Device.device_kind``; (None, reason) when unknown.
+
+  J/FLOP = board power (TDP) / dense bf16 (else fp16) peak FLOP/s, from
+  :mod:`jaxgreen.chips`; e.g. H100: 700 W / 989e12 FLOP/s ≈ 7.1e-13 J/FLOP.
+  """
+  kind = (device_kind or "").lower()
+  try:
+    from jaxgreen import chips
+  except ImportError:
+    chips = None
+  if chips is not None:
+    for sub, name in _KINDS:
+      if sub in kind and name in chips.CHIPS:
+        chip = chips.CHIPS[name]
+        peak = chip.peak("bf16") or chip.peak("fp16")
+        if not chip.tdp_watts or not peak:
+          return None, f"no published power or peak for {name} in jaxgreen.chips"
+        return chip.tdp_watts / peak, f"{name} TDP/peak"
+  for sub, name in _KINDS:
+    if sub in kind and name in CHIPS:
+      flops, watts, _source = CHIPS[name]
+      return watts / flops, f"{name} TDP/peak"
+  return None, f"no J/FLOP figure for device kind {device_kind!r}"
+
+
+def trial_energy(trial: Any, jpf: float | None = None) -> tuple[float | None, str]:
+  """(joules, label) of a :class:`~jaxgreen.ledger.TrialCost`.
+
+  A measured value wins; otherwise FPO × ``jpf`` (or the chip table's figure),
+  labelled ``"estimate"``; ``(None, "unavailable ...")`` when neither is known.
+  """
+  if trial.energy_j is not None:
+    return float(trial.energy_j), f"measured ({trial.energy_source or 'NVML'})"
+  source = "given"
+  if jpf is None:
+    jpf, source = joules_per_flop(trial.device_kind)
+    if jpf is None:
+      return None, f"unavailable: {source}; pass joules_per_flop"
+  return trial.fpo * jpf, f"estimate, {jpf:.3g} J/FLOP, {source}"
+
+
+class NvmlMeter:
+  """Reads NVML's total-energy counters of all visible GPUs; inert without NVML.
+
+  ``start()`` then ``stop()`` returns joules used in between, or None when NVML (the
+  ``nvidia-ml-py`` package, a driver, or a GPU with the counter) is missing.
+  """
+
+  def __init__(self):
+    self._handles: list[Any] = []
+    self._start: list[int] | None = None
+    try:
+      import pynvml  # from nvidia-ml-py, the [energy] extra
+
+      pynvml.nvmlInit()
+      n = pynvml.nvmlDeviceGetCount()
+      self._nvml = pynvml
+      self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(n)]
+    except Exception:  # no package, no driver, no GPU: energy is then estimated
+      self._handles = []
+
+  @property
+  def available(self) -> bool:
+    return bool(self._handles)
+
+  def _read(self) -> list[int] | None:
+    try:
+      return [self._nvml.nvmlDeviceGetTotalEnergyConsumption(h) for h in self._handles]
+    except Exception:
+      return None
+
+  def start(self) -> None:
+    self._start = self._read() if self._handles else None
+
+  def stop(self) -> float | None:
+    if not self._start:
+      return None
+    end = self._read()
+    if end is None:
+      return None
+    with contextlib.suppress(Exception):
+      self._nvml.nvmlShutdown()
+    return sum(b - a for a, b in zip(self._start, end, strict=True)) / 1000.0  # mJ -> J

@@ -1,0 +1,124 @@
+"""Budget/performance curves: Dodge et al.'s expected max, training curves, plots."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+
+from jaxgreen import curves
+from jaxgreen.cli import main
+from jaxgreen.ledger import Ledger
+
+
+def test_expected_max_two_scores_by_hand():
+  (n1, m1, v1), (n2, m2, v2), (n3, m3, v3) = curves.expected_max([0.7, 0.5], n_max=3)
+  assert (n1, n2, n3) == (1, 2, 3)
+  # n=1: the mean, (0.5 + 0.7)/2; variance (0.25 + 0.49)/2 − 0.6²
+  assert m1 == pytest.approx(0.6) and v1 == pytest.approx(0.37 - 0.36)
+  # n=2: P(max=0.5) = (1/2)² = 1/4, P(max=0.7) = 1 − 1/4 = 3/4
+  assert m2 == pytest.approx(0.5 / 4 + 0.7 * 3 / 4)  # 0.65
+  assert v2 == pytest.approx(0.25 / 4 + 0.49 * 3 / 4 - 0.65**2)  # 0.0075
+  # n=3: P(max=0.5) = 1/8
+  assert m3 == pytest.approx(0.5 / 8 + 0.7 * 7 / 8)
+
+
+def test_expected_max_three_scores_by_hand():
+  (_, m1, _), (_, m2, v2), _ = curves.expected_max([3, 1, 2])
+  assert m1 == pytest.approx(2.0)  # (1 + 2 + 3)/3
+  # n=2: weights (1/3)² = 1/9, (2/3)² − 1/9 = 3/9, 1 − 4/9 = 5/9
+  assert m2 == pytest.approx((1 * 1 + 2 * 3 + 3 * 5) / 9)  # 22/9
+  assert v2 == pytest.approx((1 * 1 + 4 * 3 + 9 * 5) / 9 - (22 / 9) ** 2)  # 38/81
+
+
+def test_expected_max_limits_and_errors():
+  assert curves.expected_max([0.4]) == [(1, 0.4, 0.0)]  # one trial: no spread
+  last = curves.expected_max([0.1, 0.2, 0.9], n_max=200)[-1]
+  assert last[1] == pytest.approx(0.9, abs=1e-9)  # many draws: the best score
+  means = [m for _, m, _ in curves.expected_max([0.3, 0.1, 0.8, 0.5], n_max=10)]
+  assert means == sorted(means)  # more budget never lowers the expected max
+  with pytest.raises(ValueError, match="at least one score"):
+    curves.expected_max([])
+  with pytest.raises(ValueError, match="NaN"):
+    curves.expected_max([0.1, math.nan])
+
+
+def _ledger(path):
+  """3 trials, train FPO 100, 200, 300 (the last failed, no metric); val_acc logged."""
+  led = Ledger(path)
+
+  def fill(c):
+    c.execute("INSERT INTO runs (id, experiment, device_kind, device_count) "
+              "VALUES ('r', 'e', 'cpu', 1)")
+    c.execute("INSERT INTO signatures VALUES ('s', 'f', '', '10', '5', '5', 1, '{}')")
+    for i, (tid, status, steps) in enumerate((("a", "completed", 10), ("b", "stopped", 20),
+                                              ("c", "failed", 30))):
+      c.execute("INSERT INTO trials (id, run_id, experiment, name, status, started, ended)"
+                " VALUES (?, 'r', 'e', ?, ?, ?, ?)", (tid, tid, status, i, i + 1))
+      c.execute("INSERT INTO steps VALUES (?, ?, 's', 'train', ?, ?, 0, 0)",
+                (tid, tid, steps, steps))
+    for mid, tid, step, fpo, value in (("1", "a", 5, 50, 0.5), ("2", "a", 10, 100, 0.6),
+                                       ("3", "b", 10, 100, 0.8), ("4", "b", 20, 200, 0.7)):
+      c.execute("INSERT INTO metrics VALUES (?, ?, ?, 'val_acc', ?, ?, ?, ?)",
+                (mid, tid, step, value, str(fpo), step, step))
+
+  led.write(fill)
+  return led
+
+
+def test_budget_curve_in_trials_and_fpo(tmp_path):
+  with _ledger(tmp_path / "c.sqlite") as led:
+    rows = curves.budget_curve(led, "val_acc")
+    loss_rows = curves.budget_curve(led, "val_acc", mode="min")
+  # scores: best per scored trial, a: 0.6, b: 0.8 (c failed before logging)
+  assert [r["n_trials"] for r in rows] == [1, 2]
+  assert rows[0]["expected"] == pytest.approx(0.7)  # (0.6 + 0.8)/2
+  assert rows[1]["expected"] == pytest.approx(0.6 / 4 + 0.8 * 3 / 4)
+  assert rows[0]["std"] == pytest.approx(0.1)  # sqrt((0.36 + 0.64)/2 − 0.49)
+  # budget per trial: (100 + 200 + 300) FPO / 3 trials, the failed one included
+  assert [r["budget_fpo"] for r in rows] == [200.0, 400.0]
+  assert loss_rows[1]["expected"] == pytest.approx(0.5 * 3 / 4 + 0.7 / 4)  # lowest values
+
+
+def test_training_curves_and_metric_errors(tmp_path):
+  with _ledger(tmp_path / "c.sqlite") as led:
+    rows = curves.training_curves(led)  # the only metric is picked
+    assert [(r["trial"], r["train_fpo"], r["value"]) for r in rows] == [
+        ("a", 50, 0.5), ("a", 100, 0.6), ("b", 100, 0.8), ("b", 200, 0.7)]
+    with pytest.raises(ValueError, match="never logged"):
+      curves.training_curves(led, "bleu")
+    with pytest.raises(ValueError, match="mode="):
+      curves.budget_curve(led, mode="best")
+
+
+def test_plot_cli_writes_csv_and_png(tmp_path, capsys):
+  _ledger(tmp_path / "c.sqlite").close()
+  out = tmp_path / "out"
+  assert main(["ledger", "plot", str(tmp_path / "c.sqlite"), "-o", str(out),
+               "--csv-only"]) == 0
+  with open(out / "budget_curve.csv") as f:
+    rows = list(csv.DictReader(f))
+  assert [float(r["budget_fpo"]) for r in rows] == [200.0, 400.0]
+  assert not (out / "budget_curve.png").exists()
+  pytest.importorskip("matplotlib", reason="PNG output needs the [plot] extra")
+  assert main(["ledger", "plot", str(tmp_path / "c.sqlite"), "-o", str(out)]) == 0
+  for name in ("budget_curve.png", "training_curves.png"):
+    assert (out / name).read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.slow
+def test_trials_example_runs(tmp_path):
+  import os
+  import subprocess
+  import sys
+
+  script = os.path.join(os.path.dirname(__file__), "..", "examples", "trials.py")
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  out = subprocess.run([sys.executable, script, "--ledger", str(tmp_path / "g.sqlite"),
+                        "--out", str(tmp_path / "curves"), "--epochs", "2"],
+                       capture_output=True, text=True, env=env, timeout=300, check=True)
+  assert "E x D x H" in out.stdout
+  assert (tmp_path / "curves" / "budget_curve.csv").exists()
+  with Ledger(tmp_path / "g.sqlite", readonly=True) as led:
+    assert led.price_tag("mlp-sweep").h == 4  # four learning rates
