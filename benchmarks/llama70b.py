@@ -155,8 +155,9 @@ def main(argv=None):
   fwd = jaxgreen.count(lambda p, t: forward(p, t, c))(
       params, jax.ShapeDtypeStruct((B, T), jnp.int32))
   print(f"Llama-70B-shaped train step, B={B}, T={T}: {N / 1e9:.2f} B parameters")
-  print(f"forward dot_general MUL {fwd.by_primitive['dot_general'].muls:,} vs architecture "
-        f"formula {fwd_macs:,}: {'exact' if fwd.by_primitive['dot_general'].muls == fwd_macs else 'MISMATCH'}")
+  fwd_muls = fwd.by_primitive["dot_general"].muls
+  verdict = "exact" if fwd_muls == fwd_macs else "MISMATCH"
+  print(f"forward dot_general MUL {fwd_muls:,} vs architecture formula {fwd_macs:,}: {verdict}")
   print(f"train step FPO {cost.fpo:,} ({cost.fpo / 1e15:.3f} PFPO), exact={cost.exact}")
   # Rule of thumb: forward + remat forward + 2x backward = 4 forward passes of the layers,
   # 3 of the LM head. The real program does less: the remat recompute drops the products

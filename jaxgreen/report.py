@@ -29,7 +29,7 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[object]],
 
   def fmt(r):
     return "  ".join(c.ljust(w) if a == "l" else c.rjust(w)
-                     for c, w, a in zip(r, widths, align)).rstrip()
+                     for c, w, a in zip(r, widths, align, strict=True)).rstrip()
 
   rule = "  ".join("-" * w for w in widths)
   return "\n".join([fmt(headers), rule] + [fmt(r) for r in cells])
