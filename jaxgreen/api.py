@@ -15,10 +15,14 @@ from jaxgreen.cost_model import DEFAULT, CostModel
 from jaxgreen.jaxpr.interpreter import COND_POLICIES, Walker
 
 
+STAGES = ("jaxpr", "lowered", "compiled")
+
+
 def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
           cond: str = "max", strict: bool = False, cost_model: CostModel | None = None,
           trip_counts: Mapping[str, int] | int | None = None,
-          dce: bool = True) -> Callable[..., Cost]:
+          dce: bool = True, stage: str = "jaxpr",
+          target: str = "cpu") -> Callable[..., Cost]:
   """Counts the ADD and MUL operations of ``fn``, used like ``jax.make_jaxpr``.
 
   ``jaxgreen.count(f)(*args, **kwargs)`` traces ``f`` once (nothing is allocated or
@@ -42,6 +46,13 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
     trip_counts: trip counts of while loops that cannot be proven from the program:
       ``{scope: n}`` (the scope named in ``Cost.inexact``) or one int for all.
     dce: remove equations whose results are unused before counting (as XLA would).
+    stage: what is counted: ``"jaxpr"`` (default, the traced program), ``"lowered"``
+      (the StableHLO module jax hands to XLA) or ``"compiled"`` (the optimized HLO XLA
+      produces for ``target``; per device when inputs are sharded). The HLO stages use
+      the same conventions and cost model; ``strict`` and ``trip_counts`` apply to the
+      jaxpr stage.
+    target: for ``stage="compiled"``: ``"cpu"``, ``"tpu:v5e:2x2"``, ``"gpu:h100"``, ...
+      (see :mod:`jaxgreen.targets`), compiled without the hardware.
 
   Returns:
     A function taking ``fn``'s arguments and returning a :class:`Cost`.
@@ -67,9 +78,27 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
   if isinstance(static_argnums, int):
     static_argnums = (static_argnums,)
   static_argnums = tuple(static_argnums)
+  if stage not in STAGES:
+    raise ValueError(f"count(stage={stage!r}): use one of {', '.join(STAGES)}")
+  if stage == "compiled":
+    from jaxgreen.targets import get_target
+
+    get_target(target)  # an unknown target fails here, naming the known ones
 
   @functools.wraps(fn)
   def counted(*args, **kwargs) -> Cost:
+    if stage == "lowered":
+      from jaxgreen.hlo.stablehlo import count_lowered
+
+      jitted = fn if hasattr(fn, "lower") else jax.jit(fn, static_argnums=static_argnums)
+      return count_lowered(jitted.lower(*args, **kwargs), cost_model=cost_model, cond=cond)
+    if stage == "compiled":
+      from jaxgreen.hlo.compiled import count_hlo_text
+      from jaxgreen.targets import get_target
+
+      _, compiled = get_target(target).compile(fn, *args, static_argnums=static_argnums,
+                                               **kwargs)
+      return count_hlo_text(compiled.as_text(), cost_model=cost_model, cond=cond).cost
     closed = jax.make_jaxpr(fn, static_argnums=static_argnums)(*args, **kwargs)
     return count_jaxpr(closed, cond=cond, strict=strict, cost_model=cost_model,
                        trip_counts=trip_counts, dce=dce)

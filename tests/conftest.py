@@ -1,7 +1,17 @@
-"""Test configuration: CPU only, and jaxgreen's own warnings are errors unless expected."""
+"""Test configuration: the CPU platform only.
+
+GPU targets compile deviceless and need jax's platform to be "cpu" before any backend
+starts. pytest imports jaxgreen (hence jax) to resolve the warning filters in
+pyproject.toml before this file runs, so the environment variable alone can come too
+late: the config is also set here, at collection, before any test starts a backend.
+"""
 
 import os
 
-# GPU targets compile deviceless and need the CPU platform chosen before any backend
-# starts; tests never use an accelerator.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import jax  # noqa: E402
+from jax._src import xla_bridge  # noqa: E402
+
+if not xla_bridge._backends:
+  jax.config.update("jax_platforms", "cpu")

@@ -103,3 +103,21 @@ def test_cost_table_mentions_totals_and_scopes():
   assert "FPO (ADD + MUL)" in text and f"{c.fpo:,}" in text
   assert "layer" in text and "dot_general" in text
   assert "exact: yes" in text
+
+
+def _ten_matmuls(x):
+  return jax.lax.scan(lambda c, _: (c @ c, None), x, None, length=10)[0]
+
+
+@pytest.mark.parametrize("stage", ["jaxpr", "lowered", "compiled"])
+def test_every_stage_counts_the_scan_ten_times(stage):
+  c = jaxgreen.count(_ten_matmuls, stage=stage)(jax.ShapeDtypeStruct((64, 64), jnp.float32))
+  assert c.muls == 10 * 64**3  # 10 trips of 64·64·64
+  assert c.adds == 10 * 64 * 64 * 63  # 10 trips of 64·64·(64-1)
+
+
+def test_bad_stage_and_target():
+  with pytest.raises(ValueError, match="stage='hlo'"):
+    jaxgreen.count(_matmul, stage="hlo")
+  with pytest.raises(ValueError, match="h1000"):
+    jaxgreen.count(_matmul, stage="compiled", target="gpu:h1000")

@@ -1,0 +1,86 @@
+"""``jaxgreen compare MODULE:FUNCTION --arg f32[8,128] --target cpu --target gpu:h100``.
+
+Counts the function from its jaxpr, its lowered module and its compiled HLO on each
+target, puts XLA's cost analysis beside them, and names the causes of every difference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+
+def add(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser(
+      "compare", help="reconcile jaxgreen's count with XLA's on CPU/TPU/GPU targets",
+      description="Compiles MODULE:FUNCTION for each --target without the hardware "
+                  "(nothing runs) and prints one side-by-side table: the jaxpr, lowered "
+                  "and compiled counts, XLA's cost analysis, and the named causes of "
+                  "the difference (FMA convention, loop trips, ...).")
+  p.add_argument("function", metavar="MODULE:FUNCTION",
+                 help="e.g. mypkg.model:train_step or ./model.py:loss")
+  p.add_argument("--arg", action="append", default=[], metavar="SPEC",
+                 help="one positional argument as DTYPE[DIMS], e.g. f32[8,128]; repeat")
+  p.add_argument("--target", action="append", default=[], metavar="TARGET",
+                 help="cpu, tpu:<chip>:<topology> (tpu:v5e:2x2) or gpu:<chip>[x<n>] "
+                      "(gpu:h100); repeat (default: cpu)")
+  p.add_argument("--json", action="store_true", help="print the reconciliation as JSON")
+  p.add_argument("--cond", default="max", choices=("max", "min", "mean"),
+                 help="policy for cond/switch branches (default: max)")
+  p.add_argument("--debug", action="store_true", help="show tracebacks")
+  p.set_defaults(func=run)
+
+
+def _progress(stream):
+  start = time.perf_counter()
+  tty = hasattr(stream, "isatty") and stream.isatty()
+
+  def report(target: str, i: int, n: int) -> None:
+    msg = f"compiling for {target} ({i + 1}/{n}, {time.perf_counter() - start:.1f} s)"
+    if tty:
+      stream.write("\r\033[K" + msg)
+    else:
+      stream.write(msg + "\n")
+    stream.flush()
+
+  def done() -> None:
+    if tty:
+      stream.write("\r\033[K")
+      stream.flush()
+
+  return report, done
+
+
+def run(args: argparse.Namespace) -> int:
+  from jaxgreen import targets as _targets
+
+  specs = args.target or ["cpu"]
+  parsed = [_targets.get_target(s) for s in specs]  # bad targets fail before any work
+  if any(t.platform == "gpu" for t in parsed):
+    import jax
+    from jax._src import xla_bridge
+
+    from jaxgreen.targets import TargetError
+
+    if jax.config.jax_platforms != "cpu" and xla_bridge._backends:  # noqa: SLF001
+      raise TargetError("GPU targets need JAX_PLATFORMS=cpu; run with JAX_PLATFORMS=cpu")
+  from jaxgreen._cli.common import load_function, parse_shape_spec
+  from jaxgreen.reconcile import reconcile
+
+  fn = load_function(args.function)
+  arg_specs = [parse_shape_spec(s) for s in args.arg]
+  report, done = _progress(sys.stderr)
+  try:
+    rec = reconcile(fn, targets=parsed, cond=args.cond, progress=report)(*arg_specs)
+  finally:
+    done()
+  if args.json:
+    json.dump(rec.to_dict(), sys.stdout, indent=2)
+    print()
+  else:
+    shapes = ", ".join(args.arg) or "no arguments"
+    print(f"{args.function}({shapes})\n")
+    print(rec.table())
+  return 0

@@ -1,0 +1,1008 @@
+"""Counts the optimized HLO of a compiled executable (``compiled.as_text()``).
+
+The walk uses the same conventions and :class:`~jaxgreen.CostModel` prices as the jaxpr
+counter, applied to what the compiler actually kept:
+
+* ``dot``: MUL = B*M*N*K, ADD = B*M*N*(K-1); ``convolution`` (including dots a TPU
+  compiler rewrites as convolutions) counts every window tap, padding included;
+* ``reduce``/``reduce-window``/``scatter``/``map``: the reducer's cost x applications
+  (a reduction of n elements to one is n - 1 applications);
+* elementwise opcodes are priced by the CostModel under the jaxpr primitive name
+  (``exponential`` -> ``exp``, ``power`` -> ``pow``, ``compare`` -> ``lt``/``eq``/...);
+* fusions and called computations are walked; ``while`` bodies are multiplied by the
+  trip count (``known_trip_count`` where the compiler emits it, else derived from the
+  loop's induction variable); ``conditional`` takes the costliest branch;
+* cuBLAS/cuDNN/oneDNN GEMM and convolution custom calls are priced from their shapes;
+  any other custom call is listed in ``Cost.uncounted``.
+
+Alongside, the walk replays XLA's own ``HloCostAnalysis`` rules per instruction (a dot
+is 2*M*N*K flops, a convolution 2 flops per *valid* tap, one flop per elementwise
+element, transcendentals apart, a while body counted once, a custom call -1), and
+files every per-instruction difference under a named cause. This is what lets
+:mod:`jaxgreen.reconcile` explain XLA's number exactly.
+
+Example:
+  >>> compiled = jax.jit(f).lower(x).compile()
+  >>> jaxgreen.hlo.count_compiled(compiled).cost.fpo
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from jaxgreen._scope import clean_scope
+from jaxgreen.cost import Cost, Counts
+from jaxgreen.cost_model import DEFAULT, TRANSCENDENTALS, CostModel
+from jaxgreen.hlo.parse import Array, Computation, Instr, Module, parse_module
+
+# XLA prices one multiply-add at 2 flops (hlo_cost_analysis.h, kFmaFlops); jaxgreen at
+# one MUL plus one ADD, except the first product of each output, which needs no ADD.
+XLA_FMA_FLOPS = 2
+
+# Named causes of the per-instruction difference between jaxgreen's count and XLA's.
+FMA = "FMA convention"
+PADDING = "padded conv taps"
+TRANSC = "transcendentals"
+PRICING = "elementwise pricing"
+INTEGER = "integer ops"
+CUSTOM = "custom calls"
+COLLECTIVE = "collectives"
+OTHER = "other conventions"  # reduce-window, sort, fft, conditional
+CAUSES = (FMA, PADDING, TRANSC, PRICING, INTEGER, CUSTOM, COLLECTIVE, OTHER)
+
+# HLO opcode -> jaxpr primitive name (the CostModel's key) for elementwise opcodes.
+ELEMENTWISE: Mapping[str, str] = {
+    "add": "add", "subtract": "sub", "multiply": "mul", "divide": "div",
+    "remainder": "rem", "maximum": "max", "minimum": "min", "power": "pow",
+    "atan2": "atan2", "negate": "neg", "abs": "abs", "sign": "sign", "floor": "floor",
+    "ceil": "ceil", "round-nearest-afz": "round", "round-nearest-even": "round",
+    "exponential": "exp", "exponential-minus-one": "expm1", "log": "log",
+    "log-plus-one": "log1p", "logistic": "logistic", "tanh": "tanh", "sqrt": "sqrt",
+    "rsqrt": "rsqrt", "cbrt": "cbrt", "sine": "sin", "cosine": "cos", "tan": "tan",
+    "erf": "erf", "is-finite": "is_finite", "clamp": "clamp", "select": "select_n",
+    "reduce-precision": "reduce_precision", "convert": "convert_element_type",
+    "stochastic-convert": "convert_element_type", "real": "real", "imag": "imag",
+    "complex": "complex", "not": "not", "and": "and", "or": "or", "xor": "xor",
+    "shift-left": "shift_left", "shift-right-logical": "shift_right_logical",
+    "shift-right-arithmetic": "shift_right_arithmetic", "popcnt": "population_count",
+    "count-leading-zeros": "clz", "compare": "compare",
+    "bitcast-convert": "bitcast_convert_type",
+}
+# Elementwise opcodes that HloCostAnalysis puts under "transcendentals", not flops.
+XLA_TRANSCENDENTAL = frozenset({
+    "exponential", "log", "logistic", "power", "sqrt", "cbrt", "rsqrt", "tanh", "sine",
+    "cosine", "exponential-minus-one", "log-plus-one", "atan2", "erf", "tan",
+})
+# Elementwise opcodes that move or reinterpret data: zero in jaxgreen (as in the jaxpr
+# counter's ZERO_COST list); XLA still counts one flop per element for them.
+_ZERO_ELEMENTWISE = frozenset({"convert_element_type", "bitcast_convert_type", "real", "imag",
+                               "complex"})
+_INT_PRIM = frozenset({"not", "and", "or", "xor", "shift_left", "shift_right_logical",
+                       "shift_right_arithmetic", "population_count", "clz"})
+# Opcodes that do no arithmetic in either count (reviewed list: data movement, layout,
+# control, communication without reduction). Anything else unknown is uncounted.
+ZERO_OPCODES = frozenset({
+    "parameter", "constant", "get-tuple-element", "tuple", "bitcast",
+    "broadcast", "reshape", "dynamic-reshape", "transpose", "copy", "copy-start",
+    "copy-done", "slice", "dynamic-slice", "dynamic-update-slice", "concatenate", "pad",
+    "iota", "gather", "reverse", "after-all", "add-dependency", "partition-id",
+    "replica-id", "opt-barrier", "optimization-barrier", "get-dimension-size",
+    "set-dimension-size", "send", "send-done", "recv", "recv-done", "infeed", "outfeed",
+    "all-gather", "all-gather-start", "all-gather-done", "all-to-all",
+    "collective-permute", "collective-permute-start", "collective-permute-done",
+    "all-reduce-done", "async-update", "async-done", "domain", "rng-get-and-update-state",
+    "collective-broadcast", "ragged-all-to-all", "rng-bit-generator", "rng",
+    "reduce-scatter-done", "topk", "slice-start", "slice-done", "async-start-done",
+})
+_GEMM_TARGETS = ("__cublas$gemm", "__cublas$lt$matmul", "__onednn$matmul",
+                 "__cublas$lt$matmul$f8")
+_CONV_TARGETS = ("__cudnn$conv", "__onednn$convolution")
+# Custom calls that only allocate, annotate or move data: zero in jaxgreen, and zero in
+# XLA's count on the backends that emit them (TPU prices them itself).
+_ZERO_CUSTOM_CALLS = frozenset({
+    "AllocateBuffer", "Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape",
+    "MoveToHost", "MoveToDevice", "annotate_device_placement", "LayoutConstraint",
+    "PadToStatic", "SliceToDynamic", "X64Combine", "X64SplitLow", "X64SplitHigh",
+    "AssumeGatherIndicesInBound", "ConcatBitcast", "GatherScatterIndicesBitpacked",
+})
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopInfo:
+  """One while loop: where it is, its trip count and how that was found."""
+
+  scope: str
+  trips: int | None
+  how: str  # "known_trip_count", "induction variable", "unknown"
+  xla_body_flops: float  # XLA's flops for one trip of body + condition
+
+
+@dataclasses.dataclass(frozen=True)
+class HloCount:
+  """The count of one compiled (or lowered) module, per device.
+
+  Attributes:
+    cost: jaxgreen's count (ADD/MUL, CostModel prices, loops x trips).
+    xla_flops: XLA's HloCostAnalysis flops as replayed by the walk (loops once).
+    xla_flops_trips: the same XLA rules with every loop multiplied by its trips.
+    xla_transcendentals: XLA's transcendentals as replayed (loops once).
+    causes: named cause -> (jaxgreen FPO - XLA flops) for the instructions of that kind,
+      loops multiplied; ``sum(causes.values()) == cost.fpo - xla_flops_trips``.
+    loops: every while loop found, with its trip count.
+    xla_flops_f32: ``xla_flops`` summed as XLA sums it, in float32 and in its visiting
+      order; beyond 2**24 flops XLA's own total is rounded, and this is the rounded value.
+  """
+
+  cost: Cost
+  xla_flops: float
+  xla_flops_trips: float
+  xla_transcendentals: float
+  causes: Mapping[str, float]
+  loops: tuple[LoopInfo, ...] = ()
+  xla_flops_f32: float | None = None
+
+
+class _Tally:
+  """Mutable sums of one computation's walk."""
+
+  __slots__ = ("tot", "prim", "scope", "unc", "inexact", "x", "xt", "xtr", "causes",
+               "loops", "x32", "cur32")
+
+  def __init__(self):
+    self.tot = [0, 0, 0, 0, 0]
+    self.prim: dict[str, list] = {}
+    self.scope: dict[str, list] = {}
+    self.unc: dict[str, int] = {}
+    self.inexact: dict[str, None] = {}
+    self.x = 0.0    # XLA flops, loops once
+    self.xt = 0.0   # XLA flops, loops x trips
+    self.xtr = 0.0  # XLA transcendentals, loops once
+    self.causes: dict[str, float] = {}
+    self.loops: list[LoopInfo] = []
+    # XLA keeps its properties in float32: x32 replays that arithmetic (sums in XLA's
+    # visiting order), cur32 holds the instruction being visited.
+    self.x32 = _F32(0)
+    self.cur32 = _F32(0)
+
+  def total32(self) -> np.float32:
+    return _F32(self.x32 + self.cur32)
+
+  def flush(self) -> None:
+    self.x32 = _F32(self.x32 + self.cur32)
+    self.cur32 = _F32(0)
+
+  def leaf(self, prim: str, scope: str, c: tuple, xla: float, xla_tr: float = 0.0,
+           cause: dict[str, float] | None = None) -> None:
+    for i in range(5):
+      self.tot[i] += c[i]
+    if any(c):
+      for table, key in ((self.prim, prim), (self.scope, scope)):
+        row = table.setdefault(key, [0, 0, 0, 0, 0])
+        for i in range(5):
+          row[i] += c[i]
+    self.x += xla
+    self.xt += xla
+    self.xtr += xla_tr
+    self.cur32 = _F32(self.cur32 + _F32(xla))
+    if cause:
+      for k, v in cause.items():
+        if v:
+          self.causes[k] = self.causes.get(k, 0) + v
+
+  def merge(self, o: _Tally, k_ours: float = 1, k_xla: float = 1) -> None:
+    """Adds ``o`` scaled: ours and XLA-with-trips by ``k_ours``, XLA by ``k_xla``."""
+    for i in range(5):
+      self.tot[i] += o.tot[i] * k_ours
+    for mine, theirs in ((self.prim, o.prim), (self.scope, o.scope)):
+      for key, row in theirs.items():
+        dst = mine.setdefault(key, [0, 0, 0, 0, 0])
+        for i in range(5):
+          dst[i] += row[i] * k_ours
+    for key, n in o.unc.items():
+      self.unc[key] = self.unc.get(key, 0) + n
+    self.inexact.update(o.inexact)
+    self.x += o.x * k_xla
+    self.xt += o.xt * k_ours
+    self.cur32 = _F32(self.cur32 + _F32(o.total32() * _F32(k_xla)))
+    self.xtr += o.xtr * k_xla
+    for key, v in o.causes.items():
+      self.causes[key] = self.causes.get(key, 0) + v * k_ours
+    self.loops.extend(o.loops)
+
+  def freeze(self, cond: str) -> HloCount:
+    def counts(table):
+      return {k: Counts(*(_num(v) for v in row)) for k, row in table.items() if any(row)}
+
+    cost = Cost(*(_num(v) for v in self.tot), by_primitive=counts(self.prim),
+                by_scope=counts(self.scope), uncounted=self.unc,
+                inexact=tuple(self.inexact), cond=cond)
+    return HloCount(cost, _num(self.x), _num(self.xt), _num(self.xtr),
+                    {k: _num(v) for k, v in self.causes.items() if v},
+                    tuple(self.loops), _num(float(self.total32())))
+
+
+_F32 = np.float32
+
+
+def _num(v):
+  if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
+    return int(v)
+  return v
+
+
+# -- scopes ---------------------------------------------------------------------------
+
+_LOOP_SEGMENTS = re.compile(r"(?:^|/)(?:while/(?:body|cond)|cond/branch_\d+_fun|"
+                            r"closed_call|checkpoint|remat|rematted_computation|"
+                            r"core_call|custom_jvp_call|custom_vjp_call|shard_map)(?=/|$)")
+
+
+def hlo_scope(op_name: str) -> str:
+  """The jaxgreen scope of an HLO ``op_name``: the module path, as the jaxpr count keys it.
+
+  The last segment (the primitive) is dropped, and the segments that lowering adds but
+  a jaxpr name stack does not have (``while/body``, ``closed_call``, ``checkpoint``...)
+  are removed before :func:`jaxgreen._scope.clean_scope`.
+  """
+  if not op_name:
+    return ""
+  op_name = op_name.split(";", 1)[0]
+  cut = _last_slash(op_name)
+  if cut < 0:
+    return ""
+  path = _LOOP_SEGMENTS.sub("", op_name[:cut])
+  return clean_scope(path.strip("/"))
+
+
+def _last_slash(s: str) -> int:
+  depth = 0
+  for i in range(len(s) - 1, -1, -1):
+    ch = s[i]
+    if ch == ")":
+      depth += 1
+    elif ch == "(":
+      depth -= 1
+    elif ch == "/" and depth == 0:
+      return i
+  return -1
+
+
+# -- the walk ---------------------------------------------------------------------------
+
+class _Walker:
+  def __init__(self, module: Module, cost_model: CostModel, cond: str):
+    self.m = module
+    self.model = cost_model
+    self.cond = cond
+    self.memo: dict[tuple[str, str], _Tally] = {}
+    self.scopes: dict[str, str] = {}
+
+  def scope(self, op_name: str) -> str:
+    s = self.scopes.get(op_name)
+    if s is None:
+      s = self.scopes[op_name] = hlo_scope(op_name)
+    return s
+
+  def walk(self, comp_name: str, op_name: str = "") -> _Tally:
+    key = (comp_name, op_name)
+    hit = self.memo.get(key)
+    if hit is not None:
+      return hit
+    comp = self.m.computations.get(comp_name)
+    t = _Tally()
+    if comp is None:
+      t.unc[f"computation {comp_name}"] = 1
+      self.memo[key] = t
+      return t
+    for ins in _xla_order(comp):
+      self.instr(t, comp, ins, op_name)
+      t.flush()
+    self.memo[key] = t
+    return t
+
+  def operand(self, comp: Computation, ins: Instr, i: int) -> Instr | None:
+    if i >= len(ins.operands):
+      return None
+    return comp.by_name.get(ins.operands[i])
+
+  def operand_arrays(self, comp: Computation, ins: Instr) -> list[Array]:
+    out = []
+    for name in ins.operands:
+      src = comp.by_name.get(name)
+      if src is not None:
+        out.extend(src.arrays)
+    return out
+
+  # -- dispatch ---------------------------------------------------------------------
+
+  def instr(self, t: _Tally, comp: Computation, ins: Instr, outer_op: str) -> None:
+    op = ins.opcode
+    op_name = ins.op_name or outer_op
+    scope = self.scope(op_name)
+    if op in ZERO_OPCODES:
+      return
+    prim = ELEMENTWISE.get(op)
+    if prim is not None:
+      self.elementwise(t, comp, ins, prim, scope)
+    elif op == "dot":
+      self.dot(t, comp, ins, scope)
+    elif op == "convolution":
+      self.conv(t, comp, ins, scope)
+    elif op == "fusion":
+      self.fusion(t, comp, ins, op_name)
+    elif op in ("call", "async-start"):
+      for c in ins.called("to_apply") or ins.called("calls"):
+        t.merge(self.walk(c, op_name))
+    elif op == "while":
+      self.while_(t, comp, ins, op_name, scope)
+    elif op == "conditional":
+      self.conditional(t, ins, op_name)
+    elif op == "reduce":
+      self.reduce(t, comp, ins, op_name)
+    elif op == "reduce-window":
+      self.reduce_window(t, comp, ins, op_name)
+    elif op == "select-and-scatter":
+      self.select_and_scatter(t, comp, ins, op_name)
+    elif op == "map":
+      body = self.walk(ins.called("to_apply")[0], op_name)
+      t.merge(body, ins.out.size if ins.out else 0, ins.out.size if ins.out else 0)
+    elif op == "scatter":
+      upd = self.operand(comp, ins, len(ins.operands) - 1)
+      n = upd.out.size if upd is not None and upd.out else 0
+      body = self.walk(ins.called("to_apply")[0], op_name)
+      t.merge(body, n, n)
+    elif op in ("all-reduce", "all-reduce-start", "reduce-scatter"):
+      self.all_reduce(t, comp, ins, op_name, scope)
+    elif op == "sort":
+      self.sort(t, comp, ins, scope)
+    elif op == "custom-call":
+      self.custom_call(t, comp, ins, scope)
+    elif op == "fft":
+      self.fft(t, comp, ins, scope)
+    else:
+      t.unc[op] = t.unc.get(op, 0) + 1
+      t.inexact[f"HLO opcode {op!r} has no rule"] = None
+
+  # -- leaves ------------------------------------------------------------------------
+
+  def bytes_of(self, comp: Computation, ins: Instr) -> int:
+    return (sum(a.nbytes for a in self.operand_arrays(comp, ins))
+            + sum(a.nbytes for a in ins.arrays))
+
+  def elementwise(self, t: _Tally, comp: Computation, ins: Instr, prim: str, scope: str):
+    out = ins.out
+    n = out.size if out else 0
+    ops_in = self.operand_arrays(comp, ins)
+    if ins.opcode == "compare":
+      prim = (ins.attr("direction") or "EQ").lower()
+    is_float = any(a.is_float for a in ops_in) if ops_in else bool(out and out.is_float)
+    xla_tr = n if ins.opcode in XLA_TRANSCENDENTAL else 0
+    xla = 0 if xla_tr else n
+    b = self.bytes_of(comp, ins)
+    if prim in _ZERO_ELEMENTWISE:
+      t.leaf(prim, scope, (0, 0, 0, 0, b), xla, xla_tr, {PRICING if is_float else INTEGER:
+                                                         -xla})
+      return
+    if prim in _INT_PRIM or not is_float:
+      price = self.model.price(prim) or (1, 0)
+      iops = (price[0] + price[1]) * n if prim not in _INT_PRIM else n
+      if prim == "select_n":
+        iops = 0
+      t.leaf(prim, scope, (0, 0, 0, iops, b), xla, xla_tr, {INTEGER: -xla})
+      return
+    price = self.model.price(prim)
+    if price is None:
+      t.unc[prim] = t.unc.get(prim, 0) + 1
+      t.leaf(prim, scope, (0, 0, 0, 0, 0), xla, xla_tr, {PRICING: -xla})
+      return
+    a, m = price
+    if any(x.is_complex for x in ops_in) and prim in ("add", "sub"):
+      a, m = 2, 0
+    elif any(x.is_complex for x in ops_in) and prim == "mul":
+      a, m = 2, 4
+    tr = n if prim in TRANSCENDENTALS else 0
+    ours = (a + m) * n
+    cause = TRANSC if ins.opcode in XLA_TRANSCENDENTAL else PRICING
+    t.leaf(prim, scope, (a * n, m * n, tr, 0, b), xla, xla_tr, {cause: ours - xla})
+
+  def dot(self, t: _Tally, comp: Computation, ins: Instr, scope: str):
+    lhs = self.operand(comp, ins, 0)
+    out = ins.out
+    if lhs is None or lhs.out is None or out is None:
+      t.unc["dot"] = t.unc.get("dot", 0) + 1
+      return
+    k = math.prod(lhs.out.dims[d] for d in ins.int_list("lhs_contracting_dims"))
+    self._contraction(t, comp, ins, "dot_general", scope, out.size, k, lhs.out.is_complex,
+                      XLA_FMA_FLOPS * out.size * k)
+
+  def _contraction(self, t: _Tally, comp, ins, prim: str, scope: str, out_n: int, k: int,
+                   complex_: bool, xla: float, valid: float | None = None,
+                   muls_override: int | None = None):
+    """A dot or convolution: ``out_n`` outputs of ``k`` products each.
+
+    ``valid`` is what XLA's rules give for the operation (2 flops per product on real
+    input) and ``xla`` what XLA reports for this instruction (-1 for a custom call).
+    """
+    if muls_override is not None:
+      muls = muls_override
+      adds = max(0, muls - out_n)
+    elif k == 0:
+      adds = muls = 0
+    elif complex_:
+      adds, muls = out_n * (2 * k + 2 * (k - 1)), out_n * 4 * k
+    else:
+      adds, muls = out_n * (k - 1), out_n * k
+    is_float = ins.out.is_float if ins.out else True
+    b = self.bytes_of(comp, ins)
+    dense = XLA_FMA_FLOPS * (muls if muls_override is not None else out_n * k)
+    valid = dense if valid is None else valid
+    if not is_float:
+      t.leaf(prim, scope, (0, 0, 0, adds + muls, b), xla, 0,
+             {INTEGER: -valid, CUSTOM: valid - xla})
+      return
+    t.leaf(prim, scope, (adds, muls, 0, 0, b), xla, 0,
+           {FMA: adds + muls - dense, PADDING: dense - valid, CUSTOM: valid - xla})
+
+  def conv(self, t: _Tally, comp: Computation, ins: Instr, scope: str,
+           out: Array | None = None, custom: bool = False):
+    lhs = self.operand(comp, ins, 0)
+    rhs = self.operand(comp, ins, 1)
+    out = out or ins.out
+    labels = ins.attr("dim_labels")
+    if None in (lhs, rhs, out, labels) or lhs.out is None or rhs.out is None:
+      t.unc["convolution"] = t.unc.get("convolution", 0) + 1
+      return
+    taps, valid = _conv_info(labels, lhs.out, rhs.out, out, ins.attr("window") or "",
+                             _int_attr(ins, "feature_group_count", 1),
+                             _int_attr(ins, "batch_group_count", 1))
+    xla = -1 if custom else valid
+    prim = ins.op_name.split(";", 1)[0].rsplit("/", 1)[-1]
+    if ins.opcode == "convolution" and ins.op_name and not prim.startswith("conv"):
+      # A dot the compiler rewrote as a convolution (TPU): windows, padding and
+      # dilation there are layout devices, so only products on real input count.
+      self._contraction(t, comp, ins, "dot_general", scope, out.size, taps,
+                        lhs.out.is_complex, xla, valid, muls_override=int(valid) // 2)
+      return
+    self._contraction(t, comp, ins, "conv_general_dilated", scope, out.size, taps,
+                      lhs.out.is_complex, xla, valid)
+
+  # -- calls and loops ----------------------------------------------------------------
+
+  def fusion(self, t: _Tally, comp: Computation, ins: Instr, op_name: str):
+    called = ins.called("calls")
+    if not called:
+      return
+    body = self.walk(called[0], op_name)
+    # HloCostAnalysis::HandleFusion: a custom fusion holding a gather or scatter is
+    # priced as that gather/scatter alone.
+    if 'kind=kCustom' in ins.attrs or ins.attr("kind") == "kCustom":
+      fused = self.m.computations.get(called[0])
+      special = [i for i in fused.instrs if i.opcode in ("gather", "scatter")] if fused else []
+      if special:
+        sub = _Tally()
+        self.instr(sub, fused, special[0], op_name)
+        sub.flush()
+        x_special = sub.x
+        t.merge(body, 1, 1)
+        t.cur32 = sub.total32()
+        # replace the replayed XLA flops of the whole fusion by the gather/scatter's
+        delta = x_special - body.x
+        t.x += delta
+        t.xt += delta
+        t.causes[PRICING] = t.causes.get(PRICING, 0) - delta
+        return
+    t.merge(body)
+
+  def while_(self, t: _Tally, comp: Computation, ins: Instr, op_name: str, scope: str):
+    cond_c = (ins.called("condition") or [""])[0]
+    body_c = (ins.called("body") or [""])[0]
+    body = self.walk(body_c, op_name)
+    cnd = self.walk(cond_c, op_name)
+    trips, how = trip_count(self.m, comp, ins)
+    if trips is None:
+      t.inexact[f"while loop at scope {scope!r} ({ins.name}): trip count unknown, body "
+                f"counted once"] = None
+      trips_used = 1
+    else:
+      trips_used = trips
+    t.merge(body, trips_used, 1)
+    t.merge(cnd, trips_used + 1, 1)
+    t.loops.append(LoopInfo(scope, trips, how, _num(body.x + cnd.x)))
+
+  def conditional(self, t: _Tally, ins: Instr, op_name: str):
+    names = ins.called("branch_computations") or (
+        ins.called("true_computation") + ins.called("false_computation"))
+    branches = [self.walk(n, op_name) for n in names]
+    if not branches:
+      return
+    fpo = [b.tot[0] + b.tot[1] for b in branches]
+    if self.cond == "mean":
+      picked = [(b, 1 / len(branches)) for b in branches]
+    else:
+      pick = min if self.cond == "min" else max
+      picked = [(branches[fpo.index(pick(fpo))], 1)]
+    for b, k in picked:
+      t.merge(b, k, k)
+    # HloCostAnalysis takes the maximum of each property over the branches.
+    t.cur32 = max(b.total32() for b in branches)
+    xla_max = max(b.x for b in branches)
+    delta = xla_max - sum(b.x * k for b, k in picked)
+    t.x += delta
+    t.xt += delta
+    t.causes[OTHER] = t.causes.get(OTHER, 0) - delta
+
+  def reduce(self, t: _Tally, comp: Computation, ins: Instr, op_name: str):
+    src = self.operand(comp, ins, 0)
+    out = ins.out
+    if src is None or src.out is None or out is None:
+      t.unc["reduce"] = t.unc.get("reduce", 0) + 1
+      return
+    n = src.out.size - out.size
+    body = self.walk(ins.called("to_apply")[0], op_name)
+    t.merge(_renamed(body, _reduce_name(body)), n, n)
+
+  def reduce_window(self, t: _Tally, comp: Computation, ins: Instr, op_name: str):
+    out = ins.out
+    win = _window(ins.attr("window") or "")
+    if out is None:
+      return
+    taps = math.prod(d["size"] for d in win) if win else 1
+    ours_n = out.size * (taps - 1)
+    xla_n = ours_n
+    # HloCostAnalysis::HandleReduceWindow: a window that is a reduce broadcast back over
+    # one dimension (cumulative sums lowered this way) is priced as a reduce.
+    reducing = [i for i, d in enumerate(win) if d["size"] != 1]
+    padded = [d for d in win if d["lo"] or d["hi"]]
+    if len(reducing) == 1 and len(padded) == 1 and len(ins.arrays) == 1:
+      for i, d in enumerate(win):
+        if (d["size"] != 1 and d["lo"] and d["hi"] and d["lo"] == d["hi"]
+            and d["size"] == 2 * d["lo"] + 1 and d["lo"] == out.dims[i] - 1):
+          w = out.dims[i]
+          xla_n = out.size // w + (w - 1)
+    body = self.walk(ins.called("to_apply")[0], op_name)
+    sub = _Tally()
+    sub.merge(body, ours_n, xla_n)
+    # Ours-with-trips follows ours; the XLA-count difference is a counting convention.
+    diff = body.x * (ours_n - xla_n)
+    sub.xt -= diff
+    sub.causes[OTHER] = sub.causes.get(OTHER, 0) + diff
+    name = {"add": "reduce_window_sum", "max": "reduce_window_max",
+            "min": "reduce_window_min"}.get(_reduce_op(body), "reduce_window")
+    t.merge(_renamed(sub, name))
+
+  def select_and_scatter(self, t: _Tally, comp: Computation, ins: Instr, op_name: str):
+    source = self.operand(comp, ins, 1)
+    win = _window(ins.attr("window") or "")
+    if source is None or source.out is None:
+      return
+    taps = math.prod(d["size"] for d in win) if win else 1
+    n = source.out.size
+    sel = self.walk(ins.called("select")[0], op_name)
+    sca = self.walk(ins.called("scatter")[0], op_name)
+    t.merge(_renamed(sel, "select_and_scatter_add"), n * (taps - 1), n * (taps - 1))
+    t.merge(_renamed(sca, "select_and_scatter_add"), n, n)
+
+  def all_reduce(self, t: _Tally, comp: Computation, ins: Instr, op_name: str, scope: str):
+    groups = _group_size(ins)
+    body_name = ins.called("to_apply")
+    body = self.walk(body_name[0], op_name) if body_name else _Tally()
+    elems = sum(a.size for a in self.operand_arrays(comp, ins))
+    out_elems = sum(a.size for a in ins.arrays)
+    # jaxgreen, as for psum: each device does (n - 1) / n of the reduction of its
+    # elements (reduce-scatter + all-gather); XLA: one flop per output element.
+    per_dev = elems * (groups - 1) / groups if groups > 1 else 0
+    a = body.tot[0] * per_dev
+    m = body.tot[1] * per_dev
+    xla = 0 if ins.opcode == "reduce-scatter" else out_elems
+    prim = {"maximum": "pmax", "minimum": "pmin"}.get(_reduce_op(body), "psum")
+    t.leaf(prim, scope, (_num(a), _num(m), 0, 0, self.bytes_of(comp, ins)), xla, 0,
+           {COLLECTIVE: a + m - xla})
+
+  def sort(self, t: _Tally, comp: Computation, ins: Instr, scope: str):
+    key = self.operand(comp, ins, 0)
+    if key is None or key.out is None:
+      return
+    dims = ins.int_list("dimensions")
+    d = dims[0] if dims else len(key.out.dims) - 1
+    n = key.out.dims[d] if key.out.dims else 1
+    rows = key.out.size // max(1, n)
+    compares = rows * n * _clog2(n)
+    e = key.out.size
+    xla = e * _clog2(e)
+    a, m = self.model.price("lt")
+    b = self.bytes_of(comp, ins)
+    if key.out.is_float:
+      t.leaf("sort", scope, (a * compares, m * compares, 0, 0, b), xla, 0,
+             {OTHER: (a + m) * compares - xla})
+    else:
+      t.leaf("sort", scope, (0, 0, 0, compares, b), xla, 0, {INTEGER: -xla})
+
+  def fft(self, t: _Tally, comp: Computation, ins: Instr, scope: str):
+    x = self.operand(comp, ins, 0)
+    lengths = ins.int_list("fft_length")
+    if x is None or x.out is None or not lengths:
+      return
+    kind = (ins.attr("fft_type") or "FFT").upper()
+    n_total = math.prod(lengths)
+    batch = x.out.size // max(1, math.prod(x.out.dims[-len(lengths):]))
+    log_sum = sum(math.log2(n) for n in lengths if n > 1)
+    muls, adds = 2 * n_total * log_sum * batch, 3 * n_total * log_sum * batch
+    if "RFFT" in kind:
+      muls, adds = muls / 2, adds / 2
+    muls, adds = int(round(muls)), int(round(adds))
+    xla = XLA_FMA_FLOPS * 4 * math.prod(int(math.log2(n)) if n else 0 for n in lengths) \
+        * x.out.size
+    t.leaf("fft", scope, (adds, muls, 0, 0, self.bytes_of(comp, ins)), xla, 0,
+           {OTHER: adds + muls - xla})
+
+  def custom_call(self, t: _Tally, comp: Computation, ins: Instr, scope: str):
+    target = (ins.attr("custom_call_target") or "").strip('"')
+    if target in _ZERO_CUSTOM_CALLS:
+      return
+    # HloCostAnalysis::HandleCustomCall marks flops "unknown" with -1.
+    xla = -1
+    if target in _GEMM_TARGETS or target.startswith("__cublas"):
+      dn = _backend_json(ins).get("gemm_backend_config", _backend_json(ins)) or {}
+      dims = (dn.get("dot_dimension_numbers") or {}).get("lhs_contracting_dimensions")
+      lhs = self.operand(comp, ins, 0)
+      out = ins.out
+      if dims is not None and lhs is not None and lhs.out is not None and out is not None:
+        k = math.prod(lhs.out.dims[int(d)] for d in dims)
+        self._contraction(t, comp, ins, "dot_general", scope, out.size, k,
+                          lhs.out.is_complex, xla)
+        return
+    if target.startswith(_CONV_TARGETS) and ins.attr("dim_labels"):
+      self.conv(t, comp, ins, scope, out=ins.out, custom=True)
+      return
+    name = f"custom-call {target}" if target else "custom-call"
+    t.unc[name] = t.unc.get(name, 0) + 1
+    t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
+
+
+def _renamed(body: _Tally, name: str) -> _Tally:
+  """The same tally with every primitive row filed under ``name``."""
+  if not body.prim:
+    return body
+  out = _Tally()
+  out.merge(body)
+  row = [0, 0, 0, 0, 0]
+  for r in out.prim.values():
+    for i in range(5):
+      row[i] += r[i]
+  out.prim = {name: row}
+  return out
+
+
+def _reduce_op(body: _Tally) -> str:
+  names = [k for k, r in body.prim.items() if any(r[:4])]
+  return names[0] if len(names) == 1 else ""
+
+
+def _reduce_name(body: _Tally) -> str:
+  return {"add": "reduce_sum", "max": "reduce_max", "min": "reduce_min",
+          "mul": "reduce_prod"}.get(_reduce_op(body), "reduce")
+
+
+def _clog2(n: int) -> int:
+  return max(0, (int(n) - 1).bit_length())
+
+
+def _int_attr(ins: Instr, key: str, default: int) -> int:
+  v = ins.attr(key)
+  try:
+    return int(v) if v is not None else default
+  except ValueError:
+    return default
+
+
+def _backend_json(ins: Instr) -> dict:
+  v = ins.attr("backend_config")
+  if not v:
+    return {}
+  try:
+    return json.loads(v)
+  except ValueError:
+    return {}
+
+
+_REPLICA_GROUPS_IOTA = re.compile(r"\[(\d+),(\d+)\]<=")
+
+
+def _group_size(ins: Instr) -> int:
+  v = ins.attr("replica_groups")
+  if not v:
+    return 1
+  m = _REPLICA_GROUPS_IOTA.match(v)
+  if m:
+    return int(m.group(2))
+  first = re.search(r"\{([\d,\s]*)\}", v[1:] if v.startswith("{") else v)
+  if not first or not first.group(1).strip():
+    return 1
+  return len([s for s in first.group(1).split(",") if s.strip()])
+
+
+def _window(text: str) -> list[dict[str, int]]:
+  """Parses ``{size=3x3 stride=1x1 pad=1_1x1_1 lhs_dilate=1x1 rhs_dilate=1x1}``."""
+  fields = dict(re.findall(r"(\w+)=([\d_x\-]+)", text))
+  if "size" not in fields:
+    return []
+  sizes = [int(s) for s in fields["size"].split("x")]
+  n = len(sizes)
+
+  def per_dim(key, default):
+    if key not in fields:
+      return [default] * n
+    return fields[key].split("x")
+
+  strides = [int(s) for s in per_dim("stride", "1")]
+  pads = [p.split("_") for p in per_dim("pad", "0_0")]
+  lhs_d = [int(s) for s in per_dim("lhs_dilate", "1")]
+  rhs_d = [int(s) for s in per_dim("rhs_dilate", "1")]
+  return [{"size": sizes[i], "stride": strides[i], "lo": int(pads[i][0]),
+           "hi": int(pads[i][1]), "base": lhs_d[i], "dil": rhs_d[i]} for i in range(n)]
+
+
+def _conv_info(labels: str, lhs: Array, rhs: Array, out: Array, window_text: str,
+               fgc: int, bgc: int) -> tuple[int, float]:
+  """(dense taps per output, XLA's flops counting only valid taps) of a convolution."""
+  lhs_l, rest = labels.split("_", 1)
+  rhs_l, out_l = rest.split("->")
+  kernel_spatial = [rhs.dims[i] for i, ch in enumerate(rhs_l) if ch.isdigit()]
+  taps = rhs.dims[rhs_l.index("i")] * math.prod(kernel_spatial)
+  # XLA's GetConvolutionFlops: count, per spatial dimension, the (kernel, output)
+  # position pairs that land on a real (not padded, not dilated-in) input element.
+  def spatial(label: str, arr: Array) -> list[int]:
+    order = sorted((ch, i) for i, ch in enumerate(label) if ch.isdigit())
+    return [arr.dims[i] for _, i in order]
+
+  def ordered(label: str, arr: Array) -> list[int]:
+    return spatial(label, arr)
+
+  ins_l, ker_l, outs_l = ordered(lhs_l, lhs), ordered(rhs_l, rhs), ordered(out_l, out)
+  win = _window(window_text)
+  valid = 1
+  for d in range(len(ker_l)):
+    w = win[d] if d < len(win) else {"size": 1, "stride": 1, "lo": 0, "hi": 0, "base": 1,
+                                     "dil": 1}
+    count = 0
+    for k in range(ker_l[d]):
+      for o in range(outs_l[d]):
+        u = o * w["stride"] - w["lo"] + k * w["dil"]
+        if w["base"] > 1:
+          if u % w["base"]:
+            continue
+          u //= w["base"]
+        if 0 <= u < ins_l[d]:
+          count += 1
+    valid *= count
+  in_feat = lhs.dims[lhs_l.index("f")]
+  out_feat = out.dims[out_l.index("f")]
+  batch = lhs.dims[lhs_l.index("b")]
+  fma = (in_feat // fgc) * out_feat * (batch // bgc) * valid
+  return taps, XLA_FMA_FLOPS * fma
+
+
+def _xla_order(comp: Computation) -> list[Instr]:
+  """Instructions in the order HloCostAnalysis visits them: depth-first from the
+  computation's root, operands first, then from each instruction that nothing uses.
+
+  The order matters only because XLA sums in float32 (see ``HloCount.xla_flops_f32``).
+  """
+  by_name = comp.by_name
+  used: set[str] = set()
+  for ins in comp.instrs:
+    used.update(ins.operands)
+  root = comp.root
+  starts = [root] + [i for i in comp.instrs if i.name not in used and i is not root]
+  seen: set[str] = set()
+  order: list[Instr] = []
+  for start in starts:
+    if start.name in seen:
+      continue
+    stack: list[tuple[Instr, int]] = [(start, 0)]
+    seen.add(start.name)
+    while stack:
+      ins, i = stack[-1]
+      if i < len(ins.operands):
+        stack[-1] = (ins, i + 1)
+        op = by_name.get(ins.operands[i])
+        if op is not None and op.name not in seen:
+          seen.add(op.name)
+          stack.append((op, 0))
+      else:
+        stack.pop()
+        order.append(ins)
+  return order
+
+
+# -- trip counts ----------------------------------------------------------------------
+
+_KNOWN_TRIPS = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
+_FLIP = {"LT": "GT", "GT": "LT", "LE": "GE", "GE": "LE", "EQ": "EQ", "NE": "NE"}
+
+
+def trip_count(module: Module, comp: Computation, w: Instr) -> tuple[int | None, str]:
+  """The trip count of while instruction ``w`` and how it was found.
+
+  CPU and GPU compilers record ``known_trip_count`` in the backend config. Where it is
+  missing (TPU), the loop is recognised as counted: the condition compares a tuple
+  element (the induction variable) with a constant, the body adds a constant step to
+  it, and the initial value is a constant.
+  """
+  m = _KNOWN_TRIPS.search(w.attrs)
+  if m:
+    return int(m.group(1)), "known_trip_count"
+  try:
+    n = _derive_trips(module, comp, w)
+  except (KeyError, IndexError, ValueError, ZeroDivisionError):
+    n = None
+  return (n, "induction variable") if n is not None else (None, "unknown")
+
+
+def _derive_trips(module: Module, comp: Computation, w: Instr) -> int | None:
+  cond = module.computations[w.called("condition")[0]]
+  body = module.computations[w.called("body")[0]]
+  init = comp.by_name.get(w.operands[0])
+  cmp = _find_compare(module, cond, cond.root.name, {})
+  if cmp is None:
+    return None
+  direction, lhs, rhs = cmp
+
+  def init_value(k: int):
+    if init is None or init.opcode != "tuple" or k >= len(init.operands):
+      return None
+    v = _sym(module, comp, init.operands[k], {})
+    return v[1] if v and v[0] == "c" else None
+
+  body_out = body.root
+  if body_out.opcode != "tuple":
+    return None
+
+  def const_of(s):
+    if s is None:
+      return None
+    if s[0] == "c":
+      return s[1]
+    if s[0] == "iv":  # a loop-invariant tuple element initialised to a constant
+      nxt = _sym(module, body, body_out.operands[s[1]], {})
+      if nxt == ("iv", s[1]):
+        return init_value(s[1])
+    return None
+
+  if lhs and lhs[0] == "iv" and const_of(rhs) is not None and const_of(lhs) is None:
+    k, bound = lhs[1], const_of(rhs)
+  elif rhs and rhs[0] == "iv" and const_of(lhs) is not None and const_of(rhs) is None:
+    k, bound, direction = rhs[1], const_of(lhs), _FLIP[direction]
+  else:
+    return None
+  start = init_value(k)
+  step_sym = _sym(module, body, body_out.operands[k], {})
+  if start is None or step_sym is None or step_sym[0] != "iv+" or step_sym[1] != k:
+    return None
+  step = const_of(step_sym[2])
+  if not step:
+    return None
+  return _count(direction, start, bound, step)
+
+
+def _count(direction: str, start, bound, step) -> int | None:
+  span = bound - start
+  if direction == "LT" and step > 0:
+    return max(0, math.ceil(span / step))
+  if direction == "LE" and step > 0:
+    return max(0, math.floor(span / step) + 1)
+  if direction == "GT" and step < 0:
+    return max(0, math.ceil(-span / -step))
+  if direction == "GE" and step < 0:
+    return max(0, math.floor(-span / -step) + 1)
+  if direction == "NE" and span % step == 0 and span / step >= 0:
+    return int(span // step)
+  return None
+
+
+_PASS = frozenset({"copy", "bitcast", "convert", "reshape", "broadcast"})
+
+
+def _sym(module: Module, comp: Computation, name: str, env: dict[int, Any]):
+  """A symbolic scalar: ("c", v) constant, ("iv", k) tuple element k of the loop state,
+  ("iv+", k, sym) element k plus a step, or None."""
+  ins = comp.by_name.get(name)
+  if ins is None:
+    return None
+  op = ins.opcode
+  if op == "constant":
+    try:
+      v = ins.operands[0]
+      return ("c", int(v)) if re.fullmatch(r"-?\d+", v) else ("c", float(v))
+    except (IndexError, ValueError):
+      return None
+  if op == "parameter":
+    idx = int(ins.operands[0])
+    return env.get(idx, ("param", idx))
+  if op == "get-tuple-element":
+    src = comp.by_name.get(ins.operands[0])
+    if src is not None and src.opcode == "parameter" and not env:
+      return ("iv", _int_attr(ins, "index", 0))
+    return None
+  if op in _PASS:
+    return _sym(module, comp, ins.operands[0], env)
+  if op in ("add", "subtract"):
+    a = _sym(module, comp, ins.operands[0], env)
+    b = _sym(module, comp, ins.operands[1], env)
+    if a and b and a[0] == "c" and b[0] == "c":
+      return ("c", a[1] + b[1] if op == "add" else a[1] - b[1])
+    if a and a[0] == "iv" and b and b[0] in ("c", "iv"):
+      return ("iv+", a[1], b if op == "add" else _neg(b))
+    if op == "add" and b and b[0] == "iv" and a and a[0] in ("c", "iv"):
+      return ("iv+", b[1], a)
+    return None
+  if op == "fusion":
+    called = module.computations[ins.called("calls")[0]]
+    sub_env = {i: _sym(module, comp, o, env) for i, o in enumerate(ins.operands)}
+    return _sym(module, called, called.root.name, sub_env)
+  return None
+
+
+def _neg(s):
+  return ("c", -s[1]) if s[0] == "c" else None
+
+
+def _find_compare(module: Module, comp: Computation, name: str, env: dict[int, Any]):
+  ins = comp.by_name.get(name)
+  if ins is None:
+    return None
+  if ins.opcode == "compare":
+    return ((ins.attr("direction") or "").upper(),
+            _sym(module, comp, ins.operands[0], env), _sym(module, comp, ins.operands[1], env))
+  if ins.opcode == "fusion":
+    called = module.computations[ins.called("calls")[0]]
+    sub_env = {i: _sym(module, comp, o, env) for i, o in enumerate(ins.operands)}
+    return _find_compare(module, called, called.root.name, sub_env)
+  if ins.opcode in _PASS:
+    return _find_compare(module, comp, ins.operands[0], env)
+  return None
+
+
+# -- entry points ---------------------------------------------------------------------
+
+def count_hlo_text(text: str, *, cost_model: CostModel | None = None,
+                   cond: str = "max") -> HloCount:
+  """Counts the entry computation of an HLO module given as text.
+
+  Args:
+    text: ``compiled.as_text()`` (optimized HLO) or ``lowered.as_text("hlo")``.
+    cost_model: prices of non-elementary operations; default ``CostModel()``.
+    cond: ``"max"`` (default), ``"min"`` or ``"mean"`` for conditionals, as in
+      :func:`jaxgreen.count`.
+
+  Returns:
+    An :class:`HloCount` (per device for an SPMD-partitioned module).
+  """
+  module = parse_module(text)
+  if not module.computations:
+    raise ValueError("count_hlo_text(text=...): no HLO computation found; pass "
+                     "compiled.as_text() or lowered.as_text('hlo')")
+  walker = _Walker(module, cost_model or DEFAULT, cond)
+  return walker.walk(module.entry).freeze(cond)
+
+
+def count_compiled(compiled, *, cost_model: CostModel | None = None,
+                   cond: str = "max") -> HloCount:
+  """Counts a ``jax.stages.Compiled`` from its optimized HLO (see :func:`count_hlo_text`).
+
+  Example:
+    >>> c = jax.jit(lambda a, b: a @ b).lower(x, y).compile()
+    >>> count_compiled(c).cost.muls  # M*N*K
+  """
+  text = compiled.as_text()
+  if not isinstance(text, str) or not text:
+    raise ValueError("count_compiled(compiled=...): this executable has no HLO text; pass "
+                     "the result of jax.jit(f).lower(*args).compile()")
+  return count_hlo_text(text, cost_model=cost_model, cond=cond)

@@ -1,0 +1,371 @@
+"""Counts a lowered program: the StableHLO module jax hands to XLA, before any XLA pass.
+
+``lowered.compiler_ir("stablehlo")`` is walked through the MLIR Python bindings that ship
+with jaxlib. Each operation is translated into the instruction form of
+:mod:`jaxgreen.hlo.parse` (``stablehlo.dot_general`` -> ``dot``, regions -> called
+computations, ``func.call`` -> ``call``, multi-result operations -> tuples) and counted
+by the same walker as the compiled HLO, so the conventions are identical: dot MUL =
+B*M*N*K, ADD = B*M*N*(K-1), dense convolutions, reductions n - 1, transcendentals
+priced by the CostModel, while loops x their trip count (derived from the induction
+variable: StableHLO carries no ``known_trip_count``).
+
+Example:
+  >>> lowered = jax.jit(f).lower(x)
+  >>> jaxgreen.hlo.count_lowered(lowered).fpo
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from jaxgreen.cost import Cost
+from jaxgreen.cost_model import DEFAULT, CostModel
+from jaxgreen.hlo import compiled as _compiled
+from jaxgreen.hlo.parse import Computation, Instr, Module
+
+# StableHLO / CHLO op name -> HLO opcode, where dropping the prefix and writing "-" for
+# "_" is not enough.
+_RENAME = {
+    "broadcast_in_dim": "broadcast", "dot_general": "dot", "dot": "dot",
+    "optimization_barrier": "opt-barrier", "dynamic_broadcast_in_dim": "broadcast",
+    "dynamic_iota": "iota", "real_dynamic_slice": "slice", "uniform_quantize": "convert",
+    "uniform_dequantize": "convert", "composite": "call",
+}
+# CHLO operations (expanded by XLA later) and their jaxpr primitive names.
+_CHLO = {
+    "erf": "erf", "erfc": "erfc", "erf_inv": "erf_inv", "lgamma": "lgamma",
+    "digamma": "digamma", "polygamma": "polygamma", "zeta": "zeta", "sinh": "sinh",
+    "cosh": "cosh", "tan": "tan", "asin": "asin", "acos": "acos", "atan": "atan",
+    "asinh": "asinh", "acosh": "acosh", "atanh": "atanh", "bessel_i1e": "bessel_i1e",
+    "next_after": "nextafter", "square": "square", "conj": "conj", "is_inf": "is_finite",
+    "is_neg_inf": "is_finite", "is_pos_inf": "is_finite",
+}
+_DTYPE = re.compile(r"^(?:i1|[iu]i?\d+|f\d+|bf16|f8\w+|f4\w+|complex<f(?:32|64)>|index)$")
+_LOC_NAME = re.compile(r'^loc\("((?:[^"\\]|\\.)*)"')
+_INTS = re.compile(r"-?\d+")
+
+
+def _dtype(mlir: str) -> str:
+  if mlir == "i1":
+    return "pred"
+  if mlir.startswith("ui"):
+    return "u" + mlir[2:]
+  if mlir.startswith("i"):
+    return "s" + mlir[1:]
+  if mlir == "complex<f32>":
+    return "c64"
+  if mlir == "complex<f64>":
+    return "c128"
+  return mlir.lower()
+
+
+def _type_text(t: str) -> str:
+  """``tensor<8x16xf32>`` -> ``f32[8,16]``; tokens and other types -> ``token[]``."""
+  if not t.startswith("tensor<"):
+    return "token[]"
+  body = t[len("tensor<"):-1]
+  body = body.split(",", 1)[0] if body.count("<") == 0 else body  # drop an encoding
+  parts = body.split("x")
+  # the element type may itself hold an "x" only in exotic types; take the known suffix
+  for i in range(len(parts)):
+    rest = "x".join(parts[i:])
+    if _DTYPE.match(rest):
+      dims = [p if p.isdigit() else "0" for p in parts[:i]]
+      return f"{_dtype(rest)}[{','.join(dims)}]"
+  return "token[]"
+
+
+class _Translator:
+  """Builds a :class:`Module` of HLO-like instructions from an MLIR module."""
+
+  def __init__(self, module: Any):
+    self.funcs: dict[str, Any] = {}
+    self.comps: dict[str, Computation] = {}
+    self.count = 0
+    from jaxlib.mlir import ir
+
+    self.ir = ir
+    for op in module.body.operations:
+      if op.operation.name == "func.func":
+        name = ir.StringAttr(op.attributes["sym_name"]).value
+        self.funcs[name] = op
+
+  def fresh(self, base: str) -> str:
+    self.count += 1
+    return f"{base}.{self.count}"
+
+  @staticmethod
+  def vname(v: Any) -> str:
+    return f"v{hash(v)}"
+
+  def op_name(self, op: Any, prefix: str) -> str:
+    m = _LOC_NAME.match(str(op.location))
+    if not m:
+      return prefix
+    name = m.group(1)
+    if not prefix or name.startswith("jit(") or name.startswith(prefix):
+      return name
+    return f"{prefix}/{name}"
+
+  # -- computations ------------------------------------------------------------------
+
+  def function(self, name: str, prefix: str) -> str:
+    key = f"{name}@{prefix}"
+    if key in self.comps:
+      return key
+    fn = self.funcs.get(name)
+    if fn is None:
+      return key
+    self.comps[key] = Computation(key, [])  # placeholder against recursion
+    block = fn.regions[0].blocks[0]
+    instrs = [Instr(self.vname(a), _type_text(str(a.type)), "parameter", [str(i)], "", "")
+              for i, a in enumerate(block.arguments)]
+    self.block(block, prefix, instrs, root="tuple")
+    self.comps[key] = Computation(key, instrs)
+    return key
+
+  def region(self, region: Any, prefix: str, *, tuple_param: bool, root: str) -> str:
+    name = self.fresh("region")
+    block = region.blocks[0]
+    instrs: list[Instr] = []
+    args = list(block.arguments)
+    if tuple_param:
+      # As XLA writes a loop: one tuple parameter and an element read per loop value.
+      types = ", ".join(_type_text(str(a.type)) for a in args)
+      param = self.fresh("param")
+      instrs.append(Instr(param, f"({types})", "parameter", ["0"], "", ""))
+      for i, a in enumerate(args):
+        instrs.append(Instr(self.vname(a), _type_text(str(a.type)), "get-tuple-element",
+                            [param], f"index={i}", ""))
+    else:
+      for i, a in enumerate(args):
+        instrs.append(Instr(self.vname(a), _type_text(str(a.type)), "parameter", [str(i)],
+                            "", ""))
+    self.block(block, prefix, instrs, root=root)
+    self.comps[name] = Computation(name, instrs)
+    return name
+
+  def block(self, block: Any, prefix: str, instrs: list[Instr], root: str) -> None:
+    for op in block.operations:
+      o = op.operation
+      kind = o.name
+      if kind in ("func.return", "stablehlo.return", "sdy.return"):
+        operands = [self.vname(v) for v in o.operands]
+        if root == "tuple" or len(operands) != 1:
+          types = ", ".join(_type_text(str(v.type)) for v in o.operands)
+          instrs.append(Instr(self.fresh("root"), f"({types})", "tuple", operands, "", "",
+                              root=True))
+        else:
+          instrs.append(Instr(self.fresh("root"), _type_text(str(o.operands[0].type)),
+                              "bitcast", operands, "", "", root=True))
+        continue
+      self.operation(o, prefix, instrs)
+
+  # -- operations ---------------------------------------------------------------------
+
+  def operation(self, o: Any, prefix: str, instrs: list[Instr]) -> None:
+    kind = o.name
+    dialect, _, short = kind.partition(".")
+    op_name = self.op_name(o, prefix)
+    attrs: list[str] = []
+    operands = [self.vname(v) for v in o.operands]
+    a = o.attributes
+
+    def attr(key: str) -> str:
+      return str(a[key]) if key in a else ""
+
+    if dialect == "chlo" and short in _CHLO:
+      opcode = "chlo." + short
+    elif dialect == "func" and short == "call":
+      callee = attr("callee").lstrip("@")
+      opcode = "call"
+      attrs.append(f"to_apply=%{self.function(callee, op_name)}")
+    elif dialect == "sdy" and short == "manual_computation":
+      opcode = "call"
+      body = self.region(o.regions[0], op_name, tuple_param=False, root="tuple")
+      attrs.append(f"to_apply=%{body}")
+    elif dialect in ("stablehlo", "mhlo"):
+      opcode = _RENAME.get(short, short.replace("_", "-"))
+      self.attributes(o, short, attr, attrs, op_name)
+      if short == "while":
+        types = ", ".join(_type_text(str(v.type)) for v in o.operands)
+        init = self.fresh("init")
+        instrs.append(Instr(init, f"({types})", "tuple", operands, "", op_name))
+        operands = [init]
+      elif short == "constant":
+        m = re.match(r"dense<([^>]*)>", attr("value"))
+        operands = [m.group(1) if m else ""]
+      elif short == "composite":
+        callee = attr("decomposition").lstrip("@")
+        attrs.append(f"to_apply=%{self.function(callee, op_name)}")
+    elif dialect == "sdy":
+      opcode = "bitcast"  # sharding annotations: no arithmetic
+    else:
+      opcode = kind  # unknown: reported as uncounted by the walker
+    results = list(o.results)
+    text = ", ".join(attrs)
+    if len(results) == 1:
+      instrs.append(Instr(self.vname(results[0]), _type_text(str(results[0].type)), opcode,
+                          operands, text, op_name))
+      return
+    main = self.fresh("op")
+    types = ", ".join(_type_text(str(r.type)) for r in results)
+    instrs.append(Instr(main, f"({types})", opcode, operands, text, op_name))
+    for i, r in enumerate(results):
+      instrs.append(Instr(self.vname(r), _type_text(str(r.type)), "get-tuple-element", [main],
+                          f"index={i}", op_name))
+
+  def attributes(self, o: Any, short: str, attr, attrs: list[str], op_name: str) -> None:
+    """HLO-syntax attributes for the operations the walker reads attributes of."""
+    def ints(key: str) -> list[int]:
+      return _attr_ints(attr(key))
+
+    def region(i: int, **kw) -> str:
+      return self.region(o.regions[i], op_name, **kw)
+
+    if short == "dot_general":
+      m = re.search(r"lhs_contracting_dimensions = \[([\d, ]*)\]", attr("dot_dimension_numbers"))
+      attrs.append(f"lhs_contracting_dims={{{m.group(1) if m else ''}}}")
+    elif short == "dot":
+      lhs = o.operands[0].type
+      rank = str(lhs).count("x")
+      attrs.append(f"lhs_contracting_dims={{{max(0, rank - 1)}}}")
+    elif short == "convolution":
+      dn = attr("dimension_numbers")
+      m = re.search(r"\[([^\]]*)\]x\[([^\]]*)\]->\[([^\]]*)\]", dn)
+      if m:
+        labels = "_".join(x.replace(", ", "").replace(",", "") for x in m.groups()[:2])
+        attrs.append(f"dim_labels={labels}->{m.group(3).replace(', ', '').replace(',', '')}")
+        rhs_dims = _INTS.findall(_type_text(str(o.operands[1].type)).split("[")[1])
+        rhs_l = m.group(2).replace(", ", "").replace(",", "")
+        order = sorted((ch, i) for i, ch in enumerate(rhs_l) if ch.isdigit())
+        sizes = [int(rhs_dims[i]) for _, i in order]
+        attrs.append("window=" + _window_text(sizes, ints("window_strides"),
+                                              ints("padding"), ints("lhs_dilation"),
+                                              ints("rhs_dilation")))
+      for key in ("feature_group_count", "batch_group_count"):
+        v = ints(key)
+        if v:
+          attrs.append(f"{key}={v[0]}")
+    elif short == "reduce_window":
+      attrs.append("window=" + _window_text(ints("window_dimensions"), ints("window_strides"),
+                                            ints("padding"), ints("base_dilations"),
+                                            ints("window_dilations")))
+      attrs.append(f"to_apply=%{region(0, tuple_param=False, root='tuple')}")
+    elif short == "select_and_scatter":
+      attrs.append("window=" + _window_text(ints("window_dimensions"), ints("window_strides"),
+                                            ints("padding"), [], []))
+      attrs.append(f"select=%{region(0, tuple_param=False, root='tuple')}")
+      attrs.append(f"scatter=%{region(1, tuple_param=False, root='tuple')}")
+    elif short in ("reduce", "scatter", "all_reduce", "reduce_scatter", "map"):
+      attrs.append(f"to_apply=%{region(0, tuple_param=False, root='tuple')}")
+      if short in ("all_reduce", "reduce_scatter"):
+        attrs.append("replica_groups=" + _groups(attr("replica_groups")))
+    elif short == "while":
+      attrs.append(f"condition=%{region(0, tuple_param=True, root='value')}")
+      attrs.append(f"body=%{region(1, tuple_param=True, root='tuple')}")
+    elif short in ("case", "if"):
+      names = [self.region(r, op_name, tuple_param=False, root="tuple") for r in o.regions]
+      attrs.append("branch_computations={" + ", ".join(f"%{n}" for n in names) + "}")
+    elif short == "compare":
+      m = re.search(r"comparison_direction\s+(\w+)", attr("comparison_direction"))
+      attrs.append(f"direction={m.group(1) if m else 'EQ'}")
+    elif short == "sort":
+      attrs.append(f"dimensions={{{(ints('dimension') or [0])[0]}}}")
+    elif short == "custom_call":
+      target = attr("call_target_name").strip('"')
+      attrs.append(f'custom_call_target="{target}"')
+    elif short == "fft":
+      m = re.search(r"fft_type\s+(\w+)", attr("fft_type"))
+      attrs.append(f"fft_type={m.group(1) if m else 'FFT'}")
+      attrs.append("fft_length={" + ",".join(map(str, ints("fft_length"))) + "}")
+
+
+def _attr_ints(text: str) -> list[int]:
+  """Integers of ``array<i64: 1, 2>``, ``dense<[[1, 1]]> : tensor<1x2xi64>`` (splats
+  expanded) or ``3 : i64``; the type's own digits are not values."""
+  if text.startswith("array<"):
+    return [int(x) for x in _INTS.findall(text.split(":", 1)[1])] if ":" in text else []
+  m = re.match(r"dense<(.*)>\s*:\s*tensor<([^>]*)>", text)
+  if m:
+    values = [int(x) for x in _INTS.findall(m.group(1))]
+    if "[" not in m.group(1) and len(values) == 1:
+      dims = [int(d) for d in m.group(2).split("x")[:-1] if d.isdigit()]
+      n = 1
+      for d in dims:
+        n *= d
+      return values * n
+    return values
+  return [int(x) for x in _INTS.findall(text.split(" : ", 1)[0])]
+
+
+def _window_text(sizes, strides, pads, lhs_dil, rhs_dil) -> str:
+  n = len(sizes)
+
+  def dims(vals, default):
+    vals = list(vals) or [default] * n
+    return "x".join(str(v) for v in vals[:n])
+
+  pad_pairs = [(pads[2 * i], pads[2 * i + 1]) for i in range(n)] if len(pads) >= 2 * n \
+      else [(0, 0)] * n
+  pad = "x".join(f"{lo}_{hi}" for lo, hi in pad_pairs)
+  return (f"{{size={dims(sizes, 1)} stride={dims(strides, 1)} pad={pad} "
+          f"lhs_dilate={dims(lhs_dil, 1)} rhs_dilate={dims(rhs_dil, 1)}}}")
+
+
+def _groups(text: str) -> str:
+  m = re.search(r"dense<(.*)>", text)
+  if not m:
+    return "{}"
+  return m.group(1).replace("[", "{").replace("]", "}").replace(" ", "")
+
+
+class _StableHloWalker(_compiled._Walker):
+  """The compiled-HLO walker, with CHLO operations priced under their jaxpr names."""
+
+  def instr(self, t, comp, ins, outer_op):
+    if ins.opcode.startswith("chlo."):
+      prim = _CHLO[ins.opcode[5:]]
+      self.elementwise(t, comp, ins, prim, self.scope(ins.op_name or outer_op))
+      return
+    super().instr(t, comp, ins, outer_op)
+
+
+def lowered_module(lowered: Any) -> Module:
+  """The StableHLO of ``lowered`` as a :class:`~jaxgreen.hlo.parse.Module`."""
+  ir_module = lowered.compiler_ir("stablehlo")
+  with ir_module.context:
+    tr = _Translator(ir_module)
+    if "main" not in tr.funcs:
+      raise ValueError("count_lowered(lowered=...): the StableHLO module has no @main; pass "
+                       "jax.jit(f).lower(*args)")
+    entry = tr.function("main", "")
+  return Module(tr.comps, entry)
+
+
+def count_lowered_detail(lowered: Any, *, cost_model: CostModel | None = None,
+                         cond: str = "max") -> _compiled.HloCount:
+  """Like :func:`count_lowered`, with the XLA replay and the loops found."""
+  module = lowered_module(lowered)
+  walker = _StableHloWalker(module, cost_model or DEFAULT, cond)
+  return walker.walk(module.entry).freeze(cond)
+
+
+def count_lowered(lowered: Any, *, cost_model: CostModel | None = None,
+                  cond: str = "max") -> Cost:
+  """Counts the StableHLO of a ``jax.stages.Lowered`` (``jax.jit(f).lower(*args)``).
+
+  Args:
+    lowered: the lowered program; nothing is compiled.
+    cost_model: prices of non-elementary operations; default ``CostModel()``.
+    cond: ``"max"`` (default), ``"min"`` or ``"mean"`` for ``case``/``if``.
+
+  Returns:
+    A :class:`~jaxgreen.Cost` with the jaxpr counter's conventions.
+
+  Example:
+    >>> c = count_lowered(jax.jit(lambda a, b: a @ b).lower(x, y))
+    >>> c.muls  # M*N*K
+  """
+  return count_lowered_detail(lowered, cost_model=cost_model, cond=cond).cost

@@ -1,0 +1,434 @@
+"""jaxgreen's count against XLA's ``cost_analysis()``, the difference split into named causes.
+
+For each target the program is counted four ways: from the jaxpr (what the user
+wrote), from the lowered module (what jax handed to XLA), from the compiled module's
+optimized HLO (what XLA kept), and by XLA's own HloCostAnalysis. The difference between
+the jaxpr count and XLA's flops is broken down into causes that add up exactly::
+
+  jaxpr FPO - XLA flops x devices =
+      compiler changes        (jaxpr walk - compiled-HLO walk: ops removed, duplicated,
+                               rematerialized, expanded or added by partitioning)
+    + FMA convention          (XLA: a dot is 2*M*N*K; jaxgreen: M*N*K + M*N*(K-1))
+    + padded conv taps        (jaxgreen counts every tap; XLA only taps on real input)
+    + transcendentals         (XLA keeps them apart at 0 flops; jaxgreen prices them)
+    + elementwise pricing     (XLA: 1 flop per element of every elementwise op,
+                               select and convert included; jaxgreen: CostModel prices)
+    + integer ops             (XLA counts integer arithmetic as flops; FPO does not)
+    + custom calls            (XLA prices an opaque custom call at -1)
+    + collectives             (XLA: 1 flop per all-reduced element; jaxgreen: (n-1)/n)
+    + sort/fft/linalg conventions
+    + loop trips              (XLA counts a while body once)
+    + XLA float32 rounding    (XLA sums its counts in float32: beyond 2**24 its total is
+                               rounded; jaxgreen replays that sum to know by how much)
+    + unexplained residual    (never folded into another cause)
+
+Example:
+  >>> r = jaxgreen.reconcile(f, targets=["cpu", "tpu:v5e:2x2", "gpu:h100"])(x)
+  >>> print(r.table())
+  >>> r["cpu"].causes["loop trips"]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from jaxgreen.cost import Cost
+from jaxgreen.cost_model import CostModel
+from jaxgreen.hlo.compiled import CAUSES, HloCount, LoopInfo, count_hlo_text
+from jaxgreen.targets import Target, get_target
+
+COMPILER = "compiler changes"
+LOOPS = "loop trips"
+ROUNDING = "XLA float32 rounding"
+RESIDUAL = "unexplained residual"
+CAUSE_ORDER = (COMPILER, *CAUSES, LOOPS, ROUNDING, RESIDUAL)
+
+
+# -- XLA's numbers, best effort ----------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class XlaCost:
+  """XLA's cost analysis of one compiled module (per device); None where unavailable.
+
+  Attributes:
+    flops: HloCostAnalysis flops (a multiply-add is 2; transcendentals excluded).
+    transcendentals: transcendental evaluations.
+    bytes_accessed: bytes read and written, fusion-aware.
+    optimal_seconds: the compiler's time estimate (TPU only).
+    source: ``"cost_analysis"``, ``"hlo_module_cost_analysis"`` or ``"unavailable"``.
+  """
+
+  flops: float | None = None
+  transcendentals: float | None = None
+  bytes_accessed: float | None = None
+  optimal_seconds: float | None = None
+  source: str = "unavailable"
+
+  @property
+  def available(self) -> bool:
+    return self.flops is not None
+
+
+def normalize_cost_analysis(ca: Any) -> dict[str, float] | None:
+  """``compiled.cost_analysis()`` as one dict, or None.
+
+  Depending on the jax version and backend it is None, a dict, or a list of dicts
+  (one per HLO module; the first is the entry module). Values that are not numbers are
+  dropped.
+  """
+  if isinstance(ca, Sequence) and not isinstance(ca, str | bytes):
+    ca = next((x for x in ca if isinstance(x, Mapping)), None)
+  if not isinstance(ca, Mapping):
+    return None
+  out = {}
+  for k, v in ca.items():
+    try:
+      out[str(k)] = float(v)
+    except (TypeError, ValueError):
+      continue
+  return out or None
+
+
+def _get(d: Mapping[str, float], *keys: str) -> float | None:
+  for k in keys:
+    if k in d:
+      v = d[k]
+      return None if v is None or (isinstance(v, float) and math.isnan(v)) else v
+  return None
+
+
+def xla_cost(compiled: Any) -> XlaCost:
+  """XLA's cost analysis of ``compiled``, never raising.
+
+  Uses ``compiled.cost_analysis()``; where that is None (deviceless GPU executables),
+  runs XLA's plain HloCostAnalysis on the compiled module with the CPU client, which
+  is what a GPU client reports too.
+  """
+  d, source = None, "unavailable"
+  try:
+    d = normalize_cost_analysis(compiled.cost_analysis())
+    source = "cost_analysis" if d else source
+  except Exception:  # noqa: BLE001 - best effort: any backend may refuse
+    d = None
+  if d is None:
+    try:
+      from jax._src import xla_bridge
+      from jax._src.lib import _jax
+
+      module = compiled.runtime_executable().hlo_modules()[0]
+      d = normalize_cost_analysis(
+          _jax.hlo_module_cost_analysis(xla_bridge.get_backend("cpu"), module))
+      source = "hlo_module_cost_analysis" if d else source
+    except Exception:  # noqa: BLE001
+      d = None
+  if not d:
+    return XlaCost()
+  # HloCostAnalysis leaves out a property that is zero; custom calls make the time and
+  # bytes estimates negative ("unknown").
+  flops = _get(d, "flops")
+  trans = _get(d, "transcendentals")
+  if flops is None and trans is None and source == "hlo_module_cost_analysis":
+    flops = 0.0  # the analysis ran and found neither
+  if trans is None and flops is not None:
+    trans = 0.0
+  nbytes = _get(d, "bytes accessed", "bytes_accessed")
+  seconds = _get(d, "optimal_seconds")
+  return XlaCost(flops if flops is not None else (0.0 if trans else None), trans,
+                 nbytes if nbytes is None or nbytes >= 0 else None,
+                 seconds if seconds is None or seconds >= 0 else None, source)
+
+
+# -- results -------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class TargetReport:
+  """One target's four counts and the named causes of their differences.
+
+  Attributes:
+    target: the target string.
+    devices: devices the program is partitioned over (compiled counts are per device).
+    jaxpr: jaxgreen's count of the jaxpr (the whole program, all devices).
+    lowered: jaxgreen's count of the lowered StableHLO module (before XLA's passes).
+    compiled: jaxgreen's count of the compiled, optimized HLO (per device).
+    xla: XLA's cost analysis (per device).
+    xla_replayed: XLA's flops as replayed by jaxgreen's walk of the compiled HLO.
+    causes: cause -> amount, in FPO over all devices, such that
+      ``jaxpr.fpo - xla.flops * devices == sum(causes.values())``. The
+      ``"unexplained residual"`` entry is None when XLA gave no flops.
+    loops: while loops of the compiled program and their trip counts.
+    compile_seconds: time to lower and compile.
+    walk_seconds: time jaxgreen spent walking the compiled HLO.
+  """
+
+  target: str
+  devices: int
+  jaxpr: Cost
+  lowered: Cost | None
+  compiled: Cost
+  xla: XlaCost
+  xla_replayed: float
+  causes: Mapping[str, float | None]
+  loops: tuple[LoopInfo, ...] = ()
+  compile_seconds: float = 0.0
+  walk_seconds: float = 0.0
+
+  @property
+  def residual(self) -> float | None:
+    return self.causes.get(RESIDUAL)
+
+  @property
+  def residual_ulps(self) -> float | None:
+    """The residual in units of float32 spacing at XLA's total (XLA sums in float32)."""
+    if self.residual is None or not self.xla.flops:
+      return None
+    import numpy as np
+
+    step = float(np.spacing(np.float32(abs(self.xla.flops)))) * self.devices
+    return abs(self.residual) / step if step else None
+
+  @property
+  def explained(self) -> bool:
+    """True when XLA's flops are fully explained (residual exactly 0)."""
+    return self.residual == 0
+
+  def to_dict(self) -> dict[str, Any]:
+    return {
+        "target": self.target,
+        "devices": self.devices,
+        "jaxpr": self.jaxpr.to_dict(),
+        "lowered": self.lowered.to_dict() if self.lowered is not None else None,
+        "compiled_per_device": self.compiled.to_dict(),
+        "xla_per_device": dataclasses.asdict(self.xla),
+        "xla_replayed_flops_per_device": self.xla_replayed,
+        "causes": dict(self.causes),
+        "loops": [dataclasses.asdict(lp) for lp in self.loops],
+        "compile_seconds": self.compile_seconds,
+        "walk_seconds": self.walk_seconds,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Reconciliation:
+  """Reports for several targets; index by target string."""
+
+  reports: tuple[TargetReport, ...]
+
+  def __getitem__(self, target: str) -> TargetReport:
+    spec = get_target(target).spec
+    for r in self.reports:
+      if r.target == spec:
+        return r
+    raise KeyError(f"no report for target {target!r}; have "
+                   f"{', '.join(r.target for r in self.reports)}")
+
+  def __iter__(self):
+    return iter(self.reports)
+
+  def __len__(self) -> int:
+    return len(self.reports)
+
+  def to_dict(self) -> dict[str, Any]:
+    return {"targets": [r.to_dict() for r in self.reports]}
+
+  def to_json(self, **kw) -> str:
+    return json.dumps(self.to_dict(), **kw)
+
+  def table(self) -> str:
+    """A side-by-side plain-text table: one column per target."""
+    return reconcile_table(self)
+
+
+def _fmt(v: float | None) -> str:
+  if v is None:
+    return "unavailable"
+  if isinstance(v, float) and not v.is_integer():
+    return f"{v:,.1f}"
+  return f"{int(v):,}"
+
+
+def reconcile_table(rec: Reconciliation) -> str:
+  """Rows: the four counts (per device and global), then every non-zero cause."""
+  rows: list[tuple[str, list[str]]] = []
+  reps = rec.reports
+
+  def row(label, vals):
+    rows.append((label, [_fmt(v) for v in vals]))
+
+  row("devices", [r.devices for r in reps])
+  row("jaxpr FPO (global)", [r.jaxpr.fpo for r in reps])
+  row("lowered FPO (global)", [r.lowered.fpo if r.lowered is not None else None
+                               for r in reps])
+  row("compiled FPO / device", [r.compiled.fpo for r in reps])
+  row("compiled FPO (global)", [r.compiled.fpo * r.devices for r in reps])
+  row("XLA flops / device", [r.xla.flops for r in reps])
+  row("XLA flops (global)", [r.xla.flops * r.devices if r.xla.flops is not None else None
+                             for r in reps])
+  row("XLA transcendentals / dev", [r.xla.transcendentals for r in reps])
+  row("XLA bytes accessed / dev", [r.xla.bytes_accessed for r in reps])
+  if any(r.xla.optimal_seconds is not None for r in reps):
+    rows.append(("XLA optimal seconds / dev",
+                 [f"{r.xla.optimal_seconds:.3g}" if r.xla.optimal_seconds is not None
+                  else "unavailable" for r in reps]))
+  rows.append(("XLA cost source", [r.xla.source for r in reps]))
+  rows.append(("jaxpr - XLA (global) =", [""] * len(reps)))
+  for cause in CAUSE_ORDER:
+    vals = [r.causes.get(cause, 0) for r in reps]
+    if cause == RESIDUAL or any(v not in (0, None) for v in vals):
+      row(f"  {cause}", vals)
+  rows.append(("compile s / walk s", [f"{r.compile_seconds:.2f} / {r.walk_seconds:.3f}"
+                                      for r in reps]))
+  width = max(len(label) for label, _ in rows)
+  cols = [max(len(r.target), *(len(v[i]) for _, v in rows)) for i, r in enumerate(reps)]
+  head = " " * width + "  " + "  ".join(r.target.rjust(c) for r, c in zip(reps, cols, strict=True))
+  lines = [head, "-" * len(head)]
+  for label, vals in rows:
+    cells = "  ".join(v.rjust(c) for v, c in zip(vals, cols, strict=True))
+    lines.append(label.ljust(width) + "  " + cells)
+  notes = []
+  for r in reps:
+    if r.residual not in (0, None):
+      ulps = r.residual_ulps
+      within = (f" ({ulps:g} float32 steps of XLA's total: its summation order differs "
+                f"from the replay)" if ulps is not None and ulps <= 4 else "")
+      notes.append(f"{r.target}: {_fmt(r.residual)} flops of XLA's count are not "
+                   f"explained{within}")
+    if not r.compiled.exact:
+      notes.append(f"{r.target}: compiled count not exact: "
+                   + "; ".join(list(r.compiled.inexact) + list(r.compiled.uncounted)))
+  return "\n".join(lines + notes)
+
+
+# -- the entry point -----------------------------------------------------------------
+
+def _lowered_count(lowered: Any, cost_model: CostModel | None, cond: str) -> Cost | None:
+  try:
+    from jaxgreen.hlo.stablehlo import count_lowered
+  except ImportError:
+    return None
+  try:
+    return count_lowered(lowered, cost_model=cost_model, cond=cond)
+  except Exception as e:  # noqa: BLE001 - an optional stage never breaks the report
+    warnings.warn(f"jaxgreen.reconcile: could not count the lowered module ({e})",
+                  stacklevel=3)
+    return None
+
+
+def reconcile_target(fn: Callable, target: str | Target, args: Sequence[Any],
+                     kwargs: Mapping[str, Any] | None = None, *,
+                     static_argnums: Sequence[int] = (), cost_model: CostModel | None = None,
+                     cond: str = "max", jaxpr_cost: Cost | None = None) -> TargetReport:
+  """Compiles ``fn`` for one target and reconciles the counts (see :func:`reconcile`)."""
+  import jaxgreen.api as api
+
+  t = get_target(target)
+  kwargs = dict(kwargs or {})
+  if jaxpr_cost is None:
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      jaxpr_cost = api.count(fn, static_argnums=tuple(static_argnums), cond=cond,
+                             cost_model=cost_model)(*args, **kwargs)
+  t0 = time.perf_counter()
+  lowered, compiled = t.compile(fn, *args, static_argnums=static_argnums, **kwargs)
+  t1 = time.perf_counter()
+  h: HloCount = count_hlo_text(compiled.as_text(), cost_model=cost_model, cond=cond)
+  t2 = time.perf_counter()
+  lowered_cost = _lowered_count(lowered, cost_model, cond)
+  xla = xla_cost(compiled)
+  devices = _program_devices(compiled, t)
+  causes: dict[str, float | None] = {COMPILER: jaxpr_cost.fpo - h.cost.fpo * devices}
+  for name in CAUSES:
+    causes[name] = h.causes.get(name, 0) * devices
+  causes[LOOPS] = (h.xla_flops_trips - h.xla_flops) * devices
+  x32 = h.xla_flops if h.xla_flops_f32 is None else h.xla_flops_f32
+  causes[ROUNDING] = (h.xla_flops - x32) * devices
+  causes[RESIDUAL] = (x32 - xla.flops) * devices if xla.flops is not None else None
+  causes = {k: _clean(v) for k, v in causes.items()}
+  return TargetReport(t.spec, devices, jaxpr_cost, lowered_cost, h.cost, xla, h.xla_flops,
+                      causes, h.loops, t1 - t0, t2 - t1)
+
+
+def _clean(v):
+  if isinstance(v, float) and v.is_integer():
+    return int(v)
+  return v
+
+
+def _program_devices(compiled: Any, t: Target) -> int:
+  """Devices the executable runs on (1 unless its inputs were sharded over a mesh)."""
+  import jax
+
+  try:
+    shardings = jax.tree.leaves((compiled.input_shardings, compiled.output_shardings),
+                                is_leaf=lambda x: hasattr(x, "device_set"))
+    n = max((len(s.device_set) for s in shardings if hasattr(s, "device_set")), default=1)
+    return max(1, n)
+  except Exception:  # noqa: BLE001
+    return 1
+
+
+def reconcile(fn: Callable, *, targets: Sequence[str | Target] = ("cpu",),
+              static_argnums: int | Sequence[int] = (), cost_model: CostModel | None = None,
+              cond: str = "max",
+              progress: Callable[[str, int, int], None] | None = None
+              ) -> Callable[..., Reconciliation]:
+  """Reconciles jaxgreen's count of ``fn`` with XLA's on each target.
+
+  Nothing is executed: arguments may be arrays or ``jax.ShapeDtypeStruct`` (with a
+  sharding over :func:`jaxgreen.targets.mesh` devices for a partitioned program).
+  Per-device XLA numbers are scaled by the device count for the global comparison.
+
+  Args:
+    fn: the function (plain or ``jax.jit``-ed).
+    targets: target strings: ``"cpu"``, ``"tpu:v5e:2x2"``, ``"gpu:h100"``, ...
+    static_argnums: positions of static arguments.
+    cost_model: prices of non-elementary operations (default ``CostModel()``).
+    cond: policy for conditionals, as in :func:`jaxgreen.count`.
+    progress: called as ``progress(target, i, n)`` before compiling each target.
+
+  Returns:
+    A function of ``fn``'s arguments returning a :class:`Reconciliation`.
+
+  Example:
+    >>> r = jaxgreen.reconcile(step, targets=["cpu", "gpu:h100"])(params, batch)
+    >>> r["gpu:h100"].causes["FMA convention"]  # -M*N per dot
+  """
+  if not callable(fn):
+    raise TypeError(f"reconcile(fn=...) must be callable, got {type(fn).__name__}")
+  if isinstance(targets, str | Target):
+    targets = [targets]
+  parsed = [get_target(t) for t in targets]
+  if not parsed:
+    raise ValueError("reconcile(targets=[]): give at least one target, e.g. ['cpu']")
+  if isinstance(static_argnums, int):
+    static_argnums = (static_argnums,)
+  static = tuple(static_argnums)
+
+  @functools.wraps(fn)
+  def run(*args, **kwargs) -> Reconciliation:
+    import jaxgreen.api as api
+
+    # GPU topologies need the CPU-only platform chosen before any backend starts, so
+    # they are created before anything else touches a backend.
+    for t in sorted(parsed, key=lambda t: t.platform != "gpu"):
+      _ = t.devices
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      jaxpr_cost = api.count(fn, static_argnums=static, cond=cond,
+                             cost_model=cost_model)(*args, **kwargs)
+    reports = []
+    for i, t in enumerate(parsed):
+      if progress is not None:
+        progress(t.spec, i, len(parsed))
+      reports.append(reconcile_target(fn, t, args, kwargs, static_argnums=static,
+                                      cost_model=cost_model, cond=cond,
+                                      jaxpr_cost=jaxpr_cost))
+    return Reconciliation(tuple(reports))
+
+  return run

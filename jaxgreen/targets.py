@@ -1,0 +1,451 @@
+"""Compilation targets: ``"cpu"``, ``"tpu:v5e:2x2"``, ``"gpu:h100"``, ``"gpu:h100x8"``.
+
+A target names a machine a program is compiled for. TPU and GPU programs are compiled
+*deviceless* on the machine at hand: TPU through libtpu's topology description
+(``pip install 'jaxgreen[tpu]'``), GPU through the CUDA PJRT plugin and a
+``GpuTargetConfigProto`` built from the chip's public figures
+(``pip install 'jaxgreen[gpu]'``). Nothing is executed; the compiled executable is only
+read (its optimized HLO and XLA's cost analysis).
+
+Example:
+  >>> t = jaxgreen.targets.get_target("tpu:v5e:2x2")
+  >>> t.num_devices
+  4
+  >>> lowered, compiled = t.compile(f, x_struct)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import os
+import re
+import sys
+import tempfile
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+# -- quiet native stderr ------------------------------------------------------------
+
+# Lines the CUDA plugin (on a machine without a driver) and libtpu (outside a TPU VM)
+# write to fd 2 while they initialise. They do not affect deviceless compilation.
+_NOISE = re.compile(
+    r"cudart_stub|Could not find cuda drivers|absl::InitializeLog|InitGoogle|"
+    r"Jax plugin configuration error|could not determine TPU|TPU_WORKER_HOSTNAMES|"
+    r"TPU_ACCELERATOR_TYPE|host bounds for accelerator|Source Location Trace|"
+    r"libtpu_init_utils|^=+$|^\s*$|common_lib\.cc|Unable to initialize backend 'cuda'|"
+    r"falling back to cpu|cuInit|CUDA_ERROR_NO_DEVICE|failed call to cuInit")
+_quiet_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_stderr(keep_other: bool = True) -> Iterator[None]:
+  """Silences native (fd 2) initialisation noise of libtpu and the CUDA plugin.
+
+  The C++ libraries write straight to file descriptor 2, so ``sys.stderr`` redirection
+  cannot catch them: fd 2 is pointed at a temporary file for the duration of the block.
+  Afterwards, lines that are not known initialisation noise are written back to stderr,
+  so a real error is never hidden.
+
+  Args:
+    keep_other: write lines that are not known noise back to stderr.
+  """
+  with _quiet_lock:
+    try:
+      fd = sys.stderr.fileno() if hasattr(sys.stderr, "fileno") else 2
+    except (OSError, ValueError):  # pytest capture or a non-file stderr
+      fd = 2
+    try:
+      saved = os.dup(2)
+    except OSError:
+      yield
+      return
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+      with contextlib.suppress(Exception):
+        sys.stderr.flush()
+      os.dup2(tmp.fileno(), 2)
+      try:
+        yield
+      finally:
+        with contextlib.suppress(Exception):
+          sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        tmp.seek(0)
+        text = tmp.read().decode("utf-8", "replace")
+    if keep_other and text:
+      kept = _drop_noise(text)
+      if kept:
+        os.write(fd, ("\n".join(kept) + "\n").encode())
+
+
+_TRACEBACK_LINE = re.compile(r"^(?:\s|Traceback|The above exception|During handling|"
+                             r"[\w.]+(?:Error|Exception)\b|$)")
+
+
+def _drop_noise(text: str) -> list[str]:
+  """The lines of ``text`` that are not known noise (a plugin's traceback included)."""
+  kept, in_plugin_traceback = [], False
+  for ln in text.splitlines():
+    if "Jax plugin configuration error" in ln:
+      in_plugin_traceback = True  # the CUDA plugin's failed start, logged with traceback
+      continue
+    if in_plugin_traceback and _TRACEBACK_LINE.match(ln):
+      continue
+    in_plugin_traceback = False
+    if not _NOISE.search(ln):
+      kept.append(ln)
+  return kept
+
+
+def import_jax_quietly() -> None:
+  """Imports jax with the CUDA plugin's import-time messages silenced.
+
+  Effective only if jax has not been imported yet (``import jaxgreen`` before ``jax``).
+  """
+  if "jax" in sys.modules:
+    return
+  with quiet_stderr():
+    import jax  # noqa: F401
+
+
+# -- chips --------------------------------------------------------------------------
+
+# TPU chips libtpu's deviceless topologies accept: name -> (topology prefix, dims).
+# A v5e/v6e slice is 2-D (e.g. 2x2, 16x16); v4/v5p slices are 3-D (e.g. 2x2x1, 8x8x8).
+TPU_CHIPS: dict[str, tuple[str, int]] = {
+    "v4": ("v4", 3), "v5e": ("v5e", 2), "v5p": ("v5p", 3), "v6e": ("v6e", 2),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class GpuChip:
+  """Public figures of one NVIDIA GPU, as XLA's GpuTargetConfigProto wants them.
+
+  Attributes:
+    description: the device name the driver would report.
+    cc: CUDA compute capability (major, minor).
+    sms: streaming multiprocessors.
+    clock_ghz: boost clock.
+    memory_bytes: device memory.
+    bandwidth: memory bandwidth in bytes/s.
+    l2_bytes: L2 cache size.
+    smem_per_sm: shared memory per SM, bytes.
+    smem_optin: shared memory a block may opt into, bytes.
+    fp32_per_sm: FP32 lanes per SM.
+  """
+
+  description: str
+  cc: tuple[int, int]
+  sms: int
+  clock_ghz: float
+  memory_bytes: int
+  bandwidth: int
+  l2_bytes: int
+  smem_per_sm: int
+  smem_optin: int
+  fp32_per_sm: int = 128
+
+
+_GIB = 1024**3
+_MIB = 1024**2
+_KIB = 1024
+
+GPU_CHIPS: dict[str, GpuChip] = {
+    # NVIDIA A100 Tensor Core GPU Architecture whitepaper (2020), Table 3 and the A100
+    # SXM4 80GB datasheet: GA100, 108 SMs, 1410 MHz boost, 2039 GB/s, 40 MB L2,
+    # 164 KB shared memory per SM (163 KB per block opt-in), 64 FP32 lanes per SM.
+    "a100": GpuChip("NVIDIA A100-SXM4-80GB", (8, 0), 108, 1.41, 80 * _GIB, 2_039_000_000_000,
+                    40 * _MIB, 167_936, 166_912, 64),
+    # NVIDIA H100 Tensor Core GPU Architecture whitepaper (2022) and the H100 SXM5
+    # datasheet: 132 SMs, 1980 MHz boost, 80 GB HBM3 at 3.35 TB/s, 50 MB L2, 228 KB
+    # shared memory per SM (227 KB per block opt-in), 128 FP32 lanes per SM.
+    "h100": GpuChip("NVIDIA H100 80GB HBM3", (9, 0), 132, 1.98, 84_942_979_072,
+                    3_352_320_000_000, 50 * _MIB, 233_472, 232_448),
+    # NVIDIA H200 datasheet (2024): the H100 SXM die with 141 GB HBM3e at 4.8 TB/s.
+    "h200": GpuChip("NVIDIA H200", (9, 0), 132, 1.98, 141 * 10**9, 4_800_000_000_000,
+                    50 * _MIB, 233_472, 232_448),
+    # NVIDIA Blackwell architecture technical brief and DGX B200 datasheet (2024):
+    # 148 SMs, 180 GB HBM3e at 8 TB/s per GPU, 126 MB L2 (CUDA 12.8 deviceQuery),
+    # compute capability 10.0, Hopper-sized shared memory.
+    "b200": GpuChip("NVIDIA B200", (10, 0), 148, 1.965, 180 * 10**9, 8_000_000_000_000,
+                    126 * _MIB, 233_472, 232_448),
+    # NVIDIA L4 datasheet (2023) / Ada tuning guide: 58 SMs, 2040 MHz boost, 24 GB GDDR6
+    # at 300 GB/s, 48 MB L2, 100 KB shared memory per SM (99 KB per block opt-in).
+    "l4": GpuChip("NVIDIA L4", (8, 9), 58, 2.04, 24 * _GIB, 300_000_000_000, 48 * _MIB,
+                  102_400, 101_376),
+}
+
+
+def gpu_target_config(chip: str | GpuChip) -> str:
+  """The ``GpuTargetConfigProto`` text for ``chip`` (only fields jaxlib 0.10.2 knows).
+
+  Args:
+    chip: a key of :data:`GPU_CHIPS` or a :class:`GpuChip`.
+
+  Returns:
+    Protobuf text format, for ``topologies.get_topology_desc(target_config=...)``.
+  """
+  c = GPU_CHIPS[chip] if isinstance(chip, str) else chip
+  major, minor = c.cc
+  cc = f"major: {major}" + (f" minor: {minor}" if minor else "")
+  return (
+      f"gpu_device_info {{ cuda_compute_capability {{ {cc} }} core_count: {c.sms} "
+      f"threads_per_warp: 32 threads_per_block_limit: 1024 threads_per_core_limit: "
+      f"{1536 if c.cc == (8, 9) else 2048} "
+      f"shared_memory_per_block: 49152 shared_memory_per_block_optin: {c.smem_optin} "
+      f"shared_memory_per_core: {c.smem_per_sm} memory_bandwidth: {c.bandwidth} "
+      f"l2_cache_size: {c.l2_bytes} clock_rate_ghz: {c.clock_ghz} "
+      f"device_memory_size: {c.memory_bytes} fpus_per_core: {c.fp32_per_sm} "
+      f"registers_per_core_limit: 65536 registers_per_block_limit: 65536 "
+      f"block_dim_limit_x: 2147483647 block_dim_limit_y: 65535 block_dim_limit_z: 65535 "
+      f"thread_dim_limit_x: 1024 thread_dim_limit_y: 1024 thread_dim_limit_z: 64 }} "
+      f'platform_name: "CUDA" dnn_version_info {{ major: 9 minor: 8 }} '
+      f'device_description_str: "{c.description}"')
+
+
+# -- targets ------------------------------------------------------------------------
+
+_TPU_RE = re.compile(r"^tpu:([a-z0-9]+):(\d+(?:x\d+)*)$")
+_GPU_RE = re.compile(r"^gpu:([a-z0-9]+?)(?:x(\d+))?$")
+
+
+class TargetError(ValueError):
+  """A target string that cannot be compiled for, with the fix in the message."""
+
+
+def _help() -> str:
+  return (f"known targets: 'cpu', 'tpu:<chip>:<topology>' with chip in "
+          f"{', '.join(TPU_CHIPS)} (e.g. tpu:v5e:2x2, tpu:v4:2x2x1, tpu:v5p:4x4x8), "
+          f"'gpu:<chip>' or 'gpu:<chip>x<n>' with chip in {', '.join(GPU_CHIPS)} "
+          f"(e.g. gpu:h100, gpu:h100x8)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+  """One compilation target.
+
+  Attributes:
+    spec: the normalised target string, e.g. ``"tpu:v5e:2x2"``.
+    platform: ``"cpu"``, ``"tpu"`` or ``"gpu"``.
+    chip: ``"v5e"``, ``"h100"``, ... (``""`` for cpu).
+    topology: the slice shape for TPU (``"2x2"``), the GPU count for GPU (``"8"``).
+  """
+
+  spec: str
+  platform: str
+  chip: str = ""
+  topology: str = ""
+
+  @property
+  def devices(self) -> list:
+    """The target's devices (deviceless TPU/GPU devices, or the local CPU device)."""
+    return list(_devices(self.spec))
+
+  @property
+  def num_devices(self) -> int:
+    return len(self.devices)
+
+  def mesh(self, shape: Sequence[int], names: Sequence[str]):
+    """A ``jax.sharding.Mesh`` of this target's devices; see :func:`mesh`."""
+    return mesh(self, shape, names)
+
+  def place(self, args: Any) -> Any:
+    """``args`` as ShapeDtypeStructs on this target.
+
+    Leaves that already carry a sharding over this target's devices keep it; every other
+    array-like leaf is placed on the target's first device.
+    """
+    import jax
+    from jax.sharding import SingleDeviceSharding
+
+    devices = self.devices
+    own = {id(d) for d in devices}
+    single = SingleDeviceSharding(devices[0])
+
+    def one(x):
+      if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        return x
+      sh = getattr(x, "sharding", None)
+      if sh is not None and all(id(d) in own for d in getattr(sh, "device_set", ())):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sh)
+      if sh is not None and self.platform != "cpu" and len(getattr(sh, "device_set", ())) > 1:
+        raise TargetError(
+            f"an argument of shape {tuple(x.shape)} is sharded over devices that are not "
+            f"those of target {self.spec!r}; build the sharding on "
+            f"jaxgreen.targets.mesh({self.spec!r}, shape, names)")
+      return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=single)
+
+    return jax.tree.map(one, args)
+
+  def compile(self, fn: Callable, *args, static_argnums: int | Sequence[int] = (),
+              **kwargs) -> tuple[Any, Any]:
+    """Lowers and compiles ``fn`` for this target; nothing is executed.
+
+    Returns:
+      ``(lowered, compiled)``, as ``jax.jit(fn).lower(...)`` and ``.compile()`` give.
+    """
+    import jax
+
+    if isinstance(static_argnums, int):
+      static_argnums = (static_argnums,)
+    static = set(static_argnums)
+    placed = [a if i in static else self.place(a) for i, a in enumerate(args)]
+    kwargs = {k: self.place(v) for k, v in kwargs.items()}
+    jitted = fn if hasattr(fn, "lower") else jax.jit(fn, static_argnums=tuple(static))
+    with quiet_stderr():
+      lowered = jitted.lower(*placed, **kwargs)
+      compiled = lowered.compile()
+    return lowered, compiled
+
+  def __str__(self) -> str:
+    return self.spec
+
+
+def get_target(spec: str | Target) -> Target:
+  """Parses a target string; the devices are created lazily on first use.
+
+  Args:
+    spec: ``"cpu"``, ``"tpu:<chip>:<topology>"`` or ``"gpu:<chip>[x<n>]"``.
+
+  Returns:
+    A :class:`Target`.
+
+  Raises:
+    TargetError: for an unknown chip or a malformed string, naming the known ones.
+  """
+  if isinstance(spec, Target):
+    return spec
+  if not isinstance(spec, str):
+    raise TargetError(f"target={spec!r} must be a string; {_help()}")
+  s = spec.strip().lower()
+  if s == "cpu":
+    return Target("cpu", "cpu")
+  if s.startswith("tpu"):
+    m = _TPU_RE.match(s)
+    if not m or m.group(1) not in TPU_CHIPS:
+      raise TargetError(f"target={spec!r} is not a known TPU target; {_help()}")
+    chip, topo = m.groups()
+    dims = TPU_CHIPS[chip][1]
+    if topo.count("x") + 1 != dims:
+      example = "2x2" if dims == 2 else "2x2x1"
+      raise TargetError(f"target={spec!r}: a {chip} topology has {dims} dimensions, "
+                        f"e.g. tpu:{chip}:{example}")
+    return Target(s, "tpu", chip, topo)
+  if s.startswith("gpu"):
+    m = _GPU_RE.match(s)
+    if not m or m.group(1) not in GPU_CHIPS:
+      raise TargetError(f"target={spec!r} is not a known GPU target; {_help()}")
+    chip, n = m.group(1), int(m.group(2) or 1)
+    if n < 1:
+      raise TargetError(f"target={spec!r}: the GPU count must be >= 1, e.g. gpu:{chip}x8")
+    return Target(s if n > 1 else f"gpu:{chip}", "gpu", chip, str(n))
+  raise TargetError(f"target={spec!r} is not a known target; {_help()}")
+
+
+def mesh(target: str | Target, shape: Sequence[int] | None = None,
+         names: Sequence[str] = ("x",)):
+  """A ``Mesh`` over the devices of ``target``, for sharded abstract inputs.
+
+  Args:
+    target: a target string or :class:`Target`.
+    shape: the mesh shape; its product must be the target's device count (default: all
+      devices on one axis).
+    names: one axis name per mesh dimension.
+
+  Example:
+    >>> m = jaxgreen.targets.mesh("tpu:v5e:2x2", (2, 2), ("data", "model"))
+    >>> x = jax.ShapeDtypeStruct((8, 128), jnp.float32,
+    ...                          sharding=NamedSharding(m, P("data", "model")))
+  """
+  import math
+
+  import numpy as np
+  from jax.sharding import Mesh
+
+  t = get_target(target)
+  devices = t.devices
+  shape = tuple(shape) if shape is not None else (len(devices),)
+  names = (names,) if isinstance(names, str) else tuple(names)
+  if math.prod(shape) != len(devices) or len(shape) != len(names):
+    raise TargetError(
+        f"mesh(shape={shape}, names={names}) does not fit target {t.spec!r}: it has "
+        f"{len(devices)} devices, so the shape's product must be {len(devices)} and there "
+        f"must be one name per dimension")
+  return Mesh(np.array(devices, dtype=object).reshape(shape), names)
+
+
+# -- device creation ----------------------------------------------------------------
+
+@functools.cache
+def _devices(spec: str) -> tuple:
+  t = get_target(spec)
+  if t.platform == "cpu":
+    import jax
+
+    # Starting the backends loads every installed PJRT plugin; the CUDA one complains
+    # on a machine without a driver.
+    with quiet_stderr():
+      return tuple(jax.devices("cpu"))
+  if t.platform == "tpu":
+    return _tpu_devices(t)
+  return _gpu_devices(t)
+
+
+def _tpu_devices(t: Target) -> tuple:
+  try:
+    import libtpu  # noqa: F401
+  except ImportError:
+    raise TargetError(f"target {t.spec!r} needs libtpu to compile for TPU without a TPU: "
+                      f"pip install 'jaxgreen[tpu]'") from None
+  from jax.experimental import topologies
+
+  # libtpu looks for a TPU VM (metadata server, worker hostnames) when it starts and
+  # complains on fd 2 when there is none; environment variables could quiet it but
+  # would also change a real TPU VM's setup, so its output is swallowed instead.
+  # libtpu takes /tmp/libtpu_lockfile so that one process owns the local TPU chips.
+  # A deviceless topology owns no chip, and two processes compiling for TPU at once
+  # (a test run and a notebook) must not lock each other out.
+  os.environ.setdefault("ALLOW_MULTIPLE_LIBTPU_LOAD", "1")
+  name = f"{TPU_CHIPS[t.chip][0]}:{t.topology}"
+  try:
+    with quiet_stderr(keep_other=False):
+      topo = topologies.get_topology_desc(platform="tpu", topology_name=name)
+  except Exception as e:  # libtpu raises XlaRuntimeError / ValueError for bad slices
+    raise TargetError(f"target {t.spec!r}: libtpu rejected topology {name!r} ({e}). Use a "
+                      f"slice shape that exists for {t.chip}, e.g. tpu:v5e:2x2, tpu:v5e:16x16, "
+                      f"tpu:v4:2x2x1, tpu:v5p:4x4x8, tpu:v6e:2x2") from None
+  return tuple(topo.devices)
+
+
+def _gpu_devices(t: Target) -> tuple:
+  import importlib.util
+
+  if importlib.util.find_spec("jax_cuda12_plugin") is None:
+    raise TargetError(f"target {t.spec!r} needs the CUDA PJRT plugin and ptxas to compile "
+                      f"for GPU without a GPU: pip install 'jaxgreen[gpu]'")
+  import jax
+  from jax._src import xla_bridge
+
+  platforms = jax.config.jax_platforms
+  if platforms != "cpu":
+    if xla_bridge._backends:  # noqa: SLF001 - the only way to know it is too late
+      raise TargetError(
+          f"target {t.spec!r}: deviceless GPU compilation needs jax's platform set to cpu "
+          f"before any backend starts, but backends are already initialised with "
+          f"jax_platforms={platforms!r}. Run with JAX_PLATFORMS=cpu, or call "
+          f"jax.config.update('jax_platforms', 'cpu') before any other jax use")
+    jax.config.update("jax_platforms", "cpu")
+  from jax.experimental import topologies
+
+  try:
+    with quiet_stderr():
+      topo = topologies.get_topology_desc(platform="cuda",
+                                          target_config=gpu_target_config(t.chip),
+                                          topology=f"1x1x{t.topology}")
+  except NotImplementedError as e:
+    raise TargetError(f"target {t.spec!r}: the CUDA plugin could not describe a deviceless "
+                      f"topology ({e}); run with JAX_PLATFORMS=cpu") from None
+  return tuple(topo.devices)

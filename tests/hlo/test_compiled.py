@@ -1,0 +1,192 @@
+"""The compiled-HLO walker: conventions, trip counts, scopes, XLA replay."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax import lax
+
+import jaxgreen
+from jaxgreen._scope import clean_scope
+from jaxgreen.hlo import count_compiled, count_hlo_text
+from jaxgreen.hlo.compiled import FMA, hlo_scope
+from jaxgreen.hlo.parse import parse_instr, parse_type
+
+F32 = jnp.float32
+
+# A while loop as a TPU compiler emits it: no known_trip_count; the bound is a
+# loop-invariant tuple element, the step a constant inside a fusion.
+_LOOP = """
+HloModule m, entry_computation_layout={(f32[8,16]{1,0}, f32[16,16]{1,0})->f32[8,16]{1,0}}
+
+%fused_add (p0: s32[]) -> s32[] {
+  %p0 = s32[] parameter(0)
+  %c = s32[] constant(@step@)
+  ROOT %a = s32[] add(%p0, %c), metadata={op_name="jit(f)/while/body/add"}
+}
+
+%body (t: (s32[], f32[8,16], f32[16,16], s32[])) -> (s32[], f32[8,16], f32[16,16], s32[]) {
+  %t = (s32[]{:T(128)}, f32[8,16]{1,0}, f32[16,16]{1,0}, s32[]) parameter(0)
+  %i = s32[] get-tuple-element(%t), index=0
+  %x = f32[8,16]{1,0} get-tuple-element(%t), index=1
+  %w = f32[16,16]{1,0} get-tuple-element(%t), index=2
+  %n = s32[] get-tuple-element(%t), index=3
+  %next = s32[] fusion(%i), kind=kLoop, calls=%fused_add
+  %d = f32[8,16]{1,0} dot(%x, %w), lhs_contracting_dims={1}, rhs_contracting_dims={0}, @meta@
+  ROOT %out = (s32[], f32[8,16]{1,0}, f32[16,16]{1,0}, s32[]) tuple(%next, %d, %w, %n)
+}
+
+%cond (t2: (s32[], f32[8,16], f32[16,16], s32[])) -> pred[] {
+  %t2 = (s32[], f32[8,16]{1,0}, f32[16,16]{1,0}, s32[]) parameter(0)
+  %i2 = s32[] get-tuple-element(%t2), index=0
+  %n2 = s32[] get-tuple-element(%t2), index=3
+  ROOT %lt = pred[] compare(@cmp_operands@), direction=@direction@
+}
+
+ENTRY %main (x0: f32[8,16], w0: f32[16,16]) -> f32[8,16] {
+  %x0 = f32[8,16]{1,0} parameter(0)
+  %w0 = f32[16,16]{1,0} parameter(1)
+  %zero = s32[] constant(@start@)
+  %bound = s32[] constant(@bound@)
+  %init = (s32[], f32[8,16]{1,0}, f32[16,16]{1,0}, s32[]) tuple(%zero, %x0, %w0, %bound)
+  %loop = (s32[], f32[8,16]{1,0}, f32[16,16]{1,0}, s32[]) while(%init), condition=%cond, body=%body
+  ROOT %r = f32[8,16]{1,0} get-tuple-element(%loop), index=1
+}
+"""
+
+
+_META = 'metadata={op_name="jit(f)/Net/while/body/closed_call/Dense_0/dot_general"}'
+
+
+def _loop(**fields) -> str:
+  text = _LOOP.replace("@meta@", _META)
+  for k, v in fields.items():
+    text = text.replace(f"@{k}@", str(v))
+  return text
+
+
+@pytest.mark.parametrize("start, bound, step, cmp_operands, direction, trips", [
+    (0, 10, 1, "%i2, %n2", "LT", 10),
+    (0, 10, 3, "%i2, %n2", "LT", 4),    # 0, 3, 6, 9
+    (0, 6, 2, "%i2, %n2", "LE", 4),     # 0, 2, 4, 6
+    (0, 7, 2, "%n2, %i2", "GT", 4),     # 7 > i: 0, 2, 4, 6
+    (10, 0, -1, "%i2, %n2", "GT", 10),  # counting down
+    (0, 5, 1, "%i2, %n2", "NE", 5),
+])
+def test_tpu_trip_count_from_induction_variable(start, bound, step, cmp_operands, direction,
+                                               trips):
+  text = _loop(start=start, bound=bound, step=step, cmp_operands=cmp_operands,
+                      direction=direction)
+  h = count_hlo_text(text)
+  (loop,) = h.loops
+  assert (loop.trips, loop.how) == (trips, "induction variable")
+  assert h.cost.muls == trips * 8 * 16 * 16  # trips·M·N·K
+  assert h.cost.adds == trips * 8 * 16 * 15  # trips·M·N·(K-1)
+  assert h.xla_flops == 2 * 8 * 16 * 16 + 1 + 1  # one body (dot, counter add) + condition
+  assert h.cost.by_scope["Net/Dense_0"].muls == trips * 8 * 16 * 16
+
+
+def test_underivable_trip_count_is_inexact():
+  text = _loop(start=0, bound=10, step=1, cmp_operands="%i2, %i2", direction="LT")
+  h = count_hlo_text(text)
+  assert h.loops[0].trips is None
+  assert not h.cost.exact
+  assert h.cost.muls == 8 * 16 * 16  # body counted once
+  assert "trip count unknown" in h.cost.inexact[0]
+
+
+def test_parse_instruction_with_tuple_type_and_layout_tiles():
+  ins = parse_instr('  ROOT %w = (s32[]{:T(128)}, f32[64,64]{1,0:T(8,128)S(1)}) while(%t), '
+                    'condition=%c, body=%b, metadata={op_name="jit(f)/while" a=1}, '
+                    'backend_config={"known_trip_count":{"n":"10"}}')
+  assert ins.root and ins.opcode == "while" and ins.operands == ["t"]
+  assert [a.dims for a in ins.arrays] == [(), (64, 64)]
+  assert ins.called("body") == ["b"]
+  assert ins.op_name == "jit(f)/while"
+  assert parse_type("bf16[2,<=8]{1,0}")[0].dims == (2, 8)
+
+
+@pytest.mark.parametrize("op_name, scope", [
+    ("jit(step)/jit(main)/jvp(MLP)/Dense_1/dot_general", "MLP/Dense_1"),
+    ("jit(f)/Net/while/body/closed_call/Block_0/Dense_0/dot_general", "Net/Block_0/Dense_0"),
+    # the backward pass of a rematerialised module: one scope, as clean_scope keys it
+    ("jit(loss)/transpose(jvp(MLP))/jvp(MLP)/checkpoint/Dense_0/dot_general",
+     clean_scope("transpose(jvp(MLP))/jvp(MLP)/Dense_0")),
+    ("jit(f)/reduce_sum", ""),
+    ("x", ""),
+    ("jit(f)/A/mul;jit(f)/B/add", "A"),
+])
+def test_hlo_scope(op_name, scope):
+  assert hlo_scope(op_name) == scope
+
+
+def _compile(f, *args):
+  return jax.jit(f).lower(*args).compile()
+
+
+def test_dot_and_tanh_match_jaxpr_count():
+  a = jax.ShapeDtypeStruct((8, 16), F32)
+  b = jax.ShapeDtypeStruct((16, 4), F32)
+  f = lambda a, b: jnp.tanh(a @ b)
+  h = count_compiled(_compile(f, a, b))
+  ours = jaxgreen.count(f)(a, b)
+  assert h.cost.muls == ours.muls == 8 * 4 * 16 + 8 * 4 * 9  # M·N·K + tanh's 9 MUL/element
+  assert h.cost.adds == ours.adds
+  assert h.cost.transcendentals == 8 * 4  # one tanh per output
+  assert h.causes[FMA] == -8 * 4  # XLA: 2·M·N·K; ours one ADD fewer per output
+
+
+def test_conv_counts_padding_taps_that_xla_skips():
+  x = jax.ShapeDtypeStruct((1, 2, 5, 5), F32)
+  w = jax.ShapeDtypeStruct((3, 2, 3, 3), F32)
+  f = lambda x, w: lax.conv_general_dilated(x, w, (1, 1), "SAME")
+  h = count_compiled(_compile(f, x, w))
+  assert h.cost.muls == 3 * 5 * 5 * (2 * 3 * 3)  # out·(C_in·kh·kw)
+  assert h.cost.adds == 3 * 5 * 5 * (2 * 3 * 3 - 1)
+  # XLA: 2·C_out·C_in·(valid (kernel, output) position pairs: 3·5 - 2 = 13 per dimension)
+  assert h.xla_flops == 2 * 3 * 2 * 13 * 13
+  assert h.causes["padded conv taps"] == 2 * 3 * 5 * 5 * 18 - h.xla_flops
+
+
+def test_scan_trips_on_cpu():
+  w = jax.ShapeDtypeStruct((64, 64), F32)
+
+  def f(w, x):
+    return lax.scan(lambda c, _: (c @ w, None), x, None, length=10)[0]
+
+  h = count_compiled(_compile(f, w, w))
+  assert h.cost.muls == 10 * 64**3  # trips·M·N·K
+  assert h.loops[0].how == "known_trip_count"
+  assert h.xla_flops == 2 * 64**3 + 2  # XLA: one body (dot + counter add) + condition
+
+
+def test_uncounted_custom_call_is_listed():
+  text = """
+HloModule m
+ENTRY %main (p: f32[4]) -> f32[4] {
+  %p = f32[4]{0} parameter(0)
+  ROOT %c = f32[4]{0} custom-call(%p), custom_call_target="my_kernel"
+}
+"""
+  h = count_hlo_text(text)
+  assert h.cost.uncounted == {"custom-call my_kernel": 1}
+  assert h.xla_flops == -1  # XLA marks a custom call's flops unknown
+  assert h.causes["custom calls"] == 1
+
+
+def test_empty_text_is_an_error():
+  with pytest.raises(ValueError, match="compiled.as_text"):
+    count_hlo_text("not hlo")
+
+
+@pytest.mark.parametrize("policy, expected_muls", [
+    ("max", 8 * 8 * 8),            # the matmul branch: M·N·K
+    ("min", 8 * 8),                # the scaling branch: one MUL per element
+    ("mean", (8 * 8 * 8 + 8 * 8) // 2),
+])
+def test_conditional_policies_match_jaxpr(policy, expected_muls):
+  x = jax.ShapeDtypeStruct((8, 8), F32)
+  i = jax.ShapeDtypeStruct((), jnp.int32)
+  f = lambda i, x: lax.cond(i > 0, lambda x: x @ x, lambda x: x * 2.0, x)
+  h = count_hlo_text(_compile(f, i, x).as_text(), cond=policy)
+  assert h.cost.muls == expected_muls
+  assert h.cost.muls == jaxgreen.count(f, cond=policy)(i, x).muls
