@@ -41,6 +41,7 @@ from jaxgreen._scope import clean_scope
 from jaxgreen.cost import Cost, Counts
 from jaxgreen.cost_model import DEFAULT, TRANSCENDENTALS, CostModel
 from jaxgreen.hlo.parse import Array, Computation, Instr, Module, parse_module
+from jaxgreen.jaxpr.rules.control_flow import loop_trips
 
 # XLA prices one multiply-add at 2 flops (hlo_cost_analysis.h, kFmaFlops); jaxgreen at
 # one MUL plus one ADD, except the first product of each output, which needs no ADD.
@@ -889,22 +890,7 @@ def _derive_trips(module: Module, comp: Computation, w: Instr) -> int | None:
   step = const_of(step_sym[2])
   if not step:
     return None
-  return _count(direction, start, bound, step)
-
-
-def _count(direction: str, start, bound, step) -> int | None:
-  span = bound - start
-  if direction == "LT" and step > 0:
-    return max(0, math.ceil(span / step))
-  if direction == "LE" and step > 0:
-    return max(0, math.floor(span / step) + 1)
-  if direction == "GT" and step < 0:
-    return max(0, math.ceil(-span / -step))
-  if direction == "GE" and step < 0:
-    return max(0, math.floor(-span / -step) + 1)
-  if direction == "NE" and span % step == 0 and span / step >= 0:
-    return int(span // step)
-  return None
+  return loop_trips(direction, start, bound, step)
 
 
 _PASS = frozenset({"copy", "bitcast", "convert", "reshape", "broadcast"})

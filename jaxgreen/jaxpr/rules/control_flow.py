@@ -222,7 +222,7 @@ def _trip_count(ctx, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
   if step == 0:
     return None
   # counter + a <op> bound  <=>  counter <op> bound - a
-  return _count(op, start, rhs - lhs.offset, step)
+  return loop_trips(op, start, rhs - lhs.offset, step)
 
 
 def _seed(variables, values) -> dict:
@@ -239,17 +239,27 @@ def _scalar_or_none(c):
   return None
 
 
-def _count(op, start, bound, step):
-  """Iterations of ``for (i = start; i <op> bound; i += step)``; None if unbounded."""
+def loop_trips(op: str, start, bound, step) -> int | None:
+  """Iterations of ``for (i = start; i <op> bound; i += step)``; None if unbounded.
+
+  ``op`` is the comparison that keeps the loop going: lt, le, gt, ge or ne (any case).
+  Shared by the jaxpr walk and the compiled-HLO walk.
+  """
+  op = op.lower()
   span = bound - start
+  exact = all(isinstance(v, int) for v in (start, bound, step))
+  def ceil_div(a, b):
+    return -(-a // b) if exact else math.ceil(a / b)
+  def floor_div(a, b):
+    return a // b if exact else math.floor(a / b)
   if op == "lt" and step > 0:
-    return max(0, math.ceil(span / step))
+    return max(0, ceil_div(span, step))
   if op == "le" and step > 0:
-    return max(0, math.floor(span / step) + 1)
+    return max(0, floor_div(span, step) + 1)
   if op == "gt" and step < 0:
-    return max(0, math.ceil(span / step))
+    return max(0, ceil_div(span, step))
   if op == "ge" and step < 0:
-    return max(0, math.floor(span / step) + 1)
+    return max(0, floor_div(span, step) + 1)
   if op == "ne" and span % step == 0 and span / step >= 0:
     return int(span // step)
   if op in ("lt", "le", "gt", "ge"):
