@@ -14,7 +14,6 @@ from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
 from jaxgreen.jaxpr.interpreter import COND_POLICIES, Walker
 
-
 STAGES = ("jaxpr", "lowered", "compiled")
 
 
