@@ -139,7 +139,8 @@ _WORKER = textwrap.dedent("""
 
 def _worker(tmp_path, *args, **kw):
   script = tmp_path / "worker.py"
-  script.write_text(_WORKER)
+  if not script.exists():  # written once: rewriting it races with workers reading it
+    script.write_text(_WORKER)
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.getcwd())
   return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
                           stderr=subprocess.DEVNULL, text=True, **kw)
