@@ -10,6 +10,8 @@ from jaxgreen import curves as curves
 from jaxgreen import targets as targets
 from jaxgreen.api import count as count
 from jaxgreen.api import count_jaxpr as count_jaxpr
+from jaxgreen.compare import Comparison as Comparison
+from jaxgreen.compare import compare as compare
 from jaxgreen.cost import Cost as Cost
 from jaxgreen.cost import Counts as Counts
 from jaxgreen.cost_model import CostModel as CostModel
@@ -33,6 +35,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Cost",
+    "Comparison",
     "CostModel",
     "Counts",
     "Experiment",
@@ -42,6 +45,7 @@ __all__ = [
     "Trial",
     "UncountedPrimitiveError",
     "UncountedPrimitiveWarning",
+    "compare",
     "count",
     "count_compiled",
     "count_jaxpr",

@@ -17,16 +17,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-# Figures used when jaxgreen.chips (the shared chip table) is not importable:
-# chip name -> (peak dense FLOP/s, board power W, source). FLOP/s count an FMA as two
-# operations, as FPO does (one ADD + one MUL).
-CHIPS: dict[str, tuple[float, float, str]] = {
-    "h100": (989e12, 700.0, "NVIDIA H100 SXM5 datasheet: 989 TFLOP/s BF16 dense, 700 W"),
-    "a100": (312e12, 400.0, "NVIDIA A100 SXM4 datasheet: 312 TFLOP/s BF16 dense, 400 W"),
-    "v100": (125e12, 300.0, "NVIDIA V100 SXM2 datasheet: 125 TFLOP/s FP16 tensor, 300 W"),
-    "v4": (275e12, 192.0, "Google Cloud TPU v4 docs: 275 TFLOP/s bf16, 192 W max measured"),
-}
-
 # jax device_kind substring (lower case, most specific first) -> jaxgreen.chips name.
 _KINDS = (("h200", "h200"), ("h100", "h100"), ("a100", "a100"), ("v100", "v100"),
           ("b200", "b200"), ("tpu v4", "v4"), ("tpu v5 lite", "v5e"), ("tpu v5e", "v5e"),
@@ -39,23 +29,16 @@ def joules_per_flop(device_kind: str) -> tuple[float | None, str]:
   J/FLOP = board power (TDP) / dense bf16 (else fp16) peak FLOP/s, from
   :mod:`jaxgreen.chips`; e.g. H100: 700 W / 989e12 FLOP/s ≈ 7.1e-13 J/FLOP.
   """
+  from jaxgreen import chips
+
   kind = (device_kind or "").lower()
-  try:
-    from jaxgreen import chips
-  except ImportError:
-    chips = None
-  if chips is not None:
-    for sub, name in _KINDS:
-      if sub in kind and name in chips.CHIPS:
-        chip = chips.CHIPS[name]
-        peak = chip.peak("bf16") or chip.peak("fp16")
-        if not chip.tdp_watts or not peak:
-          return None, f"no published power or peak for {name} in jaxgreen.chips"
-        return chip.tdp_watts / peak, f"{name} TDP/peak"
   for sub, name in _KINDS:
-    if sub in kind and name in CHIPS:
-      flops, watts, _source = CHIPS[name]
-      return watts / flops, f"{name} TDP/peak"
+    if sub in kind and name in chips.CHIPS:
+      chip = chips.CHIPS[name]
+      peak = chip.peak("bf16") or chip.peak("fp16")
+      if not chip.tdp_watts or not peak:
+        return None, f"no published power or peak for {name} in jaxgreen.chips"
+      return chip.tdp_watts / peak, f"{name} TDP/peak"
   return None, f"no J/FLOP figure for device kind {device_kind!r}"
 
 

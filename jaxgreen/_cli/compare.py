@@ -1,7 +1,12 @@
 """``jaxgreen compare MODULE:FUNCTION --arg f32[8,128] --target cpu --target gpu:h100``.
 
-Counts the function from its jaxpr, its lowered module and its compiled HLO on each
-target, puts XLA's cost analysis beside them, and names the causes of every difference.
+Two reports of one program on several targets, compiled without the hardware:
+
+* the default, reconciliation: the jaxpr, lowered and compiled counts beside XLA's cost
+  analysis, with the named causes of every difference;
+* ``--report`` (implied by ``--mesh``, ``--in-spec`` or ``--setup``), pods and chips:
+  global FPO, per-device FLOPs, bytes, collectives, redundancy, roofline time and
+  estimated energy, for programs sharded over each target's devices.
 """
 
 from __future__ import annotations
@@ -29,6 +34,23 @@ def add(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--json", action="store_true", help="print the reconciliation as JSON")
   p.add_argument("--cond", default="max", choices=("max", "min", "mean"),
                  help="policy for cond/switch branches (default: max)")
+  pods = p.add_argument_group(
+      "pods and chips report",
+      "shard the program over each target's devices and compare chips (--report)")
+  pods.add_argument("--report", action="store_true",
+                    help="print the pods-and-chips report instead of the reconciliation")
+  pods.add_argument("--setup", action="store_true",
+                    help="MODULE:FUNCTION returns a jaxgreen.compare.Setup (function, "
+                         "arguments, specs, mesh axes), e.g. "
+                         "examples/sharded_transformer.py:setup")
+  pods.add_argument("--mesh", metavar="AXES",
+                    help="mesh axes as name=size, one size may be -1 for the devices left "
+                         "over, e.g. data=-1,model=2")
+  pods.add_argument("--in-spec", action="append", default=[], metavar="SPEC",
+                    help="PartitionSpec of one argument, e.g. 'data,None'; repeat")
+  pods.add_argument("--format", choices=("table", "markdown", "json"), default="table",
+                    help="report format (default: table)")
+  pods.add_argument("--plot", metavar="PATH", help="save a bar plot (needs [plot])")
   p.add_argument("--debug", action="store_true", help="show tracebacks")
   p.set_defaults(func=run)
 
@@ -66,6 +88,16 @@ def run(args: argparse.Namespace) -> int:
 
     if jax.config.jax_platforms != "cpu" and xla_bridge._backends:  # noqa: SLF001
       raise TargetError("GPU targets need JAX_PLATFORMS=cpu; run with JAX_PLATFORMS=cpu")
+  if args.report or args.setup or args.mesh or args.in_spec:
+    from jaxgreen.compare import run_cli
+
+    report, done = _progress(sys.stderr)
+    try:
+      return run_cli(args.function, targets=specs, arg_specs=args.arg, mesh=args.mesh,
+                     in_specs=args.in_spec, fmt="json" if args.json else args.format,
+                     plot=args.plot, setup=args.setup, progress=report)
+    finally:
+      done()
   from jaxgreen._cli.common import load_function, parse_shape_spec
   from jaxgreen.reconcile import reconcile
 

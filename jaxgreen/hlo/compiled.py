@@ -40,7 +40,7 @@ import numpy as np
 from jaxgreen._scope import clean_scope
 from jaxgreen.cost import Cost, Counts
 from jaxgreen.cost_model import DEFAULT, TRANSCENDENTALS, CostModel
-from jaxgreen.hlo.parse import Array, Computation, Instr, Module, parse_module
+from jaxgreen.hlo.parse import Array, Computation, Instr, Module, group_size, parse_module
 from jaxgreen.jaxpr.rules.control_flow import loop_trips
 
 # XLA prices one multiply-add at 2 flops (hlo_cost_analysis.h, kFmaFlops); jaxgreen at
@@ -100,7 +100,8 @@ ZERO_OPCODES = frozenset({
     "collective-permute", "collective-permute-start", "collective-permute-done",
     "all-reduce-done", "async-update", "async-done", "domain", "rng-get-and-update-state",
     "collective-broadcast", "ragged-all-to-all", "rng-bit-generator", "rng",
-    "reduce-scatter-done", "topk", "slice-start", "slice-done", "async-start-done",
+    "reduce-scatter-done", "all-to-all-start", "all-to-all-done",
+    "topk", "slice-start", "slice-done", "async-start-done",
 })
 _GEMM_TARGETS = ("__cublas$gemm", "__cublas$lt$matmul", "__onednn$matmul",
                  "__cublas$lt$matmul$f8")
@@ -112,6 +113,8 @@ _ZERO_CUSTOM_CALLS = frozenset({
     "MoveToHost", "MoveToDevice", "annotate_device_placement", "LayoutConstraint",
     "PadToStatic", "SliceToDynamic", "X64Combine", "X64SplitLow", "X64SplitHigh",
     "AssumeGatherIndicesInBound", "ConcatBitcast", "GatherScatterIndicesBitpacked",
+    # TPU's asynchronous collective wrappers: the collective inside is counted.
+    "AsyncCollectiveStart", "AsyncCollectiveDone",
 })
 
 
@@ -359,7 +362,7 @@ class _Walker:
       n = upd.out.size if upd is not None and upd.out else 0
       body = self.walk(ins.called("to_apply")[0], op_name)
       t.merge(body, n, n)
-    elif op in ("all-reduce", "all-reduce-start", "reduce-scatter"):
+    elif op in ("all-reduce", "all-reduce-start", "reduce-scatter", "reduce-scatter-start"):
       self.all_reduce(t, comp, ins, op_name, scope)
     elif op == "sort":
       self.sort(t, comp, ins, scope)
@@ -591,7 +594,7 @@ class _Walker:
     t.merge(_renamed(sca, "select_and_scatter_add"), n, n)
 
   def all_reduce(self, t: _Tally, comp: Computation, ins: Instr, op_name: str, scope: str):
-    groups = _group_size(ins)
+    groups = group_size(ins.attr("replica_groups"), self.m.devices)
     body_name = ins.called("to_apply")
     body = self.walk(body_name[0], op_name) if body_name else _Tally()
     elems = sum(a.size for a in self.operand_arrays(comp, ins))
@@ -601,7 +604,7 @@ class _Walker:
     per_dev = elems * (groups - 1) / groups if groups > 1 else 0
     a = body.tot[0] * per_dev
     m = body.tot[1] * per_dev
-    xla = 0 if ins.opcode == "reduce-scatter" else out_elems
+    xla = 0 if ins.opcode.startswith("reduce-scatter") else out_elems
     prim = {"maximum": "pmax", "minimum": "pmin"}.get(_reduce_op(body), "psum")
     t.leaf(prim, scope, (_num(a), _num(m), 0, 0, self.bytes_of(comp, ins)), xla, 0,
            {COLLECTIVE: a + m - xla})
@@ -711,22 +714,6 @@ def _backend_json(ins: Instr) -> dict:
     return json.loads(v)
   except ValueError:
     return {}
-
-
-_REPLICA_GROUPS_IOTA = re.compile(r"\[(\d+),(\d+)\]<=")
-
-
-def _group_size(ins: Instr) -> int:
-  v = ins.attr("replica_groups")
-  if not v:
-    return 1
-  m = _REPLICA_GROUPS_IOTA.match(v)
-  if m:
-    return int(m.group(2))
-  first = re.search(r"\{([\d,\s]*)\}", v[1:] if v.startswith("{") else v)
-  if not first or not first.group(1).strip():
-    return 1
-  return len([s for s in first.group(1).split(",") if s.strip()])
 
 
 def _window(text: str) -> list[dict[str, int]]:

@@ -246,6 +246,8 @@ class Computation:
 class Module:
   computations: dict[str, Computation]
   entry: str
+  devices: int = 1  # num_partitions x replica_count from the module header
+
 
   @property
   def entry_computation(self) -> Computation:
@@ -258,11 +260,14 @@ def parse_module(text: str) -> Module:
   entry = ""
   cur: list[Instr] | None = None
   name, is_entry = "", False
+  devices = 1
   for line in text.splitlines():
     if cur is None:
       if not line or line[0].isspace() or not line.rstrip().endswith("{"):
-        if line.startswith("HloModule") and comps:
-          break  # a second module follows
+        if line.startswith("HloModule"):
+          if comps:
+            break  # a second module follows
+          devices = _header_devices(line)
         continue
       m = _HEADER.match(line)
       if not m:
@@ -281,4 +286,51 @@ def parse_module(text: str) -> Module:
       cur.append(ins)
   if not entry and comps:
     entry = next(reversed(comps))
-  return Module(comps, entry)
+  return Module(comps, entry, devices)
+
+
+def _header_devices(line: str) -> int:
+  n = 1
+  for key in ("num_partitions", "replica_count"):
+    m = re.search(rf"\b{key}=(\d+)", line)
+    if m:
+      n *= int(m.group(1))
+  return n
+
+
+_IOTA = re.compile(r"^\[(\d+),(\d+)\]<=")
+_MESH = re.compile(r"^mesh\[([^\]]*)\]\s*\{([^}]*)\}")
+
+
+def group_size(replica_groups: str | None, all_devices: int) -> int:
+  """Devices per replica group, from an HLO ``replica_groups=`` attribute.
+
+  Understands the explicit list (``{{0,1},{2,3}}``), the iota form (``[2,2]<=[4]``),
+  the named-mesh form TPU emits (``mesh['x'=2,'y'=2] {'y'}``) and the empty list (all
+  devices).
+  """
+  v = (replica_groups or "").strip()
+  if not v or v == "{}" or v == "{{}}":
+    return all_devices
+  m = _IOTA.match(v)
+  if m:
+    return int(m.group(2))
+  m = _MESH.match(v)
+  if m:
+    sizes = {k.strip().strip("'\""): int(s)
+             for k, s in re.findall(r"([^,=]+)=(\d+)", m.group(1))}
+    n = 1
+    for tok in m.group(2).split(","):
+      tok = tok.strip()
+      if not tok:
+        continue
+      sub = re.match(r"^'?([^':]+)'?:\((\d+)\)(\d+)$", tok)  # a sub-axis 'x':(k)m
+      if sub:
+        n *= int(sub.group(3))
+      else:
+        n *= sizes.get(tok.strip("'\""), 1)
+    return n
+  first = re.search(r"\{([\d,\s]+)\}", v[1:] if v.startswith("{{") else v)
+  if first:
+    return len([s for s in first.group(1).split(",") if s.strip()])
+  return all_devices

@@ -1,0 +1,361 @@
+"""Public figures of accelerator chips, and roofline estimates built on them.
+
+Every figure carries its source (a comment next to it and :attr:`Chip.sources`); a figure
+that is not published is ``None`` and shows as "unavailable" downstream, never guessed.
+
+Units: FLOP/s count a fused multiply-add as two operations (one MUL + one ADD, as FPO
+does); bytes are bytes (1 GB = 1e9 B, 1 GiB = 2**30 B); bandwidths are bytes/s.
+``link_bandwidth`` is the chip's published interconnect bandwidth counting both
+directions (NVLink's "900 GB/s", TPU ICI "bidirectional ... per chip"), so a chip
+*sends* at half of it (:data:`LINK_SEND_SHARE`).
+
+Roofline, per device and step (:func:`roofline`)::
+
+  compute s    = FLOPs / peak FLOP/s (for the program's dtype)
+  memory s     = bytes accessed / HBM bandwidth
+  collective s = collective bytes sent / (link bandwidth x LINK_SEND_SHARE)
+  step s       = max(compute s, memory s) + collective s   (no overlap assumed)
+  energy J     = TDP x step s                               (an estimate, labelled so)
+
+Example:
+  >>> chip = jaxgreen.chips.get_chip("h100")
+  >>> chip.peak("bf16")
+  989000000000000.0
+  >>> jaxgreen.chips.roofline(chip, flops=1e15, hbm_bytes=1e12).step_s
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+# A device sends collective data over half of its links' published both-ways bandwidth.
+LINK_SEND_SHARE = 0.5
+
+DTYPES = ("fp8", "bf16", "fp16", "fp32")
+_FIGURES = ("peak_flops", "hbm_bytes", "hbm_bandwidth", "link_bandwidth", "tdp_watts")
+
+_T = 1e12
+_GB = 1e9
+_GIB = 2**30
+
+
+@dataclasses.dataclass(frozen=True)
+class Chip:
+  """One chip's public figures; ``None`` where the vendor publishes none.
+
+  Attributes:
+    name: short name, e.g. ``"v5e"``, ``"h100"``.
+    vendor: ``"google"`` or ``"nvidia"``.
+    description: the product the figures are for.
+    peak_flops: dtype (``"bf16"``, ``"fp16"``, ``"fp8"``, ``"fp32"``) -> dense peak
+      FLOP/s (no structured sparsity).
+    hbm_bytes: device memory in bytes.
+    hbm_bandwidth: device memory bandwidth, bytes/s.
+    link_bandwidth: chip-to-chip bandwidth (ICI / NVLink), both directions, bytes/s.
+    tdp_watts: thermal design power (board power), watts.
+    sources: figure name -> where it was published.
+  """
+
+  name: str
+  vendor: str
+  description: str
+  peak_flops: Mapping[str, float | None]
+  hbm_bytes: float | None
+  hbm_bandwidth: float | None
+  link_bandwidth: float | None
+  tdp_watts: float | None
+  sources: Mapping[str, str]
+
+  def __post_init__(self):
+    object.__setattr__(self, "peak_flops", MappingProxyType(dict(self.peak_flops)))
+    object.__setattr__(self, "sources", MappingProxyType(dict(self.sources)))
+
+  def peak(self, dtype: str = "bf16") -> float | None:
+    """Dense peak FLOP/s for ``dtype`` (``"bf16"``, ``"fp8"``, ``"fp32"``...), or None."""
+    return self.peak_flops.get(_dtype_key(dtype))
+
+  def to_dict(self) -> dict[str, Any]:
+    d = dataclasses.asdict(self)
+    d["peak_flops"] = dict(self.peak_flops)
+    d["sources"] = dict(self.sources)
+    return d
+
+
+def _tpu(name, description, bf16, fp8, hbm, hbm_bw, link, tdp, src, tdp_src=None):
+  return Chip(
+      name, "google", description, {"bf16": bf16, "fp8": fp8, "fp16": None, "fp32": None},
+      hbm, hbm_bw, link, tdp,
+      {"peak_flops": src, "hbm_bytes": src, "hbm_bandwidth": src,
+       "link_bandwidth": src if link is not None else "unavailable: not published per chip",
+       "tdp_watts": tdp_src or "unavailable: Google publishes no TDP for this chip"})
+
+
+def _nvidia(name, description, bf16, fp16, fp8, fp32, hbm, hbm_bw, link, tdp, src):
+  return Chip(name, "nvidia", description,
+              {"bf16": bf16, "fp16": fp16, "fp8": fp8, "fp32": fp32},
+              hbm, hbm_bw, link, tdp, {f: src for f in _FIGURES})
+
+
+CHIPS: Mapping[str, Chip] = MappingProxyType({
+    # Google Cloud TPU v4 docs (cloud.google.com/tpu/docs/v4): 275 TFLOP/s bf16 per chip,
+    # 32 GiB HBM2 at 1200 GB/s, measured min/mean/max power 90/170/192 W. No fp8, no
+    # published fp32 peak, no per-chip ICI bandwidth (only 1.1 PB/s all-reduce per pod).
+    "v4": _tpu("v4", "Google Cloud TPU v4", 275 * _T, None, 32 * _GIB, 1200 * _GB, None,
+               192.0, "Google Cloud TPU v4 docs: 275 TFLOP/s bf16, 32 GiB HBM2, 1200 GB/s",
+               "Google Cloud TPU v4 docs: 192 W maximum measured power (no TDP published)"),
+    # Google Cloud TPU v5e docs (cloud.google.com/tpu/docs/v5e): 197 TFLOP/s bf16,
+    # 16 GB HBM2 at 819 GB/s, ICI 1600 Gbps (one direction) = 2 x 200 GB/s both ways.
+    "v5e": _tpu("v5e", "Google Cloud TPU v5e", 197 * _T, None, 16 * _GB, 819 * _GB,
+                2 * 1600e9 / 8, None,
+                "Google Cloud TPU v5e docs: 197 TFLOP/s bf16, 16 GB HBM2 at 819 GB/s, "
+                "ICI 1600 Gbps"),
+    # Google Cloud TPU v5p docs (docs.cloud.google.com/tpu/docs/v5p-training): 459 TFLOP/s
+    # bf16, 459 TFLOP/s fp8, 95 GiB HBM at 2765 GB/s, bidirectional ICI 1200 GB/s per chip.
+    "v5p": _tpu("v5p", "Google Cloud TPU v5p", 459 * _T, 459 * _T, 95 * _GIB, 2765 * _GB,
+                1200 * _GB, None,
+                "Google Cloud TPU v5p docs: 459 TFLOP/s bf16 and fp8, 95 GiB HBM at "
+                "2765 GB/s, bidirectional ICI 1200 GB/s per chip"),
+    # Google Cloud TPU v6e docs (docs.cloud.google.com/tpu/docs/v6e): 918 TFLOP/s bf16,
+    # 32 GB HBM at 1600 GB/s, bidirectional ICI 800 GB/s per chip (3200 Gbps one way).
+    "v6e": _tpu("v6e", "Google Cloud TPU v6e (Trillium)", 918 * _T, None, 32 * _GB,
+                1600 * _GB, 800 * _GB, None,
+                "Google Cloud TPU v6e docs: 918 TFLOP/s bf16, 32 GB HBM at 1600 GB/s, "
+                "bidirectional ICI 800 GB/s per chip"),
+    # NVIDIA Tesla V100 SXM2 datasheet: 125 TFLOP/s fp16 tensor, 15.7 TFLOP/s fp32,
+    # 32 GB HBM2 at 900 GB/s, NVLink 300 GB/s, 300 W. No bf16, no fp8.
+    "v100": _nvidia("v100", "NVIDIA V100 SXM2 32GB", None, 125 * _T, None, 15.7 * _T,
+                    32 * _GB, 900 * _GB, 300 * _GB, 300.0,
+                    "NVIDIA V100 SXM2 datasheet: 125 TFLOP/s fp16 tensor, 15.7 TFLOP/s "
+                    "fp32, 32 GB HBM2 at 900 GB/s, NVLink 300 GB/s, 300 W"),
+    # NVIDIA A100 datasheet (SXM4 80GB): 312 TFLOP/s bf16/fp16 dense, 19.5 TFLOP/s fp32,
+    # 80 GB HBM2e at 2039 GB/s, NVLink 600 GB/s, 400 W. No fp8.
+    "a100": _nvidia("a100", "NVIDIA A100 SXM4 80GB", 312 * _T, 312 * _T, None, 19.5 * _T,
+                    80 * _GB, 2039 * _GB, 600 * _GB, 400.0,
+                    "NVIDIA A100 datasheet (SXM4 80GB): 312 TFLOP/s bf16 dense, 19.5 "
+                    "TFLOP/s fp32, 2039 GB/s, NVLink 600 GB/s, 400 W"),
+    # NVIDIA H100 SXM datasheet: 989 TFLOP/s dense bf16/fp16 (1979 with sparsity),
+    # 1979 TFLOP/s dense fp8, 67 TFLOP/s fp32, 80 GB at 3.35 TB/s, NVLink 900 GB/s, 700 W.
+    "h100": _nvidia("h100", "NVIDIA H100 SXM5 80GB", 989 * _T, 989 * _T, 1979 * _T, 67 * _T,
+                    80 * _GB, 3350 * _GB, 900 * _GB, 700.0,
+                    "NVIDIA H100 SXM datasheet: 989 TFLOP/s dense bf16, 1979 fp8, 67 fp32, "
+                    "80 GB at 3.35 TB/s, NVLink 900 GB/s, 700 W"),
+    # NVIDIA H200 SXM datasheet: H100's compute (989 bf16, 1979 fp8 dense, 67 fp32),
+    # 141 GB HBM3e at 4.8 TB/s, NVLink 900 GB/s, up to 700 W.
+    "h200": _nvidia("h200", "NVIDIA H200 SXM 141GB", 989 * _T, 989 * _T, 1979 * _T, 67 * _T,
+                    141 * _GB, 4800 * _GB, 900 * _GB, 700.0,
+                    "NVIDIA H200 SXM datasheet: 989 TFLOP/s dense bf16, 1979 fp8, 67 fp32, "
+                    "141 GB at 4.8 TB/s, NVLink 900 GB/s, 700 W"),
+    # NVIDIA HGX B200 datasheet, 8 GPUs: 36 PFLOP/s bf16 and 72 PFLOP/s fp8 with sparsity
+    # (dense: half, so 2.25 and 4.5 PFLOP/s per GPU), 600 TFLOP/s fp32 (75 per GPU);
+    # DGX B200: 1440 GB HBM3e at 64 TB/s (180 GB at 8 TB/s per GPU); fifth-generation
+    # NVLink 1.8 TB/s per GPU; 1000 W per GPU.
+    "b200": _nvidia("b200", "NVIDIA B200 (HGX B200)", 2250 * _T, 2250 * _T, 4500 * _T,
+                    75 * _T, 180 * _GB, 8000 * _GB, 1800 * _GB, 1000.0,
+                    "NVIDIA HGX/DGX B200 datasheets: 36 PFLOP/s bf16 sparse per 8 GPUs "
+                    "(2.25 dense per GPU), 4.5 fp8 dense, 75 TFLOP/s fp32, 180 GB at 8 TB/s, "
+                    "NVLink 1.8 TB/s, 1000 W"),
+    # NVIDIA L4 datasheet: 242 TFLOP/s bf16 and 485 fp8 with sparsity (121 and 242.5
+    # dense), 30.3 TFLOP/s fp32, 24 GB GDDR6 at 300 GB/s, 72 W; PCIe only, no NVLink.
+    "l4": Chip("l4", "nvidia", "NVIDIA L4 24GB",
+               {"bf16": 121 * _T, "fp16": 121 * _T, "fp8": 242.5 * _T, "fp32": 30.3 * _T},
+               24 * _GB, 300 * _GB, None, 72.0,
+               {**{f: "NVIDIA L4 datasheet: 121 TFLOP/s bf16 dense (242 sparse), 242.5 fp8 "
+                      "dense, 30.3 TFLOP/s fp32, 24 GB GDDR6 at 300 GB/s, 72 W"
+                   for f in _FIGURES},
+                "link_bandwidth": "unavailable: the L4 has no NVLink (PCIe Gen4 only)"}),
+})
+
+
+def _dtype_key(dtype: Any) -> str:
+  if not isinstance(dtype, str):
+    try:
+      import numpy as np
+
+      dtype = np.dtype(dtype).name
+    except TypeError:
+      dtype = str(dtype)
+  s = dtype.lower()
+  if s.startswith(("f8", "float8", "fp8")):
+    return "fp8"
+  return {"bfloat16": "bf16", "float16": "fp16", "f16": "fp16", "float32": "fp32",
+          "f32": "fp32", "float64": "fp32", "f64": "fp32"}.get(s, s)
+
+
+def get_chip(name: str | Any) -> Chip:
+  """The :class:`Chip` for a chip name (``"v5e"``, ``"h100"``) or a target.
+
+  Args:
+    name: a chip name, a target string (``"tpu:v5e:4x4"``, ``"gpu:h100x8"``) or a
+      :class:`jaxgreen.targets.Target`.
+
+  Raises:
+    KeyError: for an unknown chip, naming the known ones.
+  """
+  if isinstance(name, Chip):
+    return name
+  chip = getattr(name, "chip", None)
+  if chip is None:
+    s = str(name).strip().lower()
+    parts = s.split(":")
+    if len(parts) >= 2 and parts[0] in ("tpu", "gpu"):
+      s = parts[1]
+      if parts[0] == "gpu":
+        s = s.split("x")[0] if s not in CHIPS else s
+    chip = s
+  if chip not in CHIPS:
+    raise KeyError(f"get_chip(name={name!r}): no figures for chip {chip!r}; known chips: "
+                   f"{', '.join(CHIPS)}")
+  return CHIPS[chip]
+
+
+# -- roofline ---------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Roofline:
+  """A roofline estimate of one step on one device; ``None`` where a figure is missing.
+
+  Attributes:
+    chip: the chip's name.
+    dtype: the dtype whose peak was used.
+    flops: floating-point operations per device (FPO: ADD + MUL).
+    hbm_bytes: bytes read and written in device memory.
+    collective_bytes: bytes each device sends in collectives.
+    compute_s: ``flops / peak``.
+    memory_s: ``hbm_bytes / HBM bandwidth``.
+    collective_s: ``collective_bytes / (link bandwidth x LINK_SEND_SHARE)``.
+    step_s: ``max(compute_s, memory_s) + collective_s`` (an estimate).
+    energy_j: ``TDP x step_s`` per device (an estimate); None without a published TDP.
+    intensity: arithmetic intensity, ``flops / hbm_bytes`` (FLOP per byte).
+    ridge: the chip's ridge point, ``peak / HBM bandwidth`` (FLOP per byte).
+    notes: why a figure is missing or which fallback was used.
+  """
+
+  chip: str
+  dtype: str
+  flops: float
+  hbm_bytes: float | None
+  collective_bytes: float
+  compute_s: float | None
+  memory_s: float | None
+  collective_s: float | None
+  step_s: float | None
+  energy_j: float | None
+  intensity: float | None
+  ridge: float | None
+  notes: tuple[str, ...] = ()
+
+  @property
+  def bound(self) -> str:
+    """``"compute"``, ``"memory"`` or ``"unavailable"``: which roof is lower."""
+    if self.compute_s is None or self.memory_s is None:
+      return "unavailable"
+    return "compute" if self.compute_s >= self.memory_s else "memory"
+
+  def mfu(self, measured_step_s: float) -> float | None:
+    """Model FLOPs utilisation: ``flops / (measured_step_s x peak)``; see :func:`mfu`."""
+    chip = get_chip(self.chip)
+    return mfu(self.flops, measured_step_s, chip, self.dtype)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self) | {"bound": self.bound, "energy_label": "estimate"}
+
+
+def roofline(chip: str | Chip, *, flops: float, hbm_bytes: float | None,
+             collective_bytes: float = 0.0, dtype: str = "bf16") -> Roofline:
+  """Estimates one step's time and energy on one device of ``chip``.
+
+  ``step_s = max(flops / peak, hbm_bytes / HBM bandwidth) + collective_bytes /
+  (link bandwidth x LINK_SEND_SHARE)``; ``energy_j = TDP x step_s``. Where the peak for
+  ``dtype`` is not published, the bf16 peak is used and a note says so.
+
+  Args:
+    chip: a chip name, target string or :class:`Chip`.
+    flops: FLOPs per device (FPO).
+    hbm_bytes: bytes accessed per device (None: unknown, so no memory roof).
+    collective_bytes: bytes each device sends in collectives.
+    dtype: the program's main floating-point dtype.
+
+  Returns:
+    A :class:`Roofline`.
+
+  Example:
+    >>> r = roofline("v5e", flops=197e12, hbm_bytes=819e9 / 2)
+    >>> r.compute_s, r.memory_s  # 197e12 / 197e12, 409.5e9 / 819e9
+    (1.0, 0.5)
+  """
+  c = get_chip(chip)
+  if flops < 0 or (hbm_bytes is not None and hbm_bytes < 0) or collective_bytes < 0:
+    raise ValueError(f"roofline(flops={flops}, hbm_bytes={hbm_bytes}, collective_bytes="
+                     f"{collective_bytes}): figures must be >= 0")
+  notes: list[str] = []
+  key = _dtype_key(dtype)
+  peak = c.peak(key)
+  if peak is None:
+    peak = c.peak("bf16") or c.peak("fp16")
+    used = "bf16" if c.peak("bf16") else "fp16"
+    if peak is not None:
+      notes.append(f"{c.name}: no published {key} peak; the {used} peak was used")
+      key = used
+  compute_s = flops / peak if peak else None
+  if peak is None:
+    notes.append(f"{c.name}: no published peak FLOP/s: compute time unavailable")
+  memory_s = (hbm_bytes / c.hbm_bandwidth
+              if hbm_bytes is not None and c.hbm_bandwidth else None)
+  if hbm_bytes is None:
+    notes.append("bytes accessed unavailable: memory time unavailable")
+  if collective_bytes == 0:
+    collective_s: float | None = 0.0
+  elif c.link_bandwidth:
+    collective_s = collective_bytes / (c.link_bandwidth * LINK_SEND_SHARE)
+  else:
+    collective_s = None
+    notes.append(f"{c.name}: no published per-chip link bandwidth: collective time "
+                 f"unavailable")
+  roofs = [s for s in (compute_s, memory_s) if s is not None]
+  step_s = (max(roofs) + collective_s) if roofs and collective_s is not None else None
+  energy_j = c.tdp_watts * step_s if c.tdp_watts is not None and step_s is not None else None
+  if c.tdp_watts is None:
+    notes.append(f"{c.name}: no published TDP: energy unavailable")
+  intensity = flops / hbm_bytes if hbm_bytes else None
+  ridge = peak / c.hbm_bandwidth if peak and c.hbm_bandwidth else None
+  return Roofline(c.name, key, flops, hbm_bytes, collective_bytes, compute_s, memory_s,
+                  collective_s, step_s, energy_j, intensity, ridge, tuple(notes))
+
+
+def mfu(flops: float, measured_step_s: float, chip: str | Chip,
+        dtype: str = "bf16") -> float | None:
+  """Model FLOPs utilisation of one device: ``flops / (measured_step_s x peak)``.
+
+  Args:
+    flops: useful FLOPs per device per step (e.g. global FPO / devices).
+    measured_step_s: a measured step time in seconds.
+    chip: a chip name, target string or :class:`Chip`.
+    dtype: the dtype whose peak is the reference (bf16 if that one is not published).
+
+  Returns:
+    A fraction in [0, 1] for a plausible measurement; None without a published peak.
+  """
+  if not measured_step_s or measured_step_s <= 0 or not math.isfinite(measured_step_s):
+    raise ValueError(f"mfu(measured_step_s={measured_step_s!r}): pass a positive step "
+                     f"time in seconds")
+  c = get_chip(chip)
+  peak = c.peak(dtype) or c.peak("bf16") or c.peak("fp16")
+  return flops / (measured_step_s * peak) if peak else None
+
+
+def chip_table() -> list[list[str]]:
+  """Rows (chip, bf16, fp8, fp32 TFLOP/s, HBM GB, HBM TB/s, link GB/s, TDP W) for a table."""
+  def f(v, scale, fmt="{:,.0f}"):
+    return "unavailable" if v is None else fmt.format(v / scale)
+
+  return [[c.name, f(c.peak("bf16"), _T), f(c.peak("fp8"), _T), f(c.peak("fp32"), _T, "{:.1f}"),
+           f(c.hbm_bytes, _GB), f(c.hbm_bandwidth, 1e12, "{:.2f}"), f(c.link_bandwidth, _GB),
+           f(c.tdp_watts, 1)] for c in CHIPS.values()]
+
+
+CHIP_TABLE_HEADERS = ("chip", "bf16 TFLOP/s", "fp8 TFLOP/s", "fp32 TFLOP/s", "HBM GB",
+                      "HBM TB/s", "link GB/s", "TDP W")
