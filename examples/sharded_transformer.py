@@ -10,7 +10,9 @@ Python:
   >>> cmp = jaxgreen.compare(s.fn, ["tpu:v5e:4x4", "gpu:h100x8"], mesh_axes=s.mesh_axes,
   ...                        in_specs=s.in_specs)(*s.args)
 
-Command line (once ``jaxgreen compare`` has the pod report wired in), or directly:
+Command line:
+  jaxgreen compare examples/sharded_transformer.py:setup --setup --target tpu:v5e:4x4 \
+      --target gpu:h100x8
   python examples/sharded_transformer.py --target tpu:v5e:4x4 --target gpu:h100x8
 """
 
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+# jaxgreen first: it imports jax with the CUDA plugin's start-up messages kept quiet.
+import jaxgreen  # noqa: E402, F401, I001
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402

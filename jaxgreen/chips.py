@@ -108,11 +108,11 @@ CHIPS: Mapping[str, Chip] = MappingProxyType({
                192.0, "Google Cloud TPU v4 docs: 275 TFLOP/s bf16, 32 GiB HBM2, 1200 GB/s",
                "Google Cloud TPU v4 docs: 192 W maximum measured power (no TDP published)"),
     # Google Cloud TPU v5e docs (cloud.google.com/tpu/docs/v5e): 197 TFLOP/s bf16,
-    # 16 GB HBM2 at 819 GB/s, ICI 1600 Gbps (one direction) = 2 x 200 GB/s both ways.
+    # 16 GB HBM2 at 819 GB/s, bidirectional ICI 400 GB/s per chip (1600 Gbps one way).
     "v5e": _tpu("v5e", "Google Cloud TPU v5e", 197 * _T, None, 16 * _GB, 819 * _GB,
                 2 * 1600e9 / 8, None,
                 "Google Cloud TPU v5e docs: 197 TFLOP/s bf16, 16 GB HBM2 at 819 GB/s, "
-                "ICI 1600 Gbps"),
+                "bidirectional ICI 400 GB/s per chip"),
     # Google Cloud TPU v5p docs (docs.cloud.google.com/tpu/docs/v5p-training): 459 TFLOP/s
     # bf16, 459 TFLOP/s fp8, 95 GiB HBM at 2765 GB/s, bidirectional ICI 1200 GB/s per chip.
     "v5p": _tpu("v5p", "Google Cloud TPU v5p", 459 * _T, 459 * _T, 95 * _GIB, 2765 * _GB,
@@ -120,10 +120,10 @@ CHIPS: Mapping[str, Chip] = MappingProxyType({
                 "Google Cloud TPU v5p docs: 459 TFLOP/s bf16 and fp8, 95 GiB HBM at "
                 "2765 GB/s, bidirectional ICI 1200 GB/s per chip"),
     # Google Cloud TPU v6e docs (docs.cloud.google.com/tpu/docs/v6e): 918 TFLOP/s bf16,
-    # 32 GB HBM at 1600 GB/s, bidirectional ICI 800 GB/s per chip (3200 Gbps one way).
+    # 32 GB HBM at 1638 GB/s, bidirectional ICI 800 GB/s per chip (3200 Gbps one way).
     "v6e": _tpu("v6e", "Google Cloud TPU v6e (Trillium)", 918 * _T, None, 32 * _GB,
-                1600 * _GB, 800 * _GB, None,
-                "Google Cloud TPU v6e docs: 918 TFLOP/s bf16, 32 GB HBM at 1600 GB/s, "
+                1638 * _GB, 800 * _GB, None,
+                "Google Cloud TPU v6e docs: 918 TFLOP/s bf16, 32 GB HBM at 1638 GB/s, "
                 "bidirectional ICI 800 GB/s per chip"),
     # NVIDIA Tesla V100 SXM2 datasheet: 125 TFLOP/s fp16 tensor, 15.7 TFLOP/s fp32,
     # 32 GB HBM2 at 900 GB/s, NVLink 300 GB/s, 300 W. No bf16, no fp8.
@@ -182,7 +182,7 @@ def _dtype_key(dtype: Any) -> str:
   if s.startswith(("f8", "float8", "fp8")):
     return "fp8"
   return {"bfloat16": "bf16", "float16": "fp16", "f16": "fp16", "float32": "fp32",
-          "f32": "fp32", "float64": "fp32", "f64": "fp32"}.get(s, s)
+          "f32": "fp32", "float64": "fp64", "f64": "fp64"}.get(s, s)
 
 
 def get_chip(name: str | Any) -> Chip:

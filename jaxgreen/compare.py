@@ -422,7 +422,7 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
     A function of ``fn``'s arguments (arrays or ``jax.ShapeDtypeStruct``) returning a
     :class:`Comparison`.
   """
-  from jaxgreen.targets import get_target
+  from jaxgreen.targets import get_target, start_devices
 
   if not callable(fn):
     raise TypeError(f"compare(fn=...) must be callable, got {type(fn).__name__}")
@@ -437,10 +437,15 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
   if isinstance(static_argnums, int):
     static_argnums = (static_argnums,)
   static = tuple(static_argnums)
-  shapes = {get_target(k).spec: v for k, v in (mesh_shapes or {}).items()}
-  measured = {get_target(k).spec: v for k, v in (measured_step_s or {}).items()}
+  shapes = _per_target("mesh_shapes", mesh_shapes, parsed)
+  measured = _per_target("measured_step_s", measured_step_s, parsed)
+  for k, v in measured.items():
+    if not isinstance(v, int | float) or not v > 0 or not math.isfinite(v):
+      raise ValueError(f"compare(measured_step_s={{{k!r}: {v!r}}}): give a positive step "
+                       f"time in seconds")
 
   def run(*args) -> Comparison:
+    start_devices(parsed)
     results = []
     for i, t in enumerate(parsed):
       if progress is not None:
@@ -452,13 +457,32 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
   return run
 
 
+def _per_target(arg: str, given: Mapping[str, Any] | None, parsed: Sequence[Any]
+                ) -> dict[str, Any]:
+  """``given`` keyed by normalised target strings; a key that is not compared is an error."""
+  from jaxgreen.targets import get_target
+
+  specs = [t.spec for t in parsed]
+  out = {}
+  for k, v in (given or {}).items():
+    spec = get_target(k).spec
+    if spec not in specs:
+      raise ValueError(f"compare({arg}={{{k!r}: ...}}): {k!r} is not one of the targets "
+                       f"compared ({', '.join(specs)})")
+    out[spec] = v
+  return out
+
+
 def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype
          ) -> TargetResult:
   import jax
 
   import jaxgreen.api as api
 
-  axes = mesh_shape_for(t.num_devices, mesh_axes, shape)
+  try:
+    axes = mesh_shape_for(t.num_devices, mesh_axes, shape)
+  except ValueError as e:
+    raise ValueError(f"compare: target {t.spec!r} ({t.num_devices} devices): {e}") from None
   mesh = t.mesh(tuple(axes.values()), tuple(axes))
   specs = shard(t, mesh) if shard is not None else in_specs
   dyn = [i for i in range(len(args)) if i not in static]

@@ -37,14 +37,15 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import re
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from jaxgreen.cost import Cost
-from jaxgreen.hlo.parse import Computation, Instr, Module, group_size, parse_module
+from jaxgreen.hlo.compiled import _num as _int
+from jaxgreen.hlo.compiled import count_module, trip_count
+from jaxgreen.hlo.parse import Computation, Instr, Module, _header_devices, group_size, parse_module
 
 KINDS = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute",
          "collective-broadcast", "ragged-all-to-all")
@@ -239,8 +240,6 @@ class _Walk:
         add(({kind: CollectiveStats(kind, 1, s, result, sent)}, 0.0 if fused else s + result))
         continue
       if op == "while":
-        from jaxgreen.hlo.compiled import trip_count
-
         trips, _how = trip_count(self.m, comp, ins)
         if trips is None:
           self.unknown_loops.append(ins.name)
@@ -271,16 +270,12 @@ class _Walk:
     return coll, traffic
 
 
-_PARTITIONS = re.compile(r"\bnum_partitions=(\d+)")
-_REPLICAS = re.compile(r"\breplica_count=(\d+)")
-
-
 def program_devices(hlo_text: str) -> int:
   """Devices an SPMD module runs on: ``num_partitions x replica_count`` of its header."""
-  head = hlo_text[:4000]
-  p = _PARTITIONS.search(head)
-  r = _REPLICAS.search(head)
-  return (int(p.group(1)) if p else 1) * (int(r.group(1)) if r else 1)
+  for line in hlo_text.splitlines():
+    if line.startswith("HloModule"):
+      return _header_devices(line)
+  return 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -307,7 +302,11 @@ def hlo_traffic(hlo_text: str, devices: int | None = None) -> HloTraffic:
   if not module.computations:
     raise ValueError("hlo_traffic(hlo_text=...): no HLO computation found; pass "
                      "compiled.as_text()")
-  n = devices or program_devices(hlo_text)
+  return _traffic(module, devices)
+
+
+def _traffic(module: Module, devices: int | None = None) -> HloTraffic:
+  n = devices or module.devices
   w = _Walk(module, n)
   coll, traffic = w.walk(module.entry)
   ordered = {k: coll[k] for k in KINDS if k in coll}
@@ -437,7 +436,10 @@ def matmul_dtype(hlo_text: str, default: str = "bf16") -> str:
 
   Each dot or convolution weighs its result size; the dtype is its first operand's.
   """
-  module = parse_module(hlo_text)
+  return _matmul_dtype(parse_module(hlo_text), default)
+
+
+def _matmul_dtype(module: Module, default: str = "bf16") -> str:
   weights: dict[str, int] = {}
   for comp in module.computations.values():
     for ins in comp.instrs:
@@ -452,7 +454,7 @@ def matmul_dtype(hlo_text: str, default: str = "bf16") -> str:
   dt = max(weights, key=weights.get)
   if dt.startswith("f8"):
     return "fp8"
-  return {"bf16": "bf16", "f16": "fp16", "f32": "fp32", "f64": "fp32"}.get(dt, default)
+  return {"bf16": "bf16", "f16": "fp16", "f32": "fp32", "f64": "fp64"}.get(dt, default)
 
 
 # libtpu may offload embedding gathers to a v5p/v6e SparseCore as an async custom call
@@ -503,9 +505,10 @@ def analyze(fn: Callable, target: Any, *args, static_argnums: int | Sequence[int
     A :class:`PodReport`.
   """
   import jaxgreen.api as api
-  from jaxgreen.targets import get_target
+  from jaxgreen.targets import get_target, start_devices
 
   t = get_target(target)
+  start_devices([t])  # before the jaxpr count starts a backend (GPU targets need that)
   if isinstance(static_argnums, int):
     static_argnums = (static_argnums,)
   t0 = time.perf_counter()
@@ -534,13 +537,16 @@ def report_compiled(compiled: Any, target: str, logical: Cost, *, compile_s: flo
     text: ``compiled.as_text()`` if already read.
     notes: caveats to carry into the report.
   """
-  from jaxgreen.hlo.compiled import count_hlo_text
   from jaxgreen.reconcile import xla_cost
 
   text = text if text is not None else compiled.as_text()
-  counted = count_hlo_text(text)
+  module = parse_module(text)  # parsed once: a pod-sized module is large
+  if not module.computations:
+    raise ValueError(f"report_compiled(target={target!r}): the compiled HLO has no "
+                     f"computation; pass the result of jax.jit(f).lower(*args).compile()")
+  counted = count_module(module)
   per_device = counted.cost
-  traffic = hlo_traffic(text)
+  traffic = _traffic(module)
   loops = [lp.trips for lp in counted.loops if lp.trips and lp.trips > 1]
   if loops:
     notes = [*notes, f"XLA's cost analysis (bytes accessed, optimal_seconds) counts each "
@@ -554,10 +560,4 @@ def report_compiled(compiled: Any, target: str, logical: Cost, *, compile_s: flo
             for k, v in per_device.uncounted.items() if repr(k) not in said]
   return PodReport(target, traffic.devices, logical, per_device, traffic.collectives,
                    traffic.hbm_bytes, memory_stats(compiled), xla_cost(compiled),
-                   matmul_dtype(text), compile_s, count_s, tuple(dict.fromkeys(notes)))
-
-
-def _int(v):
-  if isinstance(v, float) and v.is_integer() and abs(v) < 2**53:
-    return int(v)
-  return v
+                   _matmul_dtype(module), compile_s, count_s, tuple(dict.fromkeys(notes)))

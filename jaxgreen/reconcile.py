@@ -42,7 +42,8 @@ from typing import Any
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import CostModel
 from jaxgreen.hlo.compiled import CAUSES, HloCount, LoopInfo, count_hlo_text
-from jaxgreen.targets import Target, get_target
+from jaxgreen.report import table
+from jaxgreen.targets import Target, get_target, start_devices
 
 COMPILER = "compiler changes"
 LOOPS = "loop trips"
@@ -284,13 +285,7 @@ def reconcile_table(rec: Reconciliation) -> str:
       row(f"  {cause}", vals)
   rows.append(("compile s / walk s", [f"{r.compile_seconds:.2f} / {r.walk_seconds:.3f}"
                                       for r in reps]))
-  width = max(len(label) for label, _ in rows)
-  cols = [max(len(r.target), *(len(v[i]) for _, v in rows)) for i, r in enumerate(reps)]
-  head = " " * width + "  " + "  ".join(r.target.rjust(c) for r, c in zip(reps, cols, strict=True))
-  lines = [head, "-" * len(head)]
-  for label, vals in rows:
-    cells = "  ".join(v.rjust(c) for v, c in zip(vals, cols, strict=True))
-    lines.append(label.ljust(width) + "  " + cells)
+  lines = [table(["", *(r.target for r in reps)], [[label, *vals] for label, vals in rows])]
   notes = []
   for r in reps:
     if r.residual not in (0, None):
@@ -328,6 +323,7 @@ def reconcile_target(fn: Callable, target: str | Target, args: Sequence[Any],
   import jaxgreen.api as api
 
   t = get_target(target)
+  start_devices([t])  # before the jaxpr count starts a backend (GPU targets need that)
   kwargs = dict(kwargs or {})
   if jaxpr_cost is None:
     with warnings.catch_warnings():
@@ -414,10 +410,7 @@ def reconcile(fn: Callable, *, targets: Sequence[str | Target] = ("cpu",),
   def run(*args, **kwargs) -> Reconciliation:
     import jaxgreen.api as api
 
-    # GPU topologies need the CPU-only platform chosen before any backend starts, so
-    # they are created before anything else touches a backend.
-    for t in sorted(parsed, key=lambda t: t.platform != "gpu"):
-      _ = t.devices
+    start_devices(parsed)
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
       jaxpr_cost = api.count(fn, static_argnums=static, cond=cond,

@@ -37,7 +37,8 @@ _NOISE = re.compile(
     r"TPU_ACCELERATOR_TYPE|host bounds for accelerator|Source Location Trace|"
     r"libtpu_init_utils|^=+$|^\s*$|common_lib\.cc|Unable to initialize backend 'cuda'|"
     r"falling back to cpu|cuInit|CUDA_ERROR_NO_DEVICE|failed call to cuInit")
-_quiet_lock = threading.Lock()
+# Re-entrant: a block may start a backend or a topology that quiets stderr itself.
+_quiet_lock = threading.RLock()
 
 
 @contextlib.contextmanager
@@ -375,6 +376,17 @@ def mesh(target: str | Target, shape: Sequence[int] | None = None,
         f"{len(devices)} devices, so the shape's product must be {len(devices)} and there "
         f"must be one name per dimension")
   return Mesh(np.array(devices, dtype=object).reshape(shape), names)
+
+
+def start_devices(targets: Sequence[Target]) -> None:
+  """Creates the devices of every target, GPU targets first.
+
+  A deviceless GPU topology needs jax's platform set to cpu before any backend starts,
+  and counting a jaxpr or creating CPU devices starts one; so callers that handle
+  several targets create them all here, before any other jax work.
+  """
+  for t in sorted(targets, key=lambda t: t.platform != "gpu"):
+    _devices(t.spec)
 
 
 # -- device creation ----------------------------------------------------------------

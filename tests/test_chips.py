@@ -53,6 +53,8 @@ def test_known_figures():
   assert get_chip("v5e").hbm_bandwidth == 819e9  # Cloud TPU v5e docs
   assert get_chip("v5e").link_bandwidth == 2 * 1600e9 / 8  # 1600 Gbps each way
   assert get_chip("v5e").tdp_watts is None  # Google publishes no TDP
+  assert get_chip("v6e").hbm_bandwidth == 1638e9  # Cloud TPU v6e docs: 1638 GBps
+  assert get_chip("v6e").link_bandwidth == 2 * 3200e9 / 8  # 800 GB/s both ways
 
 
 def test_get_chip_from_targets():
@@ -122,3 +124,10 @@ def test_chip_table_rows():
   v5e = next(r for r in rows if r[0] == "v5e")
   assert v5e[1] == "197" and v5e[-1] == "unavailable"
   assert not any(isinstance(x, float) and math.isnan(x) for r in rows for x in r)
+
+
+def test_fp64_is_not_priced_at_the_fp32_peak():
+  r = roofline("h100", flops=67e12, hbm_bytes=0.0, dtype="float64")
+  assert r.dtype == "bf16"  # no published fp64 peak in the table: the fallback, labelled
+  assert r.compute_s == 67e12 / 989e12  # flops / H100 dense bf16 peak
+  assert any("fp64" in n for n in r.notes)

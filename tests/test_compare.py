@@ -178,3 +178,42 @@ def test_sharded_flax_transformer_on_tpu_and_gpu_pods():
   assert tpu.pod.per_device.fpo != gpu.pod.per_device.fpo
   assert tpu.pod.collectives and gpu.pod.collectives  # tensor parallelism communicates
   assert 0.9 < tpu.pod.redundancy < 2 and 0.9 < gpu.pod.redundancy < 2
+
+
+def test_mesh_that_does_not_fit_names_the_target():
+  from jaxgreen.compare import compare
+
+  x = jax.ShapeDtypeStruct((4, 4), jax.numpy.float32)
+  with pytest.raises(ValueError, match=r"target 'cpu' \(1 devices\).*not divisible by 2"):
+    compare(lambda a: a, ["cpu"], mesh_axes={"data": -1, "model": 2})(x)
+
+
+def test_gpu_target_after_another_target_in_a_fresh_process():
+  pytest.importorskip("libtpu", reason="TPU targets need the tpu extra")
+  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  import os
+  import subprocess
+
+  # Without JAX_PLATFORMS: the GPU topology must be created before the TPU target's
+  # count starts a backend.
+  code = ("import jax, jax.numpy as jnp, jaxgreen\n"
+          "x = jax.ShapeDtypeStruct((8, 16), jnp.float32)\n"
+          "c = jaxgreen.compare(jnp.sum, ['tpu:v5e:2x2', 'gpu:h100x2'])(x)\n"
+          "print(*(r.pod.devices for r in c))\n")
+  env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                       timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split()[-2:] == ["4", "2"]  # 2x2 TPU chips, 2 GPUs
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"measured_step_s": {"gpu:h100x2": 0.0}}, r"measured_step_s=\{'gpu:h100x2': 0.0\}"),
+    ({"measured_step_s": {"gpu:h100x8": 1e-3}}, "'gpu:h100x8' is not one of the targets"),
+    ({"mesh_shapes": {"tpu:v5e:2x2": (4,)}}, r"mesh_shapes=\{'tpu:v5e:2x2'"),
+])
+def test_per_target_arguments_are_checked_before_any_work(kw, match):
+  from jaxgreen.compare import compare
+
+  with pytest.raises(ValueError, match=match):
+    compare(lambda a: a, ["gpu:h100x2"], **kw)

@@ -132,6 +132,23 @@ def test_hlo_traffic_bad_input():
 def test_program_devices():
   assert pods.program_devices("HloModule m, num_partitions=16, replica_count=2\n") == 32
   assert pods.program_devices("HloModule m\n") == 1
+  assert pods.program_devices("") == 1
+
+
+@pytest.mark.parametrize("dtype, expected", [
+    ("bf16", "bf16"), ("f32", "fp32"), ("f64", "fp64"), ("f8e4m3fn", "fp8"),
+])
+def test_matmul_dtype(dtype, expected):
+  text = f"""
+HloModule m
+
+ENTRY %main (a: {dtype}[4,8], b: {dtype}[8,2]) -> {dtype}[4,2] {{
+  %a = {dtype}[4,8]{{1,0}} parameter(0)
+  %b = {dtype}[8,2]{{1,0}} parameter(1)
+  ROOT %d = {dtype}[4,2]{{1,0}} dot(%a, %b), lhs_contracting_dims={{1}}, rhs_contracting_dims={{0}}
+}}
+"""
+  assert pods.matmul_dtype(text) == expected
 
 
 class _Stats:

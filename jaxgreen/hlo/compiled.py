@@ -101,7 +101,7 @@ ZERO_OPCODES = frozenset({
     "all-reduce-done", "async-update", "async-done", "domain", "rng-get-and-update-state",
     "collective-broadcast", "ragged-all-to-all", "rng-bit-generator", "rng",
     "reduce-scatter-done", "all-to-all-start", "all-to-all-done",
-    "topk", "slice-start", "slice-done", "async-start-done",
+    "slice-start", "slice-done", "async-start-done",
 })
 _GEMM_TARGETS = ("__cublas$gemm", "__cublas$lt$matmul", "__onednn$matmul",
                  "__cublas$lt$matmul$f8")
@@ -962,6 +962,12 @@ def count_hlo_text(text: str, *, cost_model: CostModel | None = None,
   if not module.computations:
     raise ValueError("count_hlo_text(text=...): no HLO computation found; pass "
                      "compiled.as_text() or lowered.as_text('hlo')")
+  return count_module(module, cost_model=cost_model, cond=cond)
+
+
+def count_module(module: Module, *, cost_model: CostModel | None = None,
+                 cond: str = "max") -> HloCount:
+  """Counts the entry computation of an already parsed module (see :func:`count_hlo_text`)."""
   walker = _Walker(module, cost_model or DEFAULT, cond)
   return walker.walk(module.entry).freeze(cond)
 

@@ -22,7 +22,7 @@ from typing import Any
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
 from jaxgreen.hlo import compiled as _compiled
-from jaxgreen.hlo.parse import Computation, Instr, Module
+from jaxgreen.hlo.parse import Computation, Instr, Module, parse_type
 
 # StableHLO / CHLO op name -> HLO opcode, where dropping the prefix and writing "-" for
 # "_" is not enough.
@@ -65,7 +65,12 @@ def _type_text(t: str) -> str:
   if not t.startswith("tensor<"):
     return "token[]"
   body = t[len("tensor<"):-1]
-  body = body.split(",", 1)[0] if body.count("<") == 0 else body  # drop an encoding
+  depth = 0
+  for i, ch in enumerate(body):  # drop an encoding: ", #sdy.sharding<...>" and the like
+    depth += (ch == "<") - (ch == ">")
+    if ch == "," and depth == 0:
+      body = body[:i]
+      break
   parts = body.split("x")
   # the element type may itself hold an "x" only in exotic types; take the known suffix
   for i in range(len(parts)):
@@ -228,8 +233,7 @@ class _Translator:
       m = re.search(r"lhs_contracting_dimensions = \[([\d, ]*)\]", attr("dot_dimension_numbers"))
       attrs.append(f"lhs_contracting_dims={{{m.group(1) if m else ''}}}")
     elif short == "dot":
-      lhs = o.operands[0].type
-      rank = str(lhs).count("x")
+      rank = len(parse_type(_type_text(str(o.operands[0].type)))[0].dims)
       attrs.append(f"lhs_contracting_dims={{{max(0, rank - 1)}}}")
     elif short == "convolution":
       dn = attr("dimension_numbers")
@@ -315,8 +319,8 @@ def _window_text(sizes, strides, pads, lhs_dil, rhs_dil) -> str:
 
 
 def _groups(text: str) -> str:
-  m = re.search(r"dense<(.*)>", text)
-  if not m:
+  m = re.search(r"dense<(.*?)>\s*:", text)
+  if not m or not m.group(1).strip():
     return "{}"
   return m.group(1).replace("[", "{").replace("]", "}").replace(" ", "")
 
@@ -325,8 +329,10 @@ class _StableHloWalker(_compiled._Walker):
   """The compiled-HLO walker, with CHLO operations priced under their jaxpr names."""
 
   def instr(self, t, comp, ins, outer_op):
-    if ins.opcode.startswith("chlo."):
-      prim = _CHLO[ins.opcode[5:]]
+    # Other CHLO operations (top_k, ragged_dot, ...) fall through to the walker, which
+    # lists them in Cost.uncounted.
+    prim = _CHLO.get(ins.opcode[5:]) if ins.opcode.startswith("chlo.") else None
+    if prim is not None:
       self.elementwise(t, comp, ins, prim, self.scope(ins.op_name or outer_op))
       return
     super().instr(t, comp, ins, outer_op)
@@ -341,7 +347,13 @@ def lowered_module(lowered: Any) -> Module:
       raise ValueError("count_lowered(lowered=...): the StableHLO module has no @main; pass "
                        "jax.jit(f).lower(*args)")
     entry = tr.function("main", "")
-  return Module(tr.comps, entry)
+    # As the HLO module header: an empty replica group spans every device.
+    devices = 1
+    attrs = ir_module.operation.attributes
+    for key in ("mhlo.num_partitions", "mhlo.num_replicas"):
+      if key in attrs:
+        devices *= max(1, (_attr_ints(str(attrs[key])) or [1])[0])
+  return Module(tr.comps, entry, devices)
 
 
 def count_lowered_detail(lowered: Any, *, cost_model: CostModel | None = None,

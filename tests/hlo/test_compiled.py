@@ -190,3 +190,32 @@ def test_conditional_policies_match_jaxpr(policy, expected_muls):
   h = count_hlo_text(_compile(f, i, x).as_text(), cond=policy)
   assert h.cost.muls == expected_muls
   assert h.cost.muls == jaxgreen.count(f, cond=policy)(i, x).muls
+
+
+@pytest.mark.parametrize("text, nbytes", [
+    ("f8e4m3fn[16,8]", 16 * 8 * 1),  # fp8: one byte per element
+    ("f8e5m2[4]", 4 * 1),
+    ("f4e2m1fn[16]", 16 // 2),  # two elements per byte
+    ("s4[8]", 8 // 2),
+    ("bf16[3,5]", 3 * 5 * 2),
+])
+def test_narrow_element_types_have_their_own_width(text, nbytes):
+  assert parse_type(text)[0].nbytes == nbytes
+
+
+_FP8_ALL_GATHER = """
+HloModule m, num_partitions=4
+
+ENTRY %main (p: f8e4m3fn[256]) -> f8e4m3fn[1024] {
+  %p = f8e4m3fn[256]{0} parameter(0)
+  ROOT %ag = f8e4m3fn[1024]{0} all-gather(%p), replica_groups={}, dimensions={0}
+}
+"""
+
+
+def test_fp8_collective_bytes():
+  from jaxgreen.pods import hlo_traffic
+
+  ag = hlo_traffic(_FP8_ALL_GATHER).collectives["all-gather"]
+  assert ag.operand_bytes == 256 * 1  # 256 fp8 elements
+  assert ag.sent_bytes == 3 * 256  # (n - 1) S over the 4 devices of an empty group

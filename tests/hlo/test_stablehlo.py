@@ -98,3 +98,38 @@ def test_scopes_follow_flax_modules():
   assert lowered.by_scope["Net/Dense_1"].muls == 2 * 5 * 4
   for scope in ("Net", "Net/Dense_0", "Net/Dense_1"):
     assert lowered.by_scope[scope].fpo == ours.by_scope[scope].fpo
+
+
+def test_unknown_chlo_operation_is_uncounted_not_an_error():
+  x = jax.ShapeDtypeStruct((8, 16), F32)
+  c = count_lowered(jax.jit(lambda a: lax.top_k(a, 3)[0]).lower(x))  # chlo.top_k
+  assert "chlo.top_k" in c.uncounted
+  assert not c.exact
+
+
+@pytest.mark.parametrize("text, groups", [
+    ("dense<[[0, 1], [2, 3]]> : tensor<2x2xi64>", "{{0,1},{2,3}}"),
+    ("dense<> : tensor<0x0xi64>", "{}"),  # empty: every device
+    ("", "{}"),
+])
+def test_replica_groups_text(text, groups):
+  from jaxgreen.hlo.stablehlo import _groups
+
+  assert _groups(text) == groups
+
+
+def test_type_text_drops_an_encoding_that_holds_brackets():
+  assert _type_text("tensor<8x4xf32, #sdy.sharding<@mesh, [{}, {}]>>") == "f32[8,4]"
+  assert _type_text("tensor<3xcomplex<f32>>") == "c64[3]"
+
+
+def test_lowered_module_devices_from_num_partitions():
+  pytest.importorskip("libtpu", reason="a 4-device mesh needs the tpu extra")
+  from jax.sharding import NamedSharding
+  from jax.sharding import PartitionSpec as P
+
+  from jaxgreen.hlo.stablehlo import lowered_module
+
+  m = jaxgreen.mesh("tpu:v5e:2x2", (4,), ("x",))
+  x = jax.ShapeDtypeStruct((8, 16), F32, sharding=NamedSharding(m, P("x")))
+  assert lowered_module(jax.jit(jnp.sum).lower(x)).devices == 4  # 2x2 chips

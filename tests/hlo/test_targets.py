@@ -143,3 +143,16 @@ def test_gpu_needs_cpu_platform_first():
   assert out.returncode != 0
   assert "JAX_PLATFORMS=cpu" in out.stderr
   assert "already initialised" in out.stderr
+
+
+def test_quiet_stderr_nests():
+  import threading
+
+  def nested():
+    with quiet_stderr(), quiet_stderr():
+      pass
+
+  th = threading.Thread(target=nested, daemon=True)
+  th.start()
+  th.join(timeout=10)
+  assert not th.is_alive()  # a nested block (a backend starting inside) must not deadlock
