@@ -52,8 +52,9 @@ def expected_max(scores: Sequence[float], n_max: int | None = None
   if any(math.isnan(s) for s in v):
     raise ValueError("expected_max(scores=...) contains NaN; drop failed trials first")
   n_max = n_trials if n_max is None else n_max
-  if n_max < 1:
-    raise ValueError(f"expected_max(n_max={n_max}) must be >= 1")
+  if isinstance(n_max, bool) or not isinstance(n_max, int) or n_max < 1:
+    raise ValueError(f"expected_max(n_max={n_max!r}) must be an int >= 1, or None for "
+                     f"one point per trial")
   out = []
   for n in range(1, n_max + 1):
     mean = second = 0.0
@@ -114,7 +115,8 @@ def budget_curve(ledger: Ledger, metric: str | None = None, *, mode: str = "max"
   are not scored but their FPO still counts in the budget per trial.
 
   Returns:
-    Rows ``n_trials, budget_fpo, expected, std`` (std = sqrt of the variance).
+    Rows ``n_trials, budget_fpo, expected, std, metric, mode`` (std = sqrt of the
+    variance), one per budget n = 1 .. ``n_max`` (default: the number of scored trials).
   """
   if mode not in MODES:
     raise ValueError(f"budget_curve(mode={mode!r}): use 'max' (accuracy) or 'min' (loss)")

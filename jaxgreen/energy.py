@@ -5,7 +5,8 @@ to FPO, never added to it or converted from it silently. Two sources:
 
 * **measured**: NVIDIA's NVML total-energy counter (``nvmlDeviceGetTotalEnergyConsumption``,
   millijoules since the driver loaded; Volta and newer), read at trial start and end
-  over the visible GPUs. Needs the ``[energy]`` extra (``nvidia-ml-py``).
+  over every GPU NVML enumerates on this host (NVML ignores ``CUDA_VISIBLE_DEVICES``,
+  and other hosts' GPUs are not read). Needs the ``[energy]`` extra (``nvidia-ml-py``).
 * **estimate**: FPO × joules per FLOP, where joules per FLOP is the chip's board power
   divided by its peak dense throughput (public figures from :mod:`jaxgreen.chips`).
   That is the energy at 100 % utilisation: real runs use more per FLOP, so the
@@ -59,7 +60,7 @@ def trial_energy(trial: Any, jpf: float | None = None) -> tuple[float | None, st
 
 
 class NvmlMeter:
-  """Reads NVML's total-energy counters of all visible GPUs; inert without NVML.
+  """Reads NVML's total-energy counters of all of this host's GPUs; inert without NVML.
 
   ``start()`` then ``stop()`` returns joules used in between, or None when NVML (the
   ``nvidia-ml-py`` package, a driver, or a GPU with the counter) is missing.
@@ -72,11 +73,17 @@ class NvmlMeter:
       import pynvml  # from nvidia-ml-py, the [energy] extra
 
       pynvml.nvmlInit()
+    except Exception:  # no package, no driver: energy is then estimated
+      return
+    self._nvml = pynvml
+    try:
       n = pynvml.nvmlDeviceGetCount()
-      self._nvml = pynvml
       self._handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(n)]
-    except Exception:  # no package, no driver, no GPU: energy is then estimated
+    except Exception:  # no usable GPU
       self._handles = []
+    if not self._handles:
+      with contextlib.suppress(Exception):
+        pynvml.nvmlShutdown()
 
   @property
   def available(self) -> bool:
@@ -92,11 +99,13 @@ class NvmlMeter:
     self._start = self._read() if self._handles else None
 
   def stop(self) -> float | None:
-    if not self._start:
+    if not self._handles:
       return None
-    end = self._read()
-    if end is None:
-      return None
+    end = self._read() if self._start else None
+    # nvmlInit is reference counted: every meter that initialised NVML shuts it down.
     with contextlib.suppress(Exception):
       self._nvml.nvmlShutdown()
+    self._handles = []
+    if end is None:
+      return None
     return sum(b - a for a, b in zip(self._start, end, strict=True)) / 1000.0  # mJ -> J

@@ -315,10 +315,12 @@ def _nnx_program(model, inputs, method, kwargs) -> dict:
              if isinstance(node, nnx.Module)}
     for path, node in nodes.items():
       if path:
-        # Containers such as nnx.List are never called, so a child's scope names the
-        # path from the nearest ancestor that is: "layers/0".
+        # Containers (nnx.List, or a list or dict under nnx.data, which is not a
+        # module) are never called, so a child's scope names the path from the
+        # nearest ancestor that is: "layers/0".
         k = max(k for k in range(len(path))
-                if k == 0 or "__call__" in _user_methods(type(nodes[path[:k]])))
+                if k == 0 or (path[:k] in nodes
+                              and "__call__" in _user_methods(type(nodes[path[:k]]))))
         object.__setattr__(node, "__class__", _scoped_class(type(node), "/".join(path[k:])))
     fn = m if method is None else (getattr(m, method) if isinstance(method, str) else None)
     if fn is None:
@@ -417,8 +419,11 @@ def _by_module(cost: Cost, root: str, modules: Mapping[tuple[str, ...], str]
                ) -> dict[tuple[str, ...], Counts]:
   """Module path -> Counts issued by that module's own code (children excluded)."""
   out: dict[tuple[str, ...], Counts] = {}
+  # Every prefix of a module path: a plain container between two modules ("layers" in
+  # "layers/0") is a step of the walk but has no row of its own.
+  prefixes = {p[:k] for p in modules for k in range(len(p) + 1)}
   for scope, c in cost.by_scope.items():
-    path = _module_of(scope, root, modules)
+    path = _module_of(scope, root, modules, prefixes)
     out[path] = out.get(path, Counts()) + c
   return out
 
@@ -428,11 +433,12 @@ def _segments(scope: str) -> tuple[str, ...]:
   return tuple(s for s in scope.split("/") if s and s not in _TRANSFORM_SEGMENTS)
 
 
-def _module_of(scope: str, root: str, modules) -> tuple[str, ...]:
+def _module_of(scope: str, root: str, modules, prefixes) -> tuple[str, ...]:
   """The deepest known module a scope names; unmatched work goes to the model's row.
 
   The root name may appear more than once (linen's nn.remat backward re-enters the
   forward under the full stack), so every occurrence is tried and the deepest wins.
+  ``prefixes`` holds every prefix of a path in ``modules``.
   """
   segs = _segments(scope)
   best: tuple[str, ...] = ()
@@ -442,11 +448,15 @@ def _module_of(scope: str, root: str, modules) -> tuple[str, ...]:
     path: tuple[str, ...] = ()
     for s in segs[start + 1:]:
       for cand in (s, s.split(".", 1)[0]):  # "wte.attend" is module "wte"'s method
-        if path + (cand,) in modules:
+        if path + (cand,) in prefixes:
           path += (cand,)
           break
       else:
+        if path and s == path[-1]:  # re-entered under its own name (linen nn.cond)
+          continue
         break
+    while path not in modules:  # a walk that stopped inside a container
+      path = path[:-1]
     if len(path) > len(best):
       best = path
   return best

@@ -38,6 +38,7 @@ import json
 import os
 import random
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -121,6 +122,7 @@ class Ledger:
     self.path = str(path)
     self.timeout = float(timeout)
     self.readonly = readonly
+    self._lock = threading.RLock()
     if readonly:
       if not Path(self.path).is_file():
         raise FileNotFoundError(f"no ledger at {self.path!r}; check the path "
@@ -131,6 +133,10 @@ class Ledger:
       with self._not_sqlite():
         self._check_version(self._read_version(), writable=False)
       return
+    folder = Path(self.path).parent
+    if self.path != ":memory:" and not folder.is_dir():
+      raise FileNotFoundError(f"Ledger(path={self.path!r}): the folder {str(folder)!r} does "
+                              f"not exist; create it or choose another path")
     self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None,
                                 check_same_thread=False)
     with self._not_sqlite():
@@ -205,7 +211,9 @@ class Ledger:
       raise LedgerError(f"ledger {self.path!r} was opened readonly=True")
 
     def attempt():
-      with self.transaction() as c:
+      # One connection serves every thread (check_same_thread=False): one
+      # transaction at a time.
+      with self._lock, self.transaction() as c:
         return fn(c)
 
     return _retry(attempt, self.timeout)
@@ -461,8 +469,14 @@ def _s(x: float | None) -> str:
 def price_tag(ledger: Ledger, experiment: str | None = None, *,
               joules_per_flop: float | None = None) -> PriceTag:
   """Reads the per-trial costs of ``experiment`` (all when ``None``) from ``ledger``."""
+  if joules_per_flop is not None and (
+      isinstance(joules_per_flop, bool) or not isinstance(joules_per_flop, int | float)
+      or not joules_per_flop > 0):
+    raise ValueError(f"joules_per_flop={joules_per_flop!r} must be a number > 0 "
+                     f"(e.g. 7.1e-13), or None to use the chip table")
   where, params = ("WHERE t.experiment = ?", (experiment,)) if experiment else ("", ())
-  if experiment and experiment not in ledger.experiments():
+  if experiment and experiment not in ledger.experiments() and not ledger.rows(
+      "SELECT 1 FROM runs WHERE experiment = ? LIMIT 1", (experiment,)):
     raise ValueError(f"experiment={experiment!r} is not in {ledger.path!r}; it holds "
                      f"{ledger.experiments()}")
   trials = ledger.rows(
@@ -471,8 +485,9 @@ def price_tag(ledger: Ledger, experiment: str | None = None, *,
   sums: dict[tuple[str, str], list[int]] = {}
   exact: dict[str, bool] = {}
   for r in ledger.rows(
-      "SELECT s.trial_id, s.kind, s.steps, s.examples, g.fpo, g.exact FROM steps s "
-      "JOIN signatures g ON g.id = s.signature_id"):
+      f"SELECT s.trial_id, s.kind, s.steps, s.examples, g.fpo, g.exact FROM steps s "
+      f"JOIN signatures g ON g.id = s.signature_id JOIN trials t ON t.id = s.trial_id "
+      f"{where}", params):
     acc = sums.setdefault((r["trial_id"], r["kind"]), [0, 0, 0])
     acc[0] += r["steps"]
     acc[1] += r["examples"]
@@ -492,12 +507,8 @@ def price_tag(ledger: Ledger, experiment: str | None = None, *,
         device_kind=t["device_kind"] or "?", device_count=t["device_count"] or 0,
         exact=exact.get(t["id"], True), energy_j=t["energy_j"],
         energy_source=t["energy_source"]))
-  src = None
-  if joules_per_flop is not None:
-    if not joules_per_flop > 0:
-      raise ValueError(f"joules_per_flop={joules_per_flop!r} must be > 0 (e.g. 1e-12)")
-    src = "given"
-  return PriceTag(experiment, tuple(out), joules_per_flop, src)
+  return PriceTag(experiment, tuple(out), joules_per_flop,
+                  None if joules_per_flop is None else "given")
 
 
 # -- merge -----------------------------------------------------------------------

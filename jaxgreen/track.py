@@ -84,11 +84,15 @@ def _leaf_key(x: Any, jitted: bool) -> Any:
   return ("value", type(x), x)
 
 
-def _describe(leaves: Sequence[Any], statics: Sequence[Any]) -> str:
+def _describe(leaves: Sequence[Any], statics: Sequence[Any], jitted: bool) -> str:
   parts = []
   for x in leaves:
     if _is_array(x):
       parts.append(f"{np.dtype(x.dtype).name}[{','.join(map(str, x.shape))}]")
+    elif jitted and isinstance(x, (bool, int, float, complex)):
+      # Any value shares this signature (see _leaf_key): name the type, not the
+      # first value seen, so the signature id does not depend on it.
+      parts.append(type(x).__name__)
     else:
       parts.append(repr(x))
   if statics:
@@ -190,10 +194,8 @@ class Tracker:
     raise ValueError(f"track(examples={name!r}): argument {name!r} of {self.name} has no "
                      f"array with a leading (batch) dimension; give track(examples=N)")
 
-  def _examples(self, entry: _Entry, args: tuple, kwargs: dict) -> int:
-    if self._examples_fn is None:
-      return entry.examples
-    n = self._examples_fn(args, kwargs)
+  def _examples(self, args: tuple, kwargs: dict) -> int:
+    n = self._examples_fn(args, kwargs)  # type: ignore[misc]
     if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
       raise TypeError(f"track(examples=...) returned {n!r}; it must return an int >= 0")
     return int(n)
@@ -256,12 +258,19 @@ class Tracker:
       examples = self._examples_const
     elif self._examples_arg is not None:
       examples = self._examples_from_arg(args, kwargs)
-    return _Entry(cost, _describe(leaves, [v for _, v in statics]), examples, self.name)
+    return _Entry(cost, _describe(leaves, [v for _, v in statics], self.jitted), examples,
+                  self.name)
 
   # -- totals ------------------------------------------------------------------
 
   def record(self, entry: _Entry, args: tuple, kwargs: dict) -> None:
-    ex = entry.examples if self._examples_fn is None else self._examples(entry, args, kwargs)
+    """Adds one call of ``entry``'s signature with these arguments to the totals."""
+    self._record(entry, self._examples_of(entry, args, kwargs))
+
+  def _examples_of(self, entry: _Entry, args: tuple, kwargs: dict) -> int:
+    return entry.examples if self._examples_fn is None else self._examples(args, kwargs)
+
+  def _record(self, entry: _Entry, ex: int) -> None:
     entry.calls += 1
     self.steps += 1
     self.examples += ex
@@ -321,8 +330,8 @@ def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str =
     **count_options: passed to :func:`jaxgreen.count` (``cond``, ``trip_counts``, ...).
 
   Returns:
-    A function with ``fn``'s signature (``__wrapped__`` is ``fn``; ``lower``, ``trace``
-    and ``eval_shape`` of a jitted ``fn`` are kept), plus ``.tracker``.
+    A function with ``fn``'s signature (``__wrapped__`` is ``fn``; ``lower``, ``trace``,
+    ``eval_shape`` and ``clear_cache`` of a jitted ``fn`` are kept), plus ``.tracker``.
 
   Example:
     >>> @jaxgreen.track(examples="batch")
@@ -357,9 +366,12 @@ def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str =
     def wrapper(*args, **kwargs):
       if not _top_level():  # traced as part of an outer program: not a step of its own
         return fn(*args, **kwargs)
+      # Everything that may raise (a new signature's count, examples) runs before the
+      # step: an error never discards a step that ran, nor its donated inputs.
       entry = tracker.entry(args, kwargs)
+      ex = tracker._examples_of(entry, args, kwargs)
       out = fn(*args, **kwargs)
-      tracker.record(entry, args, kwargs)
+      tracker._record(entry, ex)
       return out
   else:
     @functools.wraps(fn)
@@ -370,18 +382,26 @@ def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str =
         return fn(*args, **kwargs)
       fast = tracker.fast
       if fast is not None and cache_size() == 1:
+        ex = fast.examples if tracker._examples_fn is None else tracker._examples(args, kwargs)
         out = fn(*args, **kwargs)
         if cache_size() == 1:
-          tracker.record(fast, args, kwargs)
+          tracker._record(fast, ex)
           return out
         tracker.fast = None
         # A new signature: shapes are still readable from donated (deleted) arrays.
-        tracker.record(tracker.entry(args, kwargs), args, kwargs)
+        try:
+          entry = tracker.entry(args, kwargs)
+        except Exception as e:  # the step ran: return its output, raise next call
+          warnings.warn(f"jaxgreen.track: this call of {tracker.name} was not recorded: "
+                        f"{e}", stacklevel=2)
+          return out
+        tracker._record(entry, entry.examples if tracker._examples_fn is None else ex)
         return out
       entry = tracker.entry(args, kwargs)
+      ex = tracker._examples_of(entry, args, kwargs)
       out = fn(*args, **kwargs)
       tracker.fast = entry if cache_size() == 1 else None
-      tracker.record(entry, args, kwargs)
+      tracker._record(entry, ex)
       return out
 
     for attr in ("lower", "trace", "eval_shape", "clear_cache"):
@@ -437,8 +457,12 @@ class Experiment:
       raise ValueError(f"Experiment(name={name!r}) must be a non-empty string")
     if not isinstance(flush_steps, int) or flush_steps < 1:
       raise ValueError(f"Experiment(flush_steps={flush_steps!r}) must be an int >= 1")
-    if not flush_seconds > 0:
-      raise ValueError(f"Experiment(flush_seconds={flush_seconds!r}) must be > 0")
+    if (isinstance(flush_seconds, bool) or not isinstance(flush_seconds, int | float)
+        or not flush_seconds > 0):
+      raise ValueError(f"Experiment(flush_seconds={flush_seconds!r}) must be a number > 0")
+    if not (ledger is None or isinstance(ledger, str | os.PathLike | Ledger)):
+      raise TypeError(f"Experiment(ledger={ledger!r}): pass a file path such as "
+                      f"'green.sqlite', a jaxgreen.Ledger, or None to keep it in memory")
     self.name = name
     self.flush_steps = flush_steps
     self.flush_seconds = float(flush_seconds)
@@ -512,7 +536,7 @@ class Experiment:
     self.close()
 
   def close(self) -> None:
-    """Ends open trials (as failed) and closes the ledger."""
+    """Ends open trials (as failed) and closes the ledger, a passed-in Ledger too."""
     self._at_exit()
     atexit.unregister(self._at_exit)
     self.ledger.close()
@@ -541,6 +565,7 @@ class Trial:
     self._stop_reason: str | None = None
     self._stopped = False
     self._meter = None
+    self._energy: float | None = None
     self._started = 0.0
 
   def __enter__(self) -> Trial:
@@ -617,6 +642,10 @@ class Trial:
     if not self._buf:
       return
     self.experiment.ledger.write(self._step_rows)
+    self._written()
+
+  def _written(self) -> None:
+    """Forgets the buffered steps once a transaction holding them has committed."""
     for entry, _ in self._buf:
       self.experiment._signatures.add(entry.id)
     self._buf.clear()
@@ -649,11 +678,7 @@ class Trial:
       c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     self.experiment.ledger.write(write)
-    for entry, _ in self._buf:
-      self.experiment._signatures.add(entry.id)
-    self._buf.clear()
-    self._pending = 0
-    self._last_flush = time.monotonic()
+    self._written()
 
   def end(self, status: str = "completed", error: str | None = None) -> None:
     """Ends a trial started with :meth:`start` (a with-block does this itself)."""
@@ -664,14 +689,11 @@ class Trial:
   def _end(self, status: str, error: str | None) -> None:
     if self.status != "running":
       return
-    if self._token is not None:
-      try:
-        _ACTIVE.reset(self._token)
-      except ValueError:  # ended from another context (atexit): just clear it
-        pass
-      self._token = None
-    energy = self._meter.stop() if self._meter is not None else None
-    self.status = status
+    self._deactivate()
+    if self._meter is not None:
+      self._energy = self._meter.stop()
+      self._meter = None
+    energy = self._energy
     ended = time.time()
 
     def write(c):
@@ -681,9 +703,25 @@ class Trial:
                 (status, error, ended, energy, "NVML" if energy is not None else None,
                  self.id))
 
+    # If the write fails the trial stays open with its steps buffered, so the exit
+    # handler (or experiment.close()) writes them later instead of dropping them.
     self.experiment.ledger.write(write)
-    self._buf.clear()
+    self._written()
+    self.status = status
     self.experiment._open.discard(self)
+
+  def _deactivate(self) -> None:
+    """Stops attributing steps to this trial; an enclosing running trial takes over."""
+    token, self._token = self._token, None
+    if token is None or _ACTIVE.get() is not self:
+      return  # already replaced by a later trial: leave that one active
+    previous = token.old_value
+    try:
+      _ACTIVE.reset(token)
+    except ValueError:  # ended from another context (atexit)
+      _ACTIVE.set(None)
+    if isinstance(previous, Trial) and previous.status != "running":
+      _ACTIVE.set(None)  # trials ended out of order: never revive an ended one
 
   def __repr__(self) -> str:
     return (f"Trial({self.name!r}, status={self.status}, steps={self.steps}, "

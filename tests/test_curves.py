@@ -42,6 +42,9 @@ def test_expected_max_limits_and_errors():
     curves.expected_max([])
   with pytest.raises(ValueError, match="NaN"):
     curves.expected_max([0.1, math.nan])
+  for bad in (0, 2.5, True):
+    with pytest.raises(ValueError, match="n_max="):
+      curves.expected_max([0.1, 0.2], n_max=bad)
 
 
 def _ledger(path):

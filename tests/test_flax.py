@@ -284,6 +284,42 @@ def test_nnx_paths_survive_scan_vmap_remat_and_containers():
   assert s.rows[0]["train_own_fpo"] == 3 * (2 * 4)  # only the loss, as in linen
 
 
+def test_linen_cond_and_switch_keep_module_paths():
+  class Inner(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      return nn.Dense(4, name="d")(x)
+
+  class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+      x = nn.cond(True, lambda m, x: m(x), lambda m, x: m(x), Inner(name="c"), x)
+      return nn.switch(1, [lambda m, x: m(x)] * 2, Inner(name="w"), x)
+
+  s = jf.summary(Net(), S((2, 4), F32), xla=False)
+  for path in ("Net/c/d", "Net/w/d"):  # the branch re-enters the module by its name
+    assert _row(s, path)["muls"] == 2 * 4 * 4  # batch·in·out
+    assert _row(s, path)["own_fpo"] == _row(s, path)["fpo"]
+
+
+def test_nnx_plain_list_and_dict_containers():
+  class Net(nnx.Module):
+    def __init__(self, rngs):
+      self.layers = nnx.data([nnx.Linear(4, 4, rngs=rngs) for _ in range(2)])  # not modules
+      self.heads = nnx.data({"a": nnx.Linear(4, 3, rngs=rngs)})
+
+    def __call__(self, x):
+      for layer in self.layers:
+        x = layer(x)
+      return self.heads["a"](x)
+
+  s = jf.summary(nnx.eval_shape(lambda: Net(nnx.Rngs(0))), S((2, 4), F32), xla=False)
+  assert _row(s, "Net/layers/1")["muls"] == 2 * 4 * 4  # batch·in·out
+  assert _row(s, "Net/heads/a")["muls"] == 2 * 4 * 3
+  assert _row(s, "Net/heads/a")["params"] == 4 * 3 + 3
+  assert s.rows[0]["own_fpo"] == 0  # all work is filed under the layers
+
+
 # -- output and errors ------------------------------------------------------------------
 
 

@@ -94,6 +94,10 @@ def test_bad_arguments_name_the_fix(tmp_path):
     Experiment("x", ledger=None, flush_steps=0)
   with pytest.raises(ValueError, match="name=''"):
     Experiment("", ledger=None)
+  with pytest.raises(ValueError, match="flush_seconds='30'"):
+    Experiment("x", ledger=None, flush_seconds="30")
+  with pytest.raises(TypeError, match="ledger=123"):
+    Experiment("x", ledger=123)
   exp = Experiment("x", ledger=None)
   with pytest.raises(TypeError, match="hparams="):
     exp.trial([0.1])
@@ -357,3 +361,29 @@ def test_energy_is_labelled_and_never_mixed_with_fpo(tmp_path):
   meter.start()
   assert (meter.stop() is None) == (not meter.available)
   led.close()
+
+
+def test_price_tags_of_two_experiments_in_one_ledger(tmp_path):
+  path = tmp_path / "green.sqlite"
+  step = _step()
+  for name, calls in (("a", 2), ("b", 5)):
+    with Experiment(name, ledger=path) as exp, exp.trial():
+      for _ in range(calls):
+        step(jnp.ones(N))
+  with Ledger(path, readonly=True) as led:
+    assert led.price_tag("a").train_fpo == 2 * 2 * N  # 2 calls x (N MUL + N ADD)
+    assert led.price_tag("b").train_fpo == 5 * 2 * N
+    assert led.price_tag().train_fpo == 7 * 2 * N
+    for bad in (0, -1.0, "7e-13"):
+      with pytest.raises(ValueError, match="joules_per_flop="):
+        led.price_tag("a", joules_per_flop=bad)
+
+
+def test_report_before_any_trial_and_a_missing_folder(tmp_path):
+  exp = Experiment("fresh", ledger=tmp_path / "green.sqlite")
+  tag = exp.price_tag()  # the run is recorded: an experiment with no trial yet
+  assert (tag.h, tag.fpo) == (0, 0)
+  assert "Price tag: fresh" in exp.report()
+  exp.close()
+  with pytest.raises(FileNotFoundError, match="does not exist; create it"):
+    Ledger(tmp_path / "missing" / "green.sqlite")

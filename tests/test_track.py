@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import jaxgreen
-from jaxgreen.track import Experiment, track
+from jaxgreen.track import Experiment, current_trial, track
 
 B, IN, OUT = 8, 16, 4  # batch, input features, outputs
 
@@ -154,6 +154,8 @@ def test_python_scalars_are_not_part_of_a_jit_signature():
     f(jnp.ones(3), lr)
   assert len(f.tracker.entries) == 1
   assert f.tracker.fpo == 3 * 3  # 3 calls of 3 MULs
+  (entry,) = f.tracker.entries.values()
+  assert entry.signature == "float32[3], float"  # the type, not the first value seen
 
 
 def test_examples_forms_and_errors():
@@ -239,3 +241,62 @@ def test_calls_inside_an_outer_trace_are_not_steps():
     outer(jnp.ones(3))
   jax.lax.scan(lambda c, _: (inner(c), None), jnp.ones(3), None, length=4)
   assert inner.tracker.steps == 1  # only the top-level call ran as a step of its own
+
+
+def test_trials_ended_out_of_order_attribute_steps_to_the_running_one():
+  step = track(jax.jit(lambda x: x * 2.0), examples=1)  # 3 MUL per call
+  exp = Experiment("order", ledger=None)
+  first = exp.trial(name="first").start()
+  second = exp.trial(name="second").start()
+  first.end()  # the later trial stays the active one
+  step(jnp.ones(3))
+  assert current_trial() is second and (first.steps, second.steps) == (0, 1)
+  second.end()  # the first trial has ended: it must not be revived
+  step(jnp.ones(3))
+  assert current_trial() is None and (first.steps, second.steps) == (0, 1)
+
+
+def test_a_failed_end_write_keeps_the_steps(monkeypatch, tmp_path):
+  import sqlite3
+
+  step = track(jax.jit(lambda x: x * 2.0), examples=1)  # 3 MUL per call
+  exp = Experiment("kept", ledger=tmp_path / "green.sqlite")
+  real_write = exp.ledger.write
+
+  def broken(fn):
+    raise sqlite3.OperationalError("disk I/O error")
+
+  trial = exp.trial().start()
+  for _ in range(4):
+    step(jnp.ones(3))
+  monkeypatch.setattr(exp.ledger, "write", broken)
+  with pytest.raises(sqlite3.OperationalError):
+    trial.end()
+  assert trial.status == "running"  # still open: the exit handler retries
+  monkeypatch.setattr(exp.ledger, "write", real_write)
+  exp.flush()
+  (t,) = exp.price_tag().trials
+  assert (t.train_steps, t.train_fpo) == (4, 4 * 3)  # 4 calls x 3 MUL
+  exp.close()
+
+
+def test_an_examples_error_never_discards_a_step_that_ran():
+  ran = []
+
+  def plain(batch):
+    if not isinstance(batch, jax.core.Tracer):  # a real run, not the count's trace
+      ran.append(1)
+    return batch * 2.0
+
+  with pytest.raises(TypeError, match="int >= 0"):
+    track(plain, examples=lambda a, k: -1)(jnp.ones(2))
+  assert ran == []  # raised before the step ran: nothing was lost
+
+  f = track(jax.jit(lambda batch: batch * 2.0), examples="batch")
+  f(jnp.ones(3))  # the fast path is set for float32[3]
+  with pytest.warns(UserWarning, match="not recorded"):
+    out = f(jnp.ones(()))  # a new signature without a batch dimension, after the step
+  np.testing.assert_array_equal(out, 2.0)  # the step's output is returned
+  with pytest.raises(ValueError, match="leading"):
+    f(jnp.ones(()))  # next time the error comes before the step
+  assert f.tracker.steps == 1
