@@ -205,18 +205,33 @@ class Ledger:
       raise
     c.execute("COMMIT")
 
-  def write(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
-    """Runs ``fn(conn)`` in one write transaction, retrying while the file is busy."""
+  def write(self, fn: Callable[[sqlite3.Connection], Any],
+            timeout: float | None = None) -> Any:
+    """Runs ``fn(conn)`` in one write transaction, retrying while the file is busy.
+
+    Args:
+      fn: writes through the connection it is given.
+      timeout: seconds to wait for other writers (default: the ledger's ``timeout``);
+        past it ``sqlite3.OperationalError`` ("database is locked") is raised.
+    """
     if self.readonly:
       raise LedgerError(f"ledger {self.path!r} was opened readonly=True")
+    wait = self.timeout if timeout is None else float(timeout)
 
     def attempt():
       # One connection serves every thread (check_same_thread=False): one
       # transaction at a time.
-      with self._lock, self.transaction() as c:
-        return fn(c)
+      with self._lock:
+        if wait != self.timeout:
+          self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        try:
+          with self.transaction() as c:
+            return fn(c)
+        finally:
+          if wait != self.timeout:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
 
-    return _retry(attempt, self.timeout)
+    return _retry(attempt, wait)
 
   def close(self) -> None:
     with contextlib.suppress(sqlite3.Error):

@@ -35,6 +35,11 @@ import numpy as np
 from jaxgreen.cost import Cost
 from jaxgreen.ledger import KINDS, Ledger
 
+# A flush triggered inside a train step waits at most this long for another process's
+# write lock; if the ledger is busy the steps stay buffered for the next window, so a
+# busy ledger never stalls training. Trial ends and exits wait the ledger's full timeout.
+_STEP_FLUSH_TIMEOUT_S = 0.05
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -623,12 +628,15 @@ class Trial:
     if (self._pending >= self.experiment.flush_steps
         or time.monotonic() - self._last_flush >= self.experiment.flush_seconds):
       try:
-        self.flush()
+        # Inside a train step: never wait long for another process's write lock.
+        self.flush(timeout=_STEP_FLUSH_TIMEOUT_S)
       except sqlite3.Error as e:  # keep training and the buffer; retry next window
         self._pending = 0
         self._last_flush = time.monotonic()
-        warnings.warn(f"jaxgreen: could not write the ledger {self.experiment.ledger.path!r} "
-                      f"({e}); the steps stay buffered and are retried", stacklevel=4)
+        if "locked" not in str(e) and "busy" not in str(e):
+          warnings.warn(f"jaxgreen: could not write the ledger "
+                        f"{self.experiment.ledger.path!r} ({e}); the steps stay buffered "
+                        f"and are retried", stacklevel=4)
 
   def _step_rows(self, c) -> None:
     exp = self.experiment
@@ -637,11 +645,15 @@ class Trial:
       c.execute("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (uuid.uuid4().hex, self.id, entry.id, kind, steps, examples, first, last))
 
-  def flush(self) -> None:
-    """Commits the steps tracked since the last flush."""
+  def flush(self, timeout: float | None = None) -> None:
+    """Commits the steps tracked since the last flush.
+
+    Args:
+      timeout: seconds to wait for another writer (default: the ledger's timeout).
+    """
     if not self._buf:
       return
-    self.experiment.ledger.write(self._step_rows)
+    self.experiment.ledger.write(self._step_rows, timeout=timeout)
     self._written()
 
   def _written(self) -> None:
