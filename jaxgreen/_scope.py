@@ -13,7 +13,7 @@ import re
 
 _WRAPPER = re.compile(r"^(?:jvp|transpose|vmap|remat|checkpoint|pmap|batched|"
                       r"custom_jvp|custom_vjp|linearize|grad)\((.*)\)$")
-_DROP = re.compile(r"^(?:p?jit|pjit)\(.*\)$")
+_DROP = re.compile(r"^p?jit\(.*\)$")
 # Segments jax adds for a transformation rather than a module: the recomputation of a
 # rematerialised block is attributed to the block itself.
 _DROP_NAMES = frozenset({"rematted_computation"})

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
 import jax
 from jax._src.interpreters import partial_eval as pe
+from jax.extend import core as jcore
 
 from jaxgreen import jaxpr as _jaxpr_pkg  # noqa: F401  (registers the rules)
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
-from jaxgreen.jaxpr.interpreter import COND_POLICIES, Walker
+from jaxgreen.jaxpr.interpreter import COND_POLICIES, Walker, known_scalar
 
 STAGES = ("jaxpr", "lowered", "compiled")
 
@@ -36,14 +37,15 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
 
   Args:
     fn: the function, plain or ``jax.jit``-ed.
-    static_argnums: positions of arguments that are static (hashable Python values).
+    static_argnums: an int or ints, positions of arguments that are static (hashable
+      Python values).
     cond: how to count ``lax.cond``/``switch`` whose branch is not known at trace
       time: ``"max"`` (default, the costliest branch), ``"min"`` or ``"mean"``.
     strict: raise :class:`UncountedPrimitiveError` instead of listing a primitive
       with no rule in ``Cost.uncounted``.
     cost_model: prices of non-elementary operations; default :data:`CostModel()`.
-    trip_counts: trip counts of while loops that cannot be proven from the program:
-      ``{scope: n}`` (the scope named in ``Cost.inexact``) or one int for all.
+    trip_counts: trip counts (ints >= 0) of while loops that cannot be proven from the
+      program: ``{scope: n}`` (the scope named in ``Cost.inexact``) or one int for all.
     dce: remove equations whose results are unused before counting (as XLA would).
     stage: what is counted: ``"jaxpr"`` (default, the traced program), ``"lowered"``
       (the StableHLO module jax hands to XLA) or ``"compiled"`` (the optimized HLO XLA
@@ -63,20 +65,8 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
   """
   if not callable(fn):
     raise TypeError(f"count(fn=...) must be callable, got {type(fn).__name__}: {fn!r}")
-  if cond not in COND_POLICIES:
-    raise ValueError(f"count(cond={cond!r}): use one of {', '.join(COND_POLICIES)}")
-  if cost_model is None:
-    cost_model = DEFAULT
-  elif not isinstance(cost_model, CostModel):
-    raise TypeError(f"count(cost_model=...) must be a jaxgreen.CostModel, got "
-                    f"{type(cost_model).__name__}; build one with "
-                    f"jaxgreen.CostModel({{'exp': (7, 7)}})")
-  if trip_counts is not None and not isinstance(trip_counts, int | Mapping):
-    raise TypeError(f"count(trip_counts={trip_counts!r}) must be an int or a mapping "
-                    f"of scope name to int")
-  if isinstance(static_argnums, int):
-    static_argnums = (static_argnums,)
-  static_argnums = tuple(static_argnums)
+  cost_model, trip_counts = _check_options("count", cond, cost_model, trip_counts)
+  static_argnums = _static_argnums(static_argnums)
   if stage not in STAGES:
     raise ValueError(f"count(stage={stage!r}): use one of {', '.join(STAGES)}")
   if stage == "compiled":
@@ -109,18 +99,61 @@ def count_jaxpr(closed_jaxpr, *, cond: str = "max", strict: bool = False,
                 cost_model: CostModel | None = None,
                 trip_counts: Mapping[str, int] | int | None = None,
                 dce: bool = True) -> Cost:
-  """Counts an already traced ``ClosedJaxpr`` (see :func:`count` for the options)."""
-  jaxpr = closed_jaxpr.jaxpr
+  """Counts an already traced jaxpr (see :func:`count` for the options).
+
+  Args:
+    closed_jaxpr: a ``ClosedJaxpr`` such as ``jax.make_jaxpr(f)(*args)``, or an open
+      ``Jaxpr`` (its constvars are then unknown inputs).
+  """
+  cost_model, trip_counts = _check_options("count_jaxpr", cond, cost_model, trip_counts)
+  if isinstance(closed_jaxpr, jcore.ClosedJaxpr):
+    jaxpr, consts = closed_jaxpr.jaxpr, [known_scalar(c) for c in closed_jaxpr.consts]
+  elif isinstance(closed_jaxpr, jcore.Jaxpr):
+    jaxpr, consts = closed_jaxpr, [None] * len(closed_jaxpr.constvars)
+  else:
+    raise TypeError(f"count_jaxpr(closed_jaxpr=...) must be a ClosedJaxpr such as "
+                    f"jax.make_jaxpr(f)(*args), or a Jaxpr; got "
+                    f"{type(closed_jaxpr).__name__}")
   if dce:
     jaxpr, _ = pe.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars), instantiate=True)
-  walker = Walker(cost_model=cost_model or DEFAULT, cond=cond, strict=strict,
-                  trip_counts=trip_counts)
-  known: list[Any] = [_scalar(c) for c in closed_jaxpr.consts]
-  known += [None] * len(jaxpr.invars)
-  return walker.walk(jaxpr, known)
+  walker = Walker(cost_model=cost_model, cond=cond, strict=strict, trip_counts=trip_counts)
+  return walker.walk(jaxpr, consts + [None] * len(jaxpr.invars))
 
 
-def _scalar(c):
-  from jaxgreen.jaxpr.interpreter import _py
+def _check_options(fn_name: str, cond: str, cost_model: CostModel | None,
+                   trip_counts: Mapping[str, int] | int | None,
+                   ) -> tuple[CostModel, Mapping[str, int] | int | None]:
+  """Validates the options shared by count and count_jaxpr; returns the cost model
+  (the default for None) and the trip counts as Python ints."""
+  if cond not in COND_POLICIES:
+    raise ValueError(f"{fn_name}(cond={cond!r}): use one of {', '.join(COND_POLICIES)}")
+  if cost_model is None:
+    cost_model = DEFAULT
+  elif not isinstance(cost_model, CostModel):
+    raise TypeError(f"{fn_name}(cost_model=...) must be a jaxgreen.CostModel, got "
+                    f"{type(cost_model).__name__}; build one with "
+                    f"jaxgreen.CostModel({{'exp': (7, 7)}})")
+  if trip_counts is None:
+    return cost_model, None
+  counts = trip_counts.items() if isinstance(trip_counts, Mapping) else [("", trip_counts)]
+  for scope, n in counts:
+    if (not isinstance(scope, str) or isinstance(n, bool)
+        or not isinstance(n, numbers.Integral) or n < 0):
+      raise TypeError(f"{fn_name}(trip_counts={trip_counts!r}) must be an int >= 0 or a "
+                      f"mapping of scope name (as named in Cost.inexact) to int >= 0, "
+                      f"e.g. trip_counts={{'solver': 10}}")
+  if isinstance(trip_counts, Mapping):
+    return cost_model, {scope: int(n) for scope, n in trip_counts.items()}
+  return cost_model, int(trip_counts)
 
-  return _py(c)
+
+def _static_argnums(static_argnums: int | Sequence[int]) -> tuple[int, ...]:
+  nums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
+  try:
+    nums = tuple(nums)
+  except TypeError:
+    nums = None
+  if nums is None or any(isinstance(i, bool) or not isinstance(i, int) for i in nums):
+    raise TypeError(f"count(static_argnums={static_argnums!r}) must be an int or a "
+                    f"sequence of ints (argument positions), e.g. static_argnums=(1,)")
+  return nums

@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-from jaxgreen import __version__
+from jaxgreen import UncountedPrimitiveError, __version__
 
 SUBCOMMANDS = ("count", "demo", "compare", "ledger")
 
@@ -38,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     return int(args.func(args) or 0)
   except BrokenPipeError:  # `jaxgreen ... | head`
     return 0
-  except (ValueError, TypeError, FileNotFoundError, ImportError) as e:
+  except (ValueError, TypeError, FileNotFoundError, ImportError,
+          UncountedPrimitiveError) as e:  # bad input: one line, the fix in the message
     if getattr(args, "debug", False):
       raise
     print(f"jaxgreen {args.command}: error: {e}", file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import numbers
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -36,11 +37,16 @@ def _div(x: Number, k: Number) -> Number:
   return _scale(x / k, 1)
 
 
-def _as_number(k: Any) -> Number | None:
-  """k as a Python int or float (numpy scalars included), or None if not a number."""
+def _factor(k: Any, *, divide: bool = False) -> Number | None:
+  """k as a Python int or float (numpy scalars included) to scale a cost by (finite,
+  k >= 0) or divide it by (finite, k > 0); None if k is not a number."""
   if isinstance(k, bool) or not isinstance(k, numbers.Real):
     return None
-  return int(k) if isinstance(k, numbers.Integral) else float(k)
+  k = int(k) if isinstance(k, numbers.Integral) else float(k)
+  if not math.isfinite(k) or (k <= 0 if divide else k < 0):
+    raise ValueError(f"a cost can only be {'divided' if divide else 'scaled'} by a "
+                     f"finite k {'>' if divide else '>='} 0, got k={k!r}")
+  return k
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -64,7 +70,7 @@ class Counts:
     return Counts(*(getattr(self, f) + getattr(other, f) for f in _COUNT_FIELDS))
 
   def __mul__(self, k: Number) -> Counts:
-    k = _as_number(k)
+    k = _factor(k)
     if k is None:
       return NotImplemented
     return Counts(*(_scale(getattr(self, f), k) for f in _COUNT_FIELDS))
@@ -72,11 +78,9 @@ class Counts:
   __rmul__ = __mul__
 
   def __truediv__(self, k: Number) -> Counts:
-    k = _as_number(k)
+    k = _factor(k, divide=True)
     if k is None:
       return NotImplemented
-    if k <= 0:
-      raise ValueError(f"a cost can only be divided by k > 0, got k={k!r}")
     return Counts(*(_div(getattr(self, f), k) for f in _COUNT_FIELDS))
 
   def __bool__(self) -> bool:
@@ -173,11 +177,9 @@ class Cost:
   __radd__ = __add__
 
   def __mul__(self, k: Number) -> Cost:
-    k = _as_number(k)
+    k = _factor(k)
     if k is None:
       return NotImplemented
-    if k < 0:
-      raise ValueError(f"a Cost can only be scaled by k >= 0, got k={k!r}")
     c = self.counts * k
     return Cost(
         *(getattr(c, f) for f in _COUNT_FIELDS),
@@ -191,12 +193,13 @@ class Cost:
   __rmul__ = __mul__
 
   def __truediv__(self, k: Number) -> Cost:
-    """Divides every count by ``k`` (e.g. an average over ``k`` steps or branches)."""
-    k = _as_number(k)
+    """Divides every count by ``k`` (e.g. an average over ``k`` steps or branches).
+
+    ``uncounted`` keeps its occurrence counts: a primitive seen once is not a third.
+    """
+    k = _factor(k, divide=True)
     if k is None:
       return NotImplemented
-    if k <= 0:
-      raise ValueError(f"a cost can only be divided by k > 0, got k={k!r}")
     c = self.counts / k
     return Cost(
         *(getattr(c, f) for f in _COUNT_FIELDS),
@@ -225,8 +228,8 @@ class Cost:
         "cond": self.cond,
         "inexact": list(self.inexact),
         "uncounted": dict(sorted(self.uncounted.items())),
-        "by_primitive": {k: v.to_dict() for k, v in _by_fpo(self.by_primitive)},
-        "by_scope": {k: v.to_dict() for k, v in _by_fpo(self.by_scope)},
+        "by_primitive": {k: v.to_dict() for k, v in by_fpo(self.by_primitive)},
+        "by_scope": {k: v.to_dict() for k, v in by_fpo(self.by_scope)},
     }
 
   @classmethod
@@ -267,5 +270,6 @@ def _unique(xs: Iterable[str]) -> tuple[str, ...]:
   return tuple(dict.fromkeys(xs))
 
 
-def _by_fpo(m: Mapping[str, Counts]):
+def by_fpo(m: Mapping[str, Counts]) -> list[tuple[str, Counts]]:
+  """Rows sorted by FPO, then integer ops (both descending), then name."""
   return sorted(m.items(), key=lambda kv: (-kv[1].fpo, -kv[1].int_ops, kv[0]))

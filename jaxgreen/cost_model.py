@@ -136,9 +136,13 @@ class CostModel:
           f"got {type(self.prices).__name__}: {self.prices!r}")
     merged = dict(DEFAULT_PRICES)
     for name, p in self.prices.items():
+      if not isinstance(name, str):
+        raise ValueError(
+            f"CostModel(prices={{{name!r}: {p!r}}}): keys are primitive names (str), "
+            f"e.g. {{'exp': (7, 7)}}")
       ok = (isinstance(p, tuple | list) and len(p) == 2
             and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in p))
-      if not isinstance(name, str) or not ok:
+      if not ok:
         raise ValueError(
             f"CostModel(prices={{{name!r}: {p!r}}}): each price must be a pair of "
             f"non-negative ints (adds, muls), e.g. {{'exp': (7, 7)}}")

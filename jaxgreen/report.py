@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from jaxgreen.cost import Cost, Counts
+from jaxgreen.cost import Cost, Counts, by_fpo
 
 _PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -45,14 +45,12 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]],
 
 
 def _rows(m: Mapping[str, Counts], total: float, top: int, blank: str):
-  items = sorted(m.items(), key=lambda kv: (-kv[1].fpo, -kv[1].int_ops, kv[0]))
-  shown = [kv for kv in items if kv[1].fpo or kv[1].int_ops][:top]
+  items = [(k, c) for k, c in by_fpo(m) if c.fpo or c.int_ops]
   rows = []
-  for name, c in shown:
+  for name, c in items[:top]:
     share = f"{100 * c.fpo / total:.1f}%" if total else "-"
     rows.append([name or blank, f"{c.fpo:,}", f"{c.adds:,}", f"{c.muls:,}", share])
-  rest = len([kv for kv in items if kv[1].fpo or kv[1].int_ops]) - len(shown)
-  return rows, rest
+  return rows, len(items) - len(rows)
 
 
 def cost_table(cost: Cost, top: int = 12, markdown: bool = False) -> str:

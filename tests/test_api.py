@@ -121,3 +121,42 @@ def test_bad_stage_and_target():
     jaxgreen.count(_matmul, stage="hlo")
   with pytest.raises(ValueError, match="h1000"):
     jaxgreen.count(_matmul, stage="compiled", target="gpu:h1000")
+
+
+@pytest.mark.parametrize("trip_counts", [-1, True, 2.5, {"<top level>": "3"}, {3: 1}])
+def test_bad_trip_counts_name_the_argument(trip_counts):
+  with pytest.raises(TypeError, match=r"trip_counts=.*int >= 0"):
+    jaxgreen.count(_matmul, trip_counts=trip_counts)
+
+
+def test_trip_counts_accept_numpy_ints():
+  def f(x):
+    return jax.lax.while_loop(lambda y: jnp.sum(y) < 100.0, lambda y: y * 2.0, x)
+
+  c = jaxgreen.count(f, trip_counts={"<top level>": np.int64(4)})(
+      jax.ShapeDtypeStruct((3,), jnp.float32))
+  assert c.exact and c.muls == 4 * 3  # trips·elements
+
+
+@pytest.mark.parametrize("static_argnums", ["0", 1.0, (0, "1")])
+def test_bad_static_argnums_name_the_argument(static_argnums):
+  with pytest.raises(TypeError, match="static_argnums="):
+    jaxgreen.count(_matmul, static_argnums=static_argnums)
+
+
+def test_count_jaxpr_accepts_closed_and_open_jaxprs():
+  closed = jax.make_jaxpr(_matmul)(jnp.ones((8, 16)), jnp.ones((16, 4)))
+  for j in (closed, closed.jaxpr):
+    c = jaxgreen.count_jaxpr(j)
+    assert (c.muls, c.adds) == (8 * 4 * 16, 8 * 4 * 15)  # M·N·K, M·N·(K-1)
+
+
+@pytest.mark.parametrize("args, kwargs, match", [
+    ((lambda x: x,), {}, "ClosedJaxpr"),
+    (None, {"cost_model": {"exp": (1, 1)}}, r"count_jaxpr\(cost_model=.*CostModel"),
+    (None, {"cond": "avg"}, r"count_jaxpr\(cond='avg'\)"),
+])
+def test_count_jaxpr_errors_name_the_argument(args, kwargs, match):
+  closed = jax.make_jaxpr(_matmul)(jnp.ones((2, 3)), jnp.ones((3, 4)))
+  with pytest.raises((TypeError, ValueError), match=match):
+    jaxgreen.count_jaxpr(*(args or (closed,)), **kwargs)

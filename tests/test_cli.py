@@ -15,6 +15,13 @@ def model_file(tmp_path):
   path = tmp_path / "model.py"
   path.write_text(textwrap.dedent("""
       import jax, jax.numpy as jnp
+      from jax.extend import core
+
+      fake_p = core.Primitive("cli_fake_op")
+      fake_p.def_abstract_eval(lambda x: x)
+
+      def uses_fake(x):
+          return fake_p.bind(x) * 2.0
 
       def layer(x, w):
           return jnp.maximum(x @ w, 0.0)
@@ -44,6 +51,7 @@ def test_count_json(model_file, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["count", "nomodule_colon"], "MODULE:FUNCTION"),
     (["count", "MODEL:layer", "--arg", "float[3]"], "shape spec"),
+    (["count", "MODEL:layer", "--arg", "f32[8,,128]"], "shape spec"),
     (["count", "MODEL:missing"], "no attribute"),
     (["count", "/nonexistent/x.py:f"], "no file"),
 ])
@@ -52,6 +60,30 @@ def test_count_errors_are_one_line(model_file, capsys, argv, message):
   assert main(argv) == 2
   err = capsys.readouterr().err
   assert message in err and "Traceback" not in err
+
+
+def test_strict_uncounted_is_a_one_line_error(model_file, capsys):
+  assert main(["count", f"{model_file}:uses_fake", "--arg", "f32[4]", "--strict"]) == 2
+  err = capsys.readouterr().err
+  assert "cli_fake_op" in err and "Traceback" not in err
+  assert main(["count", f"{model_file}:uses_fake", "--arg", "f32[4]", "--json"]) == 0
+  d = json.loads(capsys.readouterr().out)
+  assert d["uncounted"] == {"cli_fake_op": 1} and d["muls"] == 4  # the rest still counted
+
+
+def test_negative_top_is_a_one_line_error(model_file, capsys):
+  assert main(["count", f"{model_file}:layer", "--arg", "f32[2,3]", "--arg", "f32[3,4]",
+               "--top", "-1"]) == 2
+  assert "--top" in capsys.readouterr().err
+
+
+def test_a_file_named_like_a_loaded_module_does_not_replace_it(tmp_path, capsys):
+  # ./json.py must not become sys.modules["json"]: --json output still needs the real one
+  (tmp_path / "json.py").write_text("def double(x):\n    return x * 2.0\n")
+  real = sys.modules["json"]
+  assert main(["count", f"{tmp_path / 'json.py'}:double", "--arg", "f32[5]", "--json"]) == 0
+  assert sys.modules["json"] is real
+  assert json.loads(capsys.readouterr().out)["muls"] == 5  # one MUL per element
 
 
 def test_demo_runs(capsys):

@@ -114,3 +114,18 @@ def test_cost_model_changes_count():
   x = jax.ShapeDtypeStruct((10,), jnp.float32)
   c = jaxgreen.count(jnp.tanh, cost_model=CostModel({"tanh": (2, 3)}))(x)
   assert (c.adds, c.muls) == (20, 30)
+
+
+@pytest.mark.parametrize("k", [-1, float("nan"), float("inf")])
+def test_counts_and_cost_reject_negative_and_non_finite_factors(k):
+  with pytest.raises(ValueError, match="finite k >= 0"):
+    Counts(adds=1) * k
+  with pytest.raises(ValueError, match="finite k >= 0"):
+    _cost() * k
+  with pytest.raises(ValueError, match="finite k > 0"):
+    _cost() / k
+
+
+def test_cost_model_non_string_key_says_keys_are_names():
+  with pytest.raises(ValueError, match="keys are primitive names"):
+    CostModel({3: (1, 1)})

@@ -18,6 +18,7 @@ _DTYPES = {
     "pred": "bool", "bool": "bool", "c64": "complex64", "c128": "complex128",
 }
 _SPEC = re.compile(r"^\s*([a-z0-9]+)\s*\[\s*([0-9,\s]*)\]\s*$")
+_DIMS = re.compile(r"^[0-9]+(?:,[0-9]+)*$")  # no empty dimension: f32[8,,128] is a typo
 
 
 def parse_shape_spec(spec: str):
@@ -26,11 +27,12 @@ def parse_shape_spec(spec: str):
   import jax.numpy as jnp
 
   m = _SPEC.match(spec)
-  if not m or m.group(1) not in _DTYPES:
+  dims = m.group(2).replace(" ", "") if m else ""
+  if not m or m.group(1) not in _DTYPES or (dims and not _DIMS.match(dims)):
     raise ValueError(
         f"--arg {spec!r} is not a shape spec; write DTYPE[DIMS], e.g. f32[8,128], "
         f"bf16[4,1024,768] or s32[] (dtypes: {', '.join(sorted(_DTYPES))})")
-  dims = tuple(int(d) for d in m.group(2).replace(" ", "").split(",") if d)
+  dims = tuple(int(d) for d in dims.split(",")) if dims else ()
   return jax.ShapeDtypeStruct(dims, jnp.dtype(_DTYPES[m.group(1)]))
 
 
@@ -44,10 +46,18 @@ def load_function(target: str) -> Any:
     path = Path(mod_name)
     if not path.exists():
       raise FileNotFoundError(f"{target!r}: no file {path}")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
+    if not path.is_file():
+      raise FileNotFoundError(f"{target!r}: {path} is not a file")
+    # Registered under its stem (dataclasses and pickle look modules up by name), unless
+    # that would replace a module already loaded, such as a file named json.py.
+    name = path.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None and getattr(loaded, "__file__", None) != str(path.resolve()):
+      name = f"_jaxgreen_target_{name}"
+    spec = importlib.util.spec_from_file_location(name, path.resolve())
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
   else:
     if "" not in sys.path:

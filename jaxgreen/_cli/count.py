@@ -32,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
   import jaxgreen
   from jaxgreen._cli.common import load_function, parse_shape_spec
 
+  if args.top < 0:
+    raise ValueError(f"--top must be >= 0, got {args.top}")
   fn = load_function(args.function)
   specs = [parse_shape_spec(s) for s in args.arg]
   with warnings.catch_warnings():

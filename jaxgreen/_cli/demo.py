@@ -21,18 +21,22 @@ def run(args: argparse.Namespace) -> int:
 
   import jaxgreen
   from jaxgreen.examples import mnist
+  from jaxgreen.flax import xla_flops
   from jaxgreen.report import human, table
 
   if args.batch < 1:
     raise ValueError(f"--batch must be >= 1, got {args.batch}")
+  if args.epochs < 0:
+    raise ValueError(f"--epochs must be >= 0, got {args.epochs}")
   model = mnist.CNN() if args.model == "cnn" else mnist.MLP()
   tx, train_step, predict = mnist.make_train_step(model)
   params, opt_state, images, labels = mnist.abstract_train_args(model, tx, args.batch)
 
   step = jaxgreen.count(train_step)(params, opt_state, images, labels)
   infer = jaxgreen.count(predict)(params, images)
-  scan = jaxgreen.count(_ten_matmuls)(jax.ShapeDtypeStruct((64, 64), jnp.float32))
-  xla = _xla_flops(_ten_matmuls, jax.ShapeDtypeStruct((64, 64), jnp.float32))
+  square = jax.ShapeDtypeStruct((64, 64), jnp.float32)
+  scan = jaxgreen.count(_ten_matmuls)(square)
+  xla = xla_flops(_ten_matmuls, square)  # best effort: a number or "unavailable"
 
   name = type(model).__name__
   print(f"jaxgreen {jaxgreen.__version__}: one optax train step of the MNIST {name}, "
@@ -50,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
   ], "lrr"))
   print("\nLoops are counted with their trip counts: a 10-step lax.scan of a 64x64 matmul")
   print(f"  jaxgreen: MUL {scan.muls:,} = 10*64^3, ADD {scan.adds:,} = 10*64*64*63")
+  xla = xla if isinstance(xla, str) else f"{int(xla):,}"
   print(f"  XLA cost_analysis() flops: {xla} (the loop body once)")
   return 0
 
@@ -62,15 +67,3 @@ def _ten_matmuls(x):
 
   return jax.lax.scan(body, x, None, length=10)[0]
 
-
-def _xla_flops(fn, *args) -> str:
-  import jax
-
-  try:
-    ca = jax.jit(fn).lower(*args).compile().cost_analysis()
-    if isinstance(ca, list):
-      ca = ca[0] if ca else None
-    flops = None if ca is None else ca.get("flops")
-    return "unavailable" if flops is None or flops < 0 else f"{int(flops):,}"
-  except Exception as e:  # noqa: BLE001 - XLA's cost analysis is best effort
-    return f"unavailable ({type(e).__name__})"

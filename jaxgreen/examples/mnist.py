@@ -44,7 +44,8 @@ class MLP(nn.Module):
 
 def make_train_step(model: nn.Module, tx: optax.GradientTransformation | None = None):
   """Returns ``(tx, train_step, predict)`` for ``model`` with softmax cross-entropy."""
-  tx = tx or optax.adam(1e-3)
+  if tx is None:
+    tx = optax.adam(1e-3)
 
   def loss_fn(params, images, labels):
     logits = model.apply(params, images)

@@ -301,10 +301,7 @@ class RuleContext:
 
   def known(self, i: int) -> Any:
     """The Python value of input ``i`` when it is a compile-time constant, else None."""
-    v = self.eqn.invars[i]
-    if isinstance(v, jcore.Literal):
-      return _py(v.val)
-    return self.env.get(v)
+    return _read(self.eqn.invars[i], self.env)
 
   def walk(self, jaxpr, known: Sequence[Any] | None = None,
            axis_sizes: Mapping[str, int] | None = None) -> Cost:
@@ -314,13 +311,13 @@ class RuleContext:
     if axis_sizes:
       axes.update(axis_sizes)
     if known is not None and isinstance(jaxpr, jcore.ClosedJaxpr):
-      known = [_py(c) for c in jaxpr.consts] + list(known)
+      known = [known_scalar(c) for c in jaxpr.consts] + list(known)
     elif known is None and isinstance(jaxpr, jcore.ClosedJaxpr) and jaxpr.consts:
-      known = [_py(c) for c in jaxpr.consts] + [None] * len(inner.invars)
+      known = [known_scalar(c) for c in jaxpr.consts] + [None] * len(inner.invars)
     return self.walker.walk(inner, known, axes, self.scope)
 
 
-def _py(val) -> Any:
+def known_scalar(val) -> Any:
   """A hashable Python scalar for a 0-d constant, else None."""
   if isinstance(val, bool | int | float):
     return val
@@ -331,6 +328,11 @@ def _py(val) -> Any:
     except Exception:  # noqa: BLE001 - tracers and opaque constants stay unknown
       return None
   return None
+
+
+def _read(v, env) -> Any:
+  """The known Python value of an equation input (a literal or a folded var), or None."""
+  return known_scalar(v.val) if isinstance(v, jcore.Literal) else env.get(v)
 
 
 def _convert(a, *, new_dtype=None, **_):
@@ -387,7 +389,7 @@ def fold_outputs(jaxpr, known: Sequence[Any]) -> list[Any]:
     if k is not None:
       env[v] = k
   _fold_eqns(jaxpr.eqns, env)
-  return [_py(v.val) if isinstance(v, jcore.Literal) else env.get(v) for v in jaxpr.outvars]
+  return [_read(v, env) for v in jaxpr.outvars]
 
 
 def _fold_eqns(eqns, env) -> None:
@@ -403,12 +405,12 @@ _FOLD_CALLS = {"jit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "
 
 
 def _propagate_call(eqn, env) -> None:
-  vals = [_py(v.val) if isinstance(v, jcore.Literal) else env.get(v) for v in eqn.invars]
+  vals = [_read(v, env) for v in eqn.invars]
   if all(x is None for x in vals):
     return
   sub = eqn.params[_FOLD_CALLS[eqn.primitive.name]]
   inner = getattr(sub, "jaxpr", sub)
-  consts = [_py(c) for c in getattr(sub, "consts", ())]
+  consts = [known_scalar(c) for c in getattr(sub, "consts", ())]
   if len(consts) + len(vals) != len(inner.constvars) + len(inner.invars):
     return
   for v, x in zip(eqn.outvars, fold_outputs(inner, consts + vals), strict=True):
@@ -416,18 +418,27 @@ def _propagate_call(eqn, env) -> None:
       env[v] = x
 
 
+def fold_scalar(name: str, vals: Sequence[Any], params: Mapping[str, Any]) -> Any:
+  """``name`` applied to known Python scalars, or None when it cannot be folded."""
+  f = _FOLD.get(name)
+  if f is None:
+    return None
+  try:
+    return f(*vals, **params)
+  except (TypeError, ValueError, ZeroDivisionError, IndexError):
+    return None
+
+
 def _propagate_known(eqn, env) -> None:
   """Folds scalar constants through simple ops so loop bounds can be recognised."""
-  f = _FOLD.get(eqn.primitive.name)
-  if f is None or len(eqn.outvars) != 1 or eqn.outvars[0].aval.shape != ():
+  if len(eqn.outvars) != 1 or eqn.outvars[0].aval.shape != ():
     return
   vals = []
   for v in eqn.invars:
-    x = _py(v.val) if isinstance(v, jcore.Literal) else env.get(v)
+    x = _read(v, env)
     if x is None:
       return
     vals.append(x)
-  try:
-    env[eqn.outvars[0]] = f(*vals, **eqn.params)
-  except (TypeError, ValueError, ZeroDivisionError, IndexError):
-    pass
+  out = fold_scalar(eqn.primitive.name, vals, eqn.params)
+  if out is not None:
+    env[eqn.outvars[0]] = out

@@ -286,3 +286,12 @@ def test_stateful_refs_count_their_arithmetic():
     c = jaxgreen.count(f)(S((4,), F32))
     assert (c.muls, c.adds) == (4, 4), f.__name__
     assert c.exact
+
+
+def test_psum_over_a_vmapped_axis_of_complex_values():
+  def f(z):
+    return jax.vmap(lambda y: lax.psum(y, "b"), axis_name="b")(z)
+
+  c = jaxgreen.count(f)(S((3, 2), jnp.complex64))
+  assert c.adds == (3 - 1) * 2 * 2  # (n - 1)·elements·(2 ADD per complex add)
+  assert jaxgreen.count(f)(S((3, 2), F32)).adds == (3 - 1) * 2  # real: one ADD each

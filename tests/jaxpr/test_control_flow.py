@@ -234,3 +234,18 @@ def test_inner_loop_bounded_by_a_scan_constant():
   c = jaxgreen.count(f)(X4)
   assert c.exact, c.inexact
   assert c.muls == 4 * 6 * 4  # scan·fori·elements
+
+
+def test_bound_folded_inside_the_condition():
+  # the bound is lax.div of a pass-through carry, computed in the loop's condition
+  def f(x):
+    def body(c):
+      i, n, y = c
+      return i + 1, n, y * 2.0
+
+    return lax.while_loop(lambda c: c[0] < lax.div(c[1], 2), body,
+                          (0, jnp.int32(12), x))[2]
+
+  c = jaxgreen.count(f)(X4)
+  assert c.exact, c.inexact
+  assert c.muls == 12 // 2 * 4  # trips·elements

@@ -85,3 +85,20 @@ def test_rng_uniform_float_adds_scale_and_shift():
   c = jaxgreen.count(lambda a, b: lax.rng_uniform(a, b, (8,)))(S((), F32), S((), F32))
   assert (c.adds, c.muls) == (8, 8)  # one scale and one shift per element
   assert c.int_ops > 0
+
+
+def test_top_k_of_zero_elements_compares_nothing():
+  c = jaxgreen.count(lambda x: lax.top_k(x, 0))(S((3, 8), F32))
+  assert c.fpo == 0  # k = 0: nothing to select
+
+
+@pytest.mark.parametrize("n", [0, 1, 3])
+def test_random_split_is_one_threefry_block_per_new_key(n):
+  c = jaxgreen.count(lambda k: jax.random.split(k, n))(jax.random.key(0))
+  assert c.int_ops == n * (20 * 5 + 5 * 3)  # keys·(20 rounds of 5 ops + 5 injections of 3)
+
+
+def test_rng_uniform_low_precision_float_adds_scale_and_shift():
+  bf16 = jnp.bfloat16
+  c = jaxgreen.count(lambda a, b: lax.rng_uniform(a, b, (8,)))(S((), bf16), S((), bf16))
+  assert (c.adds, c.muls) == (8, 8)  # one scale and one shift per element

@@ -82,3 +82,24 @@ def test_generic_reduce_walks_its_computation():
 
   c = jaxgreen.count(f)(S((4, 8), F32))
   assert c.muls == 4 * 7 and c.adds == 4 * 7  # (n - 1) applications per output
+
+
+@pytest.mark.parametrize("fn", [
+    lambda x: jnp.sum(x, axis=1), lambda x: lax.reduce_max(x, (1,)),
+    lambda x: jnp.prod(x, axis=1), lambda x: jnp.mean(x, axis=1),
+    lambda x: lax.reduce(x, 0.0, lambda a, b: a * 2.0 + b, (1,)),
+], ids=["sum", "max", "prod", "mean", "generic"])
+def test_empty_reduction_costs_nothing_never_a_negative_count(fn):
+  c = jaxgreen.count(fn)(S((3, 0), F32))
+  assert c.adds == 0  # 0 inputs to 3 outputs: no operation, not 0 - 3
+  assert all(v.adds >= 0 and v.muls >= 0 for v in c.by_primitive.values())
+
+
+def test_empty_integer_and_boolean_reductions_cost_nothing():
+  assert jaxgreen.count(lambda x: jnp.sum(x, axis=1))(S((3, 0), jnp.int32)).int_ops == 0
+  assert jaxgreen.count(lambda x: jnp.any(x, axis=1))(S((3, 0), jnp.bool_)).int_ops == 0
+
+
+def test_complex_max_is_two_compares_per_step():
+  c = jaxgreen.count(lambda x: lax.reduce_max(x, (0,)))(S((5,), jnp.complex64))
+  assert c.adds == (5 - 1) * 2  # (n - 1) steps, real and imaginary parts compared

@@ -27,9 +27,9 @@ from jax.extend import core as jcore
 from jax.extend.core import primitives as P
 
 from jaxgreen.cost import Cost
-from jaxgreen.jaxpr.interpreter import TOP_LEVEL
+from jaxgreen.jaxpr.interpreter import TOP_LEVEL, fold_scalar, known_scalar
 from jaxgreen.jaxpr.registry import register
-from jaxgreen.jaxpr.rules._util import is_complex, ops, size
+from jaxgreen.jaxpr.rules._util import is_complex, priced, size
 
 # -- calls ---------------------------------------------------------------------------
 
@@ -54,11 +54,7 @@ register("remat_opt")(_call("fwd_jaxpr"))
 
 @register("addupdate")
 def _addupdate(ctx, ref, x, *indexers, **_):
-  n = size(x)
-  a, m = ctx.model.price("add")
-  if is_complex(x):
-    a, m = 2 * a, 2 * m
-  return ops(adds=a * n, muls=m * n)
+  return priced(ctx.model, "add", size(x), is_complex(x))
 
 
 @register(P.linear_solve_p)
@@ -99,44 +95,31 @@ def _affine_eval(jaxpr, seed: dict) -> dict:
 
   ``seed`` maps input vars to a Python scalar or a :class:`_Lin`. Returns the map
   extended to every var whose value is known in that form; anything else is absent.
+  Constants fold through the interpreter's scalar folds.
   """
   env = dict(seed)
-
-  def read(v):
-    if isinstance(v, jcore.Literal):
-      return _scalar(v.val)
-    return env.get(v)
-
   for eqn in jaxpr.eqns:
     if len(eqn.outvars) != 1:
       continue
     name = eqn.primitive.name
-    vals = [read(v) for v in eqn.invars]
+    vals = [known_scalar(v.val) if isinstance(v, jcore.Literal) else env.get(v)
+            for v in eqn.invars]
     if any(x is None for x in vals):
       continue
+    lin = [isinstance(x, _Lin) for x in vals]
     out = None
-    if name in _IDENTITY and len(vals) == 1:
-      x = vals[0]
-      if not isinstance(x, _Lin):
-        out = _convert(x, eqn.params.get("new_dtype"))
-      elif _exact_cast(eqn):
-        out = x
-    elif name in ("add", "sub") and len(vals) == 2:
+    if not any(lin):
+      out = fold_scalar(name, vals, eqn.params)
+      if out is None and name in _IDENTITY and len(vals) == 1:
+        out = vals[0]
+    elif name in _IDENTITY and len(vals) == 1:
+      out = vals[0] if _exact_cast(eqn) else None
+    elif name in ("add", "sub") and lin == [True, False]:
       x, y = vals
-      sign = 1 if name == "add" else -1
-      if isinstance(x, _Lin) and not isinstance(y, _Lin):
-        out = _Lin(x.index, x.offset + sign * y)
-      elif isinstance(y, _Lin) and not isinstance(x, _Lin) and name == "add":
-        out = _Lin(y.index, y.offset + x)
-      elif not isinstance(x, _Lin) and not isinstance(y, _Lin):
-        out = x + sign * y
-    elif not any(isinstance(x, _Lin) for x in vals):
-      fold = _FOLD.get(name)
-      if fold is not None:
-        try:
-          out = fold(*vals)
-        except (TypeError, ZeroDivisionError):
-          out = None
+      out = _Lin(x.index, x.offset + y if name == "add" else x.offset - y)
+    elif name == "add" and lin == [False, True]:
+      x, y = vals
+      out = _Lin(y.index, y.offset + x)
     if out is not None:
       env[eqn.outvars[0]] = out
   return env
@@ -149,57 +132,32 @@ def _exact_cast(eqn) -> bool:
   return not (getattr(src, "kind", "") == "f" and getattr(new, "kind", "") in ("i", "u"))
 
 
-def _convert(x, dtype):
-  if dtype is None:
-    return x
-  kind = getattr(dtype, "kind", "")
-  if kind == "b":
-    return bool(x)
-  if kind in "iu":
-    return int(x)
-  if kind == "f":
-    return float(x)
-  return x
-
-
-_FOLD = {
-    "mul": lambda a, b: a * b, "neg": lambda a: -a, "max": max, "min": min,
-    "lt": lambda a, b: a < b, "le": lambda a, b: a <= b, "gt": lambda a, b: a > b,
-    "ge": lambda a, b: a >= b, "eq": lambda a, b: a == b, "ne": lambda a, b: a != b,
-}
-
-
-def _trip_count(ctx, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
+def _trip_count(cond_jaxpr, body_jaxpr, consts_c, consts_b, init, carry_known):
   """Trip count of a counted while loop, or None when it cannot be proven.
 
   A counted loop has a condition ``counter + a <cmp> bound`` where the bound is a
   constant (a literal, a known const or a carry the body passes through unchanged)
-  and a body that adds a constant step to the counter.
+  and a body that adds a constant step to the counter. ``consts_c``/``consts_b`` are
+  the known consts of the condition and body, ``init`` the known initial carries and
+  ``carry_known`` those the body passes through unchanged (None elsewhere).
   """
   cj, bj = cond_jaxpr.jaxpr, body_jaxpr.jaxpr
   if len(cj.outvars) != 1:
     return None
-  n_carry = len(bj.outvars)
-  init = [ctx.known(cond_nconsts + body_nconsts + i) for i in range(n_carry)]
-  body_in = bj.invars[body_nconsts:]
-  consts_c = [ctx.known(i) for i in range(cond_nconsts)]
-  consts_b = [ctx.known(cond_nconsts + i) for i in range(body_nconsts)]
-  # Carries the body passes through unchanged keep their initial (known) value.
-  fixed = {i: init[i] for i in range(n_carry)
-           if bj.outvars[i] is body_in[i] and init[i] is not None}
+  body_in = bj.invars[len(consts_b):]
 
   def carry_value(i):
-    return fixed[i] if i in fixed else _Lin(i, 0)
+    return carry_known[i] if carry_known[i] is not None else _Lin(i, 0)
 
   seed = _seed(cj.constvars, _closed_consts(cond_jaxpr))
-  seed.update(_seed(cj.invars[:cond_nconsts], consts_c))
-  seed.update({v: carry_value(i) for i, v in enumerate(cj.invars[cond_nconsts:])})
+  seed.update(_seed(cj.invars[:len(consts_c)], consts_c))
+  seed.update({v: carry_value(i) for i, v in enumerate(cj.invars[len(consts_c):])})
   cenv = _affine_eval(cj, seed)
   out = cj.outvars[0]
   cmp = next((e for e in reversed(cj.eqns) if e.outvars and e.outvars[0] is out), None)
   if cmp is None or cmp.primitive.name not in _CMP:
     return None
-  lhs, rhs = (cenv.get(v) if not isinstance(v, jcore.Literal) else _scalar(v.val)
+  lhs, rhs = (cenv.get(v) if not isinstance(v, jcore.Literal) else known_scalar(v.val)
               for v in cmp.invars)
   op = cmp.primitive.name
   if not isinstance(lhs, _Lin):
@@ -212,7 +170,7 @@ def _trip_count(ctx, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts):
     return None
 
   seed = _seed(bj.constvars, _closed_consts(body_jaxpr))
-  seed.update(_seed(bj.invars[:body_nconsts], consts_b))
+  seed.update(_seed(bj.invars[:len(consts_b)], consts_b))
   seed.update({v: carry_value(j) for j, v in enumerate(body_in)})
   benv = _affine_eval(bj, seed)
   new = benv.get(bj.outvars[i])
@@ -230,13 +188,7 @@ def _seed(variables, values) -> dict:
 
 
 def _closed_consts(closed):
-  return [_scalar_or_none(c) for c in getattr(closed, "consts", ())]
-
-
-def _scalar_or_none(c):
-  if getattr(c, "shape", None) == () or isinstance(c, int | float | bool):
-    return _scalar(c)
-  return None
+  return [known_scalar(c) for c in getattr(closed, "consts", ())]
 
 
 def loop_trips(op: str, start, bound, step) -> int | None:
@@ -270,13 +222,6 @@ def loop_trips(op: str, start, bound, step) -> int | None:
   return None
 
 
-def _scalar(val):
-  try:
-    return val.item() if hasattr(val, "item") else val
-  except (ValueError, TypeError):
-    return None
-
-
 @register(P.while_p)
 def _while(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
   n_carry = len(args) - cond_nconsts - body_nconsts
@@ -286,11 +231,11 @@ def _while(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
   # nested counted loops bounded by it are recognised.
   carry_known = [init[i] if bj.outvars[i] is bj.invars[body_nconsts + i] else None
                  for i in range(n_carry)]
-  body_known = [ctx.known(cond_nconsts + i) for i in range(body_nconsts)] + carry_known
-  cond_known = [ctx.known(i) for i in range(cond_nconsts)] + carry_known
-  body = ctx.walk(body_jaxpr, known=body_known)
-  cond = ctx.walk(cond_jaxpr, known=cond_known)
-  trips = _trip_count(ctx, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts)
+  consts_c = [ctx.known(i) for i in range(cond_nconsts)]
+  consts_b = [ctx.known(cond_nconsts + i) for i in range(body_nconsts)]
+  body = ctx.walk(body_jaxpr, known=consts_b + carry_known)
+  cond = ctx.walk(cond_jaxpr, known=consts_c + carry_known)
+  trips = _trip_count(cond_jaxpr, body_jaxpr, consts_c, consts_b, init, carry_known)
   if trips is None:
     trips = ctx.walker.trip_count_override(ctx.scope)
   if trips is None:

@@ -14,6 +14,9 @@ Complex operands, in real operations per element (z = a + bi, w = c + di):
 * other transcendental functions: the real recipe on each part, plus one complex
   multiply to combine them (2 x price + 2 ADD + 4 MUL); other operations act on each
   part (2 x price).
+
+The complex prices live in :func:`jaxgreen.jaxpr.rules._util.complex_price`, shared
+with reductions and scatters.
 """
 
 from __future__ import annotations
@@ -24,49 +27,18 @@ from jax.extend.core import primitives as P
 
 from jaxgreen.cost_model import DEFAULT_PRICES
 from jaxgreen.jaxpr.registry import register
-from jaxgreen.jaxpr.rules._util import is_complex, ops, size
+from jaxgreen.jaxpr.rules._util import complex_price as complex_price  # re-exported
+from jaxgreen.jaxpr.rules._util import is_complex, ops, price, size
 
 # Integer and bitwise primitives: one integer operation per element.
 _BITWISE = ("and", "or", "xor", "not", "shift_left", "shift_right_logical",
             "shift_right_arithmetic", "population_count", "clz")
 
 
-def _add(*ps):
-  return (sum(p[0] for p in ps), sum(p[1] for p in ps))
-
-
-def complex_price(model, name: str):
-  """(ADD, MUL) per element of ``name`` on complex operands (conventions above)."""
-  p = model.price
-  if name in ("add", "sub", "add_any"):
-    return (2, 0)
-  if name == "mul":
-    return (2, 4)
-  if name == "square":
-    return (2, 3)
-  if name == "div":
-    return _add((3, 6), p("div"), p("div"))
-  if name == "abs":
-    return _add((1, 2), p("sqrt"))
-  if name == "sign":
-    return _add((1, 2), p("sqrt"), p("div"), p("div"))
-  if name == "exp":
-    return _add(p("exp"), p("sin"), p("cos"), (0, 2))
-  if name == "log":
-    return _add((1, 2), p("log"), (0, 1), p("atan2"))
-  a, m = p(name)
-  if model.is_transcendental(name):
-    return (2 * a + 2, 2 * m + 4)
-  return (2 * a, 2 * m)
-
-
 def _elementwise(ctx, *args, **_):
   name = ctx.eqn.primitive.name
   n = size(ctx.outs[0])
-  if any(is_complex(x) for x in args):
-    a, m = complex_price(ctx.model, name)
-  else:
-    a, m = ctx.model.price(name)  # type: ignore[misc]
+  a, m = price(ctx.model, name, any(is_complex(x) for x in args))
   t = n if ctx.model.is_transcendental(name) else 0
   return ops(adds=a * n, muls=m * n, transcendentals=t)
 
@@ -86,13 +58,9 @@ def integer_pow_muls(y: int) -> int:
 def _integer_pow(ctx, x, *, y, **_):
   n = size(ctx.outs[0])
   k = integer_pow_muls(y)
-  if is_complex(x):
-    ma, mm = complex_price(ctx.model, "mul")
-    adds, muls = k * ma, k * mm
-    da, dm = complex_price(ctx.model, "div")
-  else:
-    adds, muls = 0, k
-    da, dm = ctx.model.price("div")
+  ma, mm = price(ctx.model, "mul", is_complex(x))
+  adds, muls = k * ma, k * mm
+  da, dm = price(ctx.model, "div", is_complex(x))
   if y < 0:  # 1 / x**|y|: one division more
     adds, muls = adds + da, muls + dm
   return ops(adds=adds * n, muls=muls * n)

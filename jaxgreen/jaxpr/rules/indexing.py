@@ -16,22 +16,15 @@ from jax.extend.core import primitives as P
 
 from jaxgreen.jaxpr.interpreter import dtype_info
 from jaxgreen.jaxpr.registry import register
-from jaxgreen.jaxpr.rules._util import clog2, is_complex, ops, size
+from jaxgreen.jaxpr.rules._util import clog2, is_complex, ops, priced, size
 
 _SCATTER_PRICE = {"scatter-add": "add", "scatter-sub": "sub", "scatter-mul": "mul",
                   "scatter-max": "max", "scatter-min": "min"}
 
 
 def _scatter(ctx, operand, indices, updates, **_):
-  name = ctx.eqn.primitive.name
-  price = _SCATTER_PRICE[name]
-  n = size(updates)
-  a, m = ctx.model.price(price)
-  if is_complex(updates) and price in ("add", "sub"):
-    a *= 2
-  elif is_complex(updates) and price == "mul":
-    a, m = 2, 4
-  return ops(adds=a * n, muls=m * n)
+  return priced(ctx.model, _SCATTER_PRICE[ctx.eqn.primitive.name], size(updates),
+                is_complex(updates))
 
 
 register(P.scatter_add_p, P.scatter_mul_p, P.scatter_max_p, P.scatter_min_p,
@@ -55,7 +48,10 @@ def _sort(ctx, *operands, dimension, num_keys, **_):
 
 
 def top_k_compares(n: int, k: int) -> int:
-  k = max(1, min(k, n))
+  """Compares to select the top ``k`` of ``n`` with a size-k heap (none when k = 0)."""
+  if k <= 0 or n <= 0:
+    return 0
+  k = min(k, n)
   return (n - k) * (1 + clog2(k)) + k * clog2(k)
 
 

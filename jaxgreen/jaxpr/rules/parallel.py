@@ -6,7 +6,8 @@ the body by the number of devices running it, so the result is the global count.
 * ``psum`` of E elements over n devices: a global total of (n-1)*E ADDs (every output
   element sums n values); per device (n-1)*E/n, as a ring all-reduce does.
 * ``psum_scatter`` (reduce-scatter): the same (n-1)*E/n per device, E the input size.
-* ``pmax``/``pmin``: the same counts as compares.
+* ``pmax``/``pmin``: the same counts as compares. Complex operands take two real
+  operations per step; positional (vmap-style) axes are reduced locally first.
 * ``all_gather``, ``all_to_all``, ``ppermute``: data movement, zero arithmetic.
 """
 
@@ -17,7 +18,7 @@ import math
 from jax.extend.core import primitives as P
 
 from jaxgreen.jaxpr.registry import register
-from jaxgreen.jaxpr.rules._util import ops, size
+from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
 
 
 def _axis_size(ctx, axes) -> int:
@@ -31,23 +32,26 @@ def _axis_size(ctx, axes) -> int:
   return n
 
 
+def _whole(x):
+  return int(x) if float(x).is_integer() else x
+
+
 def _allreduce(ctx, *args, axes=None, axis_name=None, **_):
   axes = axes if axes is not None else axis_name
+  axes = axes if isinstance(axes, tuple) else (axes,)
   n = _axis_size(ctx, axes)
-  price = {"pmax": "max", "pmin": "min"}.get(ctx.eqn.primitive.name, "add")
-  a, m = ctx.model.price(price)
-  total = 0
+  local_axes = [ax for ax in axes if isinstance(ax, int)]
+  name = {"pmax": "max", "pmin": "min"}.get(ctx.eqn.primitive.name, "add")
+  total = ops()
   for x in args:
-    local_axes = [ax for ax in (axes if isinstance(axes, tuple) else (axes,))
-                  if isinstance(ax, int)]
-    e = size(x)
+    e, steps = size(x), 0
     if local_axes:  # positional reduction first, inside the device
-      kept = e // math.prod(x.shape[ax] for ax in local_axes)
-      total += e - kept
-      e = kept
-    total += (n - 1) * e / n if n > 1 else 0
-  total = int(total) if float(total).is_integer() else total
-  return ops(adds=a * total, muls=m * total)
+      kept = e // max(1, math.prod(x.shape[ax] for ax in local_axes))
+      e, steps = kept, e - kept
+    if n > 1:
+      steps += (n - 1) * e / n
+    total += priced(ctx.model, name, _whole(steps), is_complex(x))
+  return total
 
 
 register(P.psum_p, P.pmax_p, P.pmin_p)(_allreduce)
@@ -62,8 +66,7 @@ register("psum_invariant", "unreduced_psum", "psum_start", "psum_invariant_start
 def _reduce_scatter(ctx, x, *, axis_name=None, axes=None, **_):
   n = _axis_size(ctx, axis_name if axis_name is not None else axes)
   total = (n - 1) * size(x) / n if n > 1 else 0
-  total = int(total) if float(total).is_integer() else total
-  return ops(adds=total)
+  return priced(ctx.model, "add", _whole(total), is_complex(x))
 
 
 def _movement(ctx, *args, **_):

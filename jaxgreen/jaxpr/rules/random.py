@@ -23,6 +23,7 @@ import functools
 import jax
 from jax.extend.core import primitives as P
 
+from jaxgreen.jaxpr.interpreter import dtype_info
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import ops, size
 
@@ -51,7 +52,7 @@ def _random_bits(ctx, keys, **_):
 @register(P.random_split_p, P.random_fold_in_p)
 def _random_keys(ctx, keys, *args, **_):
   # Each new 2-word key is one Threefry block.
-  return ops(int_ops=THREEFRY_OPS_PER_PAIR * max(1, size(ctx.outs[0])))
+  return ops(int_ops=THREEFRY_OPS_PER_PAIR * size(ctx.outs[0]))
 
 
 @register(P.rng_bit_generator_p)
@@ -82,7 +83,7 @@ def _rng_uniform(ctx, a, b, **_):
   out = ctx.outs[0]
   n = size(out)
   bits = ops(int_ops=THREEFRY_OPS_PER_PAIR * -(-_words(out) // 2))
-  if getattr(out.dtype, "kind", "") == "f":
+  if dtype_info(out.dtype)[0]:  # floats, bfloat16 and float8 included
     return bits + ops(adds=n, muls=n)
   return bits
 

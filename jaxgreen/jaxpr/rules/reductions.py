@@ -10,48 +10,39 @@ from __future__ import annotations
 
 import math
 
-from jax import lax
 from jax.extend.core import primitives as P
 
-from jaxgreen.cost import Counts
 from jaxgreen.jaxpr.registry import register
-from jaxgreen.jaxpr.rules._util import is_complex, ops, size
+from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
 
-# (price name, is it a MUL?) per reduction primitive
+# The element operation each reduction primitive repeats.
 _REDUCE = {"reduce_sum": "add", "reduce_max": "max", "reduce_min": "min",
            "reduce_prod": "mul", "argmax": "max", "argmin": "min"}
 
 
-def _priced(ctx, price_name: str, n: int, complex_: bool = False) -> Counts:
-  a, m = ctx.model.price(price_name)
-  if complex_ and price_name == "add":
-    a *= 2
-  elif complex_ and price_name == "mul":
-    a, m = 2, 4
-  return ops(adds=a * n, muls=m * n)
+def _steps(x, out) -> int:
+  """Operations to reduce ``x`` to ``out``: inputs - outputs (n - 1 per output), and
+  none for an empty reduction (its outputs are the init value)."""
+  return max(0, size(x) - size(out))
 
 
 def _reduce(ctx, x, **_):
-  n_in, n_out = size(x), size(ctx.outs[0])
-  return _priced(ctx, _REDUCE[ctx.eqn.primitive.name], n_in - n_out, is_complex(x))
+  steps = _steps(x, ctx.outs[0])
+  return priced(ctx.model, _REDUCE[ctx.eqn.primitive.name], steps, is_complex(x))
 
 
 def _reduce_bits(ctx, x, **_):
-  return ops(int_ops=size(x) - size(ctx.outs[0]))
+  return ops(int_ops=_steps(x, ctx.outs[0]))
 
 
-def _reduce_generic(ctx, *args, computation, jaxpr=None, dimensions, **_):
+def _reduce_generic(ctx, *args, jaxpr, **_):
   """lax.reduce with a user computation: (n - 1) applications per output."""
-  del computation
-  n_ops = len(args) // 2
-  steps = size(args[0]) - size(ctx.outs[0])
-  body = ctx.walk(jaxpr)
-  del n_ops
-  return body * steps
+  return ctx.walk(jaxpr) * _steps(args[0], ctx.outs[0])
 
 
 def _cumulative(ctx, x, *, axis, **_):
-  rows_steps = size(x) - size(x) // max(1, x.shape[axis]) if x.shape[axis] else 0
+  n = x.shape[axis]
+  rows_steps = size(x) // n * (n - 1) if n else 0  # rows * (n - 1)
   name = ctx.eqn.primitive.name
   if name == "cumlogsumexp":
     # log(e^a + e^b) = max(a, b) + log1p(exp(-|a - b|)): compare, sub, exp, log1p, add
@@ -62,7 +53,7 @@ def _cumulative(ctx, x, *, axis, **_):
     return ops(adds=per[0] * rows_steps, muls=per[1] * rows_steps,
                transcendentals=2 * rows_steps)
   price = {"cumsum": "add", "cumprod": "mul", "cummax": "max", "cummin": "min"}[name]
-  return _priced(ctx, price, rows_steps, is_complex(x))
+  return priced(ctx.model, price, rows_steps, is_complex(x))
 
 
 def _window_taps(window_dimensions) -> int:
@@ -73,7 +64,7 @@ def _reduce_window_prim(ctx, x, *, window_dimensions, **_):
   price = {"reduce_window_sum": "add", "reduce_window_max": "max",
            "reduce_window_min": "min"}[ctx.eqn.primitive.name]
   steps = size(ctx.outs[0]) * (_window_taps(window_dimensions) - 1)
-  return _priced(ctx, price, steps, is_complex(x))
+  return priced(ctx.model, price, steps, is_complex(x))
 
 
 def _reduce_window_generic(ctx, *args, jaxpr, window_dimensions, **_):
@@ -115,4 +106,3 @@ register(P.reduce_window_p)(_reduce_window_generic)
 register(P.select_and_scatter_add_p)(_select_and_scatter_add)
 register(P.select_and_gather_add_p)(_select_and_gather_add)
 register(P.select_and_scatter_p)(_select_and_scatter)
-del lax
