@@ -18,6 +18,7 @@ Conventions (per output element):
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from collections.abc import Mapping
 from types import MappingProxyType
 
@@ -114,6 +115,13 @@ TRANSCENDENTALS: frozenset[str] = frozenset({
 })
 
 
+def _rule_names() -> set[str]:
+  """Primitives with a registered rule (a user's rule may price its own primitive)."""
+  from jaxgreen.jaxpr import registry
+
+  return registry.registered_names()
+
+
 @dataclasses.dataclass(frozen=True)
 class CostModel:
   """Prices, in (ADD, MUL) per element, of operations that are not one add or multiply.
@@ -146,6 +154,14 @@ class CostModel:
         raise ValueError(
             f"CostModel(prices={{{name!r}: {p!r}}}): each price must be a pair of "
             f"non-negative ints (adds, muls), e.g. {{'exp': (7, 7)}}")
+      if name not in DEFAULT_PRICES and name not in _rule_names():
+        near = difflib.get_close_matches(name, DEFAULT_PRICES, n=3)
+        hint = f"did you mean {', '.join(map(repr, near))}? " if near else ""
+        raise ValueError(
+            f"CostModel(prices={{{name!r}: ...}}): no primitive {name!r} is priced by the "
+            f"cost model; {hint}the priced names are listed in "
+            f"jaxgreen.cost_model.DEFAULT_PRICES (register a rule with "
+            f"jaxgreen.register_rule first to price a primitive of your own)")
       merged[name] = (int(p[0]), int(p[1]))
     object.__setattr__(self, "prices", MappingProxyType(merged))
 

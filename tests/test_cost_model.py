@@ -19,3 +19,10 @@ def test_every_transcendental_has_a_price():
 def test_price_table_names_are_unique():
   names = [n for names, _, _ in cost_model.PRICE_TABLE for n in names]
   assert len(names) == len(set(names))
+
+
+def test_a_misspelled_price_is_an_error_with_a_suggestion():
+  import pytest
+
+  with pytest.raises(ValueError, match="did you mean .*'tanh'"):
+    cost_model.CostModel({"tahn": (1, 1)})

@@ -16,6 +16,15 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+  from jaxgreen.targets import quiet_stderr
+
+  # The demo starts jax's backends; with the [tpu]/[gpu] extras on a machine without
+  # those chips their plugins announce themselves on stderr. Other messages pass.
+  with quiet_stderr():
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
   import jax
   import jax.numpy as jnp
 
