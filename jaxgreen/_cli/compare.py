@@ -33,7 +33,7 @@ def add(sub: argparse._SubParsersAction) -> None:
                       "(gpu:h100); repeat (default: cpu)")
   p.add_argument("--json", action="store_true", help="print the reconciliation as JSON")
   p.add_argument("--cond", default="max", choices=("max", "min", "mean"),
-                 help="policy for cond/switch branches (default: max)")
+                 help="policy for cond/switch branches in the reconciliation (default: max)")
   pods = p.add_argument_group(
       "pods and chips report",
       "shard the program over each target's devices and compare chips (--report)")

@@ -75,9 +75,10 @@ def _reduce_window_generic(ctx, *args, jaxpr, window_dimensions, **_):
 def _select_and_scatter_add(ctx, source, operand, *, window_dimensions, **_):
   """Max-pool gradient: pick each window's max (taps - 1 compares), add the source."""
   ca, cm = ctx.model.price("ge")
+  aa, am = ctx.model.price("add")
   compares = size(source) * (_window_taps(window_dimensions) - 1)
-  adds = size(source)
-  return ops(adds=ca * compares + adds, muls=cm * compares)
+  n = size(source)  # one scatter-add of each source element
+  return ops(adds=ca * compares + aa * n, muls=cm * compares + am * n)
 
 
 def _select_and_gather_add(ctx, tangents, operand, *, window_dimensions, **_):
