@@ -19,6 +19,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import glob
+import math
 import os
 import re
 import sys
@@ -406,7 +408,58 @@ def _devices(spec: str) -> tuple:
   return _gpu_devices(t)
 
 
+def _has_local_hardware(platform: str) -> bool:
+  """Whether this machine has accelerators of ``platform``, checked without starting jax.
+
+  NVIDIA's driver exposes /proc/driver/nvidia and /dev/nvidia<N>; a TPU VM exposes its
+  chips as /dev/accel<N> (v4, v5e, v6e) or /dev/vfio/<N> (v5p). Set
+  JAXGREEN_DEVICELESS=1 to compile deviceless even on such a machine.
+  """
+  if os.environ.get("JAXGREEN_DEVICELESS", "").lower() in ("1", "true", "yes"):
+    return False
+  if platform == "gpu":
+    return os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia[0-9]*"))
+  return bool(glob.glob("/dev/accel[0-9]*")) or bool(glob.glob("/dev/vfio/[0-9]*"))
+
+
+def _local_devices(t: Target, wanted: int) -> tuple | None:
+  """The machine's own devices for ``t`` when it has the target's chip, else None.
+
+  Used only when the chip matches (device_kind names it, e.g. "NVIDIA H100 80GB HBM3"
+  for gpu:h100, "TPU v5 lite" for tpu:v5e) and the machine has at least ``wanted``
+  devices (the first ``wanted`` are used); otherwise the target is compiled deviceless.
+  """
+  if not _has_local_hardware(t.platform):
+    return None
+  import jax
+
+  try:
+    with quiet_stderr():
+      devs = jax.devices(t.platform)
+  except RuntimeError:  # the platform did not start: no usable local device
+    return None
+  if not devs or not _kind_matches(devs[0].device_kind, t):
+    return None
+  return tuple(devs[:wanted]) if len(devs) >= wanted else None
+
+
+# jax device_kind text per TPU chip name (lower case).
+_TPU_KINDS = {"v4": ("tpu v4",), "v5e": ("tpu v5 lite", "tpu v5e"), "v5p": ("tpu v5p",),
+              "v6e": ("tpu v6 lite", "tpu v6e")}
+
+
+def _kind_matches(device_kind: str, t: Target) -> bool:
+  kind = device_kind.lower()
+  if t.platform == "tpu":
+    return any(k in kind for k in _TPU_KINDS.get(t.chip, ()))
+  return t.chip.lower() in kind
+
+
 def _tpu_devices(t: Target) -> tuple:
+  dims = [int(d) for d in t.topology.split("x") if d.isdigit()]
+  local = _local_devices(t, math.prod(dims))
+  if local is not None:
+    return local
   try:
     import libtpu  # noqa: F401
   except ImportError:
@@ -434,6 +487,10 @@ def _tpu_devices(t: Target) -> tuple:
 
 def _gpu_devices(t: Target) -> tuple:
   import importlib.util
+
+  local = _local_devices(t, int(t.topology or 1))
+  if local is not None:
+    return local
 
   if importlib.util.find_spec("jax_cuda12_plugin") is None:
     raise TargetError(f"target {t.spec!r} needs the CUDA PJRT plugin and ptxas to compile "

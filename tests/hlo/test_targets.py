@@ -156,3 +156,34 @@ def test_quiet_stderr_nests():
   th.start()
   th.join(timeout=10)
   assert not th.is_alive()  # a nested block (a backend starting inside) must not deadlock
+
+
+class _FakeDevice:
+  def __init__(self, kind):
+    self.device_kind = kind
+
+
+@pytest.mark.parametrize("spec, wanted, kinds, expect_local", [
+    ("gpu:h100", 1, ["NVIDIA H100 80GB HBM3"] * 2, 1),  # 1 of the 2 local H100s
+    ("gpu:h100x2", 2, ["NVIDIA H100 80GB HBM3"] * 2, 2),
+    ("gpu:h100x8", 8, ["NVIDIA H100 80GB HBM3"] * 2, 0),  # too few: compiled deviceless
+    ("gpu:h100", 1, ["NVIDIA A100-SXM4-80GB"], 0),  # another chip: compiled deviceless
+    ("tpu:v5e:2x2", 2 * 2, ["TPU v5 lite"] * 4, 4),  # a 2x2 slice on a 4-chip VM
+    ("tpu:v5e:2x4", 2 * 4, ["TPU v5 lite"] * 4, 0),  # a slice larger than the machine
+    ("tpu:v4:2x2x1", 2 * 2 * 1, ["TPU v5 lite"] * 4, 0),  # v5e chips are not v4
+])
+def test_a_machine_with_the_chip_uses_its_own_devices(monkeypatch, spec, wanted, kinds,
+                                                      expect_local):
+  import jax
+
+  local = [_FakeDevice(k) for k in kinds]
+  monkeypatch.setattr(targets, "_has_local_hardware", lambda platform: True)
+  monkeypatch.setattr(jax, "devices", lambda platform=None: local)
+  got = targets._local_devices(targets.get_target(spec), wanted)
+  assert (len(got) if got else 0) == expect_local
+
+
+def test_deviceless_can_be_forced(monkeypatch):
+  monkeypatch.setenv("JAXGREEN_DEVICELESS", "1")
+  assert not targets._has_local_hardware("gpu")
+  assert not targets._has_local_hardware("tpu")
