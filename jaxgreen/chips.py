@@ -185,6 +185,20 @@ def _dtype_key(dtype: Any) -> str:
           "f32": "fp32", "float64": "fp64", "f64": "fp64"}.get(s, s)
 
 
+# jax device_kind substring (lower case, most specific first) -> chip name, e.g.
+# "NVIDIA H100 80GB HBM3" -> h100, "TPU v5 lite" -> v5e.
+_DEVICE_KINDS = (("h200", "h200"), ("h100", "h100"), ("a100", "a100"), ("v100", "v100"),
+                 ("b200", "b200"), ("nvidia l4 ", "l4"), ("tpu v4", "v4"), ("tpu v5 lite", "v5e"),
+                 ("tpu v5e", "v5e"), ("tpu v5p", "v5p"), ("tpu v5", "v5p"),
+                 ("tpu v6 lite", "v6e"), ("tpu v6e", "v6e"))
+
+
+def chip_of_device_kind(device_kind: str) -> str | None:
+  """The chip name for a ``jax.Device.device_kind``, or None when it is not known."""
+  kind = (device_kind or "").lower() + " "  # "NVIDIA L4 " but not "NVIDIA L40S "
+  return next((name for sub, name in _DEVICE_KINDS if sub in kind), None)
+
+
 def get_chip(name: str | Any) -> Chip:
   """The :class:`Chip` for a chip name (``"v5e"``, ``"h100"``) or a target.
 

@@ -18,11 +18,6 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-# jax device_kind substring (lower case, most specific first) -> jaxgreen.chips name.
-_KINDS = (("h200", "h200"), ("h100", "h100"), ("a100", "a100"), ("v100", "v100"),
-          ("b200", "b200"), ("tpu v4", "v4"), ("tpu v5 lite", "v5e"), ("tpu v5e", "v5e"),
-          ("tpu v5p", "v5p"), ("tpu v5", "v5p"), ("tpu v6 lite", "v6e"), ("tpu v6e", "v6e"))
-
 
 def joules_per_flop(device_kind: str) -> tuple[float | None, str]:
   """(J/FLOP, chip) for a ``jax.Device.device_kind``; (None, reason) when unknown.
@@ -32,14 +27,13 @@ def joules_per_flop(device_kind: str) -> tuple[float | None, str]:
   """
   from jaxgreen import chips
 
-  kind = (device_kind or "").lower()
-  for sub, name in _KINDS:
-    if sub in kind and name in chips.CHIPS:
-      chip = chips.CHIPS[name]
-      peak = chip.peak("bf16") or chip.peak("fp16")
-      if not chip.tdp_watts or not peak:
-        return None, f"no published power or peak for {name} in jaxgreen.chips"
-      return chip.tdp_watts / peak, f"{name} TDP/peak"
+  name = chips.chip_of_device_kind(device_kind)
+  if name in chips.CHIPS:
+    chip = chips.CHIPS[name]
+    peak = chip.peak("bf16") or chip.peak("fp16")
+    if not chip.tdp_watts or not peak:
+      return None, f"no published power or peak for {name} in jaxgreen.chips"
+    return chip.tdp_watts / peak, f"{name} TDP/peak"
   return None, f"no J/FLOP figure for device kind {device_kind!r}"
 
 

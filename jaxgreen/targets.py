@@ -438,21 +438,11 @@ def _local_devices(t: Target, wanted: int) -> tuple | None:
       devs = jax.devices(t.platform)
   except RuntimeError:  # the platform did not start: no usable local device
     return None
-  if not devs or not _kind_matches(devs[0].device_kind, t):
+  from jaxgreen.chips import chip_of_device_kind
+
+  if not devs or chip_of_device_kind(devs[0].device_kind) != t.chip:
     return None
   return tuple(devs[:wanted]) if len(devs) >= wanted else None
-
-
-# jax device_kind text per TPU chip name (lower case).
-_TPU_KINDS = {"v4": ("tpu v4",), "v5e": ("tpu v5 lite", "tpu v5e"), "v5p": ("tpu v5p",),
-              "v6e": ("tpu v6 lite", "tpu v6e")}
-
-
-def _kind_matches(device_kind: str, t: Target) -> bool:
-  kind = device_kind.lower()
-  if t.platform == "tpu":
-    return any(k in kind for k in _TPU_KINDS.get(t.chip, ()))
-  return t.chip.lower() in kind
 
 
 def _tpu_devices(t: Target) -> tuple:

@@ -131,3 +131,14 @@ def test_fp64_is_not_priced_at_the_fp32_peak():
   assert r.dtype == "bf16"  # no published fp64 peak in the table: the fallback, labelled
   assert r.compute_s == 67e12 / 989e12  # flops / H100 dense bf16 peak
   assert any("fp64" in n for n in r.notes)
+
+
+@pytest.mark.parametrize("kind, chip", [
+    ("NVIDIA H100 80GB HBM3", "h100"), ("NVIDIA H200", "h200"), ("NVIDIA L4", "l4"),
+    ("NVIDIA L40S", None), ("TPU v5 lite", "v5e"), ("TPU v5p", "v5p"), ("TPU v4", "v4"),
+    ("TPU v6 lite", "v6e"), ("cpu", None),
+])
+def test_chip_of_device_kind(kind, chip):
+  from jaxgreen.chips import chip_of_device_kind
+
+  assert chip_of_device_kind(kind) == chip

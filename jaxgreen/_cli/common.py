@@ -71,3 +71,15 @@ def load_function(target: str) -> Any:
   if not callable(obj):
     raise TypeError(f"{target!r} is a {type(obj).__name__}, not a function")
   return obj
+
+
+def print_result(args, data: dict, table: str) -> None:
+  """Prints ``data`` as JSON with ``--json``, else a heading naming the call and ``table``."""
+  import json
+
+  if args.json:
+    json.dump(data, sys.stdout, indent=2)
+    print()
+  else:
+    print(f"{args.function}({', '.join(args.arg) or 'no arguments'})\n")
+    print(table)

@@ -12,7 +12,6 @@ Two reports of one program on several targets, compiled without the hardware:
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 
@@ -92,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                      plot=args.plot, setup=args.setup, progress=report)
     finally:
       done()
-  from jaxgreen._cli.common import load_function, parse_shape_spec
+  from jaxgreen._cli.common import load_function, parse_shape_spec, print_result
   from jaxgreen.reconcile import reconcile
 
   fn = load_function(args.function)
@@ -102,11 +101,5 @@ def run(args: argparse.Namespace) -> int:
     rec = reconcile(fn, targets=parsed, cond=args.cond, progress=report)(*arg_specs)
   finally:
     done()
-  if args.json:
-    json.dump(rec.to_dict(), sys.stdout, indent=2)
-    print()
-  else:
-    shapes = ", ".join(args.arg) or "no arguments"
-    print(f"{args.function}({shapes})\n")
-    print(rec.table())
+  print_result(args, rec.to_dict(), rec.table())
   return 0

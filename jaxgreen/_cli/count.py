@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
   import warnings
 
   import jaxgreen
-  from jaxgreen._cli.common import load_function, parse_shape_spec
+  from jaxgreen._cli.common import load_function, parse_shape_spec, print_result
 
   if args.top < 0:
     raise ValueError(f"--top must be >= 0, got {args.top}")
@@ -40,11 +38,5 @@ def run(args: argparse.Namespace) -> int:
     # The report lists uncounted primitives itself.
     warnings.simplefilter("ignore", jaxgreen.UncountedPrimitiveWarning)
     cost = jaxgreen.count(fn, cond=args.cond, strict=args.strict)(*specs)
-  if args.json:
-    json.dump(cost.to_dict(), sys.stdout, indent=2)
-    print()
-  else:
-    shapes = ", ".join(args.arg) or "no arguments"
-    print(f"{args.function}({shapes})\n")
-    print(cost.table(top=args.top))
+  print_result(args, cost.to_dict(), cost.table(top=args.top))
   return 0
