@@ -27,7 +27,9 @@ def register(*prims: jcore.Primitive | str) -> Callable[[Rule], Rule]:
   """Registers one rule for several primitives; fails loudly on misuse.
 
   A primitive may be given as the object (preferred) or by name, for primitives that
-  jax does not export publicly. A second rule for the same primitive is an error.
+  jax does not export publicly. A second, different rule for the same primitive is an
+  error; naming one primitive twice (jax releases alias some primitive objects, such as
+  ``closed_call_p is call_p``) registers it once.
   """
   for p in prims:
     if not isinstance(p, jcore.Primitive | str):
@@ -37,6 +39,8 @@ def register(*prims: jcore.Primitive | str) -> Callable[[Rule], Rule]:
     for p in prims:
       table, key = (_RULES, p) if isinstance(p, jcore.Primitive) else (_RULES_BY_NAME, p)
       name = p.name if isinstance(p, jcore.Primitive) else p
+      if table.get(key) is rule:  # the same primitive under two of its aliases
+        continue
       if key in table or name in ZERO_COST:
         raise ValueError(f"a cost rule for primitive {name!r} is already registered")
       table[key] = rule  # type: ignore[index]

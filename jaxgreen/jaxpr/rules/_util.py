@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 from jaxgreen.cost import Counts
+from jaxgreen.formulas import clog2 as clog2
 
 
 def size(aval) -> int:
@@ -68,6 +69,3 @@ def priced(model, name: str, n: int, complex_: bool = False) -> Counts:
   return ops(adds=a * n, muls=m * n)
 
 
-def clog2(n: int) -> int:
-  """ceil(log2(n)) for n >= 1."""
-  return max(0, (int(n) - 1).bit_length())

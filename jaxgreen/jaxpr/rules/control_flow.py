@@ -33,22 +33,27 @@ from jaxgreen.jaxpr.rules._util import is_complex, priced, size
 
 # -- calls ---------------------------------------------------------------------------
 
-def _call(param: str):
+def _call(*names: str):
+  """A rule that walks the callee held in the first of ``names`` present in the params
+  (jax releases rename some of them: ``closed_call``'s ``call_jaxpr`` is ``jaxpr`` on
+  ``eval_jaxpr``, which is the same primitive object in jax 0.12)."""
+
   def rule(ctx, *args, **params):
-    return ctx.walk(params[param], known=[ctx.known(i) for i in range(len(args))])
+    callee = next((params[n] for n in names if n in params), None)
+    if callee is None:
+      raise KeyError(f"jaxgreen: {ctx.eqn.primitive.name!r} has none of the params "
+                     f"{names}; this jax release is not supported yet")
+    return ctx.walk(callee, known=[ctx.known(i) for i in range(len(args))])
 
   return rule
 
 
-register(P.jit_p)(_call("jaxpr"))
-register(P.closed_call_p, P.call_p, P.custom_jvp_call_p, P.custom_vjp_call_p)(
-    _call("call_jaxpr"))
-register(P.remat_p)(_call("jaxpr"))
-register(P.linear_call_p if hasattr(P, "linear_call_p") else "linear_call")(_call("callee"))
+_CALLEE = _call("jaxpr", "call_jaxpr", "fun_jaxpr", "callee", "call")
+register(P.jit_p, P.closed_call_p, P.call_p, P.custom_jvp_call_p, P.custom_vjp_call_p,
+         P.remat_p, P.linear_call_p if hasattr(P, "linear_call_p") else "linear_call")(_CALLEE)
 # Primitives jax does not export publicly, registered by name.
-register("composite", "compute_on", "eval_jaxpr", "run_state")(_call("jaxpr"))
-register("custom_vmap_call", "custom_partitioning")(_call("call"))
-register("custom_jvp_call_jaxpr")(_call("fun_jaxpr"))
+register("composite", "compute_on", "eval_jaxpr", "run_state", "custom_vmap_call",
+         "custom_partitioning", "custom_jvp_call_jaxpr")(_CALLEE)
 register("remat_opt")(_call("fwd_jaxpr"))
 
 
@@ -66,8 +71,17 @@ def _custom_linear_solve(ctx, *args, const_lengths, jaxprs, **_):
 
 # -- scan ------------------------------------------------------------------------------
 
+def scan_num_consts(params) -> int:
+  """Leading constant operands of a scan: ``num_consts`` up to jax 0.11, the length of
+  the first group of ``ft_in`` (consts, carry, xs) from jax 0.12."""
+  if "num_consts" in params:
+    return params["num_consts"]
+  return len(params["ft_in"][0])
+
+
 @register(P.scan_p)
-def _scan(ctx, *args, jaxpr, length, num_consts, **_):
+def _scan(ctx, *args, jaxpr, length, **params):
+  num_consts = scan_num_consts(params)
   known = [ctx.known(i) for i in range(num_consts)] + [None] * (len(args) - num_consts)
   return ctx.walk(jaxpr, known=known) * length
 

@@ -28,6 +28,7 @@ from fractions import Fraction as F
 
 from jax.extend.core import primitives as P
 
+from jaxgreen.formulas import dot_counts
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, ops, size
 
@@ -41,15 +42,6 @@ def _int(x) -> int:
 
 
 # -- dot_general ------------------------------------------------------------------
-
-def dot_counts(out_elems: int, k: int, complex_: bool = False):
-  """(adds, muls) of out_elems dot products of length k."""
-  if k == 0:
-    return 0, 0
-  if complex_:
-    return out_elems * (2 * k + 2 * (k - 1)), out_elems * 4 * k
-  return out_elems * (k - 1), out_elems * k
-
 
 @register(P.dot_general_p)
 def _dot_general(ctx, lhs, rhs, *, dimension_numbers, **_):
