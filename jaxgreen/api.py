@@ -11,6 +11,7 @@ from jax._src.interpreters import partial_eval as pe
 from jax.extend import core as jcore
 
 from jaxgreen import jaxpr as _jaxpr_pkg  # noqa: F401  (registers the rules)
+from jaxgreen._state import has_graph_nodes, with_final_state
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
 from jaxgreen.jaxpr.interpreter import COND_POLICIES, Walker, known_scalar
@@ -76,19 +77,25 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
 
   @functools.wraps(fn)
   def counted(*args, **kwargs) -> Cost:
+    traced = fn
+    if has_graph_nodes((args, kwargs)):
+      # nnx objects updated in place (optimizer.update(model, grads)) are outputs of
+      # the step: without this, dead-code elimination drops the backward pass.
+      traced = jax.jit(with_final_state(fn), static_argnums=static_argnums)
     if stage == "lowered":
       from jaxgreen.hlo.stablehlo import count_lowered
 
-      jitted = fn if hasattr(fn, "lower") else jax.jit(fn, static_argnums=static_argnums)
+      jitted = traced if hasattr(traced, "lower") else jax.jit(traced,
+                                                               static_argnums=static_argnums)
       return count_lowered(jitted.lower(*args, **kwargs), cost_model=cost_model, cond=cond)
     if stage == "compiled":
       from jaxgreen.hlo.compiled import count_hlo_text
       from jaxgreen.targets import get_target
 
-      _, compiled = get_target(target).compile(fn, *args, static_argnums=static_argnums,
+      _, compiled = get_target(target).compile(traced, *args, static_argnums=static_argnums,
                                                **kwargs)
       return count_hlo_text(compiled.as_text(), cost_model=cost_model, cond=cond).cost
-    closed = jax.make_jaxpr(fn, static_argnums=static_argnums)(*args, **kwargs)
+    closed = jax.make_jaxpr(traced, static_argnums=static_argnums)(*args, **kwargs)
     return count_jaxpr(closed, cond=cond, strict=strict, cost_model=cost_model,
                        trip_counts=trip_counts, dce=dce)
 

@@ -63,6 +63,8 @@ PRICE_TABLE: tuple[tuple[tuple[str, ...], Price, str], ...] = (
     (("expm1",), _add(_EXP, (1, 0)), "exp(x) - 1 with a compensating ADD"),
     (("log",), _LOG, "frexp split + degree-8 Horner (8, 8) + k*ln2 added back (1, 1)"),
     (("log1p",), _add(_LOG, (1, 0)), "log(1 + x)"),
+    (("log2",), _add(_LOG, _DIV), "log(x) / ln 2"),
+    (("one_minus_square",), (2, 1), "(1 + x)(1 - x)"),
     (("logistic",), _add(_EXP, (1, 0), _DIV), "1 / (1 + exp(-x))"),
     (("tanh",), _add(_EXP, (0, 1), (2, 0), _DIV), "1 - 2 / (exp(2x) + 1)"),
     (("pow",), _add(_LOG, _EXP, (0, 1)), "exp(y * log(x))"),
@@ -107,7 +109,7 @@ def markdown_table() -> str:
 # Primitives XLA's HloCostAnalysis counts as "transcendentals" (hlo_cost_analysis.cc,
 # HandleElementwiseOp), plus the special functions jax lowers through them.
 TRANSCENDENTALS: frozenset[str] = frozenset({
-    "exp", "exp2", "expm1", "log", "log1p", "logistic", "tanh", "pow", "sqrt", "rsqrt",
+    "exp", "exp2", "expm1", "log", "log1p", "log2", "logistic", "tanh", "pow", "sqrt", "rsqrt",
     "cbrt", "sin", "cos", "tan", "atan", "atan2", "asin", "acos", "sinh", "cosh", "asinh",
     "acosh", "atanh", "erf", "erfc", "erf_inv", "lgamma", "digamma", "igamma", "igammac",
     "igamma_grad_a", "random_gamma_grad", "polygamma", "zeta", "bessel_i0e", "bessel_i1e",

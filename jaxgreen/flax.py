@@ -295,7 +295,8 @@ def _linen_program(model, inputs, variables, rngs, method, mutable, kwargs) -> d
     with nn.intercept_methods(record):
       out = model.apply({"params": params, **rest}, *inputs, method=method,
                         mutable=mutable, rngs=apply_rngs, **kwargs)
-    return out[0] if mutable is not False else out
+    # (output, updated collections): the updates (batch_stats, ...) are work too.
+    return out if mutable is not False else (out, {})
 
   return {"forward": forward, "params": params, "rest": variables, "modules": modules,
           "root": type(model).__name__}
@@ -326,7 +327,10 @@ def _nnx_program(model, inputs, method, kwargs) -> dict:
     if fn is None:
       raise TypeError(f"summary(method={method!r}): for nnx modules give the method's name")
     with jax.named_scope(root):
-      return fn(*inputs, **kwargs)
+      out = fn(*inputs, **kwargs)
+    # (output, state after the call): state updated in place (BatchNorm statistics,
+    # rng counters) is work of the forward pass too, not dead code.
+    return out, nnx.state(m, nnx.Not(nnx.Param))
 
   return {"forward": forward, "params": params, "rest": rest, "modules": modules,
           "root": root}
@@ -348,18 +352,19 @@ def _trace_once(fn: Callable, args: tuple) -> tuple[Any, Callable]:
 
 def _grad_program(forward: Callable, loss: Callable | None) -> Callable:
   def scalar(params, rest, *inputs):
-    out = forward(params, rest, *inputs)
+    out, updates = forward(params, rest, *inputs)
     if loss is not None:
-      return loss(out)
+      return loss(out), updates
     leaves = [x for x in jax.tree.leaves(out) if jnp.issubdtype(x.dtype, jnp.inexact)]
     if not leaves:
       raise ValueError("summary(backward=True): the model has no floating-point output; "
                        "pass loss=... (output -> scalar)")
     # Sum of squares, not a plain sum: the gradient of a sum does not depend on the
     # output, so the last layers' forward work would be dead code, unlike a real loss.
-    return functools.reduce(jnp.add, [jnp.sum(x * x) for x in leaves])
+    return functools.reduce(jnp.add, [jnp.sum(x * x) for x in leaves]), updates
 
-  return jax.grad(scalar)
+  # The state updates are an output of the train program as of the forward one.
+  return jax.grad(scalar, has_aux=True)
 
 
 # -- nnx scopes --------------------------------------------------------------------

@@ -32,6 +32,7 @@ from typing import Any, ParamSpec, TypeVar
 import jax
 import numpy as np
 
+from jaxgreen._state import final_state, has_graph_nodes
 from jaxgreen.cost import Cost
 from jaxgreen.ledger import KINDS, Ledger
 
@@ -239,6 +240,9 @@ class Tracker:
                 for i in arr]
     fixed = list(leaves)
     fn = self.fn
+    # nnx objects the step updates in place are outputs of what is counted (see
+    # jaxgreen._state): otherwise DCE drops the backward pass and the optimizer.
+    stateful = has_graph_nodes((args, kwargs))
 
     def call(*arrays):
       ls = list(fixed)
@@ -250,7 +254,8 @@ class Tracker:
         if isinstance(i, int):
           full.insert(i, v)
       kw = dict(dyn_kwargs) | {k: v for k, v in statics if isinstance(k, str)}
-      return fn(*full, **kw)
+      out = fn(*full, **kw)
+      return (out, final_state((full, kw))) if stateful else out
 
     try:
       cost = count(call, **self._count_options)(*abstract)

@@ -148,9 +148,18 @@ def test_zero_list_and_rules_do_not_overlap():
   assert registry.NO_BYTES <= registry.ZERO_COST
 
 
-# Names kept for other jax versions: pmap's old call primitive, a sharding cast and a
-# special function that 0.10 no longer binds as primitives.
+# Names that exist in only some supported jax releases (0.10.2 .. 0.12): pmap's old
+# call primitive, a sharding cast and a special function that 0.10 no longer binds;
+# primitives new in 0.12; and 0.10's names that 0.12 renamed or removed.
 _LEGACY = {"xla_pmap", "mesh_cast", "random_gamma_grad"}
+_ONLY_0_12 = {"pbroadcast_dynamic", "reduced_vary_cast", "relayout", "vary_unreduced_cast",
+              "with_memory_space_constraint", "log2", "one_minus_square", "polynomial",
+              "unreduced_pmax", "unreduced_pmin", "xla_metadata_call"}
+_ONLY_0_10 = {"box_get", "box_set", "log_extend", "log_read", "new_box", "new_log",
+              "pbroadcast_done", "pbroadcast_start", "reduced_vary_cast_p", "shard_alike",
+              "vary_unreduced_cast_p", "psum_start", "unreduced_psum_start",
+              "unreduced_reduce_scatter_start"}
+_LEGACY |= _ONLY_0_12 | _ONLY_0_10
 
 
 def test_zero_list_and_rule_names_are_real_primitives():

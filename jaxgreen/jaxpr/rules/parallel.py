@@ -41,7 +41,8 @@ def _allreduce(ctx, *args, axes=None, axis_name=None, **_):
   axes = axes if isinstance(axes, tuple) else (axes,)
   n = _axis_size(ctx, axes)
   local_axes = [ax for ax in axes if isinstance(ax, int)]
-  name = {"pmax": "max", "pmin": "min"}.get(ctx.eqn.primitive.name, "add")
+  name = {"pmax": "max", "pmin": "min", "unreduced_pmax": "max",
+          "unreduced_pmin": "min"}.get(ctx.eqn.primitive.name, "add")
   total = ops()
   for x in args:
     e, steps = size(x), 0
@@ -58,7 +59,7 @@ register(P.psum_p, P.pmax_p, P.pmin_p)(_allreduce)
 # psum inside shard_map with check_vma, reductions of "unreduced" arrays, and the start
 # halves of asynchronous collectives (the done halves are on the zero-cost list).
 register("psum_invariant", "unreduced_psum", "psum_start", "psum_invariant_start",
-         "unreduced_psum_start")(_allreduce)
+         "unreduced_psum_start", "unreduced_pmax", "unreduced_pmin")(_allreduce)
 
 
 @register("reduce_scatter", "reduce_scatter_start", "unreduced_reduce_scatter",
