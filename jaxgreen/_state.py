@@ -51,7 +51,12 @@ def final_state(tree: Any) -> list:
   if not nodes:
     return []
   nnx = _nnx()
-  return [x.value if isinstance(x, nnx.Variable) else nnx.state(x) for x in nodes]
+  return [_value(x) if isinstance(x, nnx.Variable) else nnx.state(x) for x in nodes]
+
+
+def _value(v):
+  get = getattr(v, "get_value", None)  # flax >= 0.12; ``.value`` before
+  return get() if get is not None else v.value
 
 
 def with_final_state(fn: Callable) -> Callable:

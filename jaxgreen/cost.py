@@ -122,6 +122,9 @@ class Cost:
     uncounted: primitive name -> occurrences that had no rule (never a silent zero).
     inexact: human-readable reasons the count is not exact (e.g. a while loop
       whose trip count is unknown and was counted once).
+    assumed: figures the count rests on that were given, not proven from the
+      program (a while loop's trip count passed as ``trip_counts=``). The count is
+      exact *given* them, so ``exact`` stays True; reports name them.
     cond: the policy used for ``cond``/``switch`` branches ("max", "min", "mean").
   """
 
@@ -135,11 +138,13 @@ class Cost:
   uncounted: Mapping[str, Number] = dataclasses.field(default_factory=dict)
   inexact: tuple[str, ...] = ()
   cond: str = "max"
+  assumed: tuple[str, ...] = ()
 
   def __post_init__(self):
     for name in ("by_primitive", "by_scope", "uncounted"):
       object.__setattr__(self, name, _frozen(getattr(self, name)))
     object.__setattr__(self, "inexact", tuple(self.inexact))
+    object.__setattr__(self, "assumed", tuple(self.assumed))
 
   # -- derived ---------------------------------------------------------------
 
@@ -172,6 +177,7 @@ class Cost:
         uncounted=_merge(self.uncounted, other.uncounted),
         inexact=_unique(self.inexact + other.inexact),
         cond=self.cond,
+        assumed=_unique(self.assumed + other.assumed),
     )
 
   __radd__ = __add__
@@ -188,6 +194,7 @@ class Cost:
         uncounted={n: _scale(v, k) for n, v in self.uncounted.items()},
         inexact=self.inexact,
         cond=self.cond,
+        assumed=self.assumed,
     )
 
   __rmul__ = __mul__
@@ -208,6 +215,7 @@ class Cost:
         uncounted=dict(self.uncounted),
         inexact=self.inexact,
         cond=self.cond,
+        assumed=self.assumed,
     )
 
   def __eq__(self, other: object) -> bool:
@@ -227,6 +235,7 @@ class Cost:
         "exact": self.exact,
         "cond": self.cond,
         "inexact": list(self.inexact),
+        "assumed": list(self.assumed),
         "uncounted": dict(sorted(self.uncounted.items())),
         "by_primitive": {k: v.to_dict() for k, v in by_fpo(self.by_primitive)},
         "by_scope": {k: v.to_dict() for k, v in by_fpo(self.by_scope)},
@@ -244,6 +253,7 @@ class Cost:
         uncounted=dict(d.get("uncounted", {})),
         inexact=tuple(d.get("inexact", ())),
         cond=d.get("cond", "max"),
+        assumed=tuple(d.get("assumed", ())),
     )
 
   def to_json(self, **kw) -> str:
@@ -255,6 +265,8 @@ class Cost:
 
   def __repr__(self) -> str:
     extra = "" if self.exact else ", exact=False"
+    if self.assumed:
+      extra += f", assumed={len(self.assumed)}"
     return (f"Cost(fpo={self.fpo:,}, adds={self.adds:,}, muls={self.muls:,}, "
             f"transcendentals={self.transcendentals:,}, int_ops={self.int_ops:,}, "
             f"bytes={self.bytes:,}{extra})")

@@ -84,6 +84,8 @@ def cost_table(cost: Cost, top: int = 12, markdown: bool = False) -> str:
                  f"jaxgreen.register_rule)")
     for why in cost.inexact:
       out.append(f"  {why}")
+  for why in cost.assumed:
+    out.append(f"rests on a given figure: {why}")
   if cost.cond != "max":
     out.append(f"cond/switch branches counted by policy {cost.cond!r}")
   return "\n".join(out)
