@@ -150,3 +150,16 @@ def test_linen_step_returning_batch_stats_counts_their_update():
   assert whole.exact and whole.fpo - dropped.fpo == _EMA_FPO
   # Linen needs nothing special: the returned statistics are outputs of the program.
   assert whole.fpo == jaxgreen.count_jaxpr(jax.make_jaxpr(step)(*args)).fpo
+
+
+def test_jax_refs_written_in_place_are_counted():
+  new_ref = getattr(jax, "new_ref", None) or jax.experimental.mutable_array
+
+  @jax.jit
+  def f(r, x):
+    r[...] = r[...] + x @ x  # an effect: never dead code
+    return x.sum()
+
+  c = jaxgreen.count(f)(new_ref(jnp.zeros((8, 8))), jnp.ones((8, 8)))
+  # x @ x: 8·8·8 MUL + 8·8·7 ADD; r + ...: 64 ADD; x.sum(): 63 ADD
+  assert (c.muls, c.adds, c.exact) == (512, 448 + 64 + 63, True)
