@@ -4,11 +4,18 @@ The walk uses the same conventions and :class:`~jaxgreen.CostModel` prices as th
 counter, applied to what the compiler actually kept:
 
 * ``dot``: MUL = B*M*N*K, ADD = B*M*N*(K-1); ``convolution`` (including dots a TPU
-  compiler rewrites as convolutions) counts every window tap, padding included;
+  compiler rewrites as convolutions) counts the window taps on real input or edge
+  padding, never those on lhs-dilation holes (``formulas.conv_counts``);
 * ``reduce``/``reduce-window``/``scatter``/``map``: the reducer's cost x applications
   (a reduction of n elements to one is n - 1 applications);
 * elementwise opcodes are priced by the CostModel under the jaxpr primitive name
-  (``exponential`` -> ``exp``, ``power`` -> ``pow``, ``compare`` -> ``lt``/``eq``/...);
+  (``exponential`` -> ``exp``, ``power`` -> ``pow``, ``compare`` -> ``lt``/``eq``/...),
+  complex operands by :func:`jaxgreen.formulas.complex_price`;
+* the formulas the jaxpr rules use, from :mod:`jaxgreen.formulas`: a prefix
+  ``reduce-window`` (cumsum & co.) is a scan, n - 1 per row; a reduce of (values,
+  indices) picked by a compare is argmax/argmin, one compare per step; ``sort`` counts
+  the keys its comparator reads; ``chlo.top_k`` and the ``TopK`` custom calls are heap
+  selection; random bits are integer ops by block formulas;
 * fusions and called computations are walked; ``while`` bodies are multiplied by the
   trip count (``known_trip_count`` where the compiler emits it, else derived from the
   loop's induction variable); ``conditional`` takes the costliest branch;
@@ -40,8 +47,27 @@ import numpy as np
 from jaxgreen._scope import clean_scope
 from jaxgreen.cost import Cost, Counts
 from jaxgreen.cost_model import DEFAULT, TRANSCENDENTALS, CostModel
+from jaxgreen.formulas import (
+  ZERO_ELEMENTWISE,
+  ConvCounts,
+  contraction_counts,
+  conv_counts,
+  conv_input_grad_dim,
+  counted_loop_trips,
+  elementwise_price,
+  loop_factors,
+  pick_branches,
+  ragged_dot_counts,
+  reduce_steps,
+  rng_bit_generator_ops,
+  rng_uniform_ops,
+  scan_steps,
+  sort_compares,
+  threefry_ops,
+  top_k_compares,
+  window_reduce_steps,
+)
 from jaxgreen.hlo.parse import Array, Computation, Instr, Module, group_size, parse_module
-from jaxgreen.jaxpr.rules.control_flow import loop_trips
 
 # XLA prices one multiply-add at 2 flops (hlo_cost_analysis.h, kFmaFlops); jaxgreen at
 # one MUL plus one ADD, except the first product of each output, which needs no ADD.
@@ -49,13 +75,13 @@ XLA_FMA_FLOPS = 2
 
 # Named causes of the per-instruction difference between jaxgreen's count and XLA's.
 FMA = "FMA convention"
-PADDING = "padded conv taps"
+PADDING = "padded conv taps"  # taps on edge padding (lhs-dilation holes count nowhere)
 TRANSC = "transcendentals"
 PRICING = "elementwise pricing"
 INTEGER = "integer ops"
 CUSTOM = "custom calls"
 COLLECTIVE = "collectives"
-OTHER = "other conventions"  # reduce-window, sort, fft, conditional
+OTHER = "other conventions"  # reduce-window, sort, top-k, argmax, fft, conditional
 CAUSES = (FMA, PADDING, TRANSC, PRICING, INTEGER, CUSTOM, COLLECTIVE, OTHER)
 
 # HLO opcode -> jaxpr primitive name (the CostModel's key) for elementwise opcodes.
@@ -83,8 +109,7 @@ XLA_TRANSCENDENTAL = frozenset({
 })
 # Elementwise opcodes that move or reinterpret data: zero in jaxgreen (as in the jaxpr
 # counter's ZERO_COST list); XLA still counts one flop per element for them.
-_ZERO_ELEMENTWISE = frozenset({"convert_element_type", "bitcast_convert_type", "real", "imag",
-                               "complex"})
+_ZERO_ELEMENTWISE = frozenset({"convert_element_type", "bitcast_convert_type"}) | ZERO_ELEMENTWISE
 _INT_PRIM = frozenset({"not", "and", "or", "xor", "shift_left", "shift_right_logical",
                        "shift_right_arithmetic", "population_count", "clz"})
 # Opcodes that do no arithmetic in either count (reviewed list: data movement, layout,
@@ -99,10 +124,18 @@ ZERO_OPCODES = frozenset({
     "all-gather", "all-gather-start", "all-gather-done", "all-to-all",
     "collective-permute", "collective-permute-start", "collective-permute-done",
     "all-reduce-done", "async-update", "async-done", "domain", "rng-get-and-update-state",
-    "collective-broadcast", "ragged-all-to-all", "rng-bit-generator", "rng",
+    "collective-broadcast", "ragged-all-to-all",
     "reduce-scatter-done", "all-to-all-start", "all-to-all-done",
     "slice-start", "slice-done", "async-start-done",
 })
+# Custom calls that select the top k of each row: CPU and TPU ("TopK"), GPU
+# ("__gpu$TopK"), and approx_top_k ("ApproxTopK", counted as the exact top-k; TPU
+# compiles it to a "PartialReduce" of bins, counted as that reduction, and a sort).
+_TOPK_TARGETS = ("TopK", "__gpu$TopK", "ApproxTopK")
+# jax's Threefry-2x32 GPU kernels: priced by the block formula, as the jaxpr primitive
+# (and the function jax's generic lowering outlines, _THREEFRY_CALLEE) is.
+_THREEFRY_TARGETS = ("cu_threefry2x32", "hip_threefry2x32", "cu_threefry2x32_ffi",
+                     "hip_threefry2x32_ffi")
 _GEMM_TARGETS = ("__cublas$gemm", "__cublas$lt$matmul", "__onednn$matmul",
                  "__cublas$lt$matmul$f8")
 _CONV_TARGETS = ("__cudnn$conv", "__onednn$convolution")
@@ -287,6 +320,8 @@ class _Walker:
     self.cond = cond
     self.memo: dict[tuple[str, str], _Tally] = {}
     self.scopes: dict[str, str] = {}
+    # (groups, outputs) inside a TPU fusion that runs a ragged dot as a convolution
+    self.ragged: tuple[int, int] | None = None
 
   def scope(self, op_name: str) -> str:
     s = self.scopes.get(op_name)
@@ -339,15 +374,22 @@ class _Walker:
       self.dot(t, comp, ins, scope)
     elif op == "convolution":
       self.conv(t, comp, ins, scope)
+    elif op == "ragged-dot":
+      self.ragged_dot(t, comp, ins, scope)
     elif op == "fusion":
       self.fusion(t, comp, ins, op_name)
     elif op in ("call", "async-start"):
       for c in ins.called("to_apply") or ins.called("calls"):
+        if op == "call" and _THREEFRY_CALLEE.match(c):
+          self.threefry(t, comp, ins, c, op_name, scope)
+          continue
         t.merge(self.walk(c, op_name))
+    elif op in ("rng-bit-generator", "rng"):
+      self.rng(t, comp, ins, scope)
     elif op == "while":
       self.while_(t, comp, ins, op_name, scope)
     elif op == "conditional":
-      self.conditional(t, ins, op_name)
+      self.conditional(t, comp, ins, op_name)
     elif op == "reduce":
       self.reduce(t, comp, ins, op_name)
     elif op == "reduce-window":
@@ -401,16 +443,13 @@ class _Walker:
         iops = 0
       t.leaf(prim, scope, (0, 0, 0, iops, b), xla, xla_tr, {INTEGER: -xla})
       return
-    price = self.model.price(prim)
+    # The jaxpr rules' price, complex operands included (formulas.complex_price).
+    price = elementwise_price(self.model, prim, any(x.is_complex for x in ops_in))
     if price is None:
       t.unc[prim] = t.unc.get(prim, 0) + 1
       t.leaf(prim, scope, (0, 0, 0, 0, 0), xla, xla_tr, {PRICING: -xla})
       return
     a, m = price
-    if any(x.is_complex for x in ops_in) and prim in ("add", "sub"):
-      a, m = 2, 0
-    elif any(x.is_complex for x in ops_in) and prim == "mul":
-      a, m = 2, 4
     tr = n if prim in TRANSCENDENTALS else 0
     ours = (a + m) * n
     cause = TRANSC if ins.opcode in XLA_TRANSCENDENTAL else PRICING
@@ -428,13 +467,18 @@ class _Walker:
 
   def _contraction(self, t: _Tally, comp, ins, prim: str, scope: str, out_n: int, k: int,
                    complex_: bool, xla: float, valid: float | None = None,
-                   muls_override: int | None = None):
+                   muls_override: int | None = None,
+                   counts: tuple[int, int, int] | None = None):
     """A dot or convolution: ``out_n`` outputs of ``k`` products each.
 
     ``valid`` is what XLA's rules give for the operation (2 flops per product on real
     input) and ``xla`` what XLA reports for this instruction (-1 for a custom call).
+    ``counts`` = (ADD, MUL, products) computed by the caller (a convolution, whose
+    outputs do not all take the same number of products).
     """
-    if muls_override is not None:
+    if counts is not None:
+      adds, muls, products = counts
+    elif muls_override is not None:
       muls = muls_override
       adds = max(0, muls - out_n)
     elif k == 0:
@@ -445,7 +489,10 @@ class _Walker:
       adds, muls = out_n * (k - 1), out_n * k
     is_float = ins.out.is_float if ins.out else True
     b = self.bytes_of(comp, ins)
-    dense = XLA_FMA_FLOPS * (muls if muls_override is not None else out_n * k)
+    if counts is not None:
+      dense = XLA_FMA_FLOPS * products
+    else:
+      dense = XLA_FMA_FLOPS * (muls if muls_override is not None else out_n * k)
     valid = dense if valid is None else valid
     if not is_float:
       t.leaf(prim, scope, (0, 0, 0, adds + muls, b), xla, 0,
@@ -456,6 +503,16 @@ class _Walker:
 
   def conv(self, t: _Tally, comp: Computation, ins: Instr, scope: str,
            out: Array | None = None, custom: bool = False):
+    """A convolution, or a cuDNN/oneDNN convolution custom call (``custom``).
+
+    Counted as :func:`jaxgreen.formulas.conv_counts` (taps on lhs-dilation holes never
+    count, edge padding does), as the jaxpr rule counts it. cuDNN's backward calls
+    carry the forward convolution's ``dim_labels`` and ``window`` (input, filter ->
+    output) and compute one of the three from the other two: ``convBackwardInput``
+    returns the input (operands: output gradient, filter), ``convBackwardFilter`` the
+    filter (operands: input, output gradient); they are counted as the input- and
+    weight-gradient convolutions jax writes.
+    """
     lhs = self.operand(comp, ins, 0)
     rhs = self.operand(comp, ins, 1)
     out = out or ins.out
@@ -463,19 +520,75 @@ class _Walker:
     if None in (lhs, rhs, out, labels) or lhs.out is None or rhs.out is None:
       t.unc["convolution"] = t.unc.get("convolution", 0) + 1
       return
-    taps, valid = _conv_info(labels, lhs.out, rhs.out, out, ins.attr("window") or "",
-                             _int_attr(ins, "feature_group_count", 1),
-                             _int_attr(ins, "batch_group_count", 1))
+    target = (ins.attr("custom_call_target") or "").strip('"') if custom else ""
+    grad = ("input" if "BackwardInput" in target else
+            "filter" if "BackwardFilter" in target else "")
+    arrays = {"": (lhs.out, rhs.out, out), "input": (out, rhs.out, lhs.out),
+              "filter": (lhs.out, out, rhs.out)}[grad]
+    cc = _conv_info(labels, *arrays, ins.attr("window") or "",
+                    _int_attr(ins, "feature_group_count", 1),
+                    _int_attr(ins, "batch_group_count", 1), grad)
+    valid = XLA_FMA_FLOPS * cc.valid
     xla = -1 if custom else valid
+    if self.ragged is not None and not custom:
+      # A TPU ragged dot: the convolution runs every group's weights over every row and
+      # masks the rows outside the group (its fusion's convolution_algorithm_config says
+      # is_ragged_dot, num_groups_in_ragged_dot), skipping those iterations. Counted as
+      # the jaxpr rule counts ragged_dot_general: 1 / groups of the products, summed
+      # into the fusion's outputs.
+      groups, outputs = self.ragged
+      products = cc.valid // max(1, groups)
+      adds, muls = contraction_counts(products, min(outputs, out.size), lhs.out.is_complex)
+      b = self.bytes_of(comp, ins)
+      if not out.is_float:
+        t.leaf("ragged_dot_general", scope, (0, 0, 0, adds + muls, b), xla, 0,
+               {INTEGER: -xla})
+        return
+      dense = XLA_FMA_FLOPS * products
+      t.leaf("ragged_dot_general", scope, (adds, muls, 0, 0, b), xla, 0,
+             {FMA: adds + muls - dense, OTHER: dense - xla})
+      return
     prim = ins.op_name.split(";", 1)[0].rsplit("/", 1)[-1]
     if ins.opcode == "convolution" and ins.op_name and not prim.startswith("conv"):
       # A dot the compiler rewrote as a convolution (TPU): windows, padding and
       # dilation there are layout devices, so only products on real input count.
-      self._contraction(t, comp, ins, "dot_general", scope, out.size, taps,
-                        lhs.out.is_complex, xla, valid, muls_override=int(valid) // 2)
+      self._contraction(t, comp, ins, "dot_general", scope, out.size, 0,
+                        lhs.out.is_complex, xla, valid, muls_override=cc.valid)
       return
-    self._contraction(t, comp, ins, "conv_general_dilated", scope, out.size, taps,
-                      lhs.out.is_complex, xla, valid)
+    self._contraction(t, comp, ins, "conv_general_dilated", scope, out.size, 0,
+                      lhs.out.is_complex, xla, valid, counts=(cc.adds, cc.muls, cc.products))
+
+  def ragged_dot(self, t: _Tally, comp: Computation, ins: Instr, scope: str):
+    """XLA's ``ragged-dot`` (and CHLO's ``ragged_dot`` of a lowered module), counted as
+    the jaxpr rule counts ``ragged_dot_general`` (formulas.ragged_dot_counts).
+
+    XLA's HandleRaggedDot prices it as a dot whose result loses its first
+    ``len(rhs_group_dims)`` dimensions; the difference is filed under OTHER.
+    """
+    lhs, rhs = self.operand(comp, ins, 0), self.operand(comp, ins, 1)
+    sizes = self.operand(comp, ins, 2)
+    out = ins.out
+    if None in (lhs, rhs, sizes, out) or lhs.out is None or sizes.out is None:
+      t.unc["ragged-dot"] = t.unc.get("ragged-dot", 0) + 1
+      return
+    contract = ins.int_list("lhs_contracting_dims")
+    k = math.prod(lhs.out.dims[d] for d in contract)
+    ragged = any(d in contract for d in ins.int_list("lhs_ragged_dims"))
+    groups = sizes.out.dims[-1] if sizes.out.dims else 1
+    complex_ = lhs.out.is_complex or (rhs.out is not None and rhs.out.is_complex)
+    adds, muls = ragged_dot_counts(out.size, k, groups, ragged, complex_)
+    kept = list(out.dims)
+    for i in range(len(ins.int_list("rhs_group_dims"))):  # ShapeUtil::DeleteDimension(i)
+      if i < len(kept):
+        del kept[i]
+    xla = XLA_FMA_FLOPS * math.prod(kept) * k
+    b = self.bytes_of(comp, ins)
+    if not out.is_float:
+      t.leaf("ragged_dot_general", scope, (0, 0, 0, adds + muls, b), xla, 0, {INTEGER: -xla})
+      return
+    dense = XLA_FMA_FLOPS * (muls // 4 if complex_ else muls)
+    t.leaf("ragged_dot_general", scope, (adds, muls, 0, 0, b), xla, 0,
+           {FMA: adds + muls - dense, OTHER: dense - xla})
 
   # -- calls and loops ----------------------------------------------------------------
 
@@ -483,7 +596,17 @@ class _Walker:
     called = ins.called("calls")
     if not called:
       return
-    body = self.walk(called[0], op_name)
+    ragged = (_backend_json(ins).get("convolution_algorithm_config") or {})
+    if ragged.get("is_ragged_dot") and ins.out is not None:
+      # TPU: a ragged dot as a convolution over every group, masked (see conv).
+      outer, self.ragged = self.ragged, (int(ragged.get("num_groups_in_ragged_dot") or 1),
+                                         ins.out.size)
+      try:
+        body = self.walk(called[0], op_name)
+      finally:
+        self.ragged = outer
+    else:
+      body = self.walk(called[0], op_name)
     # HloCostAnalysis::HandleFusion: a custom fusion holding a gather or scatter is
     # priced as that gather/scatter alone.
     if 'kind=kCustom' in ins.attrs or ins.attr("kind") == "kCustom":
@@ -511,33 +634,45 @@ class _Walker:
     cnd = self.walk(cond_c, op_name)
     trips, how = trip_count(self.m, comp, ins)
     if trips is None:
-      t.inexact[f"while loop at scope {scope!r} ({ins.name}): trip count unknown, body "
-                f"counted once"] = None
-      trips_used = 1
-    else:
-      trips_used = trips
-    t.merge(body, trips_used, 1)
-    t.merge(cnd, trips_used + 1, 1)
+      t.inexact[f"while loop at scope {scope or '<top level>'!r} ({ins.name}): trip count "
+                f"unknown, body counted once"] = None
+    # As at the jaxpr stage: body x trips, condition x (trips + 1); an unknown count is
+    # one iteration (body once, condition twice). XLA counts each once.
+    k_body, k_cond = loop_factors(trips)
+    t.merge(body, k_body, 1)
+    t.merge(cnd, k_cond, 1)
     t.loops.append(LoopInfo(scope, trips, how, _num(body.x + cnd.x)))
 
-  def conditional(self, t: _Tally, ins: Instr, op_name: str):
+  def conditional(self, t: _Tally, comp: Computation, ins: Instr, op_name: str):
     names = ins.called("branch_computations") or (
         ins.called("true_computation") + ins.called("false_computation"))
     branches = [self.walk(n, op_name) for n in names]
     if not branches:
       return
-    fpo = [b.tot[0] + b.tot[1] for b in branches]
-    if self.cond == "mean":
-      picked = [(b, 1 / len(branches)) for b in branches]
+    fixed = _constant_branch(self.m, comp, ins, len(branches))
+    if fixed is not None:  # a constant index or predicate selects its branch exactly
+      chosen = [(fixed, 1)]
     else:
-      pick = min if self.cond == "min" else max
-      picked = [(branches[fpo.index(pick(fpo))], 1)]
-    for b, k in picked:
-      t.merge(b, k, k)
+      chosen = pick_branches([(b.tot[0] + b.tot[1], b.tot[3]) for b in branches], self.cond)
+    sub = _Tally()
+    if len(chosen) == 1:
+      sub.merge(branches[chosen[0][0]])
+    else:  # mean: the sum over the branches divided by their number, as Cost / n
+      for b in branches:
+        sub.merge(b)
+      sub = _divided(sub, len(branches))
+    # As the jaxpr rule: uncounted operations and unknown loops of *every* branch are
+    # reported, whichever branch is counted.
+    sub.unc = {}
+    for b in branches:
+      for key, n in b.unc.items():
+        sub.unc[key] = max(sub.unc.get(key, 0), n)
+      sub.inexact.update(b.inexact)
+    t.merge(sub)
     # HloCostAnalysis takes the maximum of each property over the branches.
     t.cur32 = max(b.total32() for b in branches)
     xla_max = max(b.x for b in branches)
-    delta = xla_max - sum(b.x * k for b, k in picked)
+    delta = xla_max - sub.x
     t.x += delta
     t.xt += delta
     t.causes[OTHER] = t.causes.get(OTHER, 0) - delta
@@ -548,9 +683,22 @@ class _Walker:
     if src is None or src.out is None or out is None:
       t.unc["reduce"] = t.unc.get("reduce", 0) + 1
       return
-    n = src.out.size - out.size
-    body = self.walk(ins.called("to_apply")[0], op_name)
-    t.merge(_renamed(body, _reduce_name(body)), n, n)
+    n = reduce_steps(src.out.size, out.size)
+    body_name = ins.called("to_apply")[0]
+    body = self.walk(body_name, op_name)
+    arg = _arg_reduce(self.m, ins, body_name)
+    if arg is None:
+      t.merge(_renamed(body, _reduce_name(body)), n, n)
+      return
+    # argmax/argmin (a value and an index reduced together, picked by comparing the
+    # values): one compare per step, as the jaxpr primitive; the NaN and tie checks
+    # and the index bookkeeping of the lowering are not counted. XLA's replay is kept.
+    sub = _Tally()
+    sub.merge(body, n, n)
+    a, m = self.model.price("max" if arg == "argmax" else "min")
+    b = self.bytes_of(comp, ins)
+    c = (a * n, m * n, 0, 0, b) if src.out.is_float else (0, 0, 0, (a + m) * n, b)
+    t.merge(_recounted(sub, arg, self.scope(op_name), c, OTHER))
 
   def reduce_window(self, t: _Tally, comp: Computation, ins: Instr, op_name: str):
     out = ins.out
@@ -558,8 +706,16 @@ class _Walker:
     if out is None:
       return
     taps = math.prod(d["size"] for d in win) if win else 1
-    ours_n = out.size * (taps - 1)
-    xla_n = ours_n
+    src = self.operand(comp, ins, 0)
+    xla_n = out.size * (taps - 1)
+    # Ours: taps - 1 per output, except a prefix window (cumsum & co.), counted as a
+    # scan (n - 1 per row), as at the jaxpr stage (formulas.window_reduce_steps).
+    ours_n = xla_n
+    if src is not None and src.out is not None and win:
+      ours_n = window_reduce_steps(
+          src.out.dims, out.size, [d["size"] for d in win], [d["stride"] for d in win],
+          [(d["lo"], d["hi"]) for d in win], [d["base"] for d in win],
+          [d["dil"] for d in win])
     # HloCostAnalysis::HandleReduceWindow: a window that is a reduce broadcast back over
     # one dimension (cumulative sums lowered this way) is priced as a reduce.
     reducing = [i for i, d in enumerate(win) if d["size"] != 1]
@@ -616,17 +772,90 @@ class _Walker:
     dims = ins.int_list("dimensions")
     d = dims[0] if dims else len(key.out.dims) - 1
     n = key.out.dims[d] if key.out.dims else 1
-    rows = key.out.size // max(1, n)
-    compares = rows * n * _clog2(n)
+    # As the jaxpr's num_keys: the operands whose parameters the comparator reads.
+    keys = _sort_keys(self.m, comp, ins)
+    compares = sort_compares(key.out.size, n, len(keys))
     e = key.out.size
     xla = e * _clog2(e)
     a, m = self.model.price("lt")
     b = self.bytes_of(comp, ins)
-    if key.out.is_float:
+    if any(o.out is not None and o.out.is_float
+           for o in (self.operand(comp, ins, i) for i in keys) if o is not None):
       t.leaf("sort", scope, (a * compares, m * compares, 0, 0, b), xla, 0,
              {OTHER: (a + m) * compares - xla})
     else:
       t.leaf("sort", scope, (0, 0, 0, compares, b), xla, 0, {INTEGER: -xla})
+
+  def top_k(self, t: _Tally, comp: Computation, ins: Instr, scope: str,
+            xla: float = 0, prim: str = "top_k"):
+    """The top k of each row (``chlo.top_k``, the ``TopK`` custom calls): heap
+    selection, ``formulas.top_k_compares`` per row, as the jaxpr ``top_k``."""
+    x = self.operand(comp, ins, 0)
+    out = ins.arrays[0] if ins.arrays else None
+    if x is None or x.out is None or out is None or len(out.dims) != len(x.out.dims):
+      name = ins.opcode if ins.opcode.startswith("chlo.") else prim
+      t.unc[name] = t.unc.get(name, 0) + 1
+      t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
+      return
+    dims = x.out.dims
+    # The selected axis: the one the result shortens (the last one when k = n).
+    axis = next((i for i in range(len(dims) - 1, -1, -1) if out.dims[i] != dims[i]),
+                len(dims) - 1)
+    n = dims[axis] if dims else 1
+    k = out.dims[axis] if out.dims else 1
+    compares = x.out.size // max(1, n) * top_k_compares(n, k)
+    a, m = self.model.price("lt")
+    b = self.bytes_of(comp, ins)
+    if x.out.is_float:
+      t.leaf(prim, scope, (a * compares, m * compares, 0, 0, b), xla, 0,
+             {OTHER: (a + m) * compares, CUSTOM: -xla})
+    else:
+      t.leaf(prim, scope, (0, 0, 0, compares, b), xla, 0, {CUSTOM: -xla})
+
+  def scan(self, t: _Tally, comp: Computation, ins: Instr, op_name: str):
+    """A cumulative op as a scan (CHLO's ``scan``): its body combines one slice across
+    the rows per step, n - 1 steps along the axis (``formulas.scan_steps`` per row)."""
+    x = self.operand(comp, ins, 0)
+    called = ins.called("to_apply")
+    if x is None or x.out is None or not called:
+      t.unc[ins.opcode] = t.unc.get(ins.opcode, 0) + 1
+      return
+    dims = ins.int_list("dimensions")
+    d = dims[0] if dims else 0
+    n = x.out.dims[d] if d < len(x.out.dims) else 1
+    body = self.walk(called[0], op_name)
+    steps = scan_steps(n, n)  # the body holds every row: n - 1 applications
+    name = {"add": "cumsum", "mul": "cumprod", "max": "cummax",
+            "min": "cummin"}.get(_reduce_op(body), "cumulative")
+    t.merge(_renamed(body, name), steps, steps)
+
+  def rng(self, t: _Tally, comp: Computation, ins: Instr, scope: str):
+    """Random bits: integer ops only, by the jaxpr rules' block formulas
+    (``rng-bit-generator``: formulas.rng_bit_generator_ops; ``rng``, XLA's RngUniform:
+    Threefry blocks + a scale and a shift per float element). XLA counts no flops."""
+    b = self.bytes_of(comp, ins)
+    if ins.opcode == "rng-bit-generator":
+      bits = ins.arrays[-1] if ins.arrays else None
+      iops = rng_bit_generator_ops(ins.attr("algorithm") or "rng_default",
+                                   bits.nbytes if bits is not None else 0)
+      t.leaf("rng_bit_generator", scope, (0, 0, 0, iops, b), 0, 0)
+      return
+    out = ins.out
+    if out is None or "normal" in (ins.attr("distribution") or "").lower():
+      t.unc["rng"] = t.unc.get("rng", 0) + 1  # jax has no normal RngNormal primitive
+      return
+    iops = rng_uniform_ops(out.nbytes)
+    c = (out.size, out.size, 0, iops, b) if out.is_float else (0, 0, 0, iops, b)
+    t.leaf("rng_uniform", scope, c, 0, 0, {OTHER: c[0] + c[1]})
+
+  def threefry(self, t: _Tally, comp: Computation, ins: Instr, callee: str, op_name: str,
+               scope: str):
+    """jax's outlined Threefry-2x32 function: the block formula (as the jaxpr
+    primitive), not its expansion; XLA's replay of the expansion is kept."""
+    body = self.walk(callee, op_name)
+    pairs = ins.arrays[0].size if ins.arrays else 0
+    c = (0, 0, 0, threefry_ops(pairs), self.bytes_of(comp, ins))
+    t.merge(_recounted(body, "threefry2x32", scope, c, INTEGER))
 
   def fft(self, t: _Tally, comp: Computation, ins: Instr, scope: str):
     x = self.operand(comp, ins, 0)
@@ -662,12 +891,50 @@ class _Walker:
         self._contraction(t, comp, ins, "dot_general", scope, out.size, k,
                           lhs.out.is_complex, xla)
         return
+    if target in _TOPK_TARGETS:
+      self.top_k(t, comp, ins, scope, xla, "approx_top_k" if "Approx" in target else "top_k")
+      return
+    if target == "PartialReduce":
+      # TPU's approx_top_k: each output keeps the best of its bin of inputs (a
+      # reduction: inputs - outputs compares); an exact top-k of the kept follows.
+      x = self.operand(comp, ins, 0)
+      out = ins.arrays[0] if ins.arrays else None
+      if x is not None and x.out is not None and out is not None:
+        n = reduce_steps(x.out.size, out.size)
+        a, m = self.model.price("gt")
+        b = self.bytes_of(comp, ins)
+        c = (a * n, m * n, 0, 0, b) if x.out.is_float else (0, 0, 0, n, b)
+        t.leaf("approx_top_k", scope, c, xla, 0, {OTHER: c[0] + c[1], CUSTOM: -xla})
+        return
+    if target in _THREEFRY_TARGETS:
+      pairs = ins.arrays[0].size if ins.arrays else 0
+      t.leaf("threefry2x32", scope, (0, 0, 0, threefry_ops(pairs), self.bytes_of(comp, ins)),
+             xla, 0, {CUSTOM: -xla})
+      return
     if target.startswith(_CONV_TARGETS) and ins.attr("dim_labels"):
       self.conv(t, comp, ins, scope, out=ins.out, custom=True)
       return
     name = f"custom-call {target}" if target else "custom-call"
     t.unc[name] = t.unc.get(name, 0) + 1
     t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
+
+
+def _divided(t: _Tally, n: int) -> _Tally:
+  """``t`` with every count divided by ``n`` (exact where it divides, as Cost / n);
+  uncounted operations and notes are kept as they are."""
+  def div(v):
+    return v // n if isinstance(v, int) and v % n == 0 else v / n
+
+  out = _Tally()
+  out.merge(t)
+  out.tot = [div(v) for v in out.tot]
+  out.prim = {k: [div(v) for v in row] for k, row in out.prim.items()}
+  out.scope = {k: [div(v) for v in row] for k, row in out.scope.items()}
+  out.x, out.xt, out.xtr = out.x / n, out.xt / n, out.xtr / n
+  out.causes = {k: v / n for k, v in out.causes.items()}
+  out.x32 = _F32(t.total32() / _F32(n))
+  out.cur32 = _F32(0)
+  return out
 
 
 def _renamed(body: _Tally, name: str) -> _Tally:
@@ -682,6 +949,111 @@ def _renamed(body: _Tally, name: str) -> _Tally:
       row[i] += r[i]
   out.prim = {name: row}
   return out
+
+
+def _recounted(src: _Tally, prim: str, scope: str, c: tuple, cause: str) -> _Tally:
+  """``src`` (a walked body, XLA's replay included) with jaxgreen's own count replaced
+  by ``c`` (adds, muls, transcendentals, int ops, bytes), filed under ``prim`` and
+  ``scope``; the FPO difference goes to ``cause``, so the causes still add up."""
+  out = _Tally()
+  out.merge(src)
+  before = out.tot[0] + out.tot[1]
+  out.tot = list(c)
+  out.prim = {prim: list(c)} if any(c) else {}
+  out.scope = {scope: list(c)} if any(c) else {}
+  delta = c[0] + c[1] - before
+  if delta:
+    out.causes[cause] = out.causes.get(cause, 0) + delta
+  return out
+
+
+_THREEFRY_CALLEE = re.compile(r"threefry2x32(?:_\d+)?(?:[@.]|$)")
+_PASS_VALUE = frozenset({"bitcast", "convert", "copy", "reshape"})
+
+
+def _param_index(comp: Computation, name: str) -> int | None:
+  """The parameter number ``name`` is (through bitcasts and converts), else None."""
+  for _ in range(8):
+    ins = comp.by_name.get(name)
+    if ins is None:
+      return None
+    if ins.opcode == "parameter":
+      try:
+        return int(ins.operands[0])
+      except (IndexError, ValueError):
+        return None
+    if ins.opcode not in _PASS_VALUE or not ins.operands:
+      return None
+    name = ins.operands[0]
+  return None
+
+
+def _arg_reduce(module: Module, ins: Instr, body_name: str) -> str | None:
+  """"argmax"/"argmin" for a reduce of (values, integer indices) whose reducer picks by
+  comparing the two values (GT/GE: argmax, LT/LE: argmin, as jax lowers argmax_p and
+  argmin_p), else None."""
+  arrays = ins.arrays
+  if len(arrays) != 2 or len(ins.operands) != 4 or arrays[1].is_float:
+    return None
+  body = module.computations.get(body_name)
+  if body is None:
+    return None
+  for i in body.instrs:
+    if i.opcode != "compare" or len(i.operands) != 2:
+      continue
+    lhs, rhs = (_param_index(body, o) for o in i.operands)
+    if {lhs, rhs} != {0, 2}:  # the values: parameters 0 (accumulated) and 2 (next)
+      continue
+    d = (i.attr("direction") or "").upper()
+    greater = d in ("GT", "GE")
+    if d not in ("GT", "GE", "LT", "LE"):
+      continue
+    return "argmax" if greater == (lhs == 0) else "argmin"
+  return None
+
+
+def _is_iota(module: Module, comp: Computation, name: str) -> bool:
+  ins = comp.by_name.get(name)
+  if ins is None:
+    return False
+  if ins.opcode == "iota":
+    return True
+  if ins.opcode == "fusion" and not ins.operands:
+    called = module.computations.get((ins.called("calls") or [""])[0])
+    return called is not None and called.root.opcode == "iota"
+  return False
+
+
+def _sort_keys(module: Module, comp: Computation, ins: Instr) -> list[int]:
+  """The operands of a sort that are keys: those whose comparator parameters (2i and
+  2i + 1) the comparator's result depends on. An iota operand other than the first is
+  an index tie-breaker (XLA's stable-sort expander adds one), not a key. At least
+  operand 0."""
+  called = ins.called("to_apply")
+  cmp = module.computations.get(called[0]) if called else None
+  if cmp is None:
+    return [0]
+  seen: set[str] = set()
+  stack = [cmp.root.name]
+  params: set[int] = set()
+  while stack:
+    name = stack.pop()
+    if name in seen:
+      continue
+    seen.add(name)
+    i = cmp.by_name.get(name)
+    if i is None:
+      continue
+    if i.opcode == "parameter":
+      try:
+        params.add(int(i.operands[0]))
+      except (IndexError, ValueError):
+        pass
+      continue
+    stack.extend(i.operands)
+  keys = sorted({p // 2 for p in params if p // 2 < len(ins.operands)})
+  keys = [k for k in keys if k == 0 or not _is_iota(module, comp, ins.operands[k])]
+  return keys or [0]
 
 
 def _reduce_op(body: _Tally) -> str:
@@ -738,43 +1110,66 @@ def _window(text: str) -> list[dict[str, int]]:
 
 
 def _conv_info(labels: str, lhs: Array, rhs: Array, out: Array, window_text: str,
-               fgc: int, bgc: int) -> tuple[int, float]:
-  """(dense taps per output, XLA's flops counting only valid taps) of a convolution."""
+               fgc: int, bgc: int, grad: str = "") -> ConvCounts:
+  """The counts of a convolution (:func:`jaxgreen.formulas.conv_counts`).
+
+  ``lhs``, ``rhs``, ``out`` are the forward convolution's input, filter and output as
+  ``labels`` (``dim_labels``) and ``window_text`` describe them. ``grad`` is ``""`` for
+  that convolution, ``"input"`` or ``"filter"`` for its input or weight gradient (a
+  cuDNN backward call). ``valid`` of the result is XLA's ``GetConvolutionFlops`` FMA
+  count: (kernel, output) position pairs that land on a real input element.
+  """
   lhs_l, rest = labels.split("_", 1)
   rhs_l, out_l = rest.split("->")
-  kernel_spatial = [rhs.dims[i] for i, ch in enumerate(rhs_l) if ch.isdigit()]
-  taps = rhs.dims[rhs_l.index("i")] * math.prod(kernel_spatial)
-  # XLA's GetConvolutionFlops: count, per spatial dimension, the (kernel, output)
-  # position pairs that land on a real (not padded, not dilated-in) input element.
+
   def spatial(label: str, arr: Array) -> list[int]:
     order = sorted((ch, i) for i, ch in enumerate(label) if ch.isdigit())
     return [arr.dims[i] for _, i in order]
 
-  def ordered(label: str, arr: Array) -> list[int]:
-    return spatial(label, arr)
-
-  ins_l, ker_l, outs_l = ordered(lhs_l, lhs), ordered(rhs_l, rhs), ordered(out_l, out)
+  ins_l, ker_l, outs_l = spatial(lhs_l, lhs), spatial(rhs_l, rhs), spatial(out_l, out)
   win = _window(window_text)
-  valid = 1
+  dims = []
   for d in range(len(ker_l)):
-    w = win[d] if d < len(win) else {"size": 1, "stride": 1, "lo": 0, "hi": 0, "base": 1,
-                                     "dil": 1}
-    count = 0
-    for k in range(ker_l[d]):
-      for o in range(outs_l[d]):
-        u = o * w["stride"] - w["lo"] + k * w["dil"]
-        if w["base"] > 1:
-          if u % w["base"]:
-            continue
-          u //= w["base"]
-        if 0 <= u < ins_l[d]:
-          count += 1
-    valid *= count
-  in_feat = lhs.dims[lhs_l.index("f")]
-  out_feat = out.dims[out_l.index("f")]
-  batch = lhs.dims[lhs_l.index("b")]
-  fma = (in_feat // fgc) * out_feat * (batch // bgc) * valid
-  return taps, XLA_FMA_FLOPS * fma
+    w = win[d] if d < len(win) else {"stride": 1, "lo": 0, "hi": 0, "base": 1, "dil": 1}
+    dims.append((ins_l[d], ker_l[d], outs_l[d], w["stride"], w["lo"], w["hi"], w["base"],
+                 w["dil"]))
+  complex_ = lhs.is_complex or rhs.is_complex
+  if grad == "input" and all(d[6] == 1 for d in dims):
+    # d(input): the output gradient, dilated by the strides, against the kernel.
+    out_feat = out.dims[out_l.index("f")]
+    return conv_counts(lhs.size, out_feat // max(1, fgc),
+                       [conv_input_grad_dim(n, k, o, s, lo, hi, r)
+                        for n, k, o, s, lo, hi, _, r in dims], complex_)
+  # The (input, output, tap) triples of the forward convolution; XLA's GetConvolutionFlops
+  # is (C_in / fgc) * C_out * (batch / bgc) * valid positions, the same product.
+  fwd = conv_counts(out.size, rhs.dims[rhs_l.index("i")], dims, complex_)
+  if grad:
+    # d(filter): the forward products, summed per filter element (and, for an input
+    # gradient of an lhs-dilated convolution, per input element).
+    adds, muls = contraction_counts(fwd.products, (rhs if grad == "filter" else lhs).size,
+                                    complex_)
+    return ConvCounts(adds, muls, fwd.products, fwd.valid)
+  return fwd
+
+
+_RAGGED_DNUMS = {"lhs_batching_dimensions": "lhs_batch_dims",
+                 "rhs_batching_dimensions": "rhs_batch_dims",
+                 "lhs_contracting_dimensions": "lhs_contracting_dims",
+                 "rhs_contracting_dimensions": "rhs_contracting_dims",
+                 "lhs_ragged_dimensions": "lhs_ragged_dims",
+                 "rhs_group_dimensions": "rhs_group_dims"}
+
+
+def ragged_dot_attrs(text: str) -> str:
+  """HLO attributes of ``ragged-dot`` from a StableHLO ``#chlo.ragged_dot<...>`` (or
+  ``#mhlo.ragged_dot<...>``) dimension-numbers attribute."""
+  out = []
+  for key, hlo in _RAGGED_DNUMS.items():
+    m = re.search(key + r"\s*=\s*\[([\d,\s]*)\]", text)
+    if m:
+      dims = ",".join(re.findall(r"\d+", m.group(1)))
+      out.append(f"{hlo}={{{dims}}}")
+  return ", ".join(out)
 
 
 def _xla_order(comp: Computation) -> list[Instr]:
@@ -813,7 +1208,26 @@ def _xla_order(comp: Computation) -> list[Instr]:
 # -- trip counts ----------------------------------------------------------------------
 
 _KNOWN_TRIPS = re.compile(r'"known_trip_count":\{"n":"(\d+)"\}')
-_FLIP = {"LT": "GT", "GT": "LT", "LE": "GE", "GE": "LE", "EQ": "EQ", "NE": "NE"}
+
+
+def _constant_branch(module: Module, comp: Computation, ins: Instr, n: int) -> int | None:
+  """The branch a conditional with a constant index (or predicate) takes, else None.
+
+  An index out of range takes the last branch (HLO semantics); a predicate selects
+  ``true_computation`` (listed first) when true.
+  """
+  if not ins.operands:
+    return None
+  try:
+    v = _sym(module, comp, ins.operands[0], {})
+  except (KeyError, IndexError, ValueError):
+    return None
+  if not v or v[0] != "c":
+    return None
+  if ins.called("branch_computations"):
+    i = int(v[1])
+    return i if 0 <= i < n else n - 1
+  return 0 if v[1] else min(1, n - 1)
 
 
 def trip_count(module: Module, comp: Computation, w: Instr) -> tuple[int | None, str]:
@@ -838,6 +1252,15 @@ def _derive_trips(module: Module, comp: Computation, w: Instr) -> int | None:
   cond = module.computations[w.called("condition")[0]]
   body = module.computations[w.called("body")[0]]
   init = comp.by_name.get(w.operands[0])
+  init_comp = comp
+  for _ in range(8):  # XLA:CPU wraps a loop in a call: its state comes from the caller
+    if init is None or init.opcode != "parameter":
+      break
+    site = _unique_call_site(module, init_comp.name)
+    idx = int(init.operands[0])
+    if site is None or idx >= len(site[1].operands):
+      break
+    init_comp, init = site[0], site[0].by_name.get(site[1].operands[idx])
   cmp = _find_compare(module, cond, cond.root.name, {})
   if cmp is None:
     return None
@@ -846,7 +1269,7 @@ def _derive_trips(module: Module, comp: Computation, w: Instr) -> int | None:
   def init_value(k: int):
     if init is None or init.opcode != "tuple" or k >= len(init.operands):
       return None
-    v = _sym(module, comp, init.operands[k], {})
+    v = _sym(module, init_comp, init.operands[k], {})
     return v[1] if v and v[0] == "c" else None
 
   body_out = body.root
@@ -864,10 +1287,20 @@ def _derive_trips(module: Module, comp: Computation, w: Instr) -> int | None:
         return init_value(s[1])
     return None
 
-  if lhs and lhs[0] == "iv" and const_of(rhs) is not None and const_of(lhs) is None:
-    k, bound = lhs[1], const_of(rhs)
-  elif rhs and rhs[0] == "iv" and const_of(lhs) is not None and const_of(rhs) is None:
-    k, bound, direction = rhs[1], const_of(lhs), _FLIP[direction]
+  def counter(s):
+    """(k, offset) for tuple element k plus a constant offset, else None."""
+    if s and s[0] == "iv" and const_of(s) is None:
+      return s[1], 0
+    if s and s[0] == "iv+" and const_of(("iv", s[1])) is None:
+      off = const_of(s[2])
+      return (s[1], off) if off is not None else None
+    return None
+
+  lc, rc = counter(lhs), counter(rhs)
+  if lc is not None and const_of(rhs) is not None:
+    (k, offset), bound, counter_first = lc, const_of(rhs), True
+  elif rc is not None and const_of(lhs) is not None:
+    (k, offset), bound, counter_first = rc, const_of(lhs), False
   else:
     return None
   start = init_value(k)
@@ -875,12 +1308,20 @@ def _derive_trips(module: Module, comp: Computation, w: Instr) -> int | None:
   if start is None or step_sym is None or step_sym[0] != "iv+" or step_sym[1] != k:
     return None
   step = const_of(step_sym[2])
-  if not step:
+  if step is None:
     return None
-  return loop_trips(direction, start, bound, step)
+  return counted_loop_trips(direction, counter_first, offset, bound, start, step)
+
+
+def _unique_call_site(module: Module, name: str) -> tuple[Computation, Instr] | None:
+  """The one ``call`` instruction that calls computation ``name``, with its computation."""
+  sites = [(c, i) for c in module.computations.values() for i in c.instrs
+           if i.opcode == "call" and name in i.called("to_apply")]
+  return sites[0] if len(sites) == 1 else None
 
 
 _PASS = frozenset({"copy", "bitcast", "convert", "reshape", "broadcast"})
+_FOLD = {"maximum": max, "minimum": min}
 
 
 def _sym(module: Module, comp: Computation, name: str, env: dict[int, Any]):
@@ -892,7 +1333,9 @@ def _sym(module: Module, comp: Computation, name: str, env: dict[int, Any]):
   op = ins.opcode
   if op == "constant":
     try:
-      v = ins.operands[0]
+      v = ins.operands[0].strip()
+      if v in ("true", "false"):  # a pred constant (a branch predicate)
+        return ("c", int(v == "true"))
       return ("c", int(v)) if re.fullmatch(r"-?\d+", v) else ("c", float(v))
     except (IndexError, ValueError):
       return None
@@ -906,6 +1349,13 @@ def _sym(module: Module, comp: Computation, name: str, env: dict[int, Any]):
     return None
   if op in _PASS:
     return _sym(module, comp, ins.operands[0], env)
+  if op in _FOLD or op == "clamp":  # constants only (a switch's clamped index)
+    vals = [_sym(module, comp, o, env) for o in ins.operands]
+    if not vals or any(not v or v[0] != "c" for v in vals):
+      return None
+    if op == "clamp":
+      return ("c", min(max(vals[1][1], vals[0][1]), vals[2][1]))
+    return ("c", _FOLD[op](vals[0][1], vals[1][1]))
   if op in ("add", "subtract"):
     a = _sym(module, comp, ins.operands[0], env)
     b = _sym(module, comp, ins.operands[1], env)

@@ -7,7 +7,10 @@ computations, ``func.call`` -> ``call``, multi-result operations -> tuples) and 
 by the same walker as the compiled HLO, so the conventions are identical: dot MUL =
 B*M*N*K, ADD = B*M*N*(K-1), dense convolutions, reductions n - 1, transcendentals
 priced by the CostModel, while loops x their trip count (derived from the induction
-variable: StableHLO carries no ``known_trip_count``).
+variable: StableHLO carries no ``known_trip_count``), ``case``/``if`` as a conditional
+under the ``cond=`` policy (their branches read the enclosing values directly), and a
+``shard_map`` body (``sdy.manual_computation``) x the devices of its manual axes, so
+the count is global as the jaxpr count is.
 
 Example:
   >>> lowered = jax.jit(f).lower(x)
@@ -30,7 +33,8 @@ _RENAME = {
     "broadcast_in_dim": "broadcast", "dot_general": "dot", "dot": "dot",
     "optimization_barrier": "opt-barrier", "dynamic_broadcast_in_dim": "broadcast",
     "dynamic_iota": "iota", "real_dynamic_slice": "slice", "uniform_quantize": "convert",
-    "uniform_dequantize": "convert", "composite": "call",
+    "uniform_dequantize": "convert", "composite": "call", "case": "conditional",
+    "if": "conditional",
 }
 # CHLO operations (expanded by XLA later) and their jaxpr primitive names.
 _CHLO = {
@@ -44,6 +48,7 @@ _CHLO = {
 _DTYPE = re.compile(r"^(?:i1|[iu]i?\d+|f\d+|bf16|f8\w+|f4\w+|complex<f(?:32|64)>|index)$")
 _LOC_NAME = re.compile(r'^loc\("((?:[^"\\]|\\.)*)"')
 _INTS = re.compile(r"-?\d+")
+_MESH_AXIS = re.compile(r'"([^"]+)"\s*=\s*(\d+)')
 
 
 def _dtype(mlir: str) -> str:
@@ -88,13 +93,22 @@ class _Translator:
     self.funcs: dict[str, Any] = {}
     self.comps: dict[str, Computation] = {}
     self.count = 0
+    # Every value translated so far, by name: a region (case/if branches, and any
+    # region that uses a value of an enclosing block) reads it as a parameter.
+    self.defs: dict[str, Instr] = {}
     from jaxlib.mlir import ir
 
     self.ir = ir
+    # Shardy meshes by symbol: axis name -> size (sdy.mesh @mesh = <["x"=2, "y"=4]>).
+    self.meshes: dict[str, dict[str, int]] = {}
     for op in module.body.operations:
       if op.operation.name == "func.func":
         name = ir.StringAttr(op.attributes["sym_name"]).value
         self.funcs[name] = op
+      elif op.operation.name == "sdy.mesh":
+        name = ir.StringAttr(op.attributes["sym_name"]).value
+        self.meshes[name] = {k: int(v) for k, v in
+                             _MESH_AXIS.findall(str(op.operation.attributes["mesh"]))}
 
   def fresh(self, base: str) -> str:
     self.count += 1
@@ -148,11 +162,41 @@ class _Translator:
         instrs.append(Instr(self.vname(a), _type_text(str(a.type)), "parameter", [str(i)],
                             "", ""))
     self.block(block, prefix, instrs, root=root)
-    self.comps[name] = Computation(name, instrs)
+    self.comps[name] = Computation(name, self.captures(instrs) + instrs)
     return name
 
+  def captures(self, instrs: list[Instr]) -> list[Instr]:
+    """Instructions for the values a region uses but does not define.
+
+    StableHLO regions are not isolated from above: ``case``/``if`` branches take no
+    arguments and read the enclosing block's values directly. Each such value becomes
+    a parameter of the region's computation (so its shape is known), or a copy of its
+    constant (so trip counts and constant branch indices stay visible).
+    """
+    defined = {i.name for i in instrs}
+    out: list[Instr] = []
+    n_params = sum(1 for i in instrs if i.opcode == "parameter")
+    for ins in instrs:
+      for name in ins.operands:
+        if name in defined:
+          continue
+        src = self.defs.get(name)
+        if src is None:
+          continue
+        defined.add(name)
+        if src.opcode == "constant":
+          out.append(Instr(name, src.type_text, "constant", list(src.operands), "", ""))
+        else:
+          out.append(Instr(name, src.type_text, "parameter", [str(n_params)], "", ""))
+          n_params += 1
+    return out
+
   def block(self, block: Any, prefix: str, instrs: list[Instr], root: str) -> None:
+    seen = 0
     for op in block.operations:
+      for ins in instrs[seen:]:  # visible to the regions of the operations that follow
+        self.defs[ins.name] = ins
+      seen = len(instrs)
       o = op.operation
       kind = o.name
       if kind in ("func.return", "stablehlo.return", "sdy.return"):
@@ -178,18 +222,34 @@ class _Translator:
     a = o.attributes
 
     def attr(key: str) -> str:
-      return str(a[key]) if key in a else ""
+      if key not in a:
+        return ""
+      try:
+        return str(a[key])
+      except TypeError:  # an attribute the bindings cannot cast (complex dense values)
+        return ""
 
     if dialect == "chlo" and short in _CHLO:
       opcode = "chlo." + short
+    elif dialect in ("chlo", "mhlo") and short == "ragged_dot":
+      opcode = "ragged-dot"  # counted by the walker as XLA's ragged-dot
+      attrs.append(_compiled.ragged_dot_attrs(attr("ragged_dot_dimension_numbers")))
+    elif dialect == "chlo" and short == "scan":  # cumulative ops on GPU (jax >= 0.12)
+      opcode = "chlo.scan"
+      attrs.append(f"dimensions={{{(_attr_ints(attr('dimension')) or [0])[0]}}}")
+      body = self.region(o.regions[0], op_name, tuple_param=False, root="tuple")
+      attrs.append(f"to_apply=%{body}")
     elif dialect == "func" and short == "call":
       callee = attr("callee").lstrip("@")
       opcode = "call"
       attrs.append(f"to_apply=%{self.function(callee, op_name)}")
     elif dialect == "sdy" and short == "manual_computation":
+      # A shard_map body: per-device shapes, run by every device of the manual axes.
+      # Counted x that many devices, so the count is global as the jaxpr count is.
       opcode = "call"
       body = self.region(o.regions[0], op_name, tuple_param=False, root="tuple")
       attrs.append(f"to_apply=%{body}")
+      attrs.append(f"jaxgreen_devices={self.manual_devices(attr)}")
     elif dialect in ("stablehlo", "mhlo"):
       opcode = _RENAME.get(short, short.replace("_", "-"))
       self.attributes(o, short, attr, attrs, op_name)
@@ -199,8 +259,7 @@ class _Translator:
         instrs.append(Instr(init, f"({types})", "tuple", operands, "", op_name))
         operands = [init]
       elif short == "constant":
-        m = re.match(r"dense<([^>]*)>", attr("value"))
-        operands = [m.group(1) if m else ""]
+        operands = [_constant_value(o)]
       elif short == "composite":
         callee = attr("decomposition").lstrip("@")
         attrs.append(f"to_apply=%{self.function(callee, op_name)}")
@@ -220,6 +279,28 @@ class _Translator:
     for i, r in enumerate(results):
       instrs.append(Instr(self.vname(r), _type_text(str(r.type)), "get-tuple-element", [main],
                           f"index={i}", op_name))
+
+  def manual_devices(self, attr) -> int:
+    """Devices running a ``sdy.manual_computation``: the product of its manual axes."""
+    axes = re.findall(r'"([^"]+)"', attr("manual_axes"))
+    m = re.search(r"@([\w.$-]+)", attr("in_shardings") or attr("out_shardings"))
+    mesh = self.meshes.get(m.group(1)) if m else None
+    if mesh is None and len(self.meshes) == 1:
+      mesh = next(iter(self.meshes.values()))
+    n = 1
+    for a in axes:
+      n *= (mesh or {}).get(a, 1)
+    return n
+
+  def replica_groups(self, text: str) -> str:
+    """HLO-syntax replica groups, also from the mesh-axes form of newer jax releases."""
+    m = re.search(r"replica_group_mesh_axes<mesh = @([\w.$-]+), axes = \[(.*)\]>", text)
+    if not m:
+      return _groups(text)
+    sizes = self.meshes.get(m.group(1), {})
+    axes = re.findall(r'name = "([^"]+)"', m.group(2))
+    mesh = ",".join(f"'{k}'={v}" for k, v in sizes.items())
+    return f"mesh[{mesh}] {{{','.join(repr(a) for a in axes)}}}"
 
   def attributes(self, o: Any, short: str, attr, attrs: list[str], op_name: str) -> None:
     """HLO-syntax attributes for the operations the walker reads attributes of."""
@@ -265,25 +346,52 @@ class _Translator:
     elif short in ("reduce", "scatter", "all_reduce", "reduce_scatter", "map"):
       attrs.append(f"to_apply=%{region(0, tuple_param=False, root='tuple')}")
       if short in ("all_reduce", "reduce_scatter"):
-        attrs.append("replica_groups=" + _groups(attr("replica_groups")))
+        attrs.append("replica_groups=" + self.replica_groups(attr("replica_groups")))
     elif short == "while":
       attrs.append(f"condition=%{region(0, tuple_param=True, root='value')}")
       attrs.append(f"body=%{region(1, tuple_param=True, root='tuple')}")
     elif short in ("case", "if"):
+      # Branches read the enclosing block's values (see captures); counted as XLA's
+      # conditional, with the cond= policy of the jaxpr stage.
       names = [self.region(r, op_name, tuple_param=False, root="tuple") for r in o.regions]
-      attrs.append("branch_computations={" + ", ".join(f"%{n}" for n in names) + "}")
+      if short == "if" and len(names) == 2:
+        attrs.append(f"true_computation=%{names[0]}, false_computation=%{names[1]}")
+      else:
+        attrs.append("branch_computations={" + ", ".join(f"%{n}" for n in names) + "}")
     elif short == "compare":
       m = re.search(r"comparison_direction\s+(\w+)", attr("comparison_direction"))
       attrs.append(f"direction={m.group(1) if m else 'EQ'}")
     elif short == "sort":
       attrs.append(f"dimensions={{{(ints('dimension') or [0])[0]}}}")
+      # the comparator: the walker reads which operands are keys from it
+      attrs.append(f"to_apply=%{region(0, tuple_param=False, root='value')}")
     elif short == "custom_call":
       target = attr("call_target_name").strip('"')
       attrs.append(f'custom_call_target="{target}"')
+    elif short == "rng_bit_generator":  # the algorithm sets the block formula
+      m = re.search(r"rng_algorithm\s+(\w+)", attr("rng_algorithm"))
+      attrs.append(f"algorithm=rng_{(m.group(1) if m else 'default').lower()}")
     elif short == "fft":
       m = re.search(r"fft_type\s+(\w+)", attr("fft_type"))
       attrs.append(f"fft_type={m.group(1) if m else 'FFT'}")
       attrs.append("fft_length={" + ",".join(map(str, ints("fft_length"))) + "}")
+
+
+def _constant_value(o: Any) -> str:
+  """The value text of a scalar or splat ``stablehlo.constant`` (``5``, ``1.0``,
+  ``(1.0,2.0)`` for a complex one), else ``""``: only such values are read (loop
+  bounds, branch indices).
+
+  The operation's own text is read, not its ``value`` attribute: the MLIR bindings
+  cannot cast a complex dense attribute (TypeError), and a large constant's attribute
+  would print every element (the text elides them).
+  """
+  try:
+    text = o.get_asm(large_elements_limit=16)
+  except Exception:  # noqa: BLE001 - a value we cannot read is simply not known
+    return ""
+  m = re.search(r"dense<(.*)>\s*:", text)
+  return m.group(1).strip() if m and "[" not in m.group(1) else ""
 
 
 def _attr_ints(text: str) -> list[int]:
@@ -329,7 +437,18 @@ class _StableHloWalker(_compiled._Walker):
   """The compiled-HLO walker, with CHLO operations priced under their jaxpr names."""
 
   def instr(self, t, comp, ins, outer_op):
-    # Other CHLO operations (top_k, ragged_dot, ...) fall through to the walker, which
+    devices = ins.attr("jaxgreen_devices") if ins.opcode == "call" else None
+    if devices is not None and int(devices) != 1:
+      body = self.walk(ins.called("to_apply")[0], ins.op_name or outer_op)
+      t.merge(body, int(devices), int(devices))
+      return
+    if ins.opcode == "chlo.top_k":  # heap selection, as the jaxpr top_k and TopK
+      self.top_k(t, comp, ins, self.scope(ins.op_name or outer_op))
+      return
+    if ins.opcode == "chlo.scan":  # n - 1 steps per row, as the jaxpr cumsum & co.
+      self.scan(t, comp, ins, ins.op_name or outer_op)
+      return
+    # Other CHLO operations fall through to the walker, which
     # lists them in Cost.uncounted.
     prim = _CHLO.get(ins.opcode[5:]) if ins.opcode.startswith("chlo.") else None
     if prim is not None:

@@ -81,7 +81,7 @@ def _eqn_bytes(eqn) -> int:
 class _Acc:
   """Mutable accumulator used during one walk; frozen into a Cost at the end."""
 
-  __slots__ = ("tot", "prim", "scope", "unc", "inexact")
+  __slots__ = ("tot", "prim", "scope", "unc", "inexact", "assumed")
 
   def __init__(self):
     self.tot = [0, 0, 0, 0, 0]
@@ -89,6 +89,7 @@ class _Acc:
     self.scope: dict[str, list] = {}
     self.unc: dict[str, Any] = {}
     self.inexact: dict[str, None] = {}
+    self.assumed: dict[str, None] = {}
 
   def leaf(self, prim: str, scope: str, c: Sequence) -> None:
     a, m, t, i, b = c
@@ -117,6 +118,8 @@ class _Acc:
       self.unc[key] = self.unc.get(key, 0) + n
     for why in cost.inexact:
       self.inexact[why] = None
+    for why in cost.assumed:
+      self.assumed[why] = None
 
   @staticmethod
   def _row(table, key, c: Counts):
@@ -133,7 +136,8 @@ class _Acc:
       return {k: Counts(*v) for k, v in table.items() if any(v)}
 
     return Cost(*self.tot, by_primitive=counts(self.prim), by_scope=counts(self.scope),
-                uncounted=self.unc, inexact=tuple(self.inexact), cond=cond)
+                uncounted=self.unc, inexact=tuple(self.inexact), cond=cond,
+                assumed=tuple(self.assumed))
 
 
 class Walker:

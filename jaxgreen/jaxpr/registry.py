@@ -60,7 +60,10 @@ def registered_names() -> set[str]:
 # Reviewed list of primitives that do no arithmetic: layout, data movement, metadata,
 # dtype casts, RNG-key plumbing, references (state), effects, and the halves of
 # asynchronous collectives that only wait or move data. Keep sorted; each entry was
-# checked against its jax implementation.
+# checked against its jax implementation. Primitive names differ between jax releases
+# (``reduced_vary_cast_p`` in jax 0.10 is ``reduced_vary_cast`` in 0.12): both are listed.
+# Nothing that can carry a computation belongs here: ``scatter`` (whose ``update_jaxpr``
+# is ``x.at[i].apply(f)``'s function) has a rule.
 ZERO_COST: frozenset[str] = frozenset({
     "accum_grad_in_ref", "after_all", "all_gather_done", "all_gather_reduced",
     "all_gather_reduced_start", "all_gather_start", "all_to_all_done", "all_to_all_start",
@@ -76,10 +79,12 @@ ZERO_COST: frozenset[str] = frozenset({
     "pbroadcast_done", "pbroadcast_start", "pin", "platform_index", "ppermute_done",
     "ppermute_start", "precv", "preduced", "psend", "psum_done", "pvary", "random_clone",
     "random_seed", "random_unwrap", "random_wrap", "real", "reduce_scatter_done",
-    "reduced_vary_cast_p", "reshape", "reshard", "rev", "scatter", "shape_assertion",
+    "pbroadcast_dynamic", "reduced_vary_cast", "reduced_vary_cast_p", "relayout", "reshape",
+    "reshard", "rev", "shape_assertion",
     "shard_alike", "sharding_constraint", "slice", "split", "squeeze", "stack", "stage",
     "stop_gradient", "swap", "tie", "tile", "to_edtype", "transpose", "unpin", "unreachable",
-    "unstack", "vary_unreduced_cast_p", "xla_metadata_value", "zeros_like",
+    "unstack", "vary_unreduced_cast", "vary_unreduced_cast_p",
+    "with_memory_space_constraint", "xla_metadata_value", "zeros_like",
 })
 
 # Zero-cost primitives that do not touch memory either (metadata only).
@@ -88,7 +93,9 @@ NO_BYTES: frozenset[str] = frozenset({
     "debug_callback", "debug_print", "dim_as_value", "dimension_size", "free_ref",
     "freeze", "inspect_sharding", "layout_constraint", "mesh_cast", "name",
     "optimization_barrier", "pin", "platform_index", "preduced", "pvary",
-    "random_unwrap", "random_wrap", "reduced_vary_cast_p", "reshape", "reshard",
+    "random_unwrap", "random_wrap", "reduced_vary_cast", "reduced_vary_cast_p", "reshape",
+    "reshard",
     "shape_assertion", "shard_alike", "sharding_constraint", "squeeze", "stop_gradient",
-    "tie", "unpin", "unreachable", "vary_unreduced_cast_p", "xla_metadata_value",
+    "tie", "unpin", "unreachable", "vary_unreduced_cast", "vary_unreduced_cast_p",
+    "with_memory_space_constraint", "xla_metadata_value",
 })

@@ -147,6 +147,97 @@ def test_conv_counts_padding_taps_that_xla_skips():
   assert h.causes["padded conv taps"] == 2 * 3 * 5 * 5 * 18 - h.xla_flops
 
 
+def test_conv_transpose_skips_the_holes_at_every_stage():
+  y = jax.ShapeDtypeStruct((1, 2, 6, 6), F32)
+  k = jax.ShapeDtypeStruct((3, 3, 2, 4), F32)
+  f = lambda y, k: lax.conv_transpose(y, k, (2, 2), "SAME",
+                                      dimension_numbers=("NCHW", "HWIO", "NCHW"))
+  h = count_compiled(_compile(f, y, k))
+  # Per dim: 6 inputs dilated by 2 (0..10), padded (2, 1) by jax's SAME, 12 windows of 3;
+  # 6 x 3 - 1 = 17 taps on input, 4 on padding (-2, -1 under windows 0, 0, 1; 11 under
+  # window 11); the dense count was 12 x 3 = 36 per dim.
+  assert h.cost.muls == jaxgreen.count(f)(y, k).muls == 4 * 2 * 21**2
+  assert h.xla_flops == 2 * 4 * 2 * 17**2  # XLA: taps on real input only
+  assert h.causes["padded conv taps"] == 2 * 4 * 2 * (21**2 - 17**2)
+
+
+_RAGGED_HLO = """
+HloModule m
+ENTRY %main (x: f32[12,4], w: f32[3,4,6], dy: f32[12,6], s: s32[3]) -> (f32[12,6], f32[3,4,6]) {
+  %x = f32[12,4]{1,0} parameter(0)
+  %w = f32[3,4,6]{2,1,0} parameter(1)
+  %dy = f32[12,6]{1,0} parameter(2)
+  %s = s32[3]{0} parameter(3)
+  %y = f32[12,6]{1,0} ragged-dot(%x, %w, %s), @FWD@
+  %dw = f32[3,4,6]{2,1,0} ragged-dot(%x, %dy, %s), @DW@
+  ROOT %t = (f32[12,6]{1,0}, f32[3,4,6]{2,1,0}) tuple(%y, %dw)
+}
+"""
+
+
+def test_ragged_dot_instruction_counts_as_the_jaxpr_rule():
+  h = count_hlo_text(_RAGGED_HLO.replace(
+      "@FWD@", "lhs_contracting_dims={1}, rhs_contracting_dims={1}, lhs_ragged_dims={0}, "
+      "rhs_group_dims={0}").replace(
+      "@DW@", "lhs_contracting_dims={0}, rhs_contracting_dims={0}, lhs_ragged_dims={0}"))
+  m, k, n, g = 12, 4, 6, 3
+  assert not h.cost.uncounted
+  # forward M·N·K; weight gradient (ragged contracting M): M·K·N products, K·N·(M - G) ADD
+  assert h.cost.muls == 2 * m * k * n
+  assert h.cost.adds == m * n * (k - 1) + k * n * (m - g)
+  # XLA's HandleRaggedDot: a dot whose result loses its first len(rhs_group_dims) dims
+  # (the forward's M) -> 2·N·K; the weight gradient, no group dim -> 2·G·K·N·M.
+  assert h.xla_flops == 2 * n * k + 2 * g * k * n * m
+
+
+def test_ragged_dot_lowered_for_gpu_counts_as_the_jaxpr():
+  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  from jaxgreen.hlo.stablehlo import count_lowered
+  from jaxgreen.targets import get_target, quiet_stderr
+
+  args = (jax.ShapeDtypeStruct((12, 4), F32), jax.ShapeDtypeStruct((3, 4, 6), F32),
+          jax.ShapeDtypeStruct((3,), jnp.int32))
+
+  def step(x, w, s):
+    return jax.value_and_grad(lambda x, w: lax.ragged_dot(x, w, s).sum(), (0, 1))(x, w)
+
+  with quiet_stderr():
+    lowered = jax.jit(step).lower(*get_target("gpu:h100").place(args))
+  assert "chlo.ragged_dot" in lowered.as_text()  # on CPU jax lowers it densely instead
+  c = count_lowered(lowered)
+  assert not c.uncounted
+  ours = jaxgreen.count(step)(*args)
+  assert (c.muls, c.adds) == (ours.muls, ours.adds)
+  assert c.by_primitive["ragged_dot_general"].muls == 3 * 12 * 4 * 6  # fwd + dx + dw
+
+
+def test_ragged_dot_compiled_for_tpu_counts_as_the_jaxpr():
+  pytest.importorskip("libtpu", reason="TPU targets need the tpu extra")
+  # TPU runs a ragged dot as a convolution over all G groups, masking the rows outside
+  # each group and skipping those iterations (is_ragged_dot in the fusion's config).
+  m, k, n, g = 16, 8, 8, 4
+  args = (jax.ShapeDtypeStruct((m, k), F32), jax.ShapeDtypeStruct((g, k, n), F32),
+          jax.ShapeDtypeStruct((g,), jnp.int32))
+
+  def step(x, w, s):
+    return jax.value_and_grad(lambda x, w: lax.ragged_dot(x, w, s).sum(), (0, 1))(x, w)
+
+  c = jaxgreen.count(step, stage="compiled", target="tpu:v5e:1x1")(*args)
+  ours = jaxgreen.count(step)(*args)
+  row, ref = c.by_primitive["ragged_dot_general"], ours.by_primitive["ragged_dot_general"]
+  assert row.muls == ref.muls == 3 * m * k * n  # not 3·G·M·K·N
+  assert row.adds == ref.adds
+
+
+def test_scatter_apply_runs_its_update_computation_at_every_stage():
+  x = jax.ShapeDtypeStruct((16,), F32)
+  f = lambda x: x.at[jnp.array([1, 3, 3, 7])].apply(jnp.sin)
+  sa, sm = jaxgreen.CostModel().price("sin")
+  h = count_compiled(_compile(f, x))
+  for c in (h.cost, jaxgreen.count(f, stage="lowered")(x), jaxgreen.count(f)(x)):
+    assert (c.adds, c.muls, c.transcendentals) == (4 * sa, 4 * sm, 4)  # one sin per index
+
+
 def test_scan_trips_on_cpu():
   w = jax.ShapeDtypeStruct((64, 64), F32)
 

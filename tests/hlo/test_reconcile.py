@@ -227,3 +227,58 @@ def test_cublas_custom_call_priced_from_shapes():
   assert int(muls) == 64 * 32 * 128  # M·N·K, from the custom call's shapes
   assert int(custom) == 2 * 64 * 32 * 128 + 1  # XLA's dense 2·M·N·K minus its -1
   assert residual == "0"
+
+
+# -- jaxgreen's own gaps: named per stage, never "compiler changes" -------------------
+
+def test_stage_causes_split_at_the_lowered_stage():
+  from jaxgreen.cost import Cost
+  from jaxgreen.reconcile import COMPILER, LOWERING, UNCOUNTED, stage_causes
+
+  def c(fpo, **unc):
+    return Cost(adds=fpo, uncounted=unc)
+
+  # No gaps: jaxpr -> lowered is jax's lowering, lowered -> compiled the compiler's.
+  assert stage_causes(c(100), c(90), c(85)) == {UNCOUNTED: 0, LOWERING: 10, COMPILER: 5}
+  # The lowered stage missed an operation the jaxpr counted: jaxgreen's gap, on both
+  # sides of it (the compiled stage names it differently).
+  assert stage_causes(c(100), c(80, top_k=1), c(70, TopK=1)) == {
+      UNCOUNTED: 30, LOWERING: 0, COMPILER: 0}
+  # The same operation missed by the lowered and compiled walks: the compiler's
+  # changes around it still are the compiler's.
+  assert stage_causes(c(100), c(80, op=1), c(75, op=1)) == {
+      UNCOUNTED: 20, LOWERING: 0, COMPILER: 5}
+  # Without a lowered count, per-device compiled counts scale by the devices.
+  assert stage_causes(c(100), None, c(20), devices=4) == {
+      UNCOUNTED: 0, LOWERING: 0, COMPILER: 20}
+  assert stage_causes(c(100, op=1), None, c(20), devices=4)[UNCOUNTED] == 20
+
+
+def test_uncounted_operations_are_named_per_stage():
+  import numpy as np
+
+  def f(x):
+    y = jax.pure_callback(lambda a: np.asarray(a) * 2, jax.ShapeDtypeStruct(x.shape, x.dtype),
+                          x)
+    return y @ x.T
+
+  rec = reconcile(f, targets=["cpu"])(jax.ShapeDtypeStruct((4, 8), F32))
+  rep = rec["cpu"]
+  unc = rep.uncounted
+  assert set(unc) == {"jaxpr", "lowered", "compiled"}
+  assert unc["jaxpr"] == {"pure_callback": 1}
+  assert all(len(u) == 1 and next(iter(u)).startswith("custom-call")
+             for u in (unc["lowered"], unc["compiled"]))
+  text = rec.table()
+  for stage in ("jaxpr", "lowered", "compiled"):
+    assert f"uncounted by jaxgreen: {stage}" in text
+  assert "pure_callback x1" in text
+  assert rep.causes["compiler changes"] == 0  # the callback is nobody's compiler change
+  assert rep.to_dict()["uncounted"] == unc
+  _check_sum(rep)
+
+
+def test_nothing_uncounted_reads_none():
+  rec = reconcile(scan_matmul, targets=["cpu"])(W, W)
+  assert rec["cpu"].uncounted == {"jaxpr": {}, "lowered": {}, "compiled": {}}
+  assert "uncounted by jaxgreen: compiled" in rec.table()

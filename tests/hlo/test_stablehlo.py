@@ -101,10 +101,25 @@ def test_scopes_follow_flax_modules():
 
 
 def test_unknown_chlo_operation_is_uncounted_not_an_error():
+  text = """
+module @m attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<4xf32>) -> tensor<4xf32> {
+    %0 = chlo.broadcast_add %arg0, %arg0 : (tensor<4xf32>, tensor<4xf32>) -> tensor<4xf32>
+    return %0 : tensor<4xf32>
+  }
+}
+"""
+  c = count_lowered(_Text(text))  # a CHLO operation the walker has no rule for
+  assert "chlo.broadcast_add" in c.uncounted
+  assert not c.exact
+
+
+def test_chlo_top_k_is_counted_as_the_jaxpr_top_k():
   x = jax.ShapeDtypeStruct((8, 16), F32)
   c = count_lowered(jax.jit(lambda a: lax.top_k(a, 3)[0]).lower(x))  # chlo.top_k
-  assert "chlo.top_k" in c.uncounted
-  assert not c.exact
+  assert not c.uncounted and c.exact
+  assert c.adds == jaxgreen.count(lambda a: lax.top_k(a, 3)[0])(x).adds == 8 * (
+      13 * (1 + 2) + 3 * 2)  # rows x ((n - k)(1 + ceil(log2 k)) + k ceil(log2 k))
 
 
 @pytest.mark.parametrize("text, groups", [
@@ -133,3 +148,127 @@ def test_lowered_module_devices_from_num_partitions():
   m = jaxgreen.mesh("tpu:v5e:2x2", (4,), ("x",))
   x = jax.ShapeDtypeStruct((8, 16), F32, sharding=NamedSharding(m, P("x")))
   assert lowered_module(jax.jit(jnp.sum).lower(x)).devices == 4  # 2x2 chips
+
+
+# -- case / if, captured values, complex constants, shard_map --------------------------
+
+def _switch3(i, x):
+  return lax.switch(i, [lambda y: y @ y.T, lambda y: jnp.exp(y) @ y.T,
+                        lambda y: y[:, :4] * 3.0], x)
+
+
+@pytest.mark.parametrize("cond", ["max", "min", "mean"])
+def test_case_counted_with_the_cond_policy_as_the_jaxpr(cond):
+  # stablehlo.case branches take no arguments: they read x from the enclosing block.
+  args = (jax.ShapeDtypeStruct((), jnp.int32), jax.ShapeDtypeStruct((4, 8), F32))
+  ours = jaxgreen.count(_switch3, cond=cond)(*args)
+  lowered = count_lowered(jax.jit(_switch3).lower(*args), cond=cond)
+  assert (lowered.adds, lowered.muls) == (ours.adds, ours.muls)
+  assert lowered.transcendentals == ours.transcendentals
+  assert lowered.exact and not lowered.uncounted
+
+
+def test_cond_of_a_constant_index_takes_its_branch():
+  f = lambda x: _switch3(jnp.int32(2), x)  # noqa: E731  (folded: y[:, :4] * 3)
+  x = jax.ShapeDtypeStruct((4, 8), F32)
+  assert jaxgreen.count(f, stage="lowered")(x).muls == jaxgreen.count(f)(x).muls == 16
+
+
+class _Text:
+  """A stand-in for ``jax.stages.Lowered`` holding hand-written StableHLO."""
+
+  def __init__(self, text):
+    self.text = text
+
+  def compiler_ir(self, dialect="stablehlo"):
+    from jax._src.interpreters import mlir
+    from jaxlib.mlir import ir
+
+    return ir.Module.parse(self.text, context=mlir.make_ir_context())
+
+
+_IF = """
+module @m attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
+  func.func public @main(%arg0: tensor<i1>, %arg1: tensor<8x8xf32>) -> tensor<8x8xf32> {
+    PRED
+    %0 = "stablehlo.if"(%p) ({
+      %1 = stablehlo.dot_general %arg1, %arg1, contracting_dims = [1] x [0] : (tensor<8x8xf32>, tensor<8x8xf32>) -> tensor<8x8xf32>
+      stablehlo.return %1 : tensor<8x8xf32>
+    }, {
+      %1 = stablehlo.add %arg1, %arg1 : tensor<8x8xf32>
+      stablehlo.return %1 : tensor<8x8xf32>
+    }) : (tensor<i1>) -> tensor<8x8xf32>
+    return %0 : tensor<8x8xf32>
+  }
+}
+"""  # noqa: E501
+
+
+@pytest.mark.parametrize("pred, cond, adds, muls", [
+    ("%p = stablehlo.and %arg0, %arg0 : tensor<i1>", "max", 8 * 8 * 7, 8 * 8 * 8),
+    ("%p = stablehlo.and %arg0, %arg0 : tensor<i1>", "min", 64, 0),
+    ("%p = stablehlo.and %arg0, %arg0 : tensor<i1>", "mean", (448 + 64) / 2, 256),
+    ("%p = stablehlo.constant dense<false> : tensor<i1>", "max", 64, 0),  # false branch
+    ("%p = stablehlo.constant dense<true> : tensor<i1>", "min", 448, 512),  # true branch
+])
+def test_stablehlo_if(pred, cond, adds, muls):
+  c = count_lowered(_Text(_IF.replace("PRED", pred)), cond=cond)
+  assert (c.adds, c.muls) == (adds, muls)
+  assert c.exact
+
+
+def test_complex_constants_are_counted_not_a_type_error():
+  z = jax.ShapeDtypeStruct((4,), jnp.complex64)
+  f = lambda z: z * (1 + 2j) + jnp.array([1 + 1j, 2, 3, 4j], jnp.complex64)  # noqa: E731
+  c = count_lowered(jax.jit(f).lower(z))
+  assert (c.adds, c.muls) == (4 * 2 + 4 * 2, 4 * 4)  # complex mul: 2 ADD 4 MUL; add: 2 ADD
+  assert c.exact
+
+
+def test_loop_bound_offset_in_the_condition():
+  def f(x):  # condition i + 1 < 10 from i = 0: 9 trips
+    return lax.while_loop(lambda c: c[0] + 1 < 10, lambda c: (c[0] + 1, c[1] * 2.0),
+                          (0, x))[1]
+
+  x = jax.ShapeDtypeStruct((4,), F32)
+  for stage in ("jaxpr", "lowered", "compiled"):
+    c = jaxgreen.count(f, stage=stage)(x)
+    assert c.exact and c.muls == 9 * 4, stage
+
+
+_MANUAL = """
+module @m attributes {mhlo.num_partitions = 4 : i32, mhlo.num_replicas = 1 : i32} {
+  sdy.mesh @mesh = <["d"=2, "e"=2]>
+  func.func public @main(%arg0: tensor<8x64xf32>, %arg1: tensor<64x16xf32>) -> tensor<8x16xf32> {
+    %0 = sdy.manual_computation(%arg0, %arg1) in_shardings=[<@mesh, [{}, {"d"}]>, <@mesh, [{"d"}, {}]>] out_shardings=[<@mesh, [{}, {}]>] manual_axes={"d"} (%arg2: tensor<8x32xf32>, %arg3: tensor<32x16xf32>) {
+      %1 = stablehlo.dot_general %arg2, %arg3, contracting_dims = [1] x [0] : (tensor<8x32xf32>, tensor<32x16xf32>) -> tensor<8x16xf32>
+      %2 = "stablehlo.all_reduce"(%1) <{channel_handle = #stablehlo.channel_handle<handle = 1, type = 1>, replica_groups = dense<[[0, 2], [1, 3]]> : tensor<2x2xi64>, use_global_device_ids}> ({
+      ^bb0(%a: tensor<f32>, %b: tensor<f32>):
+        %3 = stablehlo.add %a, %b : tensor<f32>
+        stablehlo.return %3 : tensor<f32>
+      }) : (tensor<8x16xf32>) -> tensor<8x16xf32>
+      sdy.return %2 : tensor<8x16xf32>
+    } : (tensor<8x64xf32>, tensor<64x16xf32>) -> tensor<8x16xf32>
+    return %0 : tensor<8x16xf32>
+  }
+}
+"""  # noqa: E501
+
+
+def test_shard_map_body_counted_for_every_device_of_its_manual_axes():
+  # Per device: an 8x16x32 dot and half of an 8x16 psum over 2 devices; the body runs
+  # on the 2 devices of manual axis "d", so the lowered count is global (as the jaxpr's).
+  c = count_lowered(_Text(_MANUAL))
+  assert c.muls == 2 * 8 * 16 * 32
+  assert c.adds == 2 * (8 * 16 * 31 + 8 * 16 // 2)
+
+
+def test_replica_groups_of_mesh_axes():
+  from jaxgreen.hlo.parse import group_size
+  from jaxgreen.hlo.stablehlo import _Translator
+
+  tr = _Translator.__new__(_Translator)
+  tr.meshes = {"mesh_0": {"d": 2, "e": 4}}
+  text = ('#stablehlo.replica_group_mesh_axes<mesh = @mesh_0, axes = '
+          '[#stablehlo.axis_ref<name = "e">]>')
+  assert group_size(tr.replica_groups(text), 8) == 4

@@ -125,14 +125,23 @@ def test_data_dependent_while_is_inexact_and_named():
   c = jaxgreen.count(_data_dependent)(X4)
   assert not c.exact
   assert len(c.inexact) == 1 and "while loop" in c.inexact[0]
+  # One iteration, as at the HLO stages: body once, condition twice (trips + 1).
   assert c.muls == 4  # body once
-  assert c.adds == 3 + 1  # condition once: sum of 4, one compare
+  assert c.adds == 2 * (3 + 1)  # condition twice: sum of 4, one compare
+  for stage in ("lowered", "compiled"):
+    h = jaxgreen.count(_data_dependent, stage=stage)(X4)
+    assert (h.adds, h.muls, h.exact) == (c.adds, c.muls, False), stage
 
 
 def test_trip_counts_override_int_and_by_scope():
   c = jaxgreen.count(_data_dependent, trip_counts=10)(X4)
   assert c.muls == 10 * 4  # trips·elements
   assert c.adds == 11 * (3 + 1)  # condition runs trips + 1 times
+  # Exact given the user's figure, and the Cost says the count rests on it.
+  assert c.exact and c.assumed == (
+      "while loop at scope '<top level>': 10 trips, as given by trip_counts=",)
+  assert "rests on a given figure" in c.table() and "assumed=1" in repr(c)
+  assert jaxgreen.Cost.from_json(c.to_json()).assumed == c.assumed
   scope = jaxgreen.count(_data_dependent)(X4).inexact[0].split("'")[1]
   assert scope == "<top level>"
   c = jaxgreen.count(_data_dependent, trip_counts={"<top level>": 5})(X4)
@@ -141,7 +150,8 @@ def test_trip_counts_override_int_and_by_scope():
 
 def test_trip_counts_do_not_override_a_proven_count():
   f = lambda x: lax.fori_loop(0, 7, lambda i, y: y * 2.0, x)  # noqa: E731
-  assert jaxgreen.count(f, trip_counts=100)(X4).muls == 7 * 4
+  c = jaxgreen.count(f, trip_counts=100)(X4)
+  assert c.muls == 7 * 4 and c.assumed == ()  # proven: the given figure is not used
 
 
 def test_trip_counts_by_named_scope():
@@ -191,11 +201,14 @@ def test_constant_branch_index_counts_that_branch_exactly():
 
 def test_unknown_loop_in_a_branch_not_picked_stays_visible():
   def f(p, x):
-    return lax.cond(p, lambda y: y * y * y * y, _data_dependent, x)
+    return lax.cond(p, lambda y: y * y * y * y * y, _data_dependent, x)
 
   c = jaxgreen.count(f, cond="max")(S((), jnp.bool_), X4)
-  assert c.muls == 3 * 4  # the first branch is costlier
+  assert c.muls == 4 * 4  # the first branch is costlier (16 > 4 + 2·4 of one iteration)
   assert not c.exact and c.inexact
+  for stage in ("lowered", "compiled"):
+    h = jaxgreen.count(f, cond="max", stage=stage)(S((), jnp.bool_), X4)
+    assert h.muls == 4 * 4 and not h.exact, stage
 
 
 def test_cond_with_bool_index_and_uncounted_in_other_branch():

@@ -34,6 +34,59 @@ def test_plain_scatter_is_free():
   assert c.fpo == 0
 
 
+def test_scatter_apply_walks_its_update_computation_per_updated_element():
+  # x.at[i].apply(f) is a scatter whose update_jaxpr is f: one sin per index (a
+  # repeated index is applied twice, as lax.scatter_apply documents).
+  sa, sm = jaxgreen.CostModel().price("sin")
+  c = jaxgreen.count(lambda x, i: x.at[i].apply(jnp.sin))(S((10, 4), F32), IDX)
+  assert (c.adds, c.muls) == (5 * 4 * sa, 5 * 4 * sm)  # 5 rows of 4 elements
+  assert c.transcendentals == 5 * 4
+  assert c.by_primitive["sin"].muls == 5 * 4 * sm
+  assert c.bytes > 0  # the scatter's own traffic is kept
+  # a cost model override reprices it: one sin per updated element
+  model = jaxgreen.CostModel({"sin": (1, 2)})
+  c = jaxgreen.count(lambda x, i: x.at[i].apply(jnp.sin), cost_model=model)(
+      S((10, 4), F32), IDX)
+  assert (c.adds, c.muls) == (20, 40)
+
+
+def test_lax_scatter_apply_with_a_polynomial():
+  dn = lax.ScatterDimensionNumbers(update_window_dims=(), inserted_window_dims=(0,),
+                                   scatter_dims_to_operand_dims=(0,))
+
+  def f(x, i):
+    return lax.scatter_apply(x, i[:, None], lambda v: v * v + 1.0, dn, update_shape=(5,))
+
+  c = jaxgreen.count(f)(S((10,), F32), IDX)
+  assert (c.adds, c.muls) == (5, 5)  # v*v + 1: one MUL and one ADD per index
+
+
+def test_no_zero_cost_primitive_carries_a_computation():
+  from jax.extend import core as jcore
+
+  from jaxgreen.jaxpr.registry import ZERO_COST
+
+  assert "scatter" not in ZERO_COST  # it carries x.at[i].apply's function
+
+  def programs(x, i):
+    yield x.at[i].apply(jnp.sin)
+    yield x.at[i].set(1.0)
+    yield x[i]
+    yield lax.pad(x, 0.0, ((2, 3, 1),))[::-1].reshape(-1, 4).T
+    yield lax.dynamic_update_slice(x, x[:3], (2,))
+    yield jnp.concatenate([x, lax.stop_gradient(x)])
+
+  closed = jax.make_jaxpr(lambda x, i: list(programs(x, i)))(S((10,), F32), IDX)
+  seen = set()
+  for eqn in closed.jaxpr.eqns:
+    if eqn.primitive.name in ZERO_COST:
+      seen.add(eqn.primitive.name)
+      carried = [k for k, v in eqn.params.items()
+                 if isinstance(v, jcore.Jaxpr | jcore.ClosedJaxpr) and v.eqns]
+      assert not carried, (eqn.primitive.name, carried)
+  assert {"gather", "pad", "rev", "dynamic_update_slice"} <= seen
+
+
 def test_embedding_gradient_is_a_scatter_add():
   def loss(table, ids):
     return table[ids].sum()
@@ -95,7 +148,11 @@ def test_top_k_of_zero_elements_compares_nothing():
 @pytest.mark.parametrize("n", [0, 1, 3])
 def test_random_split_is_one_threefry_block_per_new_key(n):
   c = jaxgreen.count(lambda k: jax.random.split(k, n))(jax.random.key(0))
-  assert c.int_ops == n * (20 * 5 + 5 * 3)  # keys·(20 rounds of 5 ops + 5 injections of 3)
+  # jax's split program: per new key, one Threefry block (20 rounds of 5 ops + 5
+  # injections of 3) on a counter (iota_2x32_shape: 2 ops per word)
+  assert c.int_ops == n * (20 * 5 + 5 * 3 + 2)
+  assert jaxgreen.count(lambda k: jax.random.split(k, n), stage="lowered")(
+      jax.random.key(0)).int_ops == c.int_ops
 
 
 def test_rng_uniform_low_precision_float_adds_scale_and_shift():

@@ -36,8 +36,6 @@ _CONVS = {
                     None, None, 1, 1),
     "rhs-dilated": ((1, 3, 12, 12), (5, 3, 3, 3), ("NCHW", "OIHW", "NCHW"), (1, 1),
                     ((1, 1), (2, 2)), None, (2, 2), 1, 1),
-    "lhs-dilated": ((1, 3, 5, 5), (5, 3, 3, 3), ("NCHW", "OIHW", "NCHW"), (1, 1),
-                    ((2, 2), (2, 2)), (2, 2), None, 1, 1),
     "grouped": ((2, 8, 7, 7), (12, 2, 3, 3), ("NCHW", "OIHW", "NCHW"), (1, 1), "SAME",
                 None, None, 4, 1),
     "depthwise": ((1, 7, 7, 6), (3, 3, 1, 6), ("NHWC", "HWIO", "NHWC"), (1, 1), "SAME",
@@ -50,6 +48,7 @@ _CONVS = {
 
 @pytest.mark.parametrize("case", list(_CONVS), ids=list(_CONVS))
 def test_conv_follows_the_dense_formula(case):
+  # Without lhs dilation every window tap is real input or edge padding: all count.
   lhs, rhs, dn, strides, pad, lhs_dil, rhs_dil, fgc, bgc = _CONVS[case]
 
   def conv(a, b):
@@ -66,6 +65,20 @@ def test_conv_follows_the_dense_formula(case):
   assert c.adds == math.prod(out.shape) * (per_out - 1)
 
 
+def test_lhs_dilated_conv_skips_the_holes_but_counts_edge_padding():
+  c = jaxgreen.count(lambda a, b: lax.conv_general_dilated(
+      a, b, (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2)))(
+          S((1, 3, 5, 5), F32), S((5, 3, 3, 3), F32))
+  # Per spatial dimension: 5 inputs dilated by 2 sit at 0, 2, ..., 8, padded to -2..10;
+  # the 11 windows cover [i-2, i]. Real taps: each input is under 3 windows = 15;
+  # edge-padding taps: -2, -1 (windows 0, 0, 1) and 9, 10 (windows 9, 10, 10) = 6;
+  # the 3·11 - 21 = 12 taps on holes are not multiplied.
+  per_dim = 15 + 6
+  assert c.muls == 5 * 3 * per_dim**2  # C_out · C_in · (taps per dim)² = 6,615
+  # Every output has at least one tap: ADD = MUL - outputs.
+  assert c.adds == c.muls - 5 * 11 * 11
+
+
 def test_conv_gradient_is_counted_from_the_backward_convs():
   def loss(w, x):
     return lax.conv(x, w, (1, 1), "SAME").sum()
@@ -73,6 +86,62 @@ def test_conv_gradient_is_counted_from_the_backward_convs():
   c = jaxgreen.count(jax.grad(loss))(S((6, 4, 3, 3), F32), S((2, 4, 8, 8), F32))
   # dW: each of the 6·4·3·3 weights sums over 2·8·8 (batch·spatial) positions
   assert c.by_primitive["conv_general_dilated"].muls == 6 * 4 * 3 * 3 * 2 * 8 * 8
+
+
+# A mixture-of-experts layer: M tokens of K features, G experts of K x N weights.
+M, K, N, G = 12, 4, 6, 3
+_RAGGED = (S((M, K), F32), S((G, K, N), F32), S((G,), jnp.int32))
+
+
+def _moe_loss(x, w, sizes):
+  return lax.ragged_dot(x, w, sizes).sum()
+
+
+def test_ragged_dot_forward_input_and_weight_gradients():
+  c = jaxgreen.count(lax.ragged_dot)(*_RAGGED)
+  # forward: each token's N outputs are one length-K dot with its expert's weights
+  assert (c.muls, c.adds) == (M * N * K, M * N * (K - 1))
+  dx = jaxgreen.count(jax.grad(_moe_loss, argnums=0))(*_RAGGED)
+  assert (dx.muls, dx.adds) == (M * K * N, M * K * (N - 1))  # dy (M,N) against w[g]^T
+  dw = jaxgreen.count(jax.grad(_moe_loss, argnums=1))(*_RAGGED)
+  # d(w): ragged contracting dimension, output (G, K, N); the G groups partition the
+  # M tokens, so M·K·N products in all (not G·M·K·N) and K·N·(M - G) ADDs.
+  rd = dw.by_primitive["ragged_dot_general"]
+  assert (rd.muls, rd.adds) == (M * K * N, K * N * (M - G))
+
+
+def test_moe_training_step_is_three_dense_matmuls():
+  grads = jaxgreen.count(jax.grad(_moe_loss, argnums=(0, 1)))(*_RAGGED)
+  assert grads.by_primitive["ragged_dot_general"].muls == 2 * M * K * N  # dx + dw
+  step = jaxgreen.count(jax.value_and_grad(_moe_loss, argnums=(0, 1)))(*_RAGGED)
+  assert step.by_primitive["ragged_dot_general"].muls == 3 * M * K * N  # forward too
+
+
+@pytest.mark.parametrize("mode", ["ragged_batch", "batched_noncontracting",
+                                  "batched_contracting"])
+def test_ragged_dot_general_batched_forms(mode):
+  b, m, k, n, g = 2, 6, 4, 5, 3
+  rd = lax.RaggedDotDimensionNumbers
+  dn, rhs, sizes = {
+      # [b,m,k] x [b,k,n], group_sizes [g] over b -> [b,m,n]
+      "ragged_batch": (rd(dot_dimension_numbers=(([2], [1]), ([0], [0])),
+                          lhs_ragged_dimensions=[0], rhs_group_dimensions=[]),
+                       (b, k, n), (g,)),
+      # [b,m,k] x [g,b,k,n], group_sizes [b,g] over m -> [b,m,n]
+      "batched_noncontracting": (rd(dot_dimension_numbers=(([2], [2]), ([0], [1])),
+                                    lhs_ragged_dimensions=[1], rhs_group_dimensions=[0]),
+                                 (g, b, k, n), (b, g)),
+      # [b,m,k] x [b,m,n], group_sizes [b,g] over the contracted m -> [g,b,k,n]
+      "batched_contracting": (rd(dot_dimension_numbers=(([1], [1]), ([0], [0])),
+                                 lhs_ragged_dimensions=[1], rhs_group_dimensions=[]),
+                              (b, m, n), (b, g)),
+  }[mode]
+  c = jaxgreen.count(lambda x, y, s: lax.ragged_dot_general(x, y, s, dn))(
+      S((b, m, k), F32), S(rhs, F32), S(sizes, jnp.int32))
+  if mode == "batched_contracting":
+    assert (c.muls, c.adds) == (b * m * k * n, b * k * n * (m - g))
+  else:
+    assert (c.muls, c.adds) == (b * m * k * n, b * m * n * (k - 1))
 
 
 @pytest.mark.parametrize("fn,n,real", [

@@ -6,7 +6,8 @@
   ``fori_loop`` and hand-written counters produce), the body is counted x trip count
   and the condition x (trip count + 1). Bounds may be literals, constants, values
   folded from them (also through nested ``jit`` calls) or carries the body passes
-  through unchanged. Otherwise the body and condition are counted once,
+  through unchanged. Otherwise the loop is counted as one iteration (body once,
+  condition twice, as at the HLO stages: :func:`jaxgreen.formulas.loop_factors`),
   ``Cost.inexact`` names the loop, and ``trip_counts={scope: n}`` (or one int for
   every such loop) supplies the count; a proven count is never overridden.
 * ``cond``/``switch``: the branch chosen by the ``cond`` policy (max / min / mean FPO);
@@ -21,12 +22,15 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
 from jax.extend import core as jcore
 from jax.extend.core import primitives as P
 
 from jaxgreen.cost import Cost
+
+# loop_trips is re-exported: it moved to jaxgreen.formulas, shared with the HLO walker.
+from jaxgreen.formulas import counted_loop_trips, loop_factors, pick_branches
+from jaxgreen.formulas import loop_trips as loop_trips  # noqa: PLC0414
 from jaxgreen.jaxpr.interpreter import TOP_LEVEL, fold_scalar, known_scalar
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, priced, size
@@ -53,7 +57,7 @@ register(P.jit_p, P.closed_call_p, P.call_p, P.custom_jvp_call_p, P.custom_vjp_c
          P.remat_p, P.linear_call_p if hasattr(P, "linear_call_p") else "linear_call")(_CALLEE)
 # Primitives jax does not export publicly, registered by name.
 register("composite", "compute_on", "eval_jaxpr", "run_state", "custom_vmap_call",
-         "custom_partitioning", "custom_jvp_call_jaxpr")(_CALLEE)
+         "custom_partitioning", "custom_jvp_call_jaxpr", "xla_metadata_call")(_CALLEE)
 register("remat_opt")(_call("fwd_jaxpr"))
 
 
@@ -76,7 +80,8 @@ def scan_num_consts(params) -> int:
   the first group of ``ft_in`` (consts, carry, xs) from jax 0.12."""
   if "num_consts" in params:
     return params["num_consts"]
-  return len(params["ft_in"][0])
+  consts, _, _ = params["ft_in"].unpack()  # a jax FlatTree of (consts, carry, xs)
+  return len(list(consts))
 
 
 @register(P.scan_p)
@@ -89,7 +94,6 @@ def _scan(ctx, *args, jaxpr, length, **params):
 # -- while ----------------------------------------------------------------------------
 
 _CMP = ("lt", "le", "gt", "ge", "ne")
-_MIRROR = {"lt": "gt", "le": "ge", "gt": "lt", "ge": "le", "ne": "ne"}
 # Primitives a loop counter may pass through unchanged in value.
 _IDENTITY = ("convert_element_type", "copy", "reduce_precision", "pvary")
 
@@ -174,8 +178,9 @@ def _trip_count(cond_jaxpr, body_jaxpr, consts_c, consts_b, init, carry_known):
   lhs, rhs = (cenv.get(v) if not isinstance(v, jcore.Literal) else known_scalar(v.val)
               for v in cmp.invars)
   op = cmp.primitive.name
-  if not isinstance(lhs, _Lin):
-    lhs, rhs, op = rhs, lhs, _MIRROR[op]
+  counter_first = isinstance(lhs, _Lin)
+  if not counter_first:
+    lhs, rhs = rhs, lhs
   if not isinstance(lhs, _Lin) or rhs is None or isinstance(rhs, _Lin):
     return None
   i = lhs.index
@@ -190,11 +195,7 @@ def _trip_count(cond_jaxpr, body_jaxpr, consts_c, consts_b, init, carry_known):
   new = benv.get(bj.outvars[i])
   if isinstance(bj.outvars[i], jcore.Literal) or not isinstance(new, _Lin) or new.index != i:
     return None
-  step = new.offset
-  if step == 0:
-    return None
-  # counter + a <op> bound  <=>  counter <op> bound - a
-  return loop_trips(op, start, rhs - lhs.offset, step)
+  return counted_loop_trips(op, counter_first, lhs.offset, rhs, start, new.offset)
 
 
 def _seed(variables, values) -> dict:
@@ -203,37 +204,6 @@ def _seed(variables, values) -> dict:
 
 def _closed_consts(closed):
   return [known_scalar(c) for c in getattr(closed, "consts", ())]
-
-
-def loop_trips(op: str, start, bound, step) -> int | None:
-  """Iterations of ``for (i = start; i <op> bound; i += step)``; None if unbounded.
-
-  ``op`` is the comparison that keeps the loop going: lt, le, gt, ge or ne (any case).
-  Shared by the jaxpr walk and the compiled-HLO walk.
-  """
-  op = op.lower()
-  span = bound - start
-  exact = all(isinstance(v, int) for v in (start, bound, step))
-  def ceil_div(a, b):
-    return -(-a // b) if exact else math.ceil(a / b)
-  def floor_div(a, b):
-    return a // b if exact else math.floor(a / b)
-  if op == "lt" and step > 0:
-    return max(0, ceil_div(span, step))
-  if op == "le" and step > 0:
-    return max(0, floor_div(span, step) + 1)
-  if op == "gt" and step < 0:
-    return max(0, ceil_div(span, step))
-  if op == "ge" and step < 0:
-    return max(0, floor_div(span, step) + 1)
-  if op == "ne" and span % step == 0 and span / step >= 0:
-    return int(span // step)
-  if op in ("lt", "le", "gt", "ge"):
-    # The step moves away from the bound: either no iteration, or an infinite loop.
-    first = {"lt": start < bound, "le": start <= bound, "gt": start > bound,
-             "ge": start >= bound}[op]
-    return 0 if not first else None
-  return None
 
 
 @register(P.while_p)
@@ -250,14 +220,21 @@ def _while(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
   body = ctx.walk(body_jaxpr, known=consts_b + carry_known)
   cond = ctx.walk(cond_jaxpr, known=consts_c + carry_known)
   trips = _trip_count(cond_jaxpr, body_jaxpr, consts_c, consts_b, init, carry_known)
+  given = None
   if trips is None:
-    trips = ctx.walker.trip_count_override(ctx.scope)
+    trips = given = ctx.walker.trip_count_override(ctx.scope)
+  k_body, k_cond = loop_factors(trips)  # unknown: body once, condition twice
+  total = body * k_body + cond * k_cond
   if trips is None:
     where = ctx.scope or TOP_LEVEL
     why = (f"while loop at scope {where!r}: trip count unknown, body counted once "
            f"(pass trip_counts={{{where!r}: n}} to count it exactly)")
-    return body + cond + Cost(inexact=(why,), cond=ctx.walker.cond)
-  return body * trips + cond * (trips + 1)
+    return total + Cost(inexact=(why,), cond=ctx.walker.cond)
+  if given is not None:
+    where = ctx.scope or TOP_LEVEL
+    note = f"while loop at scope {where!r}: {given} trips, as given by trip_counts="
+    return total + Cost(assumed=(note,), cond=ctx.walker.cond)
+  return total
 
 
 # -- cond / switch ------------------------------------------------------------------
@@ -269,12 +246,10 @@ def _cond(ctx, index, *args, branches, **_):
   if idx is not None:
     return ctx.walk(branches[max(0, min(int(idx), len(branches) - 1))], known=known)
   costs = [ctx.walk(b, known=known) for b in branches]
-  policy = ctx.walker.cond
-  if policy == "max":
-    chosen = max(costs, key=lambda c: (c.fpo, c.int_ops))
-  elif policy == "min":
-    chosen = min(costs, key=lambda c: (c.fpo, c.int_ops))
-  else:
+  picked = pick_branches([(c.fpo, c.int_ops) for c in costs], ctx.walker.cond)
+  if len(picked) == 1:
+    chosen = costs[picked[0][0]]
+  else:  # mean
     chosen = sum(costs[1:], costs[0]) / len(costs)
   # Whatever branch the policy picks, a primitive without a rule or a loop of unknown
   # length in *any* branch makes the count inexact: never drop those notes.
@@ -283,4 +258,5 @@ def _cond(ctx, index, *args, branches, **_):
     for name, n in c.uncounted.items():
       uncounted[name] = max(uncounted.get(name, 0), n)
   inexact = tuple(dict.fromkeys(why for c in costs for why in c.inexact))
-  return dataclasses.replace(chosen, uncounted=uncounted, inexact=inexact)
+  assumed = tuple(dict.fromkeys(why for c in costs for why in c.assumed))
+  return dataclasses.replace(chosen, uncounted=uncounted, inexact=inexact, assumed=assumed)

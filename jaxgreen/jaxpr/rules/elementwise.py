@@ -15,8 +15,8 @@ Complex operands, in real operations per element (z = a + bi, w = c + di):
   multiply to combine them (2 x price + 2 ADD + 4 MUL); other operations act on each
   part (2 x price).
 
-The complex prices live in :func:`jaxgreen.jaxpr.rules._util.complex_price`, shared
-with reductions and scatters.
+The complex prices live in :func:`jaxgreen.formulas.complex_price`, shared with
+reductions, scatters and the HLO walker (which prices complex HLO opcodes with it).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from jax import lax
 from jax.extend.core import primitives as P
 
 from jaxgreen.cost_model import DEFAULT_PRICES
+from jaxgreen.formulas import integer_pow_muls as integer_pow_muls  # re-exported
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import complex_price as complex_price  # re-exported
 from jaxgreen.jaxpr.rules._util import is_complex, ops, price, size
@@ -45,14 +46,6 @@ def _elementwise(ctx, *args, **_):
 
 def _integer_op(ctx, *args, **_):
   return ops(int_ops=size(ctx.outs[0]))
-
-
-def integer_pow_muls(y: int) -> int:
-  """MULs of x**y by repeated squaring: floor(log2 y) squarings + popcount(y) - 1."""
-  y = abs(int(y))
-  if y <= 1:
-    return 0
-  return (y.bit_length() - 1) + (bin(y).count("1") - 1)
 
 
 def _integer_pow(ctx, x, *, y, **_):
@@ -82,6 +75,16 @@ def _reduce_precision(ctx, x, *, exponent_bits, mantissa_bits, **_):
   return ops(adds=a * n, muls=m * n)
 
 
+def _polynomial(ctx, x, *coeffs, **_):
+  """Horner's rule on ``len(coeffs)`` coefficients: one MUL and one ADD per coefficient
+  after the first, per output element (as jax lowers ``lax.polynomial``)."""
+  n = size(ctx.outs[0])
+  steps = max(0, len(coeffs) - 1)
+  ma, mm = price(ctx.model, "mul", is_complex(x))
+  aa, am = price(ctx.model, "add", is_complex(x))
+  return ops(adds=(ma + aa) * steps * n, muls=(mm + am) * steps * n)
+
+
 # Priced by their own rule, not per element.
 _OWN_RULE = ("reduce_precision",)
 
@@ -99,3 +102,4 @@ register(*(getattr(P, f"{n}_p") for n in _BITWISE if hasattr(P, f"{n}_p")))(_int
 register(lax.integer_pow_p)(_integer_pow)
 register(P.reduce_precision_p)(_reduce_precision)
 register("mulhi")(_integer_op)  # high half of an integer product
+register("polynomial")(_polynomial)  # jax >= 0.12

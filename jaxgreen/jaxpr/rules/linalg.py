@@ -5,10 +5,15 @@ Conventions (stated once, used everywhere):
 * ``dot_general``: MUL = B*M*N*K and ADD = B*M*N*(K-1), B the product of batch dims,
   K the product of contracting dims. (A fused multiply-add is one MUL and one ADD; the
   first product of each output needs no ADD.)
-* ``conv_general_dilated``, dense convention: each output element uses the full
-  window, padded and dilated taps included (the convention of published per-model
-  figures such as torchvision's): MUL = out * (C_in / groups) * prod(kernel_spatial),
-  ADD = out * ((C_in / groups) * prod(kernel_spatial) - 1).
+* ``conv_general_dilated``: each output element multiplies the kernel taps of its
+  window that land on a real input element or on edge padding (torchvision's
+  forward convention: every window tap, padding included), times C_in / groups; taps
+  on the holes ``lhs_dilation`` inserts between input elements never count (no
+  implementation multiplies them: the input gradient of a strided convolution and
+  ``conv_transpose`` cost about what the forward convolution does), and
+  ``rhs_dilation`` adds no taps. Without lhs dilation, MUL = out * (C_in / groups) *
+  prod(kernel_spatial); ADD = MUL - 1 per output. Exact per-dimension counts:
+  :func:`jaxgreen.formulas.conv_counts`.
 * Direct factorizations (Cholesky, LU, QR, triangular solve, Householder products,
   Hessenberg / tridiagonal reduction) use the exact multiplication and addition counts
   of LAPACK Working Note 41 (Blackford & Dongarra, "Installation Guide for LAPACK",
@@ -28,7 +33,7 @@ from fractions import Fraction as F
 
 from jax.extend.core import primitives as P
 
-from jaxgreen.formulas import dot_counts
+from jaxgreen.formulas import conv_counts, dot_counts, ragged_dot_counts
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, ops, size
 
@@ -53,30 +58,40 @@ def _dot_general(ctx, lhs, rhs, *, dimension_numbers, **_):
 
 @register("ragged_dot_general")
 def _ragged_dot_general(ctx, lhs, rhs, group_sizes, *, ragged_dot_dimension_numbers, **_):
-  """Each output element is one length-K dot product with one group's weights."""
+  """Every dimension-number form of ``lax.ragged_dot_general`` (formulas.ragged_dot_counts).
+
+  Ragged non-contracting dimension (forward pass, input gradient) or ragged batch
+  dimension: each output element is one length-K dot with its group's weights.
+  Ragged contracting dimension (weight gradient): the output gains a group axis of
+  size G (``group_sizes``' last dimension) and the groups partition the contracted
+  rows, so the products are those of one dense dot, not G of them.
+  """
   dn = ragged_dot_dimension_numbers
   (lhs_contract, _), _ = dn.dot_dimension_numbers
   k = math.prod(lhs.shape[d] for d in lhs_contract)
-  ragged = tuple(dn.lhs_ragged_dimensions)
-  out = size(ctx.outs[0])
-  if any(d in lhs_contract for d in ragged):
-    # ragged contraction: output has a group axis; the groups partition K.
-    groups = rhs.shape[0] if rhs.ndim else 1
-    per_group_out = out // max(1, groups)
-    return ops(adds=per_group_out * (k - groups) if k >= groups else 0,
-               muls=per_group_out * k)
-  adds, muls = dot_counts(out, k, is_complex(lhs))
+  ragged_contracting = any(d in lhs_contract for d in dn.lhs_ragged_dimensions)
+  groups = group_sizes.shape[-1] if group_sizes.ndim else 1
+  adds, muls = ragged_dot_counts(size(ctx.outs[0]), k, groups, ragged_contracting,
+                                 is_complex(lhs) or is_complex(rhs))
   return ops(adds=adds, muls=muls)
 
 
 # -- convolution ------------------------------------------------------------------
 
 @register(P.conv_general_dilated_p)
-def _conv(ctx, lhs, rhs, *, dimension_numbers, **_):
-  rhs_spec = dimension_numbers.rhs_spec  # (out feature, in feature, *spatial)
-  taps = rhs.shape[rhs_spec[1]] * math.prod(rhs.shape[d] for d in rhs_spec[2:])
-  adds, muls = dot_counts(size(ctx.outs[0]), taps, is_complex(lhs))
-  return ops(adds=adds, muls=muls)
+def _conv(ctx, lhs, rhs, *, dimension_numbers, window_strides, padding, lhs_dilation=None,
+          rhs_dilation=None, **_):
+  """Taps on real input or edge padding, never on lhs-dilation holes (formulas.conv_counts)."""
+  lhs_spec, rhs_spec, out_spec = dimension_numbers  # (batch/out feat, feat, *spatial)
+  out = ctx.outs[0]
+  nd = len(rhs_spec) - 2
+  lhs_dil = tuple(lhs_dilation or (1,) * nd)
+  rhs_dil = tuple(rhs_dilation or (1,) * nd)
+  dims = [(lhs.shape[lhs_spec[2 + d]], rhs.shape[rhs_spec[2 + d]], out.shape[out_spec[2 + d]],
+           window_strides[d], padding[d][0], padding[d][1], lhs_dil[d], rhs_dil[d])
+          for d in range(nd)]
+  c = conv_counts(size(out), rhs.shape[rhs_spec[1]], dims, is_complex(lhs) or is_complex(rhs))
+  return ops(adds=c.adds, muls=c.muls)
 
 
 # -- FFT ----------------------------------------------------------------------------

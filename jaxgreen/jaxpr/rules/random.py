@@ -10,10 +10,16 @@ of 5 adds: 20*10 + 5*5 = 225 per block of 4 words. Philox-4x32 with 10 rounds: t
 10*10 = 100 per block of 4 words; Philox-2x32: one multiply (2), 2 xors and a 1-add
 bump: 10*5 = 50 per block of 2 words.
 
-``random_gamma`` is counted from jax's own sampler program (Marsaglia-Tsang rejection
-sampling): its loop runs a data-dependent number of times, so it is counted once per
-element and the result is marked inexact. ``rng_uniform`` (XLA's RngUniform) is one
-block of bits per element plus, for floats, a scale and a shift (1 ADD, 1 MUL).
+``rng_bit_generator`` is XLA's generator: Philox-4x32 for the default algorithm (as
+XLA expands it), Threefry-2x32 when asked for. ``random_bits``, ``random_split`` and
+``random_fold_in`` are counted from the program jax itself lowers them to (the key
+implementation's ``random_bits``/``split``/``fold_in``: Threefry blocks, counters,
+xors), so the lowered program counts the same. ``random_gamma`` is counted from jax's
+own sampler program (Marsaglia-Tsang rejection sampling): its loop runs a
+data-dependent number of times, so it is counted once per element and the result is
+marked inexact. ``rng_uniform`` (XLA's RngUniform) is one block of bits per element
+plus, for floats, a scale and a shift (1 ADD, 1 MUL). The block prices live in
+:mod:`jaxgreen.formulas`, shared with the HLO walker.
 """
 
 from __future__ import annotations
@@ -23,14 +29,23 @@ import functools
 import jax
 from jax.extend.core import primitives as P
 
+from jaxgreen.formulas import (
+    PHILOX2_OPS_PER_BLOCK,
+    PHILOX4_OPS_PER_BLOCK,
+    THREEFRY4_OPS_PER_BLOCK,
+    rng_bit_generator_ops,
+    rng_uniform_ops,
+    threefry_ops,
+)
 from jaxgreen.jaxpr.interpreter import dtype_info
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import ops, size
 
-THREEFRY_OPS_PER_PAIR = 20 * 5 + 5 * 3
-THREEFRY4_OPS_PER_BLOCK = 20 * 10 + 5 * 5
-PHILOX4_OPS_PER_BLOCK = 10 * 10
-PHILOX2_OPS_PER_BLOCK = 10 * 5
+try:  # private: the programs jax lowers random_bits / split / fold_in to
+  from jax._src import core as _jax_core
+  from jax._src.random import prng as _prng
+except ImportError:  # another jax layout: the block formulas below are used instead
+  _prng = None
 
 
 def _words(aval) -> int:
@@ -40,25 +55,68 @@ def _words(aval) -> int:
 
 @register(P.threefry2x32_p)
 def _threefry(ctx, k1, k2, x1, x2, **_):
-  return ops(int_ops=THREEFRY_OPS_PER_PAIR * size(ctx.outs[0]))
+  return ops(int_ops=threefry_ops(size(ctx.outs[0])))
+
+
+@functools.lru_cache(maxsize=128)
+def _key_program(kind: str, keys_aval, extra, partitionable: bool):
+  """The jaxpr jax lowers a key operation to (``random_bits_lowering`` & co.)."""
+  del partitionable  # part of the cache key only: it changes the program traced
+  impl = keys_aval.dtype._impl
+  phys = _jax_core.physical_aval(keys_aval)
+  base = jax.ShapeDtypeStruct(phys.shape, phys.dtype)
+  if kind == "bits":
+    bit_width, shape = extra
+    return jax.make_jaxpr(lambda b: _prng.random_bits_impl_base(
+        impl, b, keys_aval.ndim, bit_width=bit_width, shape=shape))(base)
+  if kind == "split":
+    return jax.make_jaxpr(lambda b: _prng.random_split_impl_base(
+        impl, b, keys_aval.ndim, shape=extra))(base)
+  msgs_shape, msgs_dtype = extra
+  return jax.make_jaxpr(lambda b, m: _prng.random_fold_in_impl_base(
+      impl, b, m, keys_aval.shape))(base, jax.ShapeDtypeStruct(msgs_shape, msgs_dtype))
+
+
+def _walk_key_program(ctx, kind: str, keys, extra):
+  """Counts jax's own program for a key operation; None when it cannot be traced."""
+  if _prng is None:
+    return None
+  try:
+    program = _key_program(kind, keys, extra, bool(jax.config.jax_threefry_partitionable))
+  except Exception:  # noqa: BLE001 - an unknown key layout: the block formula is used
+    return None
+  return ctx.walk(program)
 
 
 @register(P.random_bits_p)
-def _random_bits(ctx, keys, **_):
-  pairs = -(-_words(ctx.outs[0]) // 2)
-  return ops(int_ops=THREEFRY_OPS_PER_PAIR * pairs)
+def _random_bits(ctx, keys, *, bit_width, shape, **_):
+  walked = _walk_key_program(ctx, "bits", keys, (int(bit_width), tuple(shape)))
+  if walked is not None:
+    return walked
+  return ops(int_ops=threefry_ops(-(-_words(ctx.outs[0]) // 2)))
 
 
-@register(P.random_split_p, P.random_fold_in_p)
-def _random_keys(ctx, keys, *args, **_):
-  # Each new 2-word key is one Threefry block.
-  return ops(int_ops=THREEFRY_OPS_PER_PAIR * size(ctx.outs[0]))
+@register(P.random_split_p)
+def _random_split(ctx, keys, *, shape, **_):
+  walked = _walk_key_program(ctx, "split", keys, tuple(shape))
+  if walked is not None:
+    return walked
+  return ops(int_ops=threefry_ops(size(ctx.outs[0])))  # one block per new 2-word key
+
+
+@register(P.random_fold_in_p)
+def _random_fold_in(ctx, keys, msgs, **_):
+  walked = _walk_key_program(ctx, "fold_in", keys, (tuple(msgs.shape), msgs.dtype))
+  if walked is not None:
+    return walked
+  return ops(int_ops=threefry_ops(size(ctx.outs[0])))
 
 
 @register(P.rng_bit_generator_p)
-def _rng_bit_generator(ctx, key, **_):
-  pairs = -(-_words(ctx.outs[1]) // 2)
-  return ops(int_ops=THREEFRY_OPS_PER_PAIR * pairs)
+def _rng_bit_generator(ctx, key, *, algorithm=None, **_):
+  out = ctx.outs[1]
+  name = getattr(algorithm, "name", str(algorithm))
+  return ops(int_ops=rng_bit_generator_ops(name, size(out) * (out.dtype.itemsize or 4)))
 
 
 @register("iota_2x32_shape")
@@ -82,7 +140,7 @@ register("philox2x32")(_per_block(PHILOX2_OPS_PER_BLOCK))
 def _rng_uniform(ctx, a, b, **_):
   out = ctx.outs[0]
   n = size(out)
-  bits = ops(int_ops=THREEFRY_OPS_PER_PAIR * -(-_words(out) // 2))
+  bits = ops(int_ops=rng_uniform_ops(size(out) * (getattr(out.dtype, "itemsize", 4) or 4)))
   if dtype_info(out.dtype)[0]:  # floats, bfloat16 and float8 included
     return bits + ops(adds=n, muls=n)
   return bits

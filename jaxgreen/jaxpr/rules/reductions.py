@@ -3,7 +3,10 @@
 Convention: reducing n elements to one takes n - 1 operations: ADDs for sum, compares
 (priced as ADD) for max/min/argmax/argmin, MULs for prod. Cumulative ops follow the
 serial formula (n - 1 per row). Windowed reductions count every tap of the window,
-padding included (dense convention, as for convolutions).
+padding included (dense convention, as for convolutions), except a prefix window (a
+window as long as its axis, padded by n - 1 on one side: the form cumulative ops lower
+to), counted as the cumulative op it is. The formulas live in :mod:`jaxgreen.formulas`,
+shared with the HLO walker.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import math
 
 from jax.extend.core import primitives as P
 
+from jaxgreen.formulas import logaddexp_price, reduce_steps, scan_steps, window_reduce_steps
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
 
@@ -23,7 +27,7 @@ _REDUCE = {"reduce_sum": "add", "reduce_max": "max", "reduce_min": "min",
 def _steps(x, out) -> int:
   """Operations to reduce ``x`` to ``out``: inputs - outputs (n - 1 per output), and
   none for an empty reduction (its outputs are the init value)."""
-  return max(0, size(x) - size(out))
+  return reduce_steps(size(x), size(out))
 
 
 def _reduce(ctx, x, **_):
@@ -41,17 +45,11 @@ def _reduce_generic(ctx, *args, jaxpr, **_):
 
 
 def _cumulative(ctx, x, *, axis, **_):
-  n = x.shape[axis]
-  rows_steps = size(x) // n * (n - 1) if n else 0  # rows * (n - 1)
+  rows_steps = scan_steps(size(x), x.shape[axis])  # rows * (n - 1)
   name = ctx.eqn.primitive.name
   if name == "cumlogsumexp":
-    # log(e^a + e^b) = max(a, b) + log1p(exp(-|a - b|)): compare, sub, exp, log1p, add
-    ea, em = ctx.model.price("exp")
-    la, lm = ctx.model.price("log1p")
-    ca, _ = ctx.model.price("max")
-    per = (ca + 1 + ea + la + 1, em + lm)
-    return ops(adds=per[0] * rows_steps, muls=per[1] * rows_steps,
-               transcendentals=2 * rows_steps)
+    a, m = logaddexp_price(ctx.model)  # max(a, b) + log1p(exp(-|a - b|)), NaN-guarded
+    return ops(adds=a * rows_steps, muls=m * rows_steps, transcendentals=2 * rows_steps)
   price = {"cumsum": "add", "cumprod": "mul", "cummax": "max", "cummin": "min"}[name]
   return priced(ctx.model, price, rows_steps, is_complex(x))
 
@@ -60,15 +58,22 @@ def _window_taps(window_dimensions) -> int:
   return math.prod(window_dimensions)
 
 
-def _reduce_window_prim(ctx, x, *, window_dimensions, **_):
+def _window_steps(ctx, x, window_dimensions, params) -> int:
+  return window_reduce_steps(x.shape, size(ctx.outs[0]), window_dimensions,
+                             params.get("window_strides", ()), params.get("padding", ()),
+                             params.get("base_dilation", ()),
+                             params.get("window_dilation", ()))
+
+
+def _reduce_window_prim(ctx, x, *, window_dimensions, **params):
   price = {"reduce_window_sum": "add", "reduce_window_max": "max",
            "reduce_window_min": "min"}[ctx.eqn.primitive.name]
-  steps = size(ctx.outs[0]) * (_window_taps(window_dimensions) - 1)
+  steps = _window_steps(ctx, x, window_dimensions, params)
   return priced(ctx.model, price, steps, is_complex(x))
 
 
-def _reduce_window_generic(ctx, *args, jaxpr, window_dimensions, **_):
-  steps = size(ctx.outs[0]) * (_window_taps(window_dimensions) - 1)
+def _reduce_window_generic(ctx, *args, jaxpr, window_dimensions, **params):
+  steps = _window_steps(ctx, args[0], window_dimensions, params)
   return ctx.walk(jaxpr) * steps
 
 
