@@ -177,10 +177,13 @@ def test_every_stage_counts_one_operation_the_same(request, fn, args, compiled,
   assert not jaxpr.uncounted and jaxpr.exact, name
   if name in EXPECTED:
     assert _counts(jaxpr) == EXPECTED[name]
-  if lowered_until is not None and _JAX >= lowered_until:
-    pytest.skip(f"jax {jax.__version__} lowers {name} to other operations")
   lowered = jaxgreen.count(fn, stage="lowered")(*args)
   assert not lowered.uncounted, lowered.uncounted
+  if lowered_until is not None and _JAX >= lowered_until:
+    # This jax lowers the operation to a different formula (e.g. an overflow-safe |z|):
+    # the lowered stage counts that formula, which differs from the primitive's price.
+    assert lowered.fpo > 0 and lowered.exact, name
+    return
   assert _counts(lowered) == _counts(jaxpr)
   if not any(getattr(a, "dtype", None) == C64 for a in args):
     # (a complex function jax evaluates through several real ones is one evaluation
