@@ -96,6 +96,7 @@ class _Translator:
     # Every value translated so far, by name: a region (case/if branches, and any
     # region that uses a value of an enclosing block) reads it as a parameter.
     self.defs: dict[str, Instr] = {}
+    self.captured: set[str] = set()  # values read by a nested region
     from jaxlib.mlir import ir
 
     self.ir = ir
@@ -141,7 +142,7 @@ class _Translator:
     instrs = [Instr(self.vname(a), _type_text(str(a.type)), "parameter", [str(i)], "", "")
               for i, a in enumerate(block.arguments)]
     self.block(block, prefix, instrs, root="tuple")
-    self.comps[key] = Computation(key, instrs)
+    self.comps[key] = Computation(key, _live(instrs, self.captured))
     return key
 
   def region(self, region: Any, prefix: str, *, tuple_param: bool, root: str) -> str:
@@ -162,6 +163,7 @@ class _Translator:
         instrs.append(Instr(self.vname(a), _type_text(str(a.type)), "parameter", [str(i)],
                             "", ""))
     self.block(block, prefix, instrs, root=root)
+    instrs = _live(instrs, self.captured)
     self.comps[name] = Computation(name, self.captures(instrs) + instrs)
     return name
 
@@ -184,6 +186,7 @@ class _Translator:
         if src is None:
           continue
         defined.add(name)
+        self.captured.add(name)  # live in the enclosing block
         if src.opcode == "constant":
           out.append(Instr(name, src.type_text, "constant", list(src.operands), "", ""))
         else:
@@ -377,17 +380,56 @@ class _Translator:
       attrs.append("fft_length={" + ",".join(map(str, ints("fft_length"))) + "}")
 
 
+# Operations kept even when nothing uses their result: they act on the world or on
+# other devices, or run code jaxgreen cannot see into.
+_EFFECTS = frozenset({
+    "custom-call", "outfeed", "infeed", "send", "send-done", "recv", "recv-done",
+    "after-all", "all-reduce", "all-gather", "all-to-all", "collective-permute",
+    "reduce-scatter", "collective-broadcast", "rng-get-and-update-state",
+})
+
+
+def _live(instrs: list[Instr], captured: set[str]) -> list[Instr]:
+  """``instrs`` without the operations whose results nothing uses (dead code).
+
+  jax's lowering can leave unused operations in the StableHLO it hands to XLA (jax
+  0.12 emits an unused ``exponential`` beside the one a gradient of ``erfc`` uses);
+  XLA removes them before anything runs, and so does the jaxpr stage, so the
+  lowered count does too. Parameters, the root, operations with effects and values
+  that a nested region reads (``captured``) stay.
+  """
+  if not instrs:
+    return instrs
+  root = next((i for i in instrs if i.root), instrs[-1])
+  live = {root.name}
+  for ins in reversed(instrs):
+    if ins.name in live or ins.opcode in _EFFECTS or ins.name in captured:
+      live.add(ins.name)
+      live.update(ins.operands)
+  return [i for i in instrs if i.name in live or i.opcode == "parameter"]
+
+
 def _constant_value(o: Any) -> str:
   """The value text of a scalar or splat ``stablehlo.constant`` (``5``, ``1.0``,
   ``(1.0,2.0)`` for a complex one), else ``""``: only such values are read (loop
   bounds, branch indices).
 
-  The operation's own text is read, not its ``value`` attribute: the MLIR bindings
-  cannot cast a complex dense attribute (TypeError), and a large constant's attribute
-  would print every element (the text elides them).
+  The ``value`` attribute is printed only when it is one value (a scalar or a splat):
+  a large constant would print every element. The MLIR bindings cannot cast a complex
+  dense attribute (TypeError); its value is read from the operation's text then, which
+  is slower (it prints the whole module's context), so only there.
   """
+  from jaxlib.mlir import ir
+
   try:
-    text = o.get_asm(large_elements_limit=16)
+    attr = o.attributes["value"]
+    try:
+      dense = ir.DenseElementsAttr(attr)
+      if not dense.is_splat and ir.ShapedType(attr.type).rank > 0:
+        return ""
+      text = str(attr)
+    except TypeError:
+      text = o.get_asm(large_elements_limit=16)
   except Exception:  # noqa: BLE001 - a value we cannot read is simply not known
     return ""
   m = re.search(r"dense<(.*)>\s*:", text)

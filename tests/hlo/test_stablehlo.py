@@ -272,3 +272,25 @@ def test_replica_groups_of_mesh_axes():
   text = ('#stablehlo.replica_group_mesh_axes<mesh = @mesh_0, axes = '
           '[#stablehlo.axis_ref<name = "e">]>')
   assert group_size(tr.replica_groups(text), 8) == 4
+
+
+def test_dead_code_jax_left_in_the_lowered_module_is_not_counted():
+  # jax 0.12 lowers the gradient of erfc with an unused `exponential` beside the used
+  # one; XLA removes it and so does every stage: per element, one exp.
+  g = jax.grad(lambda x: jax.scipy.special.erfc(x).sum())
+  x = jax.ShapeDtypeStruct((1000,), jnp.float32)
+  jaxpr, lowered = (jaxgreen.count(g, stage=s)(x) for s in ("jaxpr", "lowered"))
+  assert lowered.transcendentals == jaxpr.transcendentals
+  assert (lowered.adds, lowered.muls) == (jaxpr.adds, jaxpr.muls)
+
+
+def test_a_value_used_only_inside_a_branch_stays_live():
+  def f(p, x, w):
+    y = x @ w  # read by the branch region only
+    return jax.lax.cond(p, lambda: jnp.tanh(y).sum(), lambda: x.sum())
+
+  args = (jax.ShapeDtypeStruct((), jnp.bool_), jax.ShapeDtypeStruct((8, 8), jnp.float32),
+          jax.ShapeDtypeStruct((8, 8), jnp.float32))
+  costs = [jaxgreen.count(f, stage=s)(*args).fpo for s in ("jaxpr", "lowered", "compiled")]
+  # 8·8·8 MUL + 8·8·7 ADD for the matmul, then the costlier branch
+  assert costs[0] == costs[1] == costs[2] > 8 * 8 * 8 + 8 * 8 * 7
