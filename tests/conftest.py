@@ -15,3 +15,25 @@ from jax._src import xla_bridge  # noqa: E402
 
 if not xla_bridge._backends:
   jax.config.update("jax_platforms", "cpu")
+
+
+import pytest  # noqa: E402
+
+
+class _LoweredText:
+  """A stand-in for ``jax.stages.Lowered`` holding hand-written StableHLO."""
+
+  def __init__(self, text):
+    self.text = text
+
+  def compiler_ir(self, dialect="stablehlo"):
+    from jax._src.interpreters import mlir
+    from jaxlib.mlir import ir
+
+    return ir.Module.parse(self.text, context=mlir.make_ir_context())
+
+
+@pytest.fixture
+def lowered_text():
+  """Hand-written StableHLO text -> an object ``count_lowered`` takes like a Lowered."""
+  return _LoweredText

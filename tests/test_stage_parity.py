@@ -214,19 +214,6 @@ def test_a_cost_model_override_moves_every_stage():
   assert counts[0] == counts[1] == (64 * (1 + 2 + 3), 64 * (1 + 2 + 3 + 2), 0)
 
 
-class _StableHlo:
-  """A stand-in for ``jax.stages.Lowered`` holding hand-written StableHLO."""
-
-  def __init__(self, text):
-    self.text = text
-
-  def compiler_ir(self, dialect="stablehlo"):
-    from jax._src.interpreters import mlir
-    from jaxlib.mlir import ir
-
-    return ir.Module.parse(self.text, context=mlir.make_ir_context())
-
-
 _SCAN = """
 module @m attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
   func.func public @main(%arg0: tensor<4x16xf32>) -> tensor<4x16xf32> {
@@ -244,11 +231,11 @@ module @m attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32
 """
 
 
-def test_chlo_scan_is_counted_as_the_cumulative_op():
+def test_chlo_scan_is_counted_as_the_cumulative_op(lowered_text):
   # jax >= 0.12 lowers cumsum for GPUs to chlo.scan: n - 1 steps per row, as the jaxpr.
   from jaxgreen.hlo import count_lowered
 
-  lowered = count_lowered(_StableHlo(_SCAN))
+  lowered = count_lowered(lowered_text(_SCAN))
   assert not lowered.uncounted
   assert _counts(lowered) == _counts(jaxgreen.count(lambda a: lax.cumsum(a, axis=1))(X)) \
       == (4 * 15, 0, 0)

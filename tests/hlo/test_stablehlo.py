@@ -100,7 +100,7 @@ def test_scopes_follow_flax_modules():
     assert lowered.by_scope[scope].fpo == ours.by_scope[scope].fpo
 
 
-def test_unknown_chlo_operation_is_uncounted_not_an_error():
+def test_unknown_chlo_operation_is_uncounted_not_an_error(lowered_text):
   text = """
 module @m attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
   func.func public @main(%arg0: tensor<4xf32>) -> tensor<4xf32> {
@@ -109,7 +109,7 @@ module @m attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32
   }
 }
 """
-  c = count_lowered(_Text(text))  # a CHLO operation the walker has no rule for
+  c = count_lowered(lowered_text(text))  # a CHLO operation the walker has no rule for
   assert "chlo.broadcast_add" in c.uncounted
   assert not c.exact
 
@@ -174,19 +174,6 @@ def test_cond_of_a_constant_index_takes_its_branch():
   assert jaxgreen.count(f, stage="lowered")(x).muls == jaxgreen.count(f)(x).muls == 16
 
 
-class _Text:
-  """A stand-in for ``jax.stages.Lowered`` holding hand-written StableHLO."""
-
-  def __init__(self, text):
-    self.text = text
-
-  def compiler_ir(self, dialect="stablehlo"):
-    from jax._src.interpreters import mlir
-    from jaxlib.mlir import ir
-
-    return ir.Module.parse(self.text, context=mlir.make_ir_context())
-
-
 _IF = """
 module @m attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32} {
   func.func public @main(%arg0: tensor<i1>, %arg1: tensor<8x8xf32>) -> tensor<8x8xf32> {
@@ -211,8 +198,8 @@ module @m attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32
     ("%p = stablehlo.constant dense<false> : tensor<i1>", "max", 64, 0),  # false branch
     ("%p = stablehlo.constant dense<true> : tensor<i1>", "min", 448, 512),  # true branch
 ])
-def test_stablehlo_if(pred, cond, adds, muls):
-  c = count_lowered(_Text(_IF.replace("PRED", pred)), cond=cond)
+def test_stablehlo_if(pred, cond, adds, muls, lowered_text):
+  c = count_lowered(lowered_text(_IF.replace("PRED", pred)), cond=cond)
   assert (c.adds, c.muls) == (adds, muls)
   assert c.exact
 
@@ -255,10 +242,10 @@ module @m attributes {mhlo.num_partitions = 4 : i32, mhlo.num_replicas = 1 : i32
 """  # noqa: E501
 
 
-def test_shard_map_body_counted_for_every_device_of_its_manual_axes():
+def test_shard_map_body_counted_for_every_device_of_its_manual_axes(lowered_text):
   # Per device: an 8x16x32 dot and half of an 8x16 psum over 2 devices; the body runs
   # on the 2 devices of manual axis "d", so the lowered count is global (as the jaxpr's).
-  c = count_lowered(_Text(_MANUAL))
+  c = count_lowered(lowered_text(_MANUAL))
   assert c.muls == 2 * 8 * 16 * 32
   assert c.adds == 2 * (8 * 16 * 31 + 8 * 16 // 2)
 
