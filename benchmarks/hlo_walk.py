@@ -20,6 +20,7 @@ import sys
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAXGREEN_CACHE", "0")  # compile times are measured: no cache
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from jaxgreen.targets import import_jax_quietly  # noqa: E402

@@ -29,6 +29,7 @@ import sys
 import time
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("JAXGREEN_CACHE", "0")  # compile times are measured: no cache
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import jax  # noqa: E402
@@ -41,7 +42,7 @@ from jaxgreen import api  # noqa: E402
 from jaxgreen.chips import get_chip, roofline  # noqa: E402
 from jaxgreen.compare import Comparison, TargetResult, place  # noqa: E402
 from jaxgreen.pods import compile_readable, report_compiled  # noqa: E402
-from jaxgreen.targets import get_target  # noqa: E402
+from jaxgreen.targets import get_target, status  # noqa: E402
 
 # Parameter name -> PartitionSpec; the leading axis of "layers" entries is the scan's.
 # "fsdp_tp": weights split over both axes (FSDP x Megatron tensor parallelism).
@@ -140,7 +141,7 @@ def main(argv=None) -> None:
   print(f"jaxpr count: {t1 - t0:.1f} s, peak RSS {rss_count:.2f} GB, global FPO "
         f"{logical.fpo:,} ({logical.fpo / 1e15:.3f} PFPO), exact={logical.exact}")
 
-  with jax.set_mesh(mesh):
+  with jax.set_mesh(mesh), status(f"{t.spec} (lower + compile)"):
     compiled, text, notes = compile_readable(t, step, *placed)
   t2 = time.perf_counter()
   rss_compile = _rss_gb()

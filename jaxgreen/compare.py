@@ -113,10 +113,17 @@ class TargetResult:
 
 @dataclasses.dataclass(frozen=True)
 class Comparison:
-  """Results of one program on several targets; index by target string."""
+  """Results of one program on several targets; index by target string.
+
+  Attributes:
+    results: one result per target that could be compiled.
+    name: the report's title.
+    unavailable: target string -> why it could not be compiled (and the fix).
+  """
 
   results: tuple[TargetResult, ...]
   name: str = ""
+  unavailable: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
   def __getitem__(self, target: str) -> TargetResult:
     from jaxgreen.targets import get_target
@@ -125,6 +132,8 @@ class Comparison:
     for r in self.results:
       if r.target == spec:
         return r
+    if spec in self.unavailable:
+      raise KeyError(f"target {spec!r} is unavailable: {self.unavailable[spec]}")
     raise KeyError(f"no result for target {target!r}; have "
                    f"{', '.join(r.target for r in self.results)}")
 
@@ -140,21 +149,26 @@ class Comparison:
     return len({r.global_fpo for r in self.results}) <= 1
 
   def rows(self) -> list[tuple[str, list[str]]]:
-    """(label, one cell per target) for the tables."""
-    return _rows(self.results)
+    """(label, one cell per target) for the tables; "unavailable" for targets that
+    could not be compiled (their reasons are in :meth:`notes`)."""
+    gone = ["unavailable"] * len(self.unavailable)
+    return [(label, [*cells, *gone]) for label, cells in _rows(self.results)]
+
+  def _heads(self) -> list[str]:
+    return ["", *(r.target for r in self.results), *self.unavailable]
 
   def table(self) -> str:
     """The side-by-side plain-text report: one column per target."""
     from jaxgreen.report import table
 
-    heads = ["", *(r.target for r in self.results)]
+    heads = self._heads()
     body = [[label, *cells] for label, cells in self.rows()]
     return "\n".join([table(heads, body), *self.notes()])
 
   def markdown(self) -> str:
     from jaxgreen.report import markdown_table
 
-    heads = ["", *(r.target for r in self.results)]
+    heads = self._heads()
     body = [[label.strip() or " ", *cells] for label, cells in self.rows()]
     notes = [f"- {n}" for n in self.notes()]
     return "\n".join([markdown_table(heads, body), "", *notes]).rstrip()
@@ -165,6 +179,7 @@ class Comparison:
     if not self.same_global_fpo:
       out.append("WARNING: the global FPO differs between targets: the jaxpr depends on "
                  "the target (e.g. a shard_map over a different mesh).")
+    out += [f"{spec}: unavailable: {why}" for spec, why in self.unavailable.items()]
     for r in self.results:
       for n in (r.roofline.notes if r.roofline else ()):
         out.append(f"{r.target}: {n}")
@@ -179,7 +194,8 @@ class Comparison:
 
   def to_dict(self) -> dict[str, Any]:
     return {"name": self.name, "same_global_fpo": self.same_global_fpo,
-            "targets": [r.to_dict() for r in self.results], "notes": self.notes()}
+            "targets": [r.to_dict() for r in self.results],
+            "unavailable": dict(self.unavailable), "notes": self.notes()}
 
   def to_json(self, **kw) -> str:
     return json.dumps(self.to_dict(), default=_json_default, **kw)
@@ -399,7 +415,7 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
             static_argnums: int | Sequence[int] = (),
             measured_step_s: Mapping[str, float] | None = None,
             dtype: str | None = None, name: str = "",
-            progress: Callable[[str, int, int], None] | None = None
+            progress: Callable[[str, int, int], None] | bool | None = None
             ) -> Callable[..., Comparison]:
   """Compiles ``fn`` for each target, its inputs sharded alike, and compares the pods.
 
@@ -416,13 +432,17 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
     dtype: the dtype whose peak FLOP/s the roofline uses; default: that of most
       matmul work in the compiled program.
     name: a title for the report.
-    progress: called as ``progress(target, i, n)`` before each target.
+    progress: called as ``progress(target, i, n)`` before each target; default: a
+      status line on stderr when it is a terminal (the target being compiled, the time
+      of each one done), nothing otherwise; False: nothing.
 
   Returns:
     A function of ``fn``'s arguments (arrays or ``jax.ShapeDtypeStruct``) returning a
-    :class:`Comparison`.
+    :class:`Comparison`. A target that cannot be compiled is listed in
+    ``Comparison.unavailable`` with the reason and the fix; :class:`TargetError` is
+    raised only when no target could be compiled.
   """
-  from jaxgreen.targets import get_target, start_devices
+  from jaxgreen.targets import TargetError, get_target, progress_for, start_devices
 
   if not callable(fn):
     raise TypeError(f"compare(fn=...) must be callable, got {type(fn).__name__}")
@@ -446,13 +466,22 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
 
   def run(*args) -> Comparison:
     start_devices(parsed)
-    results = []
-    for i, t in enumerate(parsed):
-      if progress is not None:
-        progress(t.spec, i, len(parsed))
-      results.append(_one(fn, t, args, static, mesh_axes, in_specs, shard,
-                          shapes.get(t.spec), measured.get(t.spec), dtype))
-    return Comparison(tuple(results), name or getattr(fn, "__name__", ""))
+    results, unavailable = [], {}
+    report, done = progress_for(progress)
+    try:
+      for i, t in enumerate(parsed):
+        report(t.spec, i, len(parsed))
+        try:
+          results.append(_one(fn, t, args, static, mesh_axes, in_specs, shard,
+                              shapes.get(t.spec), measured.get(t.spec), dtype))
+        except TargetError as e:  # one target that cannot be compiled spares the others
+          unavailable[t.spec] = str(e)
+    finally:
+      done()
+    if not results:
+      raise TargetError("compare: no target could be compiled: "
+                        + "; ".join(unavailable.values()))
+    return Comparison(tuple(results), name or getattr(fn, "__name__", ""), unavailable)
 
   return run
 

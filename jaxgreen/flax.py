@@ -199,13 +199,14 @@ def summary(model: nn.Module | nnx.Module, *inputs: Any, variables: Mapping | No
 
   modules = prog["modules"]  # path tuple -> class name (recorded while tracing)
   args = (prog["params"], prog["rest"], *inputs)
-  # The model's Python code is traced once; the gradient program and XLA's lowerings
-  # replay that jaxpr (same equations, same name stacks) instead of tracing it again.
-  closed, replay = _trace_once(prog["forward"], args)
+  # The model's Python code is traced once; the gradient program replays that jaxpr
+  # (same equations, same name stacks) instead of tracing it again, and XLA's estimate
+  # lowers each program from the very trace jaxgreen counts (jax's AOT ``trace``).
+  closed, replay, traced = _trace_once(prog["forward"], args)
   fwd = count_jaxpr(closed)
-  train = None
+  train = grad_traced = None
   if backward:
-    grad_closed, grad_replay = _trace_once(_grad_program(replay, loss), args)
+    grad_closed, _, grad_traced = _trace_once(_grad_program(replay, loss), args)
     train = count_jaxpr(grad_closed)
 
   root = prog["root"]
@@ -232,12 +233,12 @@ def summary(model: nn.Module | nnx.Module, *inputs: Any, variables: Mapping | No
   totals: dict[str, Any] = {"params": sum(params.values()), "adds": fwd.adds,
                             "muls": fwd.muls, "fpo": fwd.fpo, "xla_flops": _UNAVAILABLE}
   if xla:
-    totals["xla_flops"] = xla_flops(replay, *args)
+    totals["xla_flops"] = _xla_flops_of(traced)
   if train is not None:
     totals |= {"train_adds": train.adds, "train_muls": train.muls, "train_fpo": train.fpo,
                "xla_train_flops": _UNAVAILABLE}
     if xla:
-      totals["xla_train_flops"] = xla_flops(grad_replay, *args)
+      totals["xla_train_flops"] = _xla_flops_of(grad_traced)
   return ModuleSummary(model=root, rows=tuple(rows), totals=totals, forward=fwd, train=train)
 
 
@@ -253,6 +254,19 @@ def xla_flops(fn: Callable, *args: Any) -> float | str:
     analysis = jax.jit(fn).lower(*args).cost_analysis()
   except Exception:  # noqa: BLE001 -- any backend failure means "no estimate"
     return _UNAVAILABLE
+  return _flops_of(analysis)
+
+
+def _xla_flops_of(traced: Any) -> float | str:
+  """XLA's flop estimate of a ``jax.jit(f).trace(...)`` result (see :func:`xla_flops`)."""
+  try:
+    analysis = traced.lower().cost_analysis()
+  except Exception:  # noqa: BLE001 -- any backend failure means "no estimate"
+    return _UNAVAILABLE
+  return _flops_of(analysis)
+
+
+def _flops_of(analysis: Any) -> float | str:
   if isinstance(analysis, list | tuple):
     analysis = analysis[0] if len(analysis) == 1 else None
   if not isinstance(analysis, Mapping):
@@ -336,18 +350,22 @@ def _nnx_program(model, inputs, method, kwargs) -> dict:
           "root": root}
 
 
-def _trace_once(fn: Callable, args: tuple) -> tuple[Any, Callable]:
-  """``fn``'s ClosedJaxpr and a function that evaluates it on the same pytrees."""
+def _trace_once(fn: Callable, args: tuple) -> tuple[Any, Callable, Any]:
+  """``fn``'s jaxpr, a function that evaluates it on the same pytrees, and the trace.
+
+  The trace is jax's AOT ``jax.jit(f).trace(...)``: its ``.jaxpr`` is what jaxgreen
+  counts and its ``.lower()`` what XLA estimates, so the model is traced only once.
+  """
   flat, in_tree = jax.tree.flatten(args)
-  closed, out_shape = jax.make_jaxpr(lambda *f: fn(*jax.tree.unflatten(in_tree, f)),
-                                     return_shape=True)(*flat)
-  out_tree = jax.tree.structure(out_shape)
+  traced = jax.jit(lambda *f: fn(*jax.tree.unflatten(in_tree, f))).trace(*flat)
+  closed = traced.jaxpr
+  out_tree = jax.tree.structure(traced.out_info, is_leaf=lambda x: hasattr(x, "shape"))
   run = jax_core.jaxpr_as_fun(closed)
 
   def replay(*args):
     return jax.tree.unflatten(out_tree, run(*jax.tree.leaves(args)))
 
-  return closed, replay
+  return closed, replay, traced
 
 
 def _grad_program(forward: Callable, loss: Callable | None) -> Callable:

@@ -50,7 +50,7 @@ from jaxgreen.cost import Cost
 from jaxgreen.cost_model import CostModel
 from jaxgreen.hlo.compiled import CAUSES, HloCount, LoopInfo, count_hlo_text
 from jaxgreen.report import table
-from jaxgreen.targets import Target, get_target, start_devices
+from jaxgreen.targets import Target, TargetError, get_target, progress_for, start_devices
 
 UNCOUNTED = "jaxgreen uncounted"
 LOWERING = "jax lowering"
@@ -130,12 +130,10 @@ def xla_cost(compiled: Any) -> XlaCost:
     d = None
   if d is None:
     try:
-      from jax._src import xla_bridge
-      from jax._src.lib import _jax
+      from jaxgreen.targets import _module_cost
 
-      module = compiled.runtime_executable().hlo_modules()[0]
-      d = normalize_cost_analysis(
-          _jax.hlo_module_cost_analysis(xla_bridge.get_backend("cpu"), module))
+      cached = getattr(compiled, "module_cost", None)  # a CachedExecutable's
+      d = normalize_cost_analysis(cached if cached is not None else _module_cost(compiled))
       source = "hlo_module_cost_analysis" if d else source
     except Exception:  # noqa: BLE001
       d = None
@@ -179,6 +177,8 @@ class TargetReport:
     loops: while loops of the compiled program and their trip counts.
     compile_seconds: time to lower and compile.
     walk_seconds: time jaxgreen spent walking the compiled HLO.
+    target_devices: devices the target has (``devices`` of them run the program: 1 for
+      inputs that are not sharded over :func:`jaxgreen.targets.mesh`).
   """
 
   target: str
@@ -192,6 +192,7 @@ class TargetReport:
   loops: tuple[LoopInfo, ...] = ()
   compile_seconds: float = 0.0
   walk_seconds: float = 0.0
+  target_devices: int = 0
 
   @property
   def residual(self) -> float | None:
@@ -223,6 +224,7 @@ class TargetReport:
     return {
         "target": self.target,
         "devices": self.devices,
+        "target_devices": self.target_devices,
         "jaxpr": self.jaxpr.to_dict(),
         "lowered": self.lowered.to_dict() if self.lowered is not None else None,
         "compiled_per_device": self.compiled.to_dict(),
@@ -238,15 +240,23 @@ class TargetReport:
 
 @dataclasses.dataclass(frozen=True)
 class Reconciliation:
-  """Reports for several targets; index by target string."""
+  """Reports for several targets; index by target string.
+
+  Attributes:
+    reports: one report per target that could be compiled.
+    unavailable: target string -> why it could not be compiled (and the fix).
+  """
 
   reports: tuple[TargetReport, ...]
+  unavailable: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
   def __getitem__(self, target: str) -> TargetReport:
     spec = get_target(target).spec
     for r in self.reports:
       if r.target == spec:
         return r
+    if spec in self.unavailable:
+      raise KeyError(f"target {spec!r} is unavailable: {self.unavailable[spec]}")
     raise KeyError(f"no report for target {target!r}; have "
                    f"{', '.join(r.target for r in self.reports)}")
 
@@ -257,7 +267,8 @@ class Reconciliation:
     return len(self.reports)
 
   def to_dict(self) -> dict[str, Any]:
-    return {"targets": [r.to_dict() for r in self.reports]}
+    return {"targets": [r.to_dict() for r in self.reports],
+            "unavailable": dict(self.unavailable)}
 
   def to_json(self, **kw) -> str:
     return json.dumps(self.to_dict(), **kw)
@@ -283,7 +294,8 @@ def reconcile_table(rec: Reconciliation) -> str:
   def row(label, vals):
     rows.append((label, [_fmt(v) for v in vals]))
 
-  row("devices", [r.devices for r in reps])
+  rows.append(("devices (program / target)",
+               [f"{r.devices} / {r.target_devices or r.devices}" for r in reps]))
   row("jaxpr FPO (global)", [r.jaxpr.fpo for r in reps])
   row("lowered FPO (global)", [r.lowered.fpo if r.lowered is not None else None
                                for r in reps])
@@ -311,8 +323,10 @@ def reconcile_table(rec: Reconciliation) -> str:
       row(f"  {cause}", vals)
   rows.append(("compile s / walk s", [f"{r.compile_seconds:.2f} / {r.walk_seconds:.3f}"
                                       for r in reps]))
-  lines = [table(["", *(r.target for r in reps)], [[label, *vals] for label, vals in rows])]
-  notes = []
+  gone = list(rec.unavailable)
+  lines = [table(["", *(r.target for r in reps), *gone],
+                 [[label, *vals, *(["unavailable"] * len(gone))] for label, vals in rows])]
+  notes = [f"{spec}: unavailable: {why}" for spec, why in rec.unavailable.items()]
   for r in reps:
     if r.residual not in (0, None):
       ulps = r.residual_ulps
@@ -407,7 +421,7 @@ def reconcile_target(fn: Callable, target: str | Target, args: Sequence[Any],
   causes[RESIDUAL] = (x32 - xla.flops) * devices if xla.flops is not None else None
   causes = {k: _clean(v) for k, v in causes.items()}
   return TargetReport(t.spec, devices, jaxpr_cost, lowered_cost, h.cost, xla, h.xla_flops,
-                      causes, h.loops, t1 - t0, t2 - t1)
+                      causes, h.loops, t1 - t0, t2 - t1, t.num_devices)
 
 
 def _clean(v):
@@ -418,21 +432,15 @@ def _clean(v):
 
 def _program_devices(compiled: Any, t: Target) -> int:
   """Devices the executable runs on (1 unless its inputs were sharded over a mesh)."""
-  import jax
+  from jaxgreen.targets import executable_devices
 
-  try:
-    shardings = jax.tree.leaves((compiled.input_shardings, compiled.output_shardings),
-                                is_leaf=lambda x: hasattr(x, "device_set"))
-    n = max((len(s.device_set) for s in shardings if hasattr(s, "device_set")), default=1)
-    return max(1, n)
-  except Exception:  # noqa: BLE001
-    return 1
+  return executable_devices(compiled)
 
 
 def reconcile(fn: Callable, *, targets: Sequence[str | Target] = ("cpu",),
               static_argnums: int | Sequence[int] = (), cost_model: CostModel | None = None,
               cond: str = "max",
-              progress: Callable[[str, int, int], None] | None = None
+              progress: Callable[[str, int, int], None] | bool | None = None
               ) -> Callable[..., Reconciliation]:
   """Reconciles jaxgreen's count of ``fn`` with XLA's on each target.
 
@@ -446,10 +454,16 @@ def reconcile(fn: Callable, *, targets: Sequence[str | Target] = ("cpu",),
     static_argnums: positions of static arguments.
     cost_model: prices of non-elementary operations (default ``CostModel()``).
     cond: policy for conditionals, as in :func:`jaxgreen.count`.
-    progress: called as ``progress(target, i, n)`` before compiling each target.
+    progress: called as ``progress(target, i, n)`` before compiling each target;
+      default: a status line on stderr when it is a terminal, nothing otherwise; False:
+      nothing.
 
   Returns:
-    A function of ``fn``'s arguments returning a :class:`Reconciliation`.
+    A function of ``fn``'s arguments returning a :class:`Reconciliation`. A target that
+    cannot be compiled (a missing extra, a slice libtpu rejects, a compiler error) is
+    listed in ``Reconciliation.unavailable`` with the reason and the fix, and its column
+    reads "unavailable"; the other targets still come back. :class:`TargetError` is
+    raised only when no target could be compiled.
 
   Example:
     >>> r = jaxgreen.reconcile(step, targets=["cpu", "gpu:h100"])(params, batch)
@@ -475,13 +489,22 @@ def reconcile(fn: Callable, *, targets: Sequence[str | Target] = ("cpu",),
       warnings.simplefilter("ignore")
       jaxpr_cost = api.count(fn, static_argnums=static, cond=cond,
                              cost_model=cost_model)(*args, **kwargs)
-    reports = []
-    for i, t in enumerate(parsed):
-      if progress is not None:
-        progress(t.spec, i, len(parsed))
-      reports.append(reconcile_target(fn, t, args, kwargs, static_argnums=static,
-                                      cost_model=cost_model, cond=cond,
-                                      jaxpr_cost=jaxpr_cost))
-    return Reconciliation(tuple(reports))
+    reports, unavailable = [], {}
+    report, done = progress_for(progress)
+    try:
+      for i, t in enumerate(parsed):
+        report(t.spec, i, len(parsed))
+        try:
+          reports.append(reconcile_target(fn, t, args, kwargs, static_argnums=static,
+                                          cost_model=cost_model, cond=cond,
+                                          jaxpr_cost=jaxpr_cost))
+        except TargetError as e:  # one target that cannot be compiled spares the others
+          unavailable[t.spec] = str(e)
+    finally:
+      done()
+    if not reports:
+      raise TargetError("reconcile: no target could be compiled: "
+                        + "; ".join(unavailable.values()))
+    return Reconciliation(tuple(reports), unavailable)
 
   return run

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import functools
 import glob
+import logging
 import math
 import os
 import re
@@ -104,14 +105,103 @@ def _drop_noise(text: str) -> list[str]:
 
 
 def import_jax_quietly() -> None:
-  """Imports jax with the CUDA plugin's import-time messages silenced.
+  """Imports jax quietly and keeps the plugins' start-up noise off the terminal later.
 
-  Effective only if jax has not been imported yet (``import jaxgreen`` before ``jax``).
+  The CUDA plugin's import-time messages are silenced when jax is not imported yet
+  (``import jaxgreen`` before ``jax``); in every case :func:`quiet_jax_startup` is run.
   """
-  if "jax" in sys.modules:
+  if "jax" not in sys.modules:
+    with quiet_stderr():
+      import jax  # noqa: F401
+  quiet_jax_startup()
+
+
+class _PluginNoiseFilter(logging.Filter):
+  """Drops jax's log records of plugins that cannot start for want of their hardware.
+
+  On a machine without an NVIDIA driver, jax's plugin discovery logs the CUDA plugin's
+  failed version check with a traceback ("Jax plugin configuration error ... Unable to
+  load CUDA"); the plugin is then simply not used, as jax alone would do. On a machine
+  with the driver nothing is dropped.
+  """
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    try:
+      msg = record.getMessage()
+    except Exception:  # noqa: BLE001 - a record that cannot format is not ours to judge
+      return True
+    if ("Jax plugin configuration error" in msg and "cuda" in msg
+        and not _hardware_present("gpu")):
+      return False
+    return True
+
+
+_filter = _PluginNoiseFilter()
+_started = False
+
+
+@contextlib.contextmanager
+def _quiet_plugin_log() -> Iterator[None]:
+  """While the block runs, jax's log of a CUDA plugin that cannot start is dropped."""
+  logger = logging.getLogger("jax._src.xla_bridge")
+  if _filter in logger.filters:
+    yield
     return
-  with quiet_stderr():
-    import jax  # noqa: F401
+  logger.addFilter(_filter)
+  try:
+    yield
+  finally:
+    logger.removeFilter(_filter)
+
+
+def quiet_jax_startup() -> None:
+  """Keeps libtpu's and the CUDA plugin's start-up noise off the terminal for good.
+
+  On a machine without an NVIDIA driver, the CUDA plugin's failed start is not logged;
+  on a machine without TPU chips, the output libtpu writes while jax tries (and fails)
+  to start a TPU backend is swallowed (other lines pass through). Neither changes which
+  backend jax starts: the same factories run, in the same order, with the same result.
+  """
+  global _started
+  if _started:
+    return
+  _started = True
+  logging.getLogger("jax._src.xla_bridge").addFilter(_filter)
+  try:
+    from jax._src import xla_bridge
+
+    discover = xla_bridge._discover_and_register_pjrt_plugins  # noqa: SLF001
+    if not _hardware_present("gpu") and not getattr(discover, "_jaxgreen_quiet", False):
+      # Loading the CUDA plugin (when jax's platforms exclude cuda) prints cudart_stub
+      # lines on a machine without a driver.
+      @functools.wraps(discover)
+      def quiet_discover():
+        with quiet_stderr():
+          return discover()
+
+      quiet_discover._jaxgreen_quiet = True  # type: ignore[attr-defined]
+      xla_bridge._discover_and_register_pjrt_plugins = quiet_discover  # noqa: SLF001
+  except Exception:  # noqa: BLE001 - jax internals moved: stay out of the way
+    pass
+  if _hardware_present("tpu"):
+    return
+  try:
+    from jax._src import xla_bridge
+
+    reg = xla_bridge._backend_factories.get("tpu")  # noqa: SLF001
+    if reg is None or xla_bridge._backends:  # noqa: SLF001 - too late, or no factory
+      return
+    factory = reg.factory
+
+    @functools.wraps(factory)
+    def quiet_factory(*a, **kw):
+      with quiet_stderr():
+        return factory(*a, **kw)
+
+    xla_bridge._backend_factories["tpu"] = dataclasses.replace(  # noqa: SLF001
+        reg, factory=quiet_factory)
+  except Exception:  # noqa: BLE001 - jax internals moved: stay out of the way
+    return
 
 
 # -- chips --------------------------------------------------------------------------
@@ -287,8 +377,13 @@ class Target:
               **kwargs) -> tuple[Any, Any]:
     """Lowers and compiles ``fn`` for this target; nothing is executed.
 
+    TPU and GPU compilations are kept in jaxgreen's compilation cache (see
+    :func:`cache_dir`): the same lowered program for the same target is compiled once.
+
     Returns:
-      ``(lowered, compiled)``, as ``jax.jit(fn).lower(...)`` and ``.compile()`` give.
+      ``(lowered, compiled)``, as ``jax.jit(fn).lower(...)`` and ``.compile()`` give; on a
+      cache hit ``compiled`` is a :class:`CachedExecutable`, which answers ``as_text()``,
+      ``cost_analysis()`` and ``memory_analysis()`` as the executable did.
     """
     import jax
 
@@ -300,11 +395,310 @@ class Target:
     jitted = fn if hasattr(fn, "lower") else jax.jit(fn, static_argnums=tuple(static))
     with quiet_stderr():
       lowered = jitted.lower(*placed, **kwargs)
-      compiled = lowered.compile()
+      key = _cache_key(self, lowered) if self.platform != "cpu" else None
+      hit = _cache_get(key)
+      if hit is not None:
+        return lowered, hit
+      try:
+        compiled = lowered.compile()
+      except Exception as e:  # noqa: BLE001 - XLA's errors have no common public type
+        if self.platform == "cpu":
+          raise
+        raise TargetError(f"target {self.spec!r}: XLA could not compile the program for "
+                          f"it ({_first_line(e)}). {_compile_fix(self, e)}") from e
+      _cache_put(key, compiled)
     return lowered, compiled
 
   def __str__(self) -> str:
     return self.spec
+
+
+# -- progress -------------------------------------------------------------------------
+
+def progress_line(stream: Any = None) -> tuple[Callable[[str, int, int], None],
+                                                Callable[[], None]]:
+  """A ``(report, done)`` pair for the ``progress=`` argument of compare and reconcile.
+
+  ``report(target, i, n)`` is called before target ``i`` of ``n``; on a terminal one
+  status line is kept up to date, once a second while a target compiles:
+  ``compiling for tpu:v5e:2x2 (2/3, 14 s) - cpu 0.4 s``, the time of each finished
+  target after the dash. ``done()`` clears the line. When ``stream`` is not a terminal
+  (a pipe, a CI log) both do nothing.
+
+  Args:
+    stream: where to write (default ``sys.stderr``).
+  """
+  import time
+
+  out = stream if stream is not None else sys.stderr
+  try:
+    tty = bool(out.isatty())
+  except (AttributeError, ValueError, OSError):
+    tty = False
+  lock = threading.Lock()
+  stop = threading.Event()
+  state: dict[str, Any] = {"current": None, "since": 0.0, "done": [], "i": 0, "n": 0,
+                           "ticker": None}
+
+  def finish_current() -> None:
+    if state["current"] is not None:
+      state["done"].append(f"{state['current']} {time.perf_counter() - state['since']:.1f} s")
+      state["current"] = None
+
+  def draw() -> None:
+    with lock:
+      if state["current"] is None:
+        return
+      msg = (f"compiling for {state['current']} ({state['i'] + 1}/{state['n']}, "
+             f"{time.perf_counter() - state['since']:.0f} s)")
+      if state["done"]:
+        msg += " - " + ", ".join(state["done"][-3:])
+      with contextlib.suppress(Exception):
+        out.write("\r\033[K" + msg)
+        out.flush()
+
+  def tick() -> None:
+    while not stop.wait(1.0):
+      draw()
+
+  def report(target: str, i: int, n: int) -> None:
+    with lock:
+      finish_current()
+      state.update(current=target, since=time.perf_counter(), i=i, n=n)
+    if not tty:
+      return
+    draw()
+    if state["ticker"] is None:
+      state["ticker"] = threading.Thread(target=tick, daemon=True, name="jaxgreen-progress")
+      state["ticker"].start()
+
+  def done() -> None:
+    stop.set()
+    if state["ticker"] is not None:
+      state["ticker"].join(timeout=2)
+    with lock:
+      finish_current()
+    if tty:
+      with contextlib.suppress(Exception):
+        out.write("\r\033[K")
+        out.flush()
+
+  return report, done
+
+
+def progress_for(progress: Callable[[str, int, int], None] | bool | None
+                 ) -> tuple[Callable[[str, int, int], None], Callable[[], None]]:
+  """``(report, done)`` for a ``progress=`` argument of compare or reconcile.
+
+  None: a status line on stderr when it is a terminal (see :func:`progress_line`),
+  nothing otherwise; False: nothing; a callable: called as ``progress(target, i, n)``.
+  """
+  if progress is None or progress is True:
+    return progress_line(sys.stderr)
+  if progress is False:
+    return (lambda target, i, n: None), (lambda: None)
+  if not callable(progress):
+    raise TypeError(f"progress={progress!r} must be None, a bool or a callable "
+                    f"progress(target, i, n)")
+  return progress, (lambda: None)
+
+
+@contextlib.contextmanager
+def status(label: str, stream: Any = None) -> Iterator[None]:
+  """A status line ``label (12 s)`` kept up to date on a terminal while the block runs.
+
+  For one long step (compiling a pod-sized program); quiet when ``stream`` (default
+  ``sys.stderr``) is not a terminal.
+  """
+  report, done = progress_line(stream)
+  report(label, 0, 1)
+  try:
+    yield
+  finally:
+    done()
+
+
+# -- compilation cache --------------------------------------------------------------
+
+_CACHE_VERSION = 1
+
+
+def cache_dir() -> str | None:
+  """Where compiled TPU/GPU programs are kept, or None when the cache is off.
+
+  ``$JAXGREEN_CACHE_DIR`` if set (an empty value, or ``JAXGREEN_CACHE=0``, turns the
+  cache off), else ``$XDG_CACHE_HOME/jaxgreen/compiled``, else
+  ``~/.cache/jaxgreen/compiled``. Entries are keyed on the lowered program, the target
+  (with the chip figures jaxgreen compiles GPUs for), the jax, jaxlib, libtpu and CUDA
+  plugin versions and the XLA flags in the environment; delete the folder to clear it.
+  """
+  if os.environ.get("JAXGREEN_CACHE", "1").lower() in ("0", "false", "no", "off"):
+    return None
+  d = os.environ.get("JAXGREEN_CACHE_DIR")
+  if d is not None:
+    return d or None
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "jaxgreen", "compiled")
+
+
+class CachedExecutable:
+  """What jaxgreen reads of a compiled executable, as kept in the compilation cache.
+
+  Attributes:
+    program_devices: devices the executable runs on.
+    module_cost: XLA's HloCostAnalysis of the compiled module where ``cost_analysis()``
+      is None (deviceless GPU executables), else None.
+  """
+
+  def __init__(self, entry: dict[str, Any]):
+    self._entry = entry
+    self.program_devices = int(entry.get("program_devices") or 1)
+    self.module_cost = entry.get("module_cost")
+
+  def as_text(self) -> str:
+    return self._entry["text"]
+
+  def cost_analysis(self) -> dict[str, float] | None:
+    return self._entry.get("cost")
+
+  def memory_analysis(self) -> Any:
+    m = self._entry.get("memory")
+    return None if m is None else type("MemoryAnalysis", (), dict(m))()
+
+
+def _versions(t: Target) -> dict[str, str]:
+  from importlib import metadata
+
+  out = {}
+  names = ["jax", "jaxlib"] + (["libtpu"] if t.platform == "tpu" else
+                               ["jax-cuda12-plugin", "jax-cuda12-pjrt"])
+  for name in names:
+    try:
+      out[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      out[name] = ""
+  return out
+
+
+def _cache_key(t: Target, lowered: Any) -> str | None:
+  if cache_dir() is None:
+    return None
+  import hashlib
+  import json
+
+  try:
+    text = lowered.as_text()
+  except Exception:  # noqa: BLE001 - a program that cannot print is compiled every time
+    return None
+  meta = {"v": _CACHE_VERSION, "target": t.spec, "versions": _versions(t),
+          "gpu": gpu_target_config(t.chip) if t.platform == "gpu" else "",
+          "devices": [str(d) for d in _devices(t.spec)],
+          "env": {k: os.environ.get(k, "") for k in ("XLA_FLAGS", "LIBTPU_INIT_ARGS")}}
+  h = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+  h.update(text.encode())
+  return h.hexdigest()
+
+
+def _cache_path(key: str) -> str:
+  return os.path.join(cache_dir() or "", key[:2], key + ".json.gz")
+
+
+def _cache_get(key: str | None) -> CachedExecutable | None:
+  if key is None:
+    return None
+  import gzip
+  import json
+
+  try:
+    with gzip.open(_cache_path(key), "rt", encoding="utf-8") as f:
+      return CachedExecutable(json.load(f))
+  except (OSError, ValueError, EOFError):  # absent, or a damaged entry: compile again
+    return None
+
+
+def _cache_put(key: str | None, compiled: Any) -> None:
+  if key is None:
+    return
+  import gzip
+  import json
+
+  try:
+    entry = {"text": compiled.as_text(), "cost": _plain_cost(_call(compiled.cost_analysis)),
+             "module_cost": None, "memory": None,
+             "program_devices": executable_devices(compiled)}
+  except Exception:  # noqa: BLE001 - an executable jaxgreen cannot read is not kept
+    return
+  if entry["cost"] is None:
+    entry["module_cost"] = _plain_cost(_call(lambda: _module_cost(compiled)))
+  ma = _call(compiled.memory_analysis)
+  if isinstance(ma, list | tuple):
+    ma = ma[0] if ma else None
+  if ma is not None:
+    entry["memory"] = {k: getattr(ma, k) for k in dir(ma)
+                       if k.endswith("_in_bytes") and isinstance(getattr(ma, k, None), int)}
+  path = _cache_path(key)
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+    with os.fdopen(fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as f:
+      f.write(json.dumps(entry).encode())
+    os.replace(tmp, path)
+  except OSError:  # a read-only or full disk: the cache is an optimisation only
+    with contextlib.suppress(OSError, UnboundLocalError):
+      os.unlink(tmp)
+
+
+def _call(f: Callable[[], Any]) -> Any:
+  try:
+    return f()
+  except Exception:  # noqa: BLE001 - best effort, as for a fresh executable
+    return None
+
+
+def _plain_cost(ca: Any) -> dict[str, float] | None:
+  if isinstance(ca, list | tuple):
+    ca = ca[0] if ca else None
+  if not isinstance(ca, dict):
+    return None
+  return {str(k): float(v) for k, v in ca.items() if isinstance(v, int | float)}
+
+
+def _module_cost(compiled: Any) -> Any:
+  """XLA's HloCostAnalysis of the compiled module (with the CPU client)."""
+  from jax._src import xla_bridge
+  from jax._src.lib import _jax
+
+  module = compiled.runtime_executable().hlo_modules()[0]
+  return _jax.hlo_module_cost_analysis(xla_bridge.get_backend("cpu"), module)
+
+
+def executable_devices(compiled: Any) -> int:
+  """Devices ``compiled`` runs on (1 unless its inputs were sharded over a mesh)."""
+  n = getattr(compiled, "program_devices", None)
+  if n is not None:
+    return int(n)
+  import jax
+
+  try:
+    shardings = jax.tree.leaves((compiled.input_shardings, compiled.output_shardings),
+                                is_leaf=lambda x: hasattr(x, "device_set"))
+    n = max((len(s.device_set) for s in shardings if hasattr(s, "device_set")), default=1)
+    return max(1, n)
+  except Exception:  # noqa: BLE001
+    return 1
+
+
+def _first_line(e: BaseException) -> str:
+  text = str(e).strip().splitlines()
+  return text[0][:300] if text else type(e).__name__
+
+
+def _compile_fix(t: Target, e: BaseException) -> str:
+  if t.platform == "gpu" and "PTX" in str(e):
+    return ("ptxas is missing: pip install 'jaxgreen[gpu]' (it brings "
+            "nvidia-cuda-nvcc-cu12)")
+  return (f"Check that the program compiles for 'cpu'; if it does, the {t.platform.upper()} "
+          f"compiler rejected it: compare the other targets without {t.spec!r}")
 
 
 def get_target(spec: str | Target) -> Target:
@@ -381,14 +775,14 @@ def mesh(target: str | Target, shape: Sequence[int] | None = None,
 
 
 def start_devices(targets: Sequence[Target]) -> None:
-  """Creates the devices of every target, GPU targets first.
+  """Creates the devices of every target that can have them, GPU targets first.
 
-  A deviceless GPU topology needs jax's platform set to cpu before any backend starts,
-  and counting a jaxpr or creating CPU devices starts one; so callers that handle
-  several targets create them all here, before any other jax work.
+  A target whose devices cannot be created (a missing extra, a slice libtpu rejects)
+  raises its :class:`TargetError` when it is used, not here.
   """
   for t in sorted(targets, key=lambda t: t.platform != "gpu"):
-    _devices(t.spec)
+    with contextlib.suppress(TargetError):  # reported when the target itself is used
+      _devices(t.spec)
 
 
 # -- device creation ----------------------------------------------------------------
@@ -417,6 +811,11 @@ def _has_local_hardware(platform: str) -> bool:
   """
   if os.environ.get("JAXGREEN_DEVICELESS", "").lower() in ("1", "true", "yes"):
     return False
+  return _hardware_present(platform)
+
+
+def _hardware_present(platform: str) -> bool:
+  """Whether the machine has ``platform``'s accelerators, whatever JAXGREEN_DEVICELESS."""
   if platform == "gpu":
     return os.path.exists("/proc/driver/nvidia/version") or bool(glob.glob("/dev/nvidia[0-9]*"))
   return bool(glob.glob("/dev/accel[0-9]*")) or bool(glob.glob("/dev/vfio/[0-9]*"))
@@ -482,29 +881,54 @@ def _gpu_devices(t: Target) -> tuple:
   if local is not None:
     return local
 
-  if importlib.util.find_spec("jax_cuda12_plugin") is None:
+  if (importlib.util.find_spec("jax_cuda12_plugin") is None
+      or importlib.util.find_spec("jax_plugins.xla_cuda12") is None):
     raise TargetError(f"target {t.spec!r} needs the CUDA PJRT plugin and ptxas to compile "
                       f"for GPU without a GPU: pip install 'jaxgreen[gpu]'")
-  import jax
-  from jax._src import xla_bridge
-
-  platforms = jax.config.jax_platforms
-  if platforms != "cpu":
-    if xla_bridge._backends:  # noqa: SLF001 - the only way to know it is too late
-      raise TargetError(
-          f"target {t.spec!r}: deviceless GPU compilation needs jax's platform set to cpu "
-          f"before any backend starts, but backends are already initialised with "
-          f"jax_platforms={platforms!r}. Run with JAX_PLATFORMS=cpu, or call "
-          f"jax.config.update('jax_platforms', 'cpu') before any other jax use")
-    jax.config.update("jax_platforms", "cpu")
   from jax.experimental import topologies
 
   try:
     with quiet_stderr():
+      _register_cuda_plugin()
       topo = topologies.get_topology_desc(platform="cuda",
                                           target_config=gpu_target_config(t.chip),
                                           topology=f"1x1x{t.topology}")
-  except NotImplementedError as e:
+  except (NotImplementedError, RuntimeError) as e:
     raise TargetError(f"target {t.spec!r}: the CUDA plugin could not describe a deviceless "
-                      f"topology ({e}); run with JAX_PLATFORMS=cpu") from None
+                      f"topology ({e}); reinstall it with pip install --force-reinstall "
+                      f"'jaxgreen[gpu]'") from None
   return tuple(topo.devices)
+
+
+_cuda_lock = threading.Lock()
+
+
+def _register_cuda_plugin() -> None:
+  """Makes the CUDA PJRT plugin's deviceless topologies available, whatever jax's state.
+
+  jax registers the plugin when it discovers plugins, but only after checking that the
+  CUDA runtime works, which fails on a machine without a driver unless jax's platforms
+  exclude cuda. The plugin's own ``initialize()`` is then run once more with that check
+  skipped: this registers the compiler (and its custom calls) exactly as a fresh
+  ``JAX_PLATFORMS=cpu`` process would, without changing the platforms of the running
+  process or its backends (a backend already started is kept; on a machine without a GPU
+  jax never starts a cuda backend).
+  """
+  from jax._src import xla_bridge
+
+  with _cuda_lock:
+    with _quiet_plugin_log():
+      xla_bridge._discover_and_register_pjrt_plugins()  # noqa: SLF001
+    if "cuda" in xla_bridge._topology_factories:  # noqa: SLF001
+      return
+    import jax_plugins.xla_cuda12 as plugin
+
+    saved = os.environ.get("JAX_SKIP_CUDA_CONSTRAINTS_CHECK")
+    os.environ["JAX_SKIP_CUDA_CONSTRAINTS_CHECK"] = "1"
+    try:
+      plugin.initialize()
+    finally:
+      if saved is None:
+        os.environ.pop("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", None)
+      else:
+        os.environ["JAX_SKIP_CUDA_CONSTRAINTS_CHECK"] = saved

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -55,23 +54,13 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def _progress(stream):
-  start = time.perf_counter()
-  tty = hasattr(stream, "isatty") and stream.isatty()
+  """A status line on a terminal: what is being compiled, how long each target took.
 
-  def report(target: str, i: int, n: int) -> None:
-    msg = f"compiling for {target} ({i + 1}/{n}, {time.perf_counter() - start:.1f} s)"
-    if tty:
-      stream.write("\r\033[K" + msg)
-    else:
-      stream.write(msg + "\n")
-    stream.flush()
+  Quiet when ``stream`` is not a terminal (a pipe, a CI log, a file).
+  """
+  from jaxgreen.targets import progress_line
 
-  def done() -> None:
-    if tty:
-      stream.write("\r\033[K")
-      stream.flush()
-
-  return report, done
+  return progress_line(stream)
 
 
 def run(args: argparse.Namespace) -> int:
