@@ -141,6 +141,16 @@ class Cost:
   assumed: tuple[str, ...] = ()
 
   def __post_init__(self):
+    for name in _COUNT_FIELDS:
+      v = getattr(self, name)
+      if type(v) is int and v >= 0:  # the common case, fast
+        continue
+      if isinstance(v, bool) or not isinstance(v, numbers.Real):
+        raise TypeError(f"Cost({name}={v!r}) must be a number >= 0")
+      if not v >= 0 or not math.isfinite(v):
+        raise ValueError(f"Cost({name}={v!r}): a count must be a finite number >= 0")
+      if not isinstance(v, int | float):  # numpy scalars: plain Python numbers
+        object.__setattr__(self, name, int(v) if isinstance(v, numbers.Integral) else float(v))
     for name in ("by_primitive", "by_scope", "uncounted"):
       object.__setattr__(self, name, _frozen(getattr(self, name)))
     object.__setattr__(self, "inexact", tuple(self.inexact))

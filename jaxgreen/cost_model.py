@@ -118,10 +118,20 @@ TRANSCENDENTALS: frozenset[str] = frozenset({
 
 
 def _rule_names() -> set[str]:
-  """Primitives with a registered rule (a user's rule may price its own primitive)."""
+  """Primitives with a rule registered by the user (such a rule may read its own price);
+  jaxgreen's own rules read only the prices in :data:`DEFAULT_PRICES`."""
   from jaxgreen.jaxpr import registry
 
-  return registry.registered_names()
+  own = "jaxgreen."
+  rules = [*((p.name, r) for p, r in registry._RULES.items()),
+           *registry._RULES_BY_NAME.items()]
+  return {n for n, r in rules if not getattr(r, "__module__", "").startswith(own)}
+
+
+def _builtin_rule(name: str) -> bool:
+  from jaxgreen.jaxpr import registry
+
+  return name in registry.registered_names()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +169,11 @@ class CostModel:
       if name not in DEFAULT_PRICES and name not in _rule_names():
         near = difflib.get_close_matches(name, DEFAULT_PRICES, n=3)
         hint = f"did you mean {', '.join(map(repr, near))}? " if near else ""
+        why = (" (jaxgreen counts it from its shapes and never reads a price for it, so "
+               "this price would be ignored)" if _builtin_rule(name) else "")
         raise ValueError(
-            f"CostModel(prices={{{name!r}: ...}}): no primitive {name!r} is priced by the "
-            f"cost model; {hint}the priced names are listed in "
+            f"CostModel(prices={{{name!r}: ...}}): {name!r} is not priced by the cost "
+            f"model{why}; {hint}the priced names are listed in "
             f"jaxgreen.cost_model.DEFAULT_PRICES (register a rule with "
             f"jaxgreen.register_rule first to price a primitive of your own)")
       merged[name] = (int(p[0]), int(p[1]))

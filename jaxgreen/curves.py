@@ -77,7 +77,19 @@ def _where(experiment: str | None) -> tuple[str, tuple]:
   return ("WHERE t.experiment = ?", (experiment,)) if experiment else ("", ())
 
 
+def _check_experiment(ledger: Ledger, experiment: str | None) -> None:
+  """Curves of several experiments are never pooled silently."""
+  if experiment is not None:
+    return
+  names = ledger.experiments()
+  if len(names) > 1:
+    raise ValueError(f"the ledger {ledger.path!r} holds {len(names)} experiments {names}; "
+                     f"curves never pool experiments: pass experiment=NAME "
+                     f"(jaxgreen ledger plot --experiment NAME)")
+
+
 def _pick_metric(ledger: Ledger, metric: str | None, experiment: str | None) -> str:
+  _check_experiment(ledger, experiment)
   names = _metric_names(ledger, experiment)
   if metric is None:
     if len(names) == 1:
@@ -92,7 +104,8 @@ def _pick_metric(ledger: Ledger, metric: str | None, experiment: str | None) -> 
 
 def training_curves(ledger: Ledger, metric: str | None = None,
                     experiment: str | None = None) -> list[dict[str, Any]]:
-  """Rows ``trial, step, train_fpo, train_examples, metric, value`` in logging order."""
+  """Rows ``trial, step, train_fpo, train_examples, metric, value`` in logging order
+  (``value`` is NaN where a NaN was logged, e.g. by a diverged trial)."""
   metric = _pick_metric(ledger, metric, experiment)
   where, params = _where(experiment)
   cond = ("AND" if where else "WHERE") + " m.name = ?"
@@ -102,6 +115,8 @@ def training_curves(ledger: Ledger, metric: str | None = None,
       f"{where} {cond} ORDER BY t.started, t.id, m.time, m.step", (*params, metric))
   for r in rows:
     r["train_fpo"] = int(r["train_fpo"])
+    if r["value"] is None:  # SQLite stores NaN (a diverged run) as NULL
+      r["value"] = math.nan
   return rows
 
 
@@ -112,11 +127,14 @@ def budget_curve(ledger: Ledger, metric: str | None = None, *, mode: str = "max"
 
   Each trial's score is its best logged value of ``metric`` (highest for
   ``mode="max"``, lowest for ``"min"``, e.g. a loss); trials that never logged it
-  are not scored but their FPO still counts in the budget per trial.
+  are not scored but their FPO still counts in the budget per trial. NaN values (a
+  diverged learning rate) are skipped: a trial that logged only NaN is not scored.
 
   Returns:
-    Rows ``n_trials, budget_fpo, expected, std, metric, mode`` (std = sqrt of the
-    variance), one per budget n = 1 .. ``n_max`` (default: the number of scored trials).
+    Rows ``n_trials, budget_fpo, expected, std, lower, upper, metric, mode`` (std =
+    sqrt of the variance; ``lower``/``upper`` = expected ∓ std clipped to the range of
+    the observed scores, as in Dodge et al.'s plots), one per budget n = 1 .. ``n_max``
+    (default: the number of scored trials).
   """
   if mode not in MODES:
     raise ValueError(f"budget_curve(mode={mode!r}): use 'max' (accuracy) or 'min' (loss)")
@@ -135,9 +153,14 @@ def budget_curve(ledger: Ledger, metric: str | None = None, *, mode: str = "max"
   per_trial = tag.train_fpo / tag.h
   sign = 1.0 if mode == "max" else -1.0
   curve = expected_max([sign * s for s in best.values()], n_max)
-  return [{"n_trials": n, "budget_fpo": n * per_trial, "expected": sign * m,
-           "std": math.sqrt(var), "metric": metric, "mode": mode}
-          for n, m, var in curve]
+  lo, hi = min(best.values()), max(best.values())
+  rows = []
+  for n, m, var in curve:
+    mean, std = sign * m, math.sqrt(var)
+    rows.append({"n_trials": n, "budget_fpo": n * per_trial, "expected": mean, "std": std,
+                 "lower": min(max(mean - std, lo), hi), "upper": max(min(mean + std, hi), lo),
+                 "metric": metric, "mode": mode})
+  return rows
 
 
 def write_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
@@ -203,12 +226,13 @@ def plot(ledger: Ledger, out_dir: str | os.PathLike, metric: str | None = None, 
   for ax, key, label in ((axes[0], "n_trials", "budget (trials)"),
                          (axes[1], "budget_fpo", "budget (training FPO)")):
     x = [r[key] for r in budget]
-    y = [r["expected"] for r in budget]
-    s = [r["std"] for r in budget]
-    ax.plot(x, y, marker="o")
-    ax.fill_between(x, [a - b for a, b in zip(y, s, strict=True)],
-                    [a + b for a, b in zip(y, s, strict=True)], alpha=0.2)
+    ax.plot(x, [r["expected"] for r in budget], marker="o")
+    # The band never leaves the range of observed scores (accuracy <= the best seen).
+    ax.fill_between(x, [r["lower"] for r in budget], [r["upper"] for r in budget], alpha=0.2)
     ax.set_xlabel(label)
+  from matplotlib.ticker import MaxNLocator
+
+  axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # whole trials
   axes[0].set_ylabel(f"expected {'max' if mode == 'max' else 'min'} {metric}")
   fig.suptitle("expected best validation score vs budget (Dodge et al. 2019)")
   fig.tight_layout()

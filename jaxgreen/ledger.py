@@ -13,7 +13,8 @@ Schema, version 1 (``PRAGMA user_version = 1``; ``meta`` holds ``format``):
                 device_kind, device_count, jax_version, jaxgreen_version, started``.
 ``trials``      one row per trial (one hyperparameter assignment, H counts them):
                 ``id, run_id, experiment, name, hparams`` (JSON), ``status``
-                (``running | completed | stopped | failed``), ``error, started,
+                (``running | completed | stopped | failed``; reports show a
+                ``running`` trial whose process is gone as ``crashed``), ``error, started,
                 ended, energy_j, energy_source`` (``NULL`` unless measured).
 ``signatures``  the counted cost of ONE call of a tracked function for one input
                 signature: ``id`` (hash of function, signature and cost),
@@ -37,6 +38,7 @@ import dataclasses
 import json
 import os
 import random
+import socket
 import sqlite3
 import threading
 import time
@@ -47,6 +49,8 @@ from typing import Any, TypeVar
 SCHEMA_VERSION = 1
 _FORMAT = "jaxgreen-ledger"
 STATUSES = ("running", "completed", "stopped", "failed")
+# As reported: a 'running' trial whose process is gone is reported as 'crashed'.
+REPORTED_STATUSES = (*STATUSES, "crashed")
 KINDS = ("train", "eval")
 
 _SCHEMA = """
@@ -81,7 +85,27 @@ T = TypeVar("T")
 
 
 class LedgerError(ValueError):
-  """A file that is not a jaxgreen ledger, or one written by a newer jaxgreen."""
+  """A file that is not a jaxgreen ledger, one written by a newer jaxgreen, or a ledger
+  that cannot be read or written (full disk, damaged file, read-only folder, locked)."""
+
+
+def _clear_error(e: sqlite3.Error, path: str, action: str) -> LedgerError:
+  """One clear error for a SQLite failure: what happened to which file, and the fix."""
+  msg = str(e).lower()
+  if "full" in msg:
+    fix = "free disk space or move the ledger to a larger disk; nothing committed is lost"
+  elif "locked" in msg or "busy" in msg:
+    fix = "another writer holds its write lock; retry, or raise Ledger(timeout=...)"
+  elif "malformed" in msg or "not a database" in msg or "corrupt" in msg:
+    fix = ("the file is damaged: recover it with `sqlite3 LEDGER .recover`, or restore a "
+           "copy, and write new trials to a new ledger")
+  elif "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+    fix = "the file or its folder is read-only; copy the ledger to a writable folder"
+  elif "i/o" in msg:
+    fix = "the disk reported an I/O error; check the disk, or write to another ledger"
+  else:
+    fix = "check the file"
+  return LedgerError(f"could not {action} the ledger {path!r} ({e}); {fix}")
 
 
 def _retry(fn: Callable[[], T], timeout: float) -> T:
@@ -119,7 +143,14 @@ class Ledger:
 
   def __init__(self, path: str | os.PathLike = "green.sqlite", *, timeout: float = 60.0,
                readonly: bool = False):
-    self.path = str(path)
+    if isinstance(path, bool) or not isinstance(path, str | os.PathLike):
+      raise TypeError(f"Ledger(path={path!r}) must be a file path such as 'green.sqlite' "
+                      f"(or ':memory:' for a ledger that lives only in this process)")
+    self.path = os.fspath(path)
+    if not isinstance(self.path, str) or not self.path.strip():
+      raise ValueError(f"Ledger(path={path!r}) is empty: SQLite would write a private "
+                       f"temporary database that vanishes; pass a file path such as "
+                       f"'green.sqlite' (or ':memory:')")
     self.timeout = float(timeout)
     self.readonly = readonly
     self._lock = threading.RLock()
@@ -131,7 +162,14 @@ class Ledger:
       self.conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None,
                                   check_same_thread=False)
       with self._not_sqlite():
-        self._check_version(self._read_version(), writable=False)
+        try:
+          version = self._read_version()
+        except sqlite3.OperationalError as e:
+          if "unable to open" not in str(e):
+            self.conn.close()
+            raise _clear_error(e, self.path, "read") from e
+          version = self._open_immutable(uri, e)
+        self._check_version(version, writable=False)
       return
     folder = Path(self.path).parent
     if self.path != ":memory:" and not folder.is_dir():
@@ -146,15 +184,37 @@ class Ledger:
         # only an OS crash or power loss may drop the last commits.
         self.conn.execute("PRAGMA synchronous=NORMAL")
       self._init_schema()
+      if self.path != ":memory:":
+        # Never write new trials into a damaged file (reads of it would fail later).
+        check = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if check != "ok":
+          self.conn.close()
+          check = " ".join(str(check).split())
+          raise LedgerError(f"the ledger {self.path!r} is damaged ({check}); recover it "
+                            f"with `sqlite3 LEDGER .recover`, or restore a copy, and write "
+                            f"new trials to a new ledger")
+
+  def _open_immutable(self, uri: str, error: sqlite3.Error) -> int:
+    """Reads a ledger whose folder is read-only (SQLite cannot create the ``-shm``
+    file a WAL reader needs): as an immutable file, when no ``-wal`` holds commits."""
+    self.conn.close()
+    wal = Path(self.path + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+      raise LedgerError(f"cannot read the ledger {self.path!r}: its folder is read-only "
+                        f"and its last commits are still in {str(wal)!r}; copy both files "
+                        f"to a writable folder and read the copy") from error
+    self.conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=self.timeout,
+                                isolation_level=None, check_same_thread=False)
+    return self._read_version()
 
   @contextlib.contextmanager
   def _not_sqlite(self):
     try:
       yield
     except sqlite3.DatabaseError as e:
-      if "not a database" not in str(e) and "malformed" not in str(e):
-        raise
       self.conn.close()
+      if "not a database" not in str(e):
+        raise _clear_error(e, self.path, "open") from e
       raise LedgerError(f"{self.path!r} is not a SQLite ledger ({e}); pass the .sqlite "
                         f"file written by jaxgreen.Experiment") from None
 
@@ -197,13 +257,19 @@ class Ledger:
     """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the write lock up front, so two
     writers never deadlock upgrading a read lock; rolls back on error."""
     c = self.conn
-    c.execute("BEGIN IMMEDIATE")
-    try:
-      yield c
-    except BaseException:
+    if c.in_transaction:  # left open by an interruption elsewhere: never keep the lock
       c.execute("ROLLBACK")
+    try:
+      # BEGIN inside the try: a Ctrl-C landing just after it still rolls back, so the
+      # write lock is never left held (it would block every other writer of the file).
+      c.execute("BEGIN IMMEDIATE")
+      yield c
+      c.execute("COMMIT")
+    except BaseException:
+      if c.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+          c.execute("ROLLBACK")
       raise
-    c.execute("COMMIT")
 
   def write(self, fn: Callable[[sqlite3.Connection], Any],
             timeout: float | None = None) -> Any:
@@ -211,8 +277,12 @@ class Ledger:
 
     Args:
       fn: writes through the connection it is given.
-      timeout: seconds to wait for other writers (default: the ledger's ``timeout``);
-        past it ``sqlite3.OperationalError`` ("database is locked") is raised.
+      timeout: seconds to wait for other writers (default: the ledger's ``timeout``).
+
+    Raises:
+      LedgerError: the write failed (still locked past ``timeout``, disk full, damaged
+        or read-only file); the message names the cause and the fix. The transaction
+        was rolled back: nothing of it was written.
     """
     if self.readonly:
       raise LedgerError(f"ledger {self.path!r} was opened readonly=True")
@@ -220,8 +290,12 @@ class Ledger:
 
     def attempt():
       # One connection serves every thread (check_same_thread=False): one
-      # transaction at a time.
-      with self._lock:
+      # transaction at a time. Waiting for another thread is bounded like waiting
+      # for another process.
+      if not self._lock.acquire(timeout=max(wait, 0.001)):
+        raise sqlite3.OperationalError("database is locked (by another thread of this "
+                                       "process)")
+      try:
         if wait != self.timeout:
           self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
         try:
@@ -230,8 +304,13 @@ class Ledger:
         finally:
           if wait != self.timeout:
             self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+      finally:
+        self._lock.release()
 
-    return _retry(attempt, wait)
+    try:
+      return _retry(attempt, wait)
+    except sqlite3.Error as e:
+      raise _clear_error(e, self.path, "write") from e
 
   def close(self) -> None:
     with contextlib.suppress(sqlite3.Error):
@@ -246,9 +325,12 @@ class Ledger:
   # -- reading -----------------------------------------------------------------
 
   def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-    cur = _retry(lambda: self.conn.execute(sql, params), self.timeout)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    try:
+      cur = _retry(lambda: self.conn.execute(sql, params), self.timeout)
+      names = [d[0] for d in cur.description]
+      return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    except sqlite3.DatabaseError as e:
+      raise _clear_error(e, self.path, "read") from e
 
   def experiments(self) -> list[str]:
     return [r["experiment"] for r in self.rows(
@@ -259,9 +341,10 @@ class Ledger:
     return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 
   def price_tag(self, experiment: str | None = None,
-                joules_per_flop: float | None = None) -> PriceTag:
-    """The price tag (Equation 1) of one experiment, or of all when ``None``."""
-    return price_tag(self, experiment, joules_per_flop=joules_per_flop)
+                joules_per_flop: float | None = None, run: str | None = None) -> PriceTag:
+    """The price tag (Equation 1) of one experiment, or of all when ``None``; ``run``:
+    only one run of it (``"latest"`` or the start of a run id)."""
+    return price_tag(self, experiment, joules_per_flop=joules_per_flop, run=run)
 
 
 # -- the price tag ---------------------------------------------------------------
@@ -288,6 +371,8 @@ class TrialCost:
   exact: bool
   energy_j: float | None
   energy_source: str | None
+  error: str | None = None  # why it failed or stopped (the exception, the reason given)
+  run_id: str | None = None
 
   @property
   def fpo(self) -> int:
@@ -324,6 +409,9 @@ class PriceTag:
   trials: tuple[TrialCost, ...]
   joules_per_flop: float | None = None
   joules_per_flop_source: str | None = None
+  inexact_notes: tuple[str, ...] = ()  # why counts are not exact, per signature
+  runs: tuple[tuple[str, float | None], ...] = ()  # (run id, start time) in start order
+  no_examples: tuple[str, ...] = ()  # train functions whose steps recorded 0 examples
 
   @property
   def h(self) -> int:
@@ -369,6 +457,14 @@ class PriceTag:
   def exact(self) -> bool:
     return all(t.exact for t in self.trials)
 
+  def warnings(self) -> list[str]:
+    """What the figures may hide: train steps that recorded no examples (D = 0)."""
+    if not self.no_examples:
+      return []
+    return [f"D = 0 for the train step(s) {', '.join(self.no_examples)}: their FPO is "
+            f"counted but no examples, so E and D are off; give track(examples=N), or "
+            f"track(examples='name of the batch argument')"]
+
   def devices(self) -> str:
     kinds = sorted({f"{t.device_count} x {t.device_kind}" for t in self.trials})
     return ", ".join(kinds) or "-"
@@ -410,6 +506,9 @@ class PriceTag:
         "E_eval_fpo_per_example": self.e_eval,
         "fpo": self.fpo,
         "exact": self.exact,
+        "inexact_notes": list(self.inexact_notes),
+        "runs": [{"id": r, "started": t} for r, t in self.runs],
+        "warnings": self.warnings(),
         "wall_s": self.wall_s,
         "devices": self.devices(),
         "energy_j": joules,
@@ -460,17 +559,35 @@ class PriceTag:
         ["eval FPO (inference, apart)",
          f"{self.eval_fpo:,} ({human(self.eval_fpo)}; E eval {_e(self.e_eval)})"],
         ["total FPO", f"{self.fpo:,} ({human(self.fpo)})"],
-        ["exact", "yes" if self.exact else "NO (see the signatures' inexact notes)"],
+        ["exact", "yes" if self.exact else "NO (why: below)"],
         ["wall-clock", _s(self.wall_s)],
         ["devices", self.devices()],
         ["energy (not FPO)", label if joules is None else f"{joules:.3g} J ({label})"],
     ]
+    if len(self.runs) > 1:
+      first, last = self.runs[0], self.runs[-1]
+      totals.append(["runs (script executions)",
+                     f"{len(self.runs)}: {first[0][:8]} ({_date(first[1])}) .. {last[0][:8]} "
+                     f"({_date(last[1])}); one run: --run latest"])
     out.append(render(["Equation 1: Cost(R) ∝ E · D · H", "value"], totals, "ll"))
+    notes = [f"{t.name} ({t.status}): {t.error}" for t in self.trials if t.error]
+    if notes:
+      out += ["", "Why trials failed or stopped:"] + [f"  {n}" for n in notes]
+    if not self.exact:
+      out += ["", "Why counts are not exact:"] + [
+          f"  {n}" for n in self.inexact_notes or ("a signature was not counted exactly",)]
+    warns = self.warnings()
+    if warns:
+      out += [""] + [f"WARNING: {w}" for w in warns]
     return "\n".join(out)
 
   def _statuses(self) -> str:
-    counts = {s: sum(t.status == s for t in self.trials) for s in STATUSES}
+    counts = {s: sum(t.status == s for t in self.trials) for s in REPORTED_STATUSES}
     return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+
+
+def _date(t: float | None) -> str:
+  return "?" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
 
 
 def _e(x: float | None) -> str:
@@ -481,9 +598,51 @@ def _s(x: float | None) -> str:
   return "-" if x is None else f"{x:,.2f} s"
 
 
+def _process_gone(host: str | None, pid: int | None, started: float | None) -> bool:
+  """True when the process that wrote a run is known to be gone: it ran on this host
+  and its pid is free, or was reused by a process started after the run. A run of
+  another host cannot be checked from here (False)."""
+  if not host or not pid or host != socket.gethostname() or pid == os.getpid():
+    return False
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return True
+  except (PermissionError, OSError):
+    pass
+  try:  # Linux: when did the process now holding this pid start?
+    with open(f"/proc/{pid}/stat") as f:
+      ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as f:
+      boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+    return started is not None and boot + ticks / os.sysconf("SC_CLK_TCK") > started + 2
+  except (OSError, ValueError, IndexError, StopIteration):
+    return False
+
+
+def _pick_run(ledger: Ledger, experiment: str | None, run: str) -> str:
+  where, params = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
+  ids = [r["id"] for r in ledger.rows(f"SELECT id FROM runs {where} ORDER BY started, id",
+                                      params)]
+  if not isinstance(run, str) or not run:
+    raise ValueError(f"run={run!r}: pass 'latest' or the start of a run id")
+  found = ids[-1:] if run == "latest" else [i for i in ids if i.startswith(run)]
+  if len(found) != 1:
+    listed = ", ".join(i[:8] for i in ids[-5:]) or "none"
+    raise ValueError(f"run={run!r} matches {'no' if not found else 'several'} runs of "
+                     f"{experiment or 'the ledger'} (latest runs: {listed}); pass 'latest' or "
+                     f"a longer start of a run id")
+  return found[0]
+
+
 def price_tag(ledger: Ledger, experiment: str | None = None, *,
-              joules_per_flop: float | None = None) -> PriceTag:
-  """Reads the per-trial costs of ``experiment`` (all when ``None``) from ``ledger``."""
+              joules_per_flop: float | None = None, run: str | None = None) -> PriceTag:
+  """Reads the per-trial costs of ``experiment`` (all when ``None``) from ``ledger``.
+
+  Args:
+    run: only the trials of one run (one execution of the script): ``"latest"`` or
+      the start of a run id (reports list them); default: every run.
+  """
   if joules_per_flop is not None and (
       isinstance(joules_per_flop, bool) or not isinstance(joules_per_flop, int | float)
       or not joules_per_flop > 0):
@@ -494,8 +653,13 @@ def price_tag(ledger: Ledger, experiment: str | None = None, *,
       "SELECT 1 FROM runs WHERE experiment = ? LIMIT 1", (experiment,)):
     raise ValueError(f"experiment={experiment!r} is not in {ledger.path!r}; it holds "
                      f"{ledger.experiments()}")
+  if run is not None:
+    run_id = _pick_run(ledger, experiment, run)
+    where, params = ((f"{where} AND" if where else "WHERE") + " t.run_id = ?",
+                     (*params, run_id))
   trials = ledger.rows(
-      f"SELECT t.*, r.device_kind, r.device_count FROM trials t "
+      f"SELECT t.*, r.device_kind, r.device_count, r.host AS run_host, r.pid AS run_pid, "
+      f"r.started AS run_started FROM trials t "
       f"LEFT JOIN runs r ON r.id = t.run_id {where} ORDER BY t.started, t.id", params)
   sums: dict[tuple[str, str], list[int]] = {}
   exact: dict[str, bool] = {}
@@ -516,14 +680,40 @@ def price_tag(ledger: Ledger, experiment: str | None = None, *,
     wall = t["ended"] - t["started"] if done else None
     out.append(TrialCost(
         id=t["id"], experiment=t["experiment"], name=t["name"] or t["id"][:8],
-        hparams=json.loads(t["hparams"] or "{}"), status=t["status"],
+        hparams=json.loads(t["hparams"] or "{}"),
+        status="crashed" if t["status"] == "running" and _process_gone(
+            t["run_host"], t["run_pid"], t["run_started"]) else t["status"],
         train_steps=tr[0], train_examples=tr[1], train_fpo=tr[2],
         eval_steps=ev[0], eval_examples=ev[1], eval_fpo=ev[2], wall_s=wall,
         device_kind=t["device_kind"] or "?", device_count=t["device_count"] or 0,
         exact=exact.get(t["id"], True), energy_j=t["energy_j"],
-        energy_source=t["energy_source"]))
+        energy_source=t["energy_source"], error=t["error"], run_id=t["run_id"]))
+  notes: list[str] = []
+  for r in ledger.rows(
+      f"SELECT DISTINCT g.function, g.cost FROM signatures g JOIN steps s ON "
+      f"s.signature_id = g.id JOIN trials t ON t.id = s.trial_id {where} "
+      f"{'AND' if where else 'WHERE'} g.exact = 0 ORDER BY g.function", params):
+    try:
+      cost = json.loads(r["cost"])
+    except ValueError:
+      cost = {}
+    why = list(cost.get("inexact") or [])
+    why += [f"no rule for {k} (x{v})" for k, v in (cost.get("uncounted") or {}).items()]
+    for w in why or ["not exact"]:
+      note = f"{r['function']}: {w}"
+      if note not in notes:
+        notes.append(note)
+  no_examples = [r["function"] for r in ledger.rows(
+      f"SELECT g.function FROM steps s JOIN signatures g ON g.id = s.signature_id "
+      f"JOIN trials t ON t.id = s.trial_id {where} {'AND' if where else 'WHERE'} "
+      f"s.kind = 'train' GROUP BY g.function HAVING SUM(s.examples) = 0 "
+      f"ORDER BY g.function", params)]
+  runs = [(r["id"], r["started"]) for r in ledger.rows(
+      "SELECT id, started FROM runs WHERE id IN (SELECT DISTINCT run_id FROM trials t "
+      f"{where}) ORDER BY started, id", params)]
   return PriceTag(experiment, tuple(out), joules_per_flop,
-                  None if joules_per_flop is None else "given")
+                  None if joules_per_flop is None else "given", tuple(notes), tuple(runs),
+                  tuple(no_examples))
 
 
 # -- merge -----------------------------------------------------------------------
@@ -543,7 +733,10 @@ def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict
   sources = [str(s) for s in sources]
   if not sources:
     raise ValueError("merge(sources=...) is empty; name at least one ledger file")
-  dest = str(dest)
+  if isinstance(dest, bool) or not isinstance(dest, str | os.PathLike) or not str(dest).strip():
+    raise ValueError(f"merge(dest={dest!r}) must be the path of the merged ledger, e.g. "
+                     f"'all.sqlite'")
+  dest = os.fspath(dest)
   for s in sources:
     Ledger(s, readonly=True).close()  # validates each input before writing anything
   out = Ledger(dest)
@@ -554,6 +747,7 @@ def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict
         continue
       src = Ledger(s, readonly=True)
       try:
+        batches = []
         for table in _TABLES:
           rows = src.rows(f"SELECT * FROM {table}")
           if not rows:
@@ -567,13 +761,20 @@ def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict
                     f"AND excluded.status != 'running'")
           else:
             sql += "NOTHING"
+          batches.append((table, sql, [tuple(r.values()) for r in rows]))
 
-          def ins(c, sql=sql, rows=rows, table=table):
+        def ins(c, batches=batches):
+          # One transaction per source: a merge killed midway adds nothing of it (never
+          # trials without their steps, which would read as 0 FPO until rerun).
+          counts = {}
+          for table, sql, values in batches:
             before = c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            c.executemany(sql, [tuple(r.values()) for r in rows])
-            return c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] - before
+            c.executemany(sql, values)
+            counts[table] = c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] - before
+          return counts
 
-          added[table] += out.write(ins)
+        for table, n in out.write(ins).items():
+          added[table] += n
       finally:
         src.close()
   finally:

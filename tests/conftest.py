@@ -9,6 +9,10 @@ late: the config is also set here, at collection, before any test starts a backe
 import os
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# jaxgreen's compilation cache: never the user's own cache folder.
+import tempfile  # noqa: E402
+
+os.environ.setdefault("JAXGREEN_CACHE_DIR", tempfile.mkdtemp(prefix="jaxgreen-test-cache-"))
 
 import jax  # noqa: E402
 from jax._src import xla_bridge  # noqa: E402

@@ -125,3 +125,65 @@ def test_trials_example_runs(tmp_path):
   assert (tmp_path / "curves" / "budget_curve.csv").exists()
   with Ledger(tmp_path / "g.sqlite", readonly=True) as led:
     assert led.price_tag("mlp-sweep").h == 4  # four learning rates
+
+
+def test_nan_metrics_of_a_diverged_trial_never_crash_a_plot(tmp_path, capsys):
+  from jaxgreen.track import Experiment
+
+  path = tmp_path / "nan.sqlite"
+  exp = Experiment("diverged", ledger=path)
+  for v in (0.5, float("nan"), 0.7):  # lr too high: the second trial diverged
+    with exp.trial() as t:
+      t.log(1, val_acc=v)
+  exp.close()
+  with Ledger(path, readonly=True) as led:
+    values = [r["value"] for r in curves.training_curves(led, "val_acc")]
+    rows = curves.budget_curve(led, "val_acc")
+  assert values[0] == 0.5 and math.isnan(values[1]) and values[2] == 0.7
+  assert [r["n_trials"] for r in rows] == [1, 2]  # the NaN trial is not scored
+  assert rows[0]["expected"] == pytest.approx(0.6)
+  assert main(["ledger", "plot", str(path), "-o", str(tmp_path / "out"), "--csv-only"]) == 0
+  pytest.importorskip("matplotlib", reason="PNG output needs the [plot] extra")
+  assert main(["ledger", "plot", str(path), "-o", str(tmp_path / "png")]) == 0
+  assert (tmp_path / "png" / "budget_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_budget_band_stays_in_the_observed_range_with_whole_trial_ticks(tmp_path,
+                                                                         monkeypatch):
+  with _ledger(tmp_path / "c.sqlite") as led:
+    rows = curves.budget_curve(led, "val_acc")
+    loss = curves.budget_curve(led, "val_acc", mode="min")
+    # n = 2: 0.75 ± 0.0866 would reach 0.8366, above the best score seen (0.8)
+    assert rows[1]["expected"] + rows[1]["std"] > 0.8
+    assert (rows[1]["lower"], rows[1]["upper"]) == (pytest.approx(0.75 - rows[1]["std"]),
+                                                    0.8)
+    assert all(0.6 <= r["lower"] <= r["upper"] <= 0.8 for r in rows)
+    assert all(0.5 <= r["lower"] <= r["upper"] <= 0.7 for r in loss)  # lowest values
+    pytest.importorskip("matplotlib", reason="PNG output needs the [plot] extra")
+    import matplotlib.pyplot as plt
+
+    figures = []
+    real_close = plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (figures.append(fig), real_close(fig)))
+    curves.plot(led, tmp_path / "out", "val_acc")
+  ticks = [t for t in figures[-1].axes[0].get_xticks() if 1 <= t <= 2]
+  assert ticks == [1.0, 2.0]  # trials are whole numbers
+  band = figures[-1].axes[0].collections[0].get_paths()[0].vertices[:, 1]
+  assert band.max() <= 0.8 + 1e-9 and band.min() >= 0.6 - 1e-9
+
+
+def test_curves_never_pool_experiments(tmp_path, capsys):
+  from jaxgreen.track import Experiment
+
+  path = tmp_path / "two.sqlite"
+  for name, acc in (("mlp", 0.9), ("cnn", 0.5)):
+    with Experiment(name, ledger=path) as exp, exp.trial() as t:
+      t.log(1, val_acc=acc)
+  with Ledger(path, readonly=True) as led:
+    with pytest.raises(ValueError, match=r"2 experiments.*experiment=NAME"):
+      curves.budget_curve(led, "val_acc")
+    assert curves.budget_curve(led, "val_acc", experiment="mlp")[0]["expected"] == 0.9
+  assert main(["ledger", "plot", str(path), "-o", str(tmp_path / "o"), "--csv-only"]) == 2
+  assert "--experiment NAME" in capsys.readouterr().err
+  assert main(["ledger", "plot", str(path), "-o", str(tmp_path / "o"), "--csv-only",
+               "--experiment", "cnn"]) == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -199,8 +200,10 @@ def test_kill_9_loses_at_most_the_unflushed_window(tmp_path):
   with Ledger(path, readonly=True) as led:
     assert led.integrity() == "ok"
     (trial,) = led.rows("SELECT status FROM trials")
+    (reported,) = led.price_tag().trials
   recorded = _steps_in(path)
   assert trial["status"] == "running"  # it never ended, but it is there (counts in H)
+  assert reported.status == "crashed"  # its process is gone: never 'running' forever
   assert recorded % window == 0  # only whole flushes, never a torn write
   # The child ran >= seen steps; at most one window (plus a commit in flight) is lost.
   assert recorded >= seen - (2 * window - 1)
@@ -238,6 +241,24 @@ def test_merge_is_idempotent(tmp_path, capsys):
   assert tag.h == 2
   assert tag.train_fpo == (3 + 5) * 2 * N  # calls · (N MUL + N ADD)
   assert _steps_in(a) == 3  # the sources are untouched
+
+
+def test_a_merge_interrupted_midway_adds_nothing_of_that_source(tmp_path):
+  a, out = tmp_path / "a.sqlite", tmp_path / "out.sqlite"
+  _ledger_with(a, "sweep", 3)
+  Ledger(out).close()
+  with sqlite3.connect(out) as c:  # the merge dies while copying steps (after trials)
+    c.execute("CREATE TRIGGER boom BEFORE INSERT ON steps BEGIN "
+              "SELECT RAISE(ABORT, 'killed'); END")
+  with pytest.raises(LedgerError, match="killed"):
+    merge([a], out)
+  with Ledger(out, readonly=True) as led:
+    assert led.rows("SELECT COUNT(*) AS n FROM trials")[0]["n"] == 0  # no 0-FPO trial
+  with sqlite3.connect(out) as c:
+    c.execute("DROP TRIGGER boom")
+  assert merge([a], out)["steps"] == 1  # the rerun adds it whole
+  with Ledger(out, readonly=True) as led:
+    assert led.price_tag("sweep").train_fpo == 3 * 2 * N
 
 
 def test_merge_prefers_the_ended_copy_of_a_trial(tmp_path):
@@ -406,3 +427,43 @@ def test_report_before_any_trial_and_a_missing_folder(tmp_path):
   exp.close()
   with pytest.raises(FileNotFoundError, match="does not exist; create it"):
     Ledger(tmp_path / "missing" / "green.sqlite")
+
+
+def test_reports_show_reasons_errors_inexact_notes_runs_and_d_zero(tmp_path, capsys):
+  path = tmp_path / "g.sqlite"
+  step = _step()
+  x = jnp.ones(N)
+  with Experiment("e", ledger=path) as exp:  # the first run of a script
+    with exp.trial({"lr": 0.1}) as t:
+      step(x)
+      t.stop_early("no gain for 3 epochs")
+    with pytest.raises(RuntimeError), exp.trial({"lr": 10.0}):
+      raise RuntimeError("diverged")
+
+  def unknown_trips(w):  # the trip count depends on a value: counted once, inexact
+    return jax.lax.while_loop(lambda v: v.sum() < 100.0, lambda v: v * 2.0, w)
+
+  no_batch = track(jax.jit(lambda w: w * 2.0))  # no batch argument, no examples=: D = 0
+  loop = track(jax.jit(unknown_trips), examples=1)
+  with Experiment("e", ledger=path) as exp, exp.trial({"lr": 1.0}):  # the script rerun
+    no_batch(x)
+    loop(x)
+    assert exp.price_tag(run="this").h == 1 and exp.price_tag().h == 3
+  with Ledger(path, readonly=True) as led:
+    tag = led.price_tag("e")
+    latest = led.price_tag("e", run="latest")
+  assert tag.h == 3 and latest.h == 1 and latest.trials[0].name == "lr=1.0"
+  text = tag.table()
+  assert "Why trials failed or stopped:" in text
+  assert "lr=0.1 (stopped): no gain for 3 epochs" in text
+  assert "lr=10.0 (failed): RuntimeError: diverged" in text
+  assert "exact                               NO (why: below)" in text
+  assert "Why counts are not exact:\n  " in text and "unknown_trips: while loop" in text
+  assert re.search(r"WARNING: D = 0 for the train step\(s\) \S*<lambda>: ", text)
+  assert "runs (script executions)            2: " in text
+  assert main(["ledger", "report", str(path), "--run", "latest", "--json"]) == 0
+  (d,) = json.loads(capsys.readouterr().out)
+  assert d["H_trials"] == 1 and d["warnings"] and d["inexact_notes"]
+  assert d["trials"][0]["error"] is None
+  assert main(["ledger", "report", str(path), "--run", "nope"]) == 2
+  assert "matches no runs" in capsys.readouterr().err

@@ -19,6 +19,8 @@ def add(sub: argparse._SubParsersAction) -> None:
   r = lsub.add_parser("report", help="the price tag: per trial and in total")
   r.add_argument("ledger", metavar="LEDGER.sqlite")
   r.add_argument("--experiment", help="only this experiment (default: each one)")
+  r.add_argument("--run", help="only one run (script execution): 'latest' or the start of "
+                               "a run id (default: every run)")
   fmt = r.add_mutually_exclusive_group()
   fmt.add_argument("--json", action="store_true", help="print JSON")
   fmt.add_argument("--markdown", action="store_true", help="print Markdown")
@@ -32,7 +34,8 @@ def add(sub: argparse._SubParsersAction) -> None:
   q.add_argument("--metric", help="the logged metric (needed when several were logged)")
   q.add_argument("--mode", choices=("max", "min"), default="max",
                  help="max for accuracy-like metrics, min for losses (default max)")
-  q.add_argument("--experiment", help="only this experiment")
+  q.add_argument("--experiment", help="only this experiment (needed when the ledger holds "
+                                      "several: curves never pool experiments)")
   q.add_argument("--csv-only", action="store_true", help="write CSV, skip PNG")
   q.set_defaults(func=run_plot)
 
@@ -48,7 +51,8 @@ def run_report(args: argparse.Namespace) -> int:
 
   with Ledger(args.ledger, readonly=True) as led:
     names = [args.experiment] if args.experiment else led.experiments()
-    tags = [led.price_tag(n, joules_per_flop=args.joules_per_flop) for n in names]
+    tags = [led.price_tag(n, joules_per_flop=args.joules_per_flop, run=args.run)
+            for n in names]
   if args.json:
     json.dump([t.to_dict() for t in tags], sys.stdout, indent=2)
     print()

@@ -23,6 +23,15 @@ _BITS = {"pred": 8, "s1": 1, "u1": 1, "s2": 2, "u2": 2, "s4": 4, "u4": 4, "s8": 
          "f4e2m1fn": 4, "f8e4m3fn": 8, "f8e5m2": 8, "f8e4m3fnuz": 8, "f8e5m2fnuz": 8,
          "f8e4m3b11fnuz": 8, "f8e4m3": 8, "f8e3m4": 8, "f8e8m0fnu": 8}
 
+class HloParseError(ValueError):
+  """HLO text that cannot be counted faithfully: truncated, malformed or cyclic. A count
+  of such text would be wrong while looking exact, so it is refused."""
+
+
+# Attributes that name the computations an instruction calls.
+CALL_KEYS = ("calls", "to_apply", "body", "condition", "branch_computations",
+             "true_computation", "false_computation", "scatter", "select")
+
 _ARRAY = re.compile(r"([a-z][a-z0-9]*)\[([^\]]*)\]")
 _HEADER = re.compile(r"^(ENTRY\s+)?%?([^\s(]+)\s*\(")
 _INSTR = re.compile(r"^\s*(ROOT\s+)?%?([^\s=]+)\s*=\s*")
@@ -256,13 +265,81 @@ class Module:
 
 
 def parse_module(text: str) -> Module:
-  """Parses the text of one HloModule (the first one if several are concatenated)."""
+  """Parses the text of one HloModule (the first one if several are concatenated).
+
+  Raises:
+    HloParseError: the text is truncated (it ends inside a computation, or has
+      computations but no ENTRY), has a line inside a computation that is not an
+      instruction, a malformed or negative shape, an instruction calling a computation
+      that is not there, a computation calling itself, or an empty computation.
+  """
+  if not isinstance(text, str):
+    raise TypeError(f"parse_module(text=...) must be HLO text (str), got {type(text).__name__}")
+  try:
+    module = _parse_module(text)
+    _check_module(module)
+  except HloParseError:
+    raise
+  except (ValueError, IndexError, KeyError, RecursionError, OverflowError) as e:
+    raise HloParseError(f"malformed HLO text ({type(e).__name__}: {e}); pass the text of "
+                        f"compiled.as_text() or lowered.as_text('hlo') unchanged") from None
+  return module
+
+
+def _check_module(module: Module) -> None:
+  """Structure checks: shapes, called computations, no cycles, no empty computation."""
+  comps = module.computations
+  calls: dict[str, set[str]] = {}
+  for comp in comps.values():
+    if not comp.instrs:
+      raise HloParseError(f"computation {comp.name!r} has no instruction: malformed HLO")
+    out = calls[comp.name] = set()
+    for ins in comp.instrs:
+      try:
+        arrays = ins.arrays
+      except ValueError as e:
+        raise HloParseError(f"instruction {ins.name!r} in {comp.name!r} has a malformed "
+                            f"shape {ins.type_text!r} ({e})") from None
+      if any(d < 0 for a in arrays for d in a.dims):
+        raise HloParseError(f"instruction {ins.name!r} in {comp.name!r} has a negative "
+                            f"dimension in {ins.type_text!r}")
+      for key in CALL_KEYS:
+        if key + "=" not in ins.attrs:
+          continue
+        for callee in ins.called(key):
+          if callee not in comps:
+            raise HloParseError(f"instruction {ins.name!r} in {comp.name!r} calls "
+                                f"{callee!r} ({key}=), which is not in the module: "
+                                f"truncated or malformed HLO")
+          out.add(callee)
+  state: dict[str, int] = {}  # 1: on the current path, 2: done
+  for start in comps:
+    if state.get(start):
+      continue
+    stack = [(start, iter(sorted(calls[start])))]
+    state[start] = 1
+    while stack:
+      name, it = stack[-1]
+      nxt = next(it, None)
+      if nxt is None:
+        state[name] = 2
+        stack.pop()
+      elif state.get(nxt) == 1:
+        raise HloParseError(f"computation {nxt!r} calls itself (through {name!r}): a "
+                            f"cyclic HLO module cannot be counted")
+      elif not state.get(nxt):
+        state[nxt] = 1
+        stack.append((nxt, iter(sorted(calls[nxt]))))
+
+
+def _parse_module(text: str) -> Module:
   comps: dict[str, Computation] = {}
   entry = ""
   cur: list[Instr] | None = None
   name, is_entry = "", False
   devices = 1
-  for line in text.splitlines():
+  start_line = 0
+  for n, line in enumerate(text.splitlines(), start=1):
     if cur is None:
       if not line or line[0].isspace() or not line.rstrip().endswith("{"):
         if line.startswith("HloModule"):
@@ -273,7 +350,9 @@ def parse_module(text: str) -> Module:
       m = _HEADER.match(line)
       if not m:
         continue
-      name, is_entry, cur = m.group(2), bool(m.group(1)), []
+      name, is_entry, cur, start_line = m.group(2), bool(m.group(1)), [], n
+      if name in comps:
+        raise HloParseError(f"line {n}: computation {name!r} is defined twice")
       continue
     s = line.strip()
     if s == "}":
@@ -285,8 +364,15 @@ def parse_module(text: str) -> Module:
     ins = parse_instr(line)
     if ins is not None:
       cur.append(ins)
-  if not entry and comps:
-    entry = next(reversed(comps))
+    elif s:
+      raise HloParseError(f"line {n} of computation {name!r} is not an HLO instruction: "
+                          f"{s[:80]!r}")
+  if cur is not None:
+    raise HloParseError(f"the HLO text ends inside computation {name!r} (opened at line "
+                        f"{start_line}): it is truncated; pass the whole compiled.as_text()")
+  if comps and not entry:
+    raise HloParseError("the HLO text has computations but no ENTRY computation: it is "
+                        "truncated or not one module; pass the whole compiled.as_text()")
   return Module(comps, entry, devices)
 
 

@@ -43,6 +43,12 @@ def register(*prims: jcore.Primitive | str) -> Callable[[Rule], Rule]:
         continue
       if key in table or name in ZERO_COST:
         raise ValueError(f"a cost rule for primitive {name!r} is already registered")
+      if isinstance(p, str) and any(q.name == p and r is not rule for q, r in _RULES.items()):
+        # lookup() tries the primitive object first: this rule would never run.
+        raise ValueError(f"a cost rule for primitive {name!r} is already registered (for "
+                         f"its primitive object); to change what it costs per element "
+                         f"pass jaxgreen.CostModel({{{name!r}: (adds, muls)}}) where it is "
+                         f"priced, or give your own operation a primitive of its own")
       table[key] = rule  # type: ignore[index]
     return rule
 
