@@ -730,6 +730,11 @@ def get_target(spec: str | Target) -> Target:
       example = "2x2" if dims == 2 else "2x2x1"
       raise TargetError(f"target={spec!r}: a {chip} topology has {dims} dimensions, "
                         f"e.g. tpu:{chip}:{example}")
+    if any(int(d) < 1 for d in topo.split("x")):
+      # libtpu divides by each dimension: a zero would kill the process (SIGFPE).
+      example = "2x2" if dims == 2 else "2x2x1"
+      raise TargetError(f"target={spec!r}: every topology dimension must be >= 1, "
+                        f"e.g. tpu:{chip}:{example}")
     return Target(s, "tpu", chip, topo)
   if s.startswith("gpu"):
     m = _GPU_RE.match(s)

@@ -67,7 +67,15 @@ from jaxgreen.formulas import (
   top_k_compares,
   window_reduce_steps,
 )
-from jaxgreen.hlo.parse import Array, Computation, Instr, Module, group_size, parse_module
+from jaxgreen.hlo.parse import (
+    Array,
+    Computation,
+    HloParseError,
+    Instr,
+    Module,
+    group_size,
+    parse_module,
+)
 
 # XLA prices one multiply-add at 2 flops (hlo_cost_analysis.h, kFmaFlops); jaxgreen at
 # one MUL plus one ADD, except the first product of each output, which needs no ADD.
@@ -1410,16 +1418,28 @@ def count_hlo_text(text: str, *, cost_model: CostModel | None = None,
   """
   module = parse_module(text)
   if not module.computations:
-    raise ValueError("count_hlo_text(text=...): no HLO computation found; pass "
-                     "compiled.as_text() or lowered.as_text('hlo')")
+    raise HloParseError("count_hlo_text(text=...): no HLO computation found; pass "
+                        "compiled.as_text() or lowered.as_text('hlo')")
   return count_module(module, cost_model=cost_model, cond=cond)
 
 
 def count_module(module: Module, *, cost_model: CostModel | None = None,
                  cond: str = "max") -> HloCount:
   """Counts the entry computation of an already parsed module (see :func:`count_hlo_text`)."""
+  if cond not in ("max", "min", "mean"):
+    raise ValueError(f"cond={cond!r}: use 'max', 'min' or 'mean'")
   walker = _Walker(module, cost_model or DEFAULT, cond)
-  return walker.walk(module.entry).freeze(cond)
+  try:
+    return walker.walk(module.entry).freeze(cond)
+  except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, AttributeError,
+          RecursionError) as e:
+    if isinstance(e, HloParseError):
+      raise
+    # Text that parses but whose instructions do not fit together (an operand index
+    # past the operands, a window of the wrong rank, ...): refused, never a raw error.
+    raise HloParseError(f"HLO module {module.entry!r} cannot be counted: an instruction "
+                        f"does not match its operands ({type(e).__name__}: {e}); pass the "
+                        f"unmodified compiled.as_text()") from e
 
 
 def count_compiled(compiled, *, cost_model: CostModel | None = None,

@@ -32,6 +32,7 @@ def test_parse(spec, platform, chip, topology):
     ("tpu:v4:2x2", ["3 dimensions", "tpu:v4:2x2x1"]),
     ("gpu:x100", ["not a known GPU target", "h100"]),
     ("gpu:h100x0", ["must be >= 1"]),
+    ("tpu:v5e:0x2", ["every topology dimension must be >= 1", "tpu:v5e:2x2"]),  # not SIGFPE
     ("cuda", ["not a known target", "gpu:h100x8"]),
     (3, ["must be a string"]),
 ])
