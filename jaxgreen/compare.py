@@ -442,7 +442,7 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
     ``Comparison.unavailable`` with the reason and the fix; :class:`TargetError` is
     raised only when no target could be compiled.
   """
-  from jaxgreen.targets import TargetError, get_target, progress_for, start_devices
+  from jaxgreen.targets import each_target, get_target, start_devices
 
   if not callable(fn):
     raise TypeError(f"compare(fn=...) must be callable, got {type(fn).__name__}")
@@ -466,21 +466,10 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
 
   def run(*args) -> Comparison:
     start_devices(parsed)
-    results, unavailable = [], {}
-    report, done = progress_for(progress)
-    try:
-      for i, t in enumerate(parsed):
-        report(t.spec, i, len(parsed))
-        try:
-          results.append(_one(fn, t, args, static, mesh_axes, in_specs, shard,
-                              shapes.get(t.spec), measured.get(t.spec), dtype))
-        except TargetError as e:  # one target that cannot be compiled spares the others
-          unavailable[t.spec] = str(e)
-    finally:
-      done()
-    if not results:
-      raise TargetError("compare: no target could be compiled: "
-                        + "; ".join(unavailable.values()))
+    results, unavailable = each_target(
+        "compare", parsed, progress,
+        lambda t: _one(fn, t, args, static, mesh_axes, in_specs, shard, shapes.get(t.spec),
+                       measured.get(t.spec), dtype))
     return Comparison(tuple(results), name or getattr(fn, "__name__", ""), unavailable)
 
   return run

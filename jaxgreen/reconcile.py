@@ -50,7 +50,7 @@ from jaxgreen.cost import Cost
 from jaxgreen.cost_model import CostModel
 from jaxgreen.hlo.compiled import CAUSES, HloCount, LoopInfo, count_hlo_text
 from jaxgreen.report import table
-from jaxgreen.targets import Target, TargetError, get_target, progress_for, start_devices
+from jaxgreen.targets import Target, each_target, get_target, start_devices
 
 UNCOUNTED = "jaxgreen uncounted"
 LOWERING = "jax lowering"
@@ -489,22 +489,10 @@ def reconcile(fn: Callable, *, targets: Sequence[str | Target] = ("cpu",),
       warnings.simplefilter("ignore")
       jaxpr_cost = api.count(fn, static_argnums=static, cond=cond,
                              cost_model=cost_model)(*args, **kwargs)
-    reports, unavailable = [], {}
-    report, done = progress_for(progress)
-    try:
-      for i, t in enumerate(parsed):
-        report(t.spec, i, len(parsed))
-        try:
-          reports.append(reconcile_target(fn, t, args, kwargs, static_argnums=static,
-                                          cost_model=cost_model, cond=cond,
-                                          jaxpr_cost=jaxpr_cost))
-        except TargetError as e:  # one target that cannot be compiled spares the others
-          unavailable[t.spec] = str(e)
-    finally:
-      done()
-    if not reports:
-      raise TargetError("reconcile: no target could be compiled: "
-                        + "; ".join(unavailable.values()))
+    reports, unavailable = each_target(
+        "reconcile", parsed, progress,
+        lambda t: reconcile_target(fn, t, args, kwargs, static_argnums=static,
+                                   cost_model=cost_model, cond=cond, jaxpr_cost=jaxpr_cost))
     return Reconciliation(tuple(reports), unavailable)
 
   return run

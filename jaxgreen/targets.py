@@ -503,6 +503,29 @@ def progress_for(progress: Callable[[str, int, int], None] | bool | None
   return progress, (lambda: None)
 
 
+def each_target(what: str, targets: Sequence[Target], progress, one: Callable[[Target], Any]
+                ) -> tuple[list, dict[str, str]]:
+  """``one(t)`` for each target, with a progress line: ``(results, unavailable)``.
+
+  A target that cannot be compiled (:class:`TargetError`) is reported in ``unavailable``
+  with its reason and fix and spares the others; when none could, ``what`` raises.
+  """
+  report, done = progress_for(progress)
+  results, unavailable = [], {}
+  try:
+    for i, t in enumerate(targets):
+      report(t.spec, i, len(targets))
+      try:
+        results.append(one(t))
+      except TargetError as e:
+        unavailable[t.spec] = str(e)
+  finally:
+    done()
+  if not results:
+    raise TargetError(f"{what}: no target could be compiled: " + "; ".join(unavailable.values()))
+  return results, unavailable
+
+
 @contextlib.contextmanager
 def status(label: str, stream: Any = None) -> Iterator[None]:
   """A status line ``label (12 s)`` kept up to date on a terminal while the block runs.
