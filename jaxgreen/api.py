@@ -7,10 +7,10 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 
 import jax
-from jax._src.interpreters import partial_eval as pe
 from jax.extend import core as jcore
 
 from jaxgreen import jaxpr as _jaxpr_pkg  # noqa: F401  (registers the rules)
+from jaxgreen._compat import dce_jaxpr
 from jaxgreen._state import has_graph_nodes, with_final_state
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
@@ -124,7 +124,7 @@ def count_jaxpr(closed_jaxpr, *, cond: str = "max", strict: bool = False,
                     f"jax.make_jaxpr(f)(*args), or a Jaxpr; got "
                     f"{type(closed_jaxpr).__name__}")
   if dce:
-    jaxpr, _ = pe.dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars), instantiate=True)
+    jaxpr, _ = dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars), instantiate=True)
   walker = Walker(cost_model=cost_model, cond=cond, strict=strict, trip_counts=trip_counts)
   return walker.walk(jaxpr, consts + [None] * len(jaxpr.invars))
 

@@ -30,6 +30,17 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+# jax's private internals live in jaxgreen._compat, which imports jax: this module is
+# imported before jax (see jaxgreen/__init__.py), so it reaches them on first use.
+_XLA_BRIDGE_LOGGER = "jax._src.xla_bridge"  # = jaxgreen._compat.XLA_BRIDGE_LOGGER
+
+
+def _compat() -> Any:
+  from jaxgreen import _compat as compat
+
+  return compat
+
+
 # -- quiet native stderr ------------------------------------------------------------
 
 # Lines the CUDA plugin (on a machine without a driver) and libtpu (outside a TPU VM)
@@ -143,7 +154,7 @@ _started = False
 @contextlib.contextmanager
 def _quiet_plugin_log() -> Iterator[None]:
   """While the block runs, jax's log of a CUDA plugin that cannot start is dropped."""
-  logger = logging.getLogger("jax._src.xla_bridge")
+  logger = logging.getLogger(_XLA_BRIDGE_LOGGER)
   if _filter in logger.filters:
     yield
     return
@@ -166,9 +177,9 @@ def quiet_jax_startup() -> None:
   if _started:
     return
   _started = True
-  logging.getLogger("jax._src.xla_bridge").addFilter(_filter)
+  logging.getLogger(_XLA_BRIDGE_LOGGER).addFilter(_filter)
   try:
-    from jax._src import xla_bridge
+    xla_bridge = _compat().xla_bridge()
 
     discover = xla_bridge._discover_and_register_pjrt_plugins  # noqa: SLF001
     if not _hardware_present("gpu") and not getattr(discover, "_jaxgreen_quiet", False):
@@ -186,7 +197,7 @@ def quiet_jax_startup() -> None:
   if _hardware_present("tpu"):
     return
   try:
-    from jax._src import xla_bridge
+    xla_bridge = _compat().xla_bridge()
 
     reg = xla_bridge._backend_factories.get("tpu")  # noqa: SLF001
     if reg is None or xla_bridge._backends:  # noqa: SLF001 - too late, or no factory
@@ -688,11 +699,8 @@ def _plain_cost(ca: Any) -> dict[str, float] | None:
 
 def _module_cost(compiled: Any) -> Any:
   """XLA's HloCostAnalysis of the compiled module (with the CPU client)."""
-  from jax._src import xla_bridge
-  from jax._src.lib import _jax
-
   module = compiled.runtime_executable().hlo_modules()[0]
-  return _jax.hlo_module_cost_analysis(xla_bridge.get_backend("cpu"), module)
+  return _compat().hlo_module_cost_analysis(module)
 
 
 def executable_devices(compiled: Any) -> int:
@@ -942,7 +950,7 @@ def _register_cuda_plugin() -> None:
   process or its backends (a backend already started is kept; on a machine without a GPU
   jax never starts a cuda backend).
   """
-  from jax._src import xla_bridge
+  xla_bridge = _compat().xla_bridge()
 
   with _cuda_lock:
     with _quiet_plugin_log():

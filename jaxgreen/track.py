@@ -35,6 +35,8 @@ from typing import Any, ParamSpec, TypeVar
 import jax
 import numpy as np
 
+from jaxgreen._compat import ArrayImpl as _ArrayImpl
+from jaxgreen._compat import trace_state_clean as _top_level
 from jaxgreen._state import final_state, has_graph_nodes
 from jaxgreen.cost import Cost
 from jaxgreen.ledger import KINDS, Ledger, LedgerError
@@ -153,18 +155,6 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def _is_array(x: Any) -> bool:
   return hasattr(x, "shape") and hasattr(x, "dtype")
-
-
-try:  # True outside any trace; ~0.3 us
-  from jax._src.core import trace_state_clean as _top_level
-except ImportError:  # pragma: no cover
-  def _top_level() -> bool:
-    return True
-
-try:  # the concrete array type: `type(x) is _ArrayImpl` is ~10x cheaper than isinstance
-  from jax._src.array import ArrayImpl as _ArrayImpl
-except ImportError:  # pragma: no cover
-  _ArrayImpl = jax.Array
 
 
 def _leaf_key(x: Any, jitted: bool) -> Any:

@@ -29,23 +29,19 @@ import functools
 import jax
 from jax.extend.core import primitives as P
 
+from jaxgreen._compat import gamma_impl, physical_aval
+from jaxgreen._compat import prng as _prng
 from jaxgreen.formulas import (
-    PHILOX2_OPS_PER_BLOCK,
-    PHILOX4_OPS_PER_BLOCK,
-    THREEFRY4_OPS_PER_BLOCK,
-    rng_bit_generator_ops,
-    rng_uniform_ops,
-    threefry_ops,
+  PHILOX2_OPS_PER_BLOCK,
+  PHILOX4_OPS_PER_BLOCK,
+  THREEFRY4_OPS_PER_BLOCK,
+  rng_bit_generator_ops,
+  rng_uniform_ops,
+  threefry_ops,
 )
 from jaxgreen.jaxpr.interpreter import dtype_info
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import ops, size
-
-try:  # private: the programs jax lowers random_bits / split / fold_in to
-  from jax._src import core as _jax_core
-  from jax._src.random import prng as _prng
-except ImportError:  # another jax layout: the block formulas below are used instead
-  _prng = None
 
 
 def _words(aval) -> int:
@@ -63,7 +59,7 @@ def _key_program(kind: str, keys_aval, extra, partitionable: bool):
   """The jaxpr jax lowers a key operation to (``random_bits_lowering`` & co.)."""
   del partitionable  # part of the cache key only: it changes the program traced
   impl = keys_aval.dtype._impl
-  phys = _jax_core.physical_aval(keys_aval)
+  phys = physical_aval(keys_aval)
   base = jax.ShapeDtypeStruct(phys.shape, phys.dtype)
   if kind == "bits":
     bit_width, shape = extra
@@ -146,15 +142,9 @@ def _rng_uniform(ctx, a, b, **_):
   return bits
 
 
-try:  # private: the sampler jax itself lowers random_gamma to
-  from jax._src.random.core import _gamma_impl
-except ImportError:  # another jax layout: random_gamma is then reported as uncounted
-  _gamma_impl = None
-
-
 @functools.lru_cache(maxsize=64)
 def _gamma_program(key_shape, key_dtype, a_shape, a_dtype, log_space):
-  impl = functools.partial(_gamma_impl, log_space=log_space, use_vmap=True)
+  impl = functools.partial(gamma_impl, log_space=log_space, use_vmap=True)
   return jax.make_jaxpr(impl)(jax.ShapeDtypeStruct(key_shape, key_dtype),
                               jax.ShapeDtypeStruct(a_shape, a_dtype))
 
@@ -165,5 +155,5 @@ def _random_gamma(ctx, key, a, *, log_space, **_):
   return ctx.walk(program)
 
 
-if _gamma_impl is not None:
+if gamma_impl is not None:
   register("random_gamma")(_random_gamma)

@@ -1,0 +1,73 @@
+"""Every use of jax's private internals, in one place, with the releases it was checked on.
+
+jaxgreen supports jax 0.10.2 to 0.12.x. Public API (``jax.extend``, ``jax.stages``,
+``jax.experimental.topologies``) is used everywhere else; what only exists under
+``jax._src`` / ``jax._src.lib`` is reached through the names below, each with a fallback
+for a layout that moved, so a new jax release degrades a feature instead of breaking
+``import jaxgreen``. When a jax release moves one of these, this is the only file to edit.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+import jax
+
+# -- tracing -------------------------------------------------------------------------
+
+try:  # jax 0.4.30 .. 0.12: True outside any trace (~0.3 us), used by @track's hot path
+  from jax._src.core import trace_state_clean as trace_state_clean
+except ImportError:  # pragma: no cover - moved: every call is then treated as top level
+
+  def trace_state_clean() -> bool:
+    return True
+
+
+try:  # jax 0.4 .. 0.12: the concrete array type; `type(x) is ArrayImpl` is ~10x cheaper
+  from jax._src.array import ArrayImpl as ArrayImpl
+except ImportError:  # pragma: no cover
+  ArrayImpl = jax.Array  # type: ignore[misc]
+
+# jax 0.4 .. 0.12: dead-code elimination of a jaxpr (jax.extend has no public twin).
+from jax._src.interpreters.partial_eval import dce_jaxpr as dce_jaxpr  # noqa: E402
+
+# -- random --------------------------------------------------------------------------
+
+try:  # jax 0.10 .. 0.12: the programs jax lowers random_bits / split / fold_in to
+  from jax._src import core as _jax_core
+  from jax._src.random import prng as prng
+except ImportError:  # pragma: no cover - the block formulas of rules/random.py are used
+  prng = None  # type: ignore[assignment]
+  _jax_core = None  # type: ignore[assignment]
+
+
+def physical_aval(aval: Any) -> Any:
+  """The uint32 array a typed PRNG key array is stored as (jax 0.10 .. 0.12)."""
+  return _jax_core.physical_aval(aval)
+
+
+try:  # jax 0.10 .. 0.12: the sampler jax lowers random_gamma to
+  from jax._src.random.core import _gamma_impl as gamma_impl
+except ImportError:  # pragma: no cover - random_gamma is then reported as uncounted
+  gamma_impl = None
+
+# -- backends and plugins ------------------------------------------------------------
+
+#: The logger jax reports plugin start-up failures on (jax 0.10 .. 0.12).
+XLA_BRIDGE_LOGGER = "jax._src.xla_bridge"
+
+
+def xla_bridge() -> ModuleType:
+  """jax's backend registry (``_backend_factories``, ``_backends``,
+  ``_topology_factories``, ``_discover_and_register_pjrt_plugins``; jax 0.10 .. 0.12)."""
+  from jax._src import xla_bridge as xb
+
+  return xb
+
+
+def hlo_module_cost_analysis(module: Any) -> Any:
+  """XLA's HloCostAnalysis of an HloModule, with the CPU client (jax 0.10 .. 0.12)."""
+  from jax._src.lib import _jax
+
+  return _jax.hlo_module_cost_analysis(xla_bridge().get_backend("cpu"), module)
