@@ -655,7 +655,7 @@ def run_cli(function: str, *, targets: Sequence[str], arg_specs: Sequence[str] =
   Returns:
     The exit status (0).
   """
-  from jaxgreen._cli.common import load_function, parse_shape_spec
+  from jaxgreen.cli.common import load_function, parse_shape_spec
 
   obj = load_function(function)
   if setup:

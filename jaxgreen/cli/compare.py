@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
                      plot=args.plot, setup=args.setup, progress=report)
     finally:
       done()
-  from jaxgreen._cli.common import load_function, parse_shape_spec, print_result
+  from jaxgreen.cli.common import load_function, parse_shape_spec, print_result
   from jaxgreen.reconcile import reconcile
 
   fn = load_function(args.function)

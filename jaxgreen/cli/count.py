@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
   import warnings
 
   import jaxgreen
-  from jaxgreen._cli.common import load_function, parse_shape_spec, print_result
+  from jaxgreen.cli.common import load_function, parse_shape_spec, print_result
 
   if args.top < 0:
     raise ValueError(f"--top must be >= 0, got {args.top}")

@@ -1,6 +1,6 @@
 """The ``jaxgreen`` command line: ``jaxgreen count``, ``jaxgreen compare``, ``jaxgreen ledger``.
 
-Each subcommand lives in ``jaxgreen/_cli/<name>.py`` and exposes ``add(subparsers)``,
+Each subcommand lives in ``jaxgreen/cli/<name>.py`` and exposes ``add(subparsers)``,
 which registers its parser and sets ``func`` to the function that runs it.
 """
 
@@ -23,9 +23,9 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
   for name in SUBCOMMANDS:
     try:
-      module = importlib.import_module(f"jaxgreen._cli.{name}")
+      module = importlib.import_module(f"jaxgreen.cli.{name}")
     except ModuleNotFoundError as e:
-      if e.name != f"jaxgreen._cli.{name}":
+      if e.name != f"jaxgreen.cli.{name}":
         raise
       continue
     module.add(sub)

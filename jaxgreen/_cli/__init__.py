@@ -1,1 +1,0 @@
-"""Subcommands of the ``jaxgreen`` command line, one module each."""
