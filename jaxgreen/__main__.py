@@ -1,5 +1,8 @@
+"""``python -m jaxgreen``: the command line."""
+
 import sys
 
-from jaxgreen.cli import main
+if __name__ == "__main__":
+  from jaxgreen.cli import main
 
-sys.exit(main())
+  sys.exit(main())

@@ -7,6 +7,12 @@ late: the config is also set here, at collection, before any test starts a backe
 """
 
 import os
+import sys
+
+# The tests count the bundled benchmark and example programs (`benchmarks.zoo`,
+# `examples`): the repository root is importable, but after site-packages, so `jaxgreen`
+# itself is the installed package under test, not the source tree.
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # jaxgreen's compilation cache: never the user's own cache folder.
