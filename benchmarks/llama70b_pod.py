@@ -40,9 +40,10 @@ import benchmarks.llama70b as llama  # noqa: E402
 from benchmarks.llama70b import LlamaConfig, make_train_step, param_shapes  # noqa: E402
 from jaxgreen import api  # noqa: E402
 from jaxgreen.chips import get_chip, roofline  # noqa: E402
-from jaxgreen.compare import Comparison, TargetResult, place  # noqa: E402
+from jaxgreen.comparison import Comparison, TargetResult, place  # noqa: E402
 from jaxgreen.pods import compile_readable, report_compiled  # noqa: E402
-from jaxgreen.targets import get_target, status  # noqa: E402
+from jaxgreen.progress import status  # noqa: E402
+from jaxgreen.targets import get_target  # noqa: E402
 
 # Parameter name -> PartitionSpec; the leading axis of "layers" entries is the scan's.
 # "fsdp_tp": weights split over both axes (FSDP x Megatron tensor parallelism).

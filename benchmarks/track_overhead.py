@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import optax
 
 import jaxgreen
-from jaxgreen.track import Experiment, track
+from jaxgreen import Experiment, track
 
 
 def make_step(width: int, depth: int):

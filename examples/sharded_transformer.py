@@ -117,8 +117,8 @@ def make_train_step(c: Config):
 
 
 def setup(c: Config | None = None):
-  """A :class:`jaxgreen.compare.Setup`: train step, abstract arguments, shardings."""
-  from jaxgreen.compare import Setup
+  """A ``jaxgreen.Setup``: train step, abstract arguments, shardings."""
+  from jaxgreen.comparison import Setup
 
   c = c or Config()
   model, tx, step = make_train_step(c)
@@ -138,7 +138,7 @@ def main(argv=None) -> None:
   ap.add_argument("--format", default="table", choices=("table", "markdown", "json"))
   ap.add_argument("--plot", default=None, help="save a bar plot here (needs matplotlib)")
   args = ap.parse_args(argv)
-  from jaxgreen.compare import compare, print_report
+  from jaxgreen.comparison import compare, print_report
 
   s = setup()
   cmp = compare(s.fn, args.target or ["tpu:v5e:4x4", "gpu:h100x8"], mesh_axes=s.mesh_axes,

@@ -17,8 +17,7 @@ import numpy as np
 import optax
 
 import jaxgreen
-from jaxgreen import curves
-from jaxgreen.track import Experiment, track
+from jaxgreen import Experiment, curves, track
 
 
 def make_data(n: int, dim: int = 20, classes: int = 4, seed: int = 0):

@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - moved: every call is then treated as t
 try:  # jax 0.4 .. 0.12: the concrete array type; `type(x) is ArrayImpl` is ~10x cheaper
   from jax._src.array import ArrayImpl as ArrayImpl
 except ImportError:  # pragma: no cover
-  ArrayImpl = jax.Array  # type: ignore[misc]
+  ArrayImpl = jax.Array  # type: ignore[misc,assignment]
 
 # jax 0.4 .. 0.12: dead-code elimination of a jaxpr (jax.extend has no public twin).
 from jax._src.interpreters.partial_eval import dce_jaxpr as dce_jaxpr  # noqa: E402
@@ -50,7 +50,7 @@ def physical_aval(aval: Any) -> Any:
 try:  # jax 0.10 .. 0.12: the sampler jax lowers random_gamma to
   from jax._src.random.core import _gamma_impl as gamma_impl
 except ImportError:  # pragma: no cover - random_gamma is then reported as uncounted
-  gamma_impl = None
+  gamma_impl = None  # type: ignore[assignment]
 
 # -- backends and plugins ------------------------------------------------------------
 

@@ -22,7 +22,8 @@ _DROP_NAMES = frozenset({"rematted_computation"})
 @functools.lru_cache(maxsize=8192)
 def clean_scope(name_stack: str) -> str:
   """Normalises a name stack to a module path ('' for the top level)."""
-  out, last_wrapped = [], None
+  out: list[str] = []
+  last_wrapped: str | None = None
   for seg in _split(name_stack):
     wrapped = False
     while (m := _WRAPPER.match(seg)):
@@ -49,7 +50,9 @@ def join(prefix: str, scope: str) -> str:
 
 def _split(path: str) -> list[str]:
   """Splits on '/' outside parentheses."""
-  parts, depth, cur = [], 0, []
+  parts: list[str] = []
+  cur: list[str] = []
+  depth = 0
   for ch in path:
     if ch == "(":
       depth += 1

@@ -61,7 +61,10 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
     A function taking ``fn``'s arguments and returning a :class:`Cost`.
 
   Example:
-    >>> cost = jaxgreen.count(lambda a, b: a @ b)(jnp.ones((8, 16)), jnp.ones((16, 4)))
+    >>> import jax, jax.numpy as jnp, jaxgreen
+    >>> a = jax.ShapeDtypeStruct((8, 16), jnp.float32)
+    >>> b = jax.ShapeDtypeStruct((16, 4), jnp.float32)
+    >>> cost = jaxgreen.count(lambda a, b: a @ b)(a, b)
     >>> cost.muls, cost.adds  # 8*4*16, 8*4*15
     (512, 480)
   """
@@ -85,13 +88,13 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
       # the step: without this, dead-code elimination drops the backward pass.
       traced = jax.jit(with_final_state(fn), static_argnums=static_argnums)
     if stage == "lowered":
-      from jaxgreen.hlo.stablehlo import count_lowered
+      from jaxgreen.hlo import count_lowered
 
       jitted = traced if hasattr(traced, "lower") else jax.jit(traced,
                                                                static_argnums=static_argnums)
       return count_lowered(jitted.lower(*args, **kwargs), cost_model=cost_model, cond=cond)
     if stage == "compiled":
-      from jaxgreen.hlo.compiled import count_hlo_text
+      from jaxgreen.hlo import count_hlo_text
       from jaxgreen.targets import get_target
 
       _, compiled = get_target(target).compile(traced, *args, static_argnums=static_argnums,
@@ -171,10 +174,10 @@ def _check_shapes(args: tuple, kwargs: dict) -> None:
 def _static_argnums(static_argnums: int | Sequence[int]) -> tuple[int, ...]:
   nums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
   try:
-    nums = tuple(nums)
+    out: tuple[int, ...] | None = tuple(nums)
   except TypeError:
-    nums = None
-  if nums is None or any(isinstance(i, bool) or not isinstance(i, int) for i in nums):
+    out = None
+  if out is None or any(isinstance(i, bool) or not isinstance(i, int) for i in out):
     raise TypeError(f"count(static_argnums={static_argnums!r}) must be an int or a "
                     f"sequence of ints (argument positions), e.g. static_argnums=(1,)")
-  return nums
+  return out

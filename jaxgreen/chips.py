@@ -3,6 +3,11 @@
 Every figure carries its source (a comment next to it and :attr:`Chip.sources`); a figure
 that is not published is ``None`` and shows as "unavailable" downstream, never guessed.
 
+An NVIDIA chip has two sets of figures: the datasheet's (decimal "80 GB", "3.35 TB/s"),
+for roofline estimates, and the device properties the CUDA driver reports
+(:class:`GpuTarget`: an H100's 84,942,979,072 B at 3,352,320,000,000 B/s), which XLA needs
+to compile for the chip without one (:func:`gpu_target_config`).
+
 Units: FLOP/s count a fused multiply-add as two operations (one MUL + one ADD, as FPO
 does); bytes are bytes (1 GB = 1e9 B, 1 GiB = 2**30 B); bandwidths are bytes/s.
 ``link_bandwidth`` is the chip's published interconnect bandwidth counting both
@@ -18,10 +23,11 @@ Roofline, per device and step (:func:`roofline`)::
   energy J     = TDP x step s                               (an estimate, labelled so)
 
 Example:
-  >>> chip = jaxgreen.chips.get_chip("h100")
+  >>> chip = get_chip("h100")
   >>> chip.peak("bf16")
   989000000000000.0
-  >>> jaxgreen.chips.roofline(chip, flops=1e15, hbm_bytes=1e12).step_s
+  >>> roofline(chip, flops=989e12, hbm_bytes=335e9).step_s  # max(1 s compute, 0.1 s memory)
+  1.0
 """
 
 from __future__ import annotations
@@ -44,6 +50,37 @@ _GIB = 2**30
 
 
 @dataclasses.dataclass(frozen=True)
+class GpuTarget:
+  """Device properties of one NVIDIA GPU, as the CUDA driver reports them to XLA.
+
+  These are the fields of XLA's ``GpuTargetConfigProto`` (``gpu_device_info``) that
+  depend on the chip; :func:`gpu_target_config` fills in the ones common to all.
+
+  Attributes:
+    description: the device name the driver reports (``jax.Device.device_kind``).
+    cc: CUDA compute capability (major, minor).
+    sms, clock_ghz, fp32_per_sm: streaming multiprocessors, boost clock, FP32 lanes per SM.
+    memory_bytes, bandwidth: device memory (bytes) and its bandwidth (memory clock x bus
+      width, bytes/s) as the driver reports them.
+    l2_bytes, smem_per_sm, smem_optin: L2 cache, shared memory per SM and per block
+      (opt-in), bytes.
+    source: where the figures come from.
+  """
+
+  description: str
+  cc: tuple[int, int]
+  sms: int
+  clock_ghz: float
+  memory_bytes: int
+  bandwidth: int
+  l2_bytes: int
+  smem_per_sm: int
+  smem_optin: int
+  fp32_per_sm: int
+  source: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Chip:
   """One chip's public figures; ``None`` where the vendor publishes none.
 
@@ -58,6 +95,8 @@ class Chip:
     link_bandwidth: chip-to-chip bandwidth (ICI / NVLink), both directions, bytes/s.
     tdp_watts: thermal design power (board power), watts.
     sources: figure name -> where it was published.
+    gpu_target: the device properties a deviceless GPU compilation uses (NVIDIA chips
+      jaxgreen can compile for), else None.
   """
 
   name: str
@@ -69,6 +108,7 @@ class Chip:
   link_bandwidth: float | None
   tdp_watts: float | None
   sources: Mapping[str, str]
+  gpu_target: GpuTarget | None = dataclasses.field(default=None, repr=False)
 
   def __post_init__(self):
     object.__setattr__(self, "peak_flops", MappingProxyType(dict(self.peak_flops)))
@@ -80,6 +120,7 @@ class Chip:
 
   def to_dict(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)
+    d.pop("gpu_target")
     d["peak_flops"] = dict(self.peak_flops)
     d["sources"] = dict(self.sources)
     return d
@@ -94,10 +135,46 @@ def _tpu(name, description, bf16, fp8, hbm, hbm_bw, link, tdp, src, tdp_src=None
        "tdp_watts": tdp_src or "unavailable: Google publishes no TDP for this chip"})
 
 
-def _nvidia(name, description, bf16, fp16, fp8, fp32, hbm, hbm_bw, link, tdp, src):
+def _nvidia(name, description, bf16, fp16, fp8, fp32, hbm, hbm_bw, link, tdp, src,
+            gpu_target=None):
   return Chip(name, "nvidia", description,
               {"bf16": bf16, "fp16": fp16, "fp8": fp8, "fp32": fp32},
-              hbm, hbm_bw, link, tdp, {f: src for f in _FIGURES})
+              hbm, hbm_bw, link, tdp, {f: src for f in _FIGURES}, gpu_target)
+
+
+_KIB = 2**10
+_MIB = 2**20
+_XLA_SPECS = "XLA's device specs (xla/tools/hlo_opt/gpu_specs/{}.txtpb)"
+
+# The device properties XLA compiles for, as the CUDA driver reports them. Sources: XLA's
+# own device spec files (read from real GPUs with the driver's device query), else the
+# vendor's architecture whitepaper / tuning guide for the chip.
+_A100 = GpuTarget(
+    "NVIDIA A100-SXM4-80GB", (8, 0), 108, 1.41, 85_100_068_864, 2_039_040_000_000, 40 * _MIB,
+    167_936, 166_912, 64, _XLA_SPECS.format("a100_sxm_80") + ": 108 SMs, 1.41 GHz, "
+    "85,100,068,864 B, 2,039,040,000,000 B/s (1593 MHz x 5120-bit HBM2e), 40 MiB L2, "
+    "164 KiB shared memory per SM (163 KiB per block), 64 FP32 lanes per SM")
+_H100 = GpuTarget(
+    "NVIDIA H100 80GB HBM3", (9, 0), 132, 1.98, 84_942_979_072, 3_352_320_000_000, 50 * _MIB,
+    233_472, 232_448, 128, _XLA_SPECS.format("h100_sxm") + ": 132 SMs, 1.98 GHz, "
+    "3,352,320,000,000 B/s (2619 MHz x 5120-bit HBM3), 50 MiB L2, 228 KiB shared memory per "
+    "SM (227 KiB per block); 84,942,979,072 B as an H100 SXM5's driver reports it")
+# NVIDIA H200 datasheet (2024): the H100 SXM die with 141 GB HBM3e at 4.8 TB/s.
+_H200 = dataclasses.replace(
+    _H100, description="NVIDIA H200", memory_bytes=141 * 10**9, bandwidth=4_800_000_000_000,
+    source="NVIDIA H200 datasheet (2024): the H100 SXM die (its device properties) with "
+    "141 GB HBM3e at 4.8 TB/s")
+# NVIDIA Blackwell architecture technical brief and DGX B200 datasheet (2024).
+_B200 = GpuTarget(
+    "NVIDIA B200", (10, 0), 148, 1.965, 180 * 10**9, 8_000_000_000_000, 126 * _MIB, 233_472,
+    232_448, 128, "NVIDIA Blackwell technical brief and DGX B200 datasheet (2024): 148 SMs, "
+    "180 GB HBM3e at 8 TB/s, 126 MiB L2 (CUDA 12.8 deviceQuery), compute capability 10.0, "
+    "Hopper-sized shared memory")
+# NVIDIA L4 datasheet (2023) and the Ada tuning guide.
+_L4 = GpuTarget(
+    "NVIDIA L4", (8, 9), 58, 2.04, 24 * 2**30, 300_000_000_000, 48 * _MIB, 100 * _KIB,
+    99 * _KIB, 128, "NVIDIA L4 datasheet (2023) and Ada tuning guide: 58 SMs, 2.04 GHz, "
+    "24 GiB GDDR6 at 300 GB/s, 48 MiB L2, 100 KiB shared memory per SM (99 KiB per block)")
 
 
 CHIPS: Mapping[str, Chip] = MappingProxyType({
@@ -136,19 +213,19 @@ CHIPS: Mapping[str, Chip] = MappingProxyType({
     "a100": _nvidia("a100", "NVIDIA A100 SXM4 80GB", 312 * _T, 312 * _T, None, 19.5 * _T,
                     80 * _GB, 2039 * _GB, 600 * _GB, 400.0,
                     "NVIDIA A100 datasheet (SXM4 80GB): 312 TFLOP/s bf16 dense, 19.5 "
-                    "TFLOP/s fp32, 2039 GB/s, NVLink 600 GB/s, 400 W"),
+                    "TFLOP/s fp32, 2039 GB/s, NVLink 600 GB/s, 400 W", _A100),
     # NVIDIA H100 SXM datasheet: 989 TFLOP/s dense bf16/fp16 (1979 with sparsity),
     # 1979 TFLOP/s dense fp8, 67 TFLOP/s fp32, 80 GB at 3.35 TB/s, NVLink 900 GB/s, 700 W.
     "h100": _nvidia("h100", "NVIDIA H100 SXM5 80GB", 989 * _T, 989 * _T, 1979 * _T, 67 * _T,
                     80 * _GB, 3350 * _GB, 900 * _GB, 700.0,
                     "NVIDIA H100 SXM datasheet: 989 TFLOP/s dense bf16, 1979 fp8, 67 fp32, "
-                    "80 GB at 3.35 TB/s, NVLink 900 GB/s, 700 W"),
+                    "80 GB at 3.35 TB/s, NVLink 900 GB/s, 700 W", _H100),
     # NVIDIA H200 SXM datasheet: H100's compute (989 bf16, 1979 fp8 dense, 67 fp32),
     # 141 GB HBM3e at 4.8 TB/s, NVLink 900 GB/s, up to 700 W.
     "h200": _nvidia("h200", "NVIDIA H200 SXM 141GB", 989 * _T, 989 * _T, 1979 * _T, 67 * _T,
                     141 * _GB, 4800 * _GB, 900 * _GB, 700.0,
                     "NVIDIA H200 SXM datasheet: 989 TFLOP/s dense bf16, 1979 fp8, 67 fp32, "
-                    "141 GB at 4.8 TB/s, NVLink 900 GB/s, 700 W"),
+                    "141 GB at 4.8 TB/s, NVLink 900 GB/s, 700 W", _H200),
     # NVIDIA HGX B200 datasheet, 8 GPUs: 36 PFLOP/s bf16 and 72 PFLOP/s fp8 with sparsity
     # (dense: half, so 2.25 and 4.5 PFLOP/s per GPU), 600 TFLOP/s fp32 (75 per GPU);
     # DGX B200: 1440 GB HBM3e at 64 TB/s (180 GB at 8 TB/s per GPU); fifth-generation
@@ -157,7 +234,7 @@ CHIPS: Mapping[str, Chip] = MappingProxyType({
                     75 * _T, 180 * _GB, 8000 * _GB, 1800 * _GB, 1000.0,
                     "NVIDIA HGX/DGX B200 datasheets: 36 PFLOP/s bf16 sparse per 8 GPUs "
                     "(2.25 dense per GPU), 4.5 fp8 dense, 75 TFLOP/s fp32, 180 GB at 8 TB/s, "
-                    "NVLink 1.8 TB/s, 1000 W"),
+                    "NVLink 1.8 TB/s, 1000 W", _B200),
     # NVIDIA L4 datasheet: 242 TFLOP/s bf16 and 485 fp8 with sparsity (121 and 242.5
     # dense), 30.3 TFLOP/s fp32, 24 GB GDDR6 at 300 GB/s, 72 W; PCIe only, no NVLink.
     "l4": Chip("l4", "nvidia", "NVIDIA L4 24GB",
@@ -166,8 +243,57 @@ CHIPS: Mapping[str, Chip] = MappingProxyType({
                {**{f: "NVIDIA L4 datasheet: 121 TFLOP/s bf16 dense (242 sparse), 242.5 fp8 "
                       "dense, 30.3 TFLOP/s fp32, 24 GB GDDR6 at 300 GB/s, 72 W"
                    for f in _FIGURES},
-                "link_bandwidth": "unavailable: the L4 has no NVLink (PCIe Gen4 only)"}),
+                "link_bandwidth": "unavailable: the L4 has no NVLink (PCIe Gen4 only)"},
+               _L4),
 })
+
+
+# TPU chips libtpu's deviceless topologies accept: name -> (topology name prefix, slice
+# dimensions). Source: the topology names of the Google Cloud TPU docs ("v5e:2x2",
+# "v4:2x2x1"): a v5e/v6e slice is 2-D (e.g. 2x2, 16x16); v4/v5p slices are 3-D (e.g. 2x2x1,
+# 8x8x8).
+TPU_CHIPS: Mapping[str, tuple[str, int]] = MappingProxyType({
+    "v4": ("v4", 3), "v5e": ("v5e", 2), "v5p": ("v5p", 3), "v6e": ("v6e", 2),
+})
+
+#: NVIDIA chips jaxgreen compiles for without the hardware: name -> device properties.
+GPU_CHIPS: Mapping[str, GpuTarget] = MappingProxyType(
+    {name: c.gpu_target for name, c in CHIPS.items() if c.gpu_target is not None})
+
+
+def gpu_target_config(chip: str | GpuTarget) -> str:
+  """The ``GpuTargetConfigProto`` text for ``chip`` (only fields jaxlib 0.10.2 knows).
+
+  The fields common to the chips (warp size, block and grid limits, registers) are
+  those of XLA's device spec files; the cuDNN version is the one jaxlib's CUDA plugin
+  is built with.
+
+  Args:
+    chip: a key of :data:`GPU_CHIPS` or a :class:`GpuTarget`.
+
+  Returns:
+    Protobuf text format, for ``topologies.get_topology_desc(target_config=...)``.
+
+  Example:
+    >>> "core_count: 132" in gpu_target_config("h100")
+    True
+  """
+  c = GPU_CHIPS[chip] if isinstance(chip, str) else chip
+  major, minor = c.cc
+  cc = f"major: {major}" + (f" minor: {minor}" if minor else "")
+  return (
+      f"gpu_device_info {{ cuda_compute_capability {{ {cc} }} core_count: {c.sms} "
+      f"threads_per_warp: 32 threads_per_block_limit: 1024 threads_per_core_limit: "
+      f"{1536 if c.cc == (8, 9) else 2048} "
+      f"shared_memory_per_block: 49152 shared_memory_per_block_optin: {c.smem_optin} "
+      f"shared_memory_per_core: {c.smem_per_sm} memory_bandwidth: {c.bandwidth} "
+      f"l2_cache_size: {c.l2_bytes} clock_rate_ghz: {c.clock_ghz} "
+      f"device_memory_size: {c.memory_bytes} fpus_per_core: {c.fp32_per_sm} "
+      f"registers_per_core_limit: 65536 registers_per_block_limit: 65536 "
+      f"block_dim_limit_x: 2147483647 block_dim_limit_y: 65535 block_dim_limit_z: 65535 "
+      f"thread_dim_limit_x: 1024 thread_dim_limit_y: 1024 thread_dim_limit_z: 64 }} "
+      f'platform_name: "CUDA" dnn_version_info {{ major: 9 minor: 8 }} '
+      f'device_description_str: "{c.description}"')
 
 
 def _dtype_key(dtype: Any) -> str:
@@ -185,8 +311,10 @@ def _dtype_key(dtype: Any) -> str:
           "f32": "fp32", "float64": "fp64", "f64": "fp64"}.get(s, s)
 
 
-# jax device_kind substring (lower case, most specific first) -> chip name, e.g.
-# "NVIDIA H100 80GB HBM3" -> h100, "TPU v5 lite" -> v5e.
+# jax device_kind substring (lower case, most specific first) -> chip name. Sources: the
+# device name the CUDA driver reports (:attr:`GpuTarget.description`, e.g. "NVIDIA H100
+# 80GB HBM3" -> h100) and the device kinds libtpu reports (Google Cloud TPU docs: "TPU v4",
+# "TPU v5 lite" for v5e, "TPU v5" for v5p, "TPU v6 lite" for v6e).
 _DEVICE_KINDS = (("h200", "h200"), ("h100", "h100"), ("a100", "a100"), ("v100", "v100"),
                  ("b200", "b200"), ("nvidia l4 ", "l4"), ("tpu v4", "v4"), ("tpu v5 lite", "v5e"),
                  ("tpu v5e", "v5e"), ("tpu v5p", "v5p"), ("tpu v5", "v5p"),

@@ -17,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import Any
 
+from jaxgreen.report import count_report
+
 Number = int | float
 
 _COUNT_FIELDS = ("adds", "muls", "transcendentals", "int_ops", "bytes")
@@ -70,18 +72,18 @@ class Counts:
     return Counts(*(getattr(self, f) + getattr(other, f) for f in _COUNT_FIELDS))
 
   def __mul__(self, k: Number) -> Counts:
-    k = _factor(k)
-    if k is None:
+    f = _factor(k)
+    if f is None:
       return NotImplemented
-    return Counts(*(_scale(getattr(self, f), k) for f in _COUNT_FIELDS))
+    return Counts(*(_scale(getattr(self, name), f) for name in _COUNT_FIELDS))
 
   __rmul__ = __mul__
 
   def __truediv__(self, k: Number) -> Counts:
-    k = _factor(k, divide=True)
-    if k is None:
+    f = _factor(k, divide=True)
+    if f is None:
       return NotImplemented
-    return Counts(*(_div(getattr(self, f), k) for f in _COUNT_FIELDS))
+    return Counts(*(_div(getattr(self, name), f) for name in _COUNT_FIELDS))
 
   def __bool__(self) -> bool:
     return any(getattr(self, f) for f in _COUNT_FIELDS)
@@ -126,6 +128,12 @@ class Cost:
       program (a while loop's trip count passed as ``trip_counts=``). The count is
       exact *given* them, so ``exact`` stays True; reports name them.
     cond: the policy used for ``cond``/``switch`` branches ("max", "min", "mean").
+
+  Example:
+    >>> from jaxgreen.cost import Cost
+    >>> step = Cost(adds=3, muls=4)
+    >>> (step * 10).fpo, (step + step).muls, Cost.from_json(step.to_json()) == step
+    (70, 8, True)
   """
 
   adds: Number = 0
@@ -179,9 +187,8 @@ class Cost:
       return self
     if not isinstance(other, Cost):
       return NotImplemented
-    c = self.counts + other.counts
-    return Cost(
-        *(getattr(c, f) for f in _COUNT_FIELDS),
+    return _with_counts(
+        self.counts + other.counts,
         by_primitive=_merge(self.by_primitive, other.by_primitive),
         by_scope=_merge(self.by_scope, other.by_scope),
         uncounted=_merge(self.uncounted, other.uncounted),
@@ -193,15 +200,14 @@ class Cost:
   __radd__ = __add__
 
   def __mul__(self, k: Number) -> Cost:
-    k = _factor(k)
-    if k is None:
+    f = _factor(k)
+    if f is None:
       return NotImplemented
-    c = self.counts * k
-    return Cost(
-        *(getattr(c, f) for f in _COUNT_FIELDS),
-        by_primitive={n: v * k for n, v in self.by_primitive.items()},
-        by_scope={n: v * k for n, v in self.by_scope.items()},
-        uncounted={n: _scale(v, k) for n, v in self.uncounted.items()},
+    return _with_counts(
+        self.counts * f,
+        by_primitive={n: v * f for n, v in self.by_primitive.items()},
+        by_scope={n: v * f for n, v in self.by_scope.items()},
+        uncounted={n: _scale(v, f) for n, v in self.uncounted.items()},
         inexact=self.inexact,
         cond=self.cond,
         assumed=self.assumed,
@@ -214,14 +220,13 @@ class Cost:
 
     ``uncounted`` keeps its occurrence counts: a primitive seen once is not a third.
     """
-    k = _factor(k, divide=True)
-    if k is None:
+    f = _factor(k, divide=True)
+    if f is None:
       return NotImplemented
-    c = self.counts / k
-    return Cost(
-        *(getattr(c, f) for f in _COUNT_FIELDS),
-        by_primitive={n: v / k for n, v in self.by_primitive.items()},
-        by_scope={n: v / k for n, v in self.by_scope.items()},
+    return _with_counts(
+        self.counts / f,
+        by_primitive={n: v / f for n, v in self.by_primitive.items()},
+        by_scope={n: v / f for n, v in self.by_scope.items()},
         uncounted=dict(self.uncounted),
         inexact=self.inexact,
         cond=self.cond,
@@ -281,11 +286,36 @@ class Cost:
             f"transcendentals={self.transcendentals:,}, int_ops={self.int_ops:,}, "
             f"bytes={self.bytes:,}{extra})")
 
-  def table(self, top: int = 12) -> str:
-    """A plain-text report: totals, then the largest primitives and scopes."""
-    from jaxgreen.report import cost_table
+  def table(self, top: int = 12, markdown: bool = False) -> str:
+    """A plain-text (or Markdown) report: totals, then the ``top`` primitives and
+    scopes by FPO, then what was not counted."""
+    totals = [("FPO (ADD + MUL)", self.fpo, ""), ("  ADD", self.adds, ""),
+              ("  MUL", self.muls, ""),
+              ("transcendentals (also in FPO)", self.transcendentals, ""),
+              ("integer ops (not FPO)", self.int_ops, ""), ("bytes (unfused)", self.bytes, "B")]
+    breakdowns = [(title, blank, [(k, c.fpo, c.adds, c.muls) for k, c in by_fpo(m)
+                                  if c.fpo or c.int_ops])
+                  for title, m, blank in (("primitive", self.by_primitive, "?"),
+                                          ("scope", self.by_scope, "<top level>"))]
+    return count_report(totals, breakdowns, self._notes(), top=top, markdown=markdown)
 
-    return cost_table(self, top=top)
+  def _notes(self) -> list[str]:
+    if self.exact:
+      out = ["exact: yes (every primitive counted, every loop trip count known)"]
+    else:
+      out = ["exact: NO"]
+      out += [f"  uncounted primitive {name!r} x {n} (no rule; register one with "
+              f"jaxgreen.register_rule)" for name, n in sorted(self.uncounted.items())]
+      out += [f"  {why}" for why in self.inexact]
+    out += [f"rests on a given figure: {why}" for why in self.assumed]
+    if self.cond != "max":
+      out.append(f"cond/switch branches counted by policy {self.cond!r}")
+    return out
+
+
+def _with_counts(c: Counts, **rest: Any) -> Cost:
+  """A Cost with the totals of ``c`` and the other fields from ``rest``."""
+  return Cost(c.adds, c.muls, c.transcendentals, c.int_ops, c.bytes, **rest)
 
 
 def _unique(xs: Iterable[str]) -> tuple[str, ...]:

@@ -14,6 +14,10 @@ from a ledger:
   and its variance is Σ_i v_(i)² · [(i/N)^n − ((i−1)/N)^n] − E[max_n]². The budget is
   given in trials (n) and in FPO (n × mean training FPO per trial, where the mean is
   over all H trials: failed and early-stopped trials were paid for too).
+
+The rows come from the ledger's reads; the figures are :class:`matplotlib.figure.Figure`
+objects made without pyplot, so the user's matplotlib backend is never changed (a
+notebook shows a returned figure inline).
 """
 
 from __future__ import annotations
@@ -23,9 +27,12 @@ import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jaxgreen.ledger import Ledger
+from jaxgreen.account.ledger import Ledger
+
+if TYPE_CHECKING:  # matplotlib is the optional [plot] extra
+  from matplotlib.figure import Figure
 
 MODES = ("max", "min")
 
@@ -42,8 +49,10 @@ def expected_max(scores: Sequence[float], n_max: int | None = None
     One ``(n, mean, variance)`` per n, by Dodge et al. (2019), Equation 1.
 
   Example:
-    >>> expected_max([0.5, 0.7])  # n=2: 0.5·(1/4) + 0.7·(3/4) = 0.65
-    [(1, ~0.6, ~0.01), (2, ~0.65, ~0.0075)]
+    >>> [(n, round(m, 4), round(v, 4)) for n, m, v in expected_max([0.5, 0.7])]
+    [(1, 0.6, 0.01), (2, 0.65, 0.0075)]
+
+    (n = 2: 0.5 · (1/4) + 0.7 · (3/4) = 0.65.)
   """
   v = sorted(float(s) for s in scores)
   n_trials = len(v)
@@ -66,17 +75,6 @@ def expected_max(scores: Sequence[float], n_max: int | None = None
   return out
 
 
-def _metric_names(ledger: Ledger, experiment: str | None) -> list[str]:
-  where, params = _where(experiment)
-  return [r["name"] for r in ledger.rows(
-      f"SELECT DISTINCT m.name FROM metrics m JOIN trials t ON t.id = m.trial_id {where} "
-      f"ORDER BY m.name", params)]
-
-
-def _where(experiment: str | None) -> tuple[str, tuple]:
-  return ("WHERE t.experiment = ?", (experiment,)) if experiment else ("", ())
-
-
 def _check_experiment(ledger: Ledger, experiment: str | None) -> None:
   """Curves of several experiments are never pooled silently."""
   if experiment is not None:
@@ -90,7 +88,7 @@ def _check_experiment(ledger: Ledger, experiment: str | None) -> None:
 
 def _pick_metric(ledger: Ledger, metric: str | None, experiment: str | None) -> str:
   _check_experiment(ledger, experiment)
-  names = _metric_names(ledger, experiment)
+  names = ledger.metric_names(experiment)
   if metric is None:
     if len(names) == 1:
       return names[0]
@@ -107,12 +105,7 @@ def training_curves(ledger: Ledger, metric: str | None = None,
   """Rows ``trial, step, train_fpo, train_examples, metric, value`` in logging order
   (``value`` is NaN where a NaN was logged, e.g. by a diverged trial)."""
   metric = _pick_metric(ledger, metric, experiment)
-  where, params = _where(experiment)
-  cond = ("AND" if where else "WHERE") + " m.name = ?"
-  rows = ledger.rows(
-      f"SELECT t.name AS trial, t.id AS trial_id, m.step, m.train_fpo, m.train_examples, "
-      f"m.name AS metric, m.value FROM metrics m JOIN trials t ON t.id = m.trial_id "
-      f"{where} {cond} ORDER BY t.started, t.id, m.time, m.step", (*params, metric))
+  rows = ledger.metric_rows(experiment, metric)
   for r in rows:
     r["train_fpo"] = int(r["train_fpo"])
     if r["value"] is None:  # SQLite stores NaN (a diverged run) as NULL
@@ -175,21 +168,71 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
   return path
 
 
-def _pyplot():
+def _figure(**kw: Any) -> Figure:
+  """A new figure, without pyplot: the user's backend is left as it is."""
   try:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
   except ImportError as e:
     raise ImportError("plotting needs matplotlib: pip install 'jaxgreen[plot]' "
                       "(the CSV files were written without it)") from e
-  return plt
+  return Figure(**kw)
+
+
+def training_figure(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
+  """Training curves: each trial's ``metric`` against its cumulative training FPO.
+
+  Args:
+    rows: as returned by :func:`training_curves`.
+    metric: the y axis label.
+  """
+  fig = _figure(figsize=(6, 4))
+  ax = fig.subplots()
+  by_trial: dict[str, list[dict[str, Any]]] = {}
+  for r in rows:
+    by_trial.setdefault(r["trial_id"], []).append(r)
+  for trial in by_trial.values():
+    ax.plot([r["train_fpo"] for r in trial], [r["value"] for r in trial], marker=".",
+            label=trial[0]["trial"])
+  ax.set_xlabel("cumulative training FPO")
+  ax.set_ylabel(metric)
+  ax.set_title("training curves")
+  if len(by_trial) <= 10:
+    ax.legend(fontsize="small")
+  fig.tight_layout()
+  return fig
+
+
+def budget_figure(rows: Sequence[dict[str, Any]]) -> Figure:
+  """Expected best score vs budget, in trials (left) and in training FPO (right).
+
+  Args:
+    rows: as returned by :func:`budget_curve` (at least one).
+  """
+  from matplotlib.ticker import MaxNLocator
+
+  metric, mode = rows[0]["metric"], rows[0]["mode"]
+  fig = _figure(figsize=(10, 4))
+  axes = fig.subplots(1, 2, sharey=True)
+  for ax, key, label in ((axes[0], "n_trials", "budget (trials)"),
+                         (axes[1], "budget_fpo", "budget (training FPO)")):
+    x = [r[key] for r in rows]
+    ax.plot(x, [r["expected"] for r in rows], marker="o")
+    # The band never leaves the range of observed scores (accuracy <= the best seen).
+    ax.fill_between(x, [r["lower"] for r in rows], [r["upper"] for r in rows], alpha=0.2)
+    ax.set_xlabel(label)
+  axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # whole trials
+  axes[0].set_ylabel(f"expected {'max' if mode == 'max' else 'min'} {metric}")
+  fig.suptitle("expected best validation score vs budget (Dodge et al. 2019)")
+  fig.tight_layout()
+  return fig
 
 
 def plot(ledger: Ledger, out_dir: str | os.PathLike, metric: str | None = None, *,
          mode: str = "max", experiment: str | None = None, png: bool = True) -> list[Path]:
   """Writes ``training_curves.csv``, ``budget_curve.csv`` and, with matplotlib, PNGs.
+
+  The PNGs are :func:`training_figure` and :func:`budget_figure` of the same rows; call
+  those to get the figures themselves (e.g. to show them in a notebook).
 
   Returns:
     The paths written. CSVs are written first, so they exist even when matplotlib
@@ -203,40 +246,8 @@ def plot(ledger: Ledger, out_dir: str | os.PathLike, metric: str | None = None, 
            write_csv(budget, out / "budget_curve.csv")]
   if not png:
     return paths
-  plt = _pyplot()
-
-  fig, ax = plt.subplots(figsize=(6, 4))
-  by_trial: dict[str, list[dict[str, Any]]] = {}
-  for r in train:
-    by_trial.setdefault(r["trial_id"], []).append(r)
-  for rows in by_trial.values():
-    ax.plot([r["train_fpo"] for r in rows], [r["value"] for r in rows], marker=".",
-            label=rows[0]["trial"])
-  ax.set_xlabel("cumulative training FPO")
-  ax.set_ylabel(metric)
-  ax.set_title("training curves")
-  if len(by_trial) <= 10:
-    ax.legend(fontsize="small")
-  fig.tight_layout()
   paths.append(out / "training_curves.png")
-  fig.savefig(paths[-1], dpi=120)
-  plt.close(fig)
-
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-  for ax, key, label in ((axes[0], "n_trials", "budget (trials)"),
-                         (axes[1], "budget_fpo", "budget (training FPO)")):
-    x = [r[key] for r in budget]
-    ax.plot(x, [r["expected"] for r in budget], marker="o")
-    # The band never leaves the range of observed scores (accuracy <= the best seen).
-    ax.fill_between(x, [r["lower"] for r in budget], [r["upper"] for r in budget], alpha=0.2)
-    ax.set_xlabel(label)
-  from matplotlib.ticker import MaxNLocator
-
-  axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # whole trials
-  axes[0].set_ylabel(f"expected {'max' if mode == 'max' else 'min'} {metric}")
-  fig.suptitle("expected best validation score vs budget (Dodge et al. 2019)")
-  fig.tight_layout()
+  training_figure(train, metric).savefig(paths[-1], dpi=120)
   paths.append(out / "budget_curve.png")
-  fig.savefig(paths[-1], dpi=120)
-  plt.close(fig)
+  budget_figure(budget).savefig(paths[-1], dpi=120)
   return paths

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from jaxgreen import curves
+from jaxgreen.account import Ledger
 from jaxgreen.cli import main
-from jaxgreen.ledger import Ledger
 
 
 def test_expected_max_two_scores_by_hand():
@@ -128,7 +128,7 @@ def test_trials_example_runs(tmp_path):
 
 
 def test_nan_metrics_of_a_diverged_trial_never_crash_a_plot(tmp_path, capsys):
-  from jaxgreen.track import Experiment
+  from jaxgreen.account import Experiment
 
   path = tmp_path / "nan.sqlite"
   exp = Experiment("diverged", ledger=path)
@@ -148,8 +148,7 @@ def test_nan_metrics_of_a_diverged_trial_never_crash_a_plot(tmp_path, capsys):
   assert (tmp_path / "png" / "budget_curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
-def test_budget_band_stays_in_the_observed_range_with_whole_trial_ticks(tmp_path,
-                                                                         monkeypatch):
+def test_budget_band_stays_in_the_observed_range_with_whole_trial_ticks(tmp_path):
   with _ledger(tmp_path / "c.sqlite") as led:
     rows = curves.budget_curve(led, "val_acc")
     loss = curves.budget_curve(led, "val_acc", mode="min")
@@ -160,20 +159,47 @@ def test_budget_band_stays_in_the_observed_range_with_whole_trial_ticks(tmp_path
     assert all(0.6 <= r["lower"] <= r["upper"] <= 0.8 for r in rows)
     assert all(0.5 <= r["lower"] <= r["upper"] <= 0.7 for r in loss)  # lowest values
     pytest.importorskip("matplotlib", reason="PNG output needs the [plot] extra")
-    import matplotlib.pyplot as plt
-
-    figures = []
-    real_close = plt.close
-    monkeypatch.setattr(plt, "close", lambda fig: (figures.append(fig), real_close(fig)))
-    curves.plot(led, tmp_path / "out", "val_acc")
-  ticks = [t for t in figures[-1].axes[0].get_xticks() if 1 <= t <= 2]
+    fig = curves.budget_figure(rows)
+  ticks = [t for t in fig.axes[0].get_xticks() if 1 <= t <= 2]
   assert ticks == [1.0, 2.0]  # trials are whole numbers
-  band = figures[-1].axes[0].collections[0].get_paths()[0].vertices[:, 1]
+  band = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1]
   assert band.max() <= 0.8 + 1e-9 and band.min() >= 0.6 - 1e-9
 
 
+def test_plotting_leaves_the_matplotlib_backend_and_pyplot_alone(tmp_path):
+  pytest.importorskip("matplotlib", reason="PNG output needs the [plot] extra")
+  import os
+  import subprocess
+  import sys
+  import textwrap
+
+  with _ledger(tmp_path / "c.sqlite"):
+    pass
+  # A fresh interpreter: whether pyplot was imported is a per-process fact.
+  code = textwrap.dedent(f"""
+      import sys
+      import matplotlib
+      matplotlib.use("svg")
+      from jaxgreen import curves
+      from jaxgreen.account import Ledger
+      with Ledger({str(tmp_path / "c.sqlite")!r}, readonly=True) as led:
+        paths = curves.plot(led, {str(tmp_path / "out")!r}, "val_acc")
+        fig = curves.training_figure(curves.training_curves(led, "val_acc"), "val_acc")
+      assert type(fig).__name__ == "Figure", type(fig)
+      assert matplotlib.get_backend() == "svg", matplotlib.get_backend()
+      assert "matplotlib.pyplot" not in sys.modules
+      print(len(paths))
+  """)
+  env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=env | {"JAX_PLATFORMS": "cpu"}, timeout=300)
+  assert out.returncode == 0, out.stderr[-2000:]
+  assert out.stdout.split()[-1] == "4"
+  assert (tmp_path / "out" / "budget_curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_curves_never_pool_experiments(tmp_path, capsys):
-  from jaxgreen.track import Experiment
+  from jaxgreen.account import Experiment
 
   path = tmp_path / "two.sqlite"
   for name, acc in (("mlp", 0.9), ("cnn", 0.5)):

@@ -1,8 +1,8 @@
 """jaxgreen.testing: assert_fpo, the diff it prints, and baseline files."""
 
 import json
-import multiprocessing
-import os
+import subprocess
+import sys
 
 import jax
 import jax.numpy as jnp
@@ -142,19 +142,11 @@ def test_bad_rtol_and_bad_files(tmp_path):
     testing.load(bad)
 
 
-def _writer(path, who, n):
-  for i in range(n):
-    testing.Baselines(path).put(f"{who}-{i}", {"fpo": i})
-
-
 def test_parallel_writers_never_drop_entries(tmp_path):
   # Test workers (pytest-xdist) write one file at the same time: 3 processes x 15 entries.
   path = str(tmp_path / "shared.fpo.json")
-  ctx = multiprocessing.get_context("fork" if hasattr(os, "fork") else "spawn")
-  procs = [ctx.Process(target=_writer, args=(path, w, 15)) for w in "abc"]
-  for p in procs:
-    p.start()
-  for p in procs:
-    p.join()
-  assert all(p.exitcode == 0 for p in procs)
+  code = ("import sys\nfrom jaxgreen.testing import Baselines\n"
+          "for i in range(15):\n  Baselines(sys.argv[1]).put(f'{sys.argv[2]}-{i}', {'fpo': i})\n")
+  procs = [subprocess.Popen([sys.executable, "-c", code, path, who]) for who in "abc"]
+  assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
   assert len(testing.load(path).entries) == 3 * 15

@@ -10,9 +10,10 @@ import argparse
 import importlib
 import sys
 
-from jaxgreen import UncountedPrimitiveError, __version__
+from jaxgreen._version import __version__
+from jaxgreen.jaxpr.interpreter import UncountedPrimitiveError
 
-SUBCOMMANDS = ("count", "demo", "compare", "ledger")
+SUBCOMMANDS = ("count", "demo", "compare", "check", "ledger")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable, Sequence
+from typing import IO, Any
+
+from jaxgreen.cli.common import load_function, parse_shape_spec, print_result
+from jaxgreen.progress import progress_line
 
 
 def add(sub: argparse._SubParsersAction) -> None:
@@ -38,7 +43,7 @@ def add(sub: argparse._SubParsersAction) -> None:
   pods.add_argument("--report", action="store_true",
                     help="print the pods-and-chips report instead of the reconciliation")
   pods.add_argument("--setup", action="store_true",
-                    help="MODULE:FUNCTION returns a jaxgreen.compare.Setup (function, "
+                    help="MODULE:FUNCTION returns a jaxgreen.Setup (function, "
                          "arguments, specs, mesh axes), e.g. "
                          "examples/sharded_transformer.py:setup")
   pods.add_argument("--mesh", metavar="AXES",
@@ -58,21 +63,17 @@ def _progress(stream):
 
   Quiet when ``stream`` is not a terminal (a pipe, a CI log, a file).
   """
-  from jaxgreen.targets import progress_line
-
   return progress_line(stream)
 
 
 def run(args: argparse.Namespace) -> int:
-  from jaxgreen import targets as _targets
+  from jaxgreen.targets import get_target
 
   specs = args.target or ["cpu"]
   # Bad targets fail before any work; GPU targets set jax's platform themselves (see
-  # jaxgreen.targets.start_devices) or say how to.
-  parsed = [_targets.get_target(s) for s in specs]
+  # jaxgreen.devices.start_devices) or say how to.
+  parsed = [get_target(s) for s in specs]
   if args.report or args.setup or args.mesh or args.in_spec:
-    from jaxgreen.compare import run_cli
-
     report, done = _progress(sys.stderr)
     try:
       return run_cli(args.function, targets=specs, arg_specs=args.arg, mesh=args.mesh,
@@ -80,8 +81,7 @@ def run(args: argparse.Namespace) -> int:
                      plot=args.plot, setup=args.setup, progress=report)
     finally:
       done()
-  from jaxgreen.cli.common import load_function, parse_shape_spec, print_result
-  from jaxgreen.reconcile import reconcile
+  from jaxgreen.reconciliation import reconcile
 
   fn = load_function(args.function)
   arg_specs = [parse_shape_spec(s) for s in args.arg]
@@ -91,4 +91,94 @@ def run(args: argparse.Namespace) -> int:
   finally:
     done()
   print_result(args, rec.to_dict(), rec.table())
+  return 0
+
+
+# -- the pods-and-chips report (--report) ---------------------------------------------
+
+def parse_mesh_axes(text: str) -> dict[str, int]:
+  """``"data=-1,model=2"`` -> ``{"data": -1, "model": 2}`` (for ``--mesh``)."""
+  out: dict[str, int] = {}
+  for part in filter(None, (p.strip() for p in text.split(","))):
+    name, eq, size = part.partition("=")
+    try:
+      out[name.strip()] = int(size) if eq else -1
+    except ValueError:
+      raise ValueError(f"--mesh {text!r}: write NAME=SIZE pairs, e.g. data=-1,model=2 "
+                       f"(-1: the devices left over)") from None
+  if not out:
+    raise ValueError(f"--mesh {text!r}: write NAME=SIZE pairs, e.g. data=-1,model=2")
+  return out
+
+
+def parse_partition_spec(text: str):
+  """``"data,None"`` -> ``P("data", None)``; ``"(data,model),None"`` shards one dim twice;
+  ``""`` or ``"replicated"`` -> ``P()`` (for ``--in-spec``, one per argument)."""
+  from jax.sharding import PartitionSpec
+
+  s = text.strip()
+  if s in ("", "replicated", "P()"):
+    return PartitionSpec()
+  dims: list[Any] = []
+  depth, cur = 0, ""
+  for ch in s + ",":
+    if ch == "(":
+      depth += 1
+    elif ch == ")":
+      depth -= 1
+    if ch == "," and depth == 0:
+      tok = cur.strip()
+      if tok.startswith("("):
+        dims.append(tuple(x.strip() for x in tok.strip("()").split(",") if x.strip()))
+      else:
+        dims.append(None if tok in ("None", "none", "") else tok)
+      cur = ""
+    else:
+      cur += ch
+  if depth != 0:
+    raise ValueError(f"--in-spec {text!r}: unbalanced parentheses; e.g. (data,model),None")
+  return PartitionSpec(*dims)
+
+
+def run_cli(function: str, *, targets: Sequence[str], arg_specs: Sequence[str] = (),
+            mesh: str | None = None, in_specs: Sequence[str] = (), fmt: str = "table",
+            plot: str | None = None, setup: bool = False,
+            progress: Callable[[str, int, int], None] | None = None,
+            file: IO[str] | None = None) -> int:
+  """The pod report for ``jaxgreen compare --report``: load, compare, print.
+
+  Args:
+    function: ``MODULE:FUNCTION``; with ``setup=True`` a function returning a
+      ``jaxgreen.Setup`` (e.g. ``examples/sharded_transformer.py:setup``).
+    targets: target strings.
+    arg_specs: ``--arg`` shape specs (``f32[8,128]``), when not ``setup``.
+    mesh: ``--mesh`` text, e.g. ``"data=-1,model=2"`` (overrides the setup's axes).
+    in_specs: ``--in-spec`` texts, one per argument (override the setup's specs).
+    fmt: ``"table"``, ``"markdown"`` or ``"json"``.
+    plot: path of a bar plot to save.
+    progress: ``progress(target, i, n)`` before each target.
+    file: where to print.
+
+  Returns:
+    The exit status (0).
+  """
+  from jaxgreen.comparison import Setup, compare, print_report
+
+  obj = load_function(function)
+  if setup:
+    s = obj()
+    if not isinstance(s, Setup):
+      raise TypeError(f"{function!r} returned {type(s).__name__}; a setup function must "
+                      f"return jaxgreen.Setup(fn, args, in_specs, mesh_axes)")
+    fn, args, specs, axes, name = s.fn, tuple(s.args), s.in_specs, s.mesh_axes, s.name
+  else:
+    fn, args, specs, axes, name = obj, tuple(parse_shape_spec(a) for a in arg_specs), None, \
+        None, function
+  if mesh:
+    axes = parse_mesh_axes(mesh)
+  if in_specs:
+    specs = tuple(parse_partition_spec(s) for s in in_specs)
+  cmp = compare(fn, list(targets), mesh_axes=axes, in_specs=specs, name=name,
+                progress=progress)(*args)
+  print_report(cmp, fmt=fmt, plot=plot, file=file)
   return 0

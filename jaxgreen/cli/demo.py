@@ -16,7 +16,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-  from jaxgreen.targets import quiet_stderr
+  from jaxgreen._quiet import quiet_stderr
 
   # The demo starts jax's backends; with the [tpu]/[gpu] extras on a machine without
   # those chips their plugins announce themselves on stderr. Other messages pass.

@@ -47,7 +47,7 @@ def add(sub: argparse._SubParsersAction) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-  from jaxgreen.ledger import Ledger
+  from jaxgreen.account import Ledger
 
   with Ledger(args.ledger, readonly=True) as led:
     names = [args.experiment] if args.experiment else led.experiments()
@@ -65,7 +65,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_plot(args: argparse.Namespace) -> int:
   from jaxgreen import curves
-  from jaxgreen.ledger import Ledger
+  from jaxgreen.account import Ledger
 
   with Ledger(args.ledger, readonly=True) as led:
     paths = curves.plot(led, args.out, args.metric, mode=args.mode,
@@ -76,7 +76,7 @@ def run_plot(args: argparse.Namespace) -> int:
 
 
 def run_merge(args: argparse.Namespace) -> int:
-  from jaxgreen.ledger import merge
+  from jaxgreen.account import merge
 
   added = merge(args.sources, args.out)
   print(f"{args.out}: added " + ", ".join(f"{n} {t}" for t, n in added.items()))

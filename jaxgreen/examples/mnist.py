@@ -1,7 +1,14 @@
-"""An MNIST-sized CNN and MLP with an optax train step, for the demo and the docs.
+"""An MNIST-sized CNN and MLP with an optax train step, for the demo, the docs and the
+benchmark zoo (``benchmarks/zoo/mnist.py`` counts these same models).
 
 Everything here works on abstract inputs: ``abstract_train_args`` returns
 ``jax.ShapeDtypeStruct`` trees, so counting allocates nothing.
+
+Example::
+
+  model = CNN()
+  tx, train_step, predict = make_train_step(model)
+  step = jaxgreen.count(train_step)(*abstract_train_args(model, tx, batch=32))
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
+import optax  # type: ignore[import-untyped]  # optax ships no type information
 
 
 class CNN(nn.Module):

@@ -12,7 +12,8 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from types import FrameType
 from typing import Any
 
 import jax.numpy as jnp
@@ -68,7 +69,7 @@ def _is_float(aval) -> bool:
   return dtype is not None and dtype_info(dtype)[0]
 
 
-def _eqn_bytes(eqn) -> int:
+def eqn_bytes(eqn) -> int:
   """Operand + result bytes of one equation (literals included, as XLA reads them)."""
   b = 0
   for v in eqn.invars:
@@ -83,8 +84,8 @@ class _Acc:
 
   __slots__ = ("tot", "prim", "scope", "unc", "inexact", "assumed")
 
-  def __init__(self):
-    self.tot = [0, 0, 0, 0, 0]
+  def __init__(self) -> None:
+    self.tot: list[Any] = [0, 0, 0, 0, 0]
     self.prim: dict[str, list] = {}
     self.scope: dict[str, list] = {}
     self.unc: dict[str, Any] = {}
@@ -135,7 +136,8 @@ class _Acc:
     def counts(table):
       return {k: Counts(*v) for k, v in table.items() if any(v)}
 
-    return Cost(*self.tot, by_primitive=counts(self.prim), by_scope=counts(self.scope),
+    a, m, t, i, b = self.tot
+    return Cost(a, m, t, i, b, by_primitive=counts(self.prim), by_scope=counts(self.scope),
                 uncounted=self.unc, inexact=tuple(self.inexact), cond=cond,
                 assumed=tuple(self.assumed))
 
@@ -202,50 +204,47 @@ class Walker:
         if k is not None:
           env[v] = k
     lookup = registry.lookup
-    zero_cost, no_bytes = registry.ZERO_COST, registry.NO_BYTES
-    scope_cache = self._scope_cache
     for eqn in jaxpr.eqns:
       prim = eqn.primitive
       name = prim.name
-      # Equations of one scope share a name-stack object: clean it once per object.
-      ns = eqn.source_info.name_stack
-      hit = scope_cache.get(id(ns))
-      if hit is not None and hit[0] is ns:
-        scope = hit[1]
-      else:
-        scope = clean_scope(str(ns))
-        scope_cache[id(ns)] = (ns, scope)
+      scope = self._scope_of(eqn)
       if name == "while":
         self._scoped = True
       rule = lookup(prim)
       if rule is None:
-        if name in zero_cost:
-          if name not in no_bytes:
-            b = _eqn_bytes(eqn)
-            if b:
-              acc.leaf(name, scope, (0, 0, 0, 0, b))
-          if name in _FOLD:
-            _propagate_known(eqn, env)
-          continue
-        self._uncounted(acc, name)
+        self._no_rule(acc, eqn, name, scope, env)
         continue
-      in_avals = [v.aval for v in eqn.invars]
       ctx = RuleContext(self, eqn, env, axis_sizes, join(outer_scope, scope))
-      out = rule(ctx, *in_avals, **eqn.params)
-      if isinstance(out, Cost):
-        acc.cost(out, scope)
-      else:
-        c = out
-        b = _eqn_bytes(eqn)
-        if not in_avals or any(_is_float(a) for a in in_avals):
-          acc.leaf(name, scope, (c.adds, c.muls, c.transcendentals, c.int_ops, c.bytes + b))
-        else:  # integer / boolean arithmetic: kept out of FPO
-          acc.leaf(name, scope, (0, 0, 0, c.int_ops + c.adds + c.muls, c.bytes + b))
+      _add_out(acc, eqn, name, scope, rule(ctx, *[v.aval for v in eqn.invars], **eqn.params))
       if name in _FOLD:
         _propagate_known(eqn, env)
       elif name in _FOLD_CALLS:
         _propagate_call(eqn, env)
     return acc.freeze(self.cond)
+
+  def _scope_of(self, eqn) -> str:
+    """The cleaned scope of an equation. Equations of one scope share a name-stack
+    object: it is cleaned once per object."""
+    ns = eqn.source_info.name_stack
+    hit = self._scope_cache.get(id(ns))
+    if hit is not None and hit[0] is ns:
+      return hit[1]
+    scope = clean_scope(str(ns))
+    self._scope_cache[id(ns)] = (ns, scope)
+    return scope
+
+  def _no_rule(self, acc: _Acc, eqn, name: str, scope: str, env: dict[Any, Any]) -> None:
+    """An equation without a rule: free (bytes only) when reviewed as zero-cost, else
+    uncounted."""
+    if name not in registry.ZERO_COST:
+      self._uncounted(acc, name)
+      return
+    if name not in registry.NO_BYTES:
+      b = eqn_bytes(eqn)
+      if b:
+        acc.leaf(name, scope, (0, 0, 0, 0, b))
+    if name in _FOLD:
+      _propagate_known(eqn, env)
 
   def _uncounted(self, acc: _Acc, name: str) -> None:
     if self.strict:
@@ -271,12 +270,27 @@ class Walker:
     return tc.get(scope if scope or scope in tc else TOP_LEVEL)
 
 
+def _add_out(acc: _Acc, eqn, name: str, scope: str, out: Cost | Counts) -> None:
+  """Adds what a rule returned: a walked Cost as is, a leaf's Counts plus the
+  equation's bytes (integer and boolean arithmetic kept out of FPO)."""
+  if isinstance(out, Cost):
+    acc.cost(out, scope)
+    return
+  b = eqn_bytes(eqn)
+  if not eqn.invars or any(_is_float(v.aval) for v in eqn.invars):
+    acc.leaf(name, scope, (out.adds, out.muls, out.transcendentals, out.int_ops,
+                           out.bytes + b))
+  else:
+    acc.leaf(name, scope, (0, 0, 0, out.int_ops + out.adds + out.muls, out.bytes + b))
+
+
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 
 def _user_stacklevel() -> int:
   """The stacklevel of the first frame outside jaxgreen, so a warning points there."""
-  frame, level = sys._getframe(1), 1
+  frame: FrameType | None = sys._getframe(1)
+  level = 1
   while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
     frame, level = frame.f_back, level + 1
   return level
@@ -364,7 +378,7 @@ def _rem(a, b):
 
 
 # Scalar folds used to find loop bounds; each takes the params as keywords.
-_FOLD = {
+_FOLD: dict[str, Callable[..., Any]] = {
     "add": lambda a, b, **_: a + b, "sub": lambda a, b, **_: a - b,
     "mul": lambda a, b, **_: a * b, "div": lambda a, b, **_: _div(a, b),
     "rem": lambda a, b, **_: _rem(a, b), "max": lambda a, b, **_: max(a, b),

@@ -17,6 +17,8 @@ from typing import Any
 
 from jax.extend import core as jcore
 
+from jaxgreen.cost_model import note_rule
+
 Rule = Callable[..., Any]
 
 _RULES: dict[jcore.Primitive, Rule] = {}
@@ -36,23 +38,30 @@ def register(*prims: jcore.Primitive | str) -> Callable[[Rule], Rule]:
       raise TypeError(f"register() takes Primitive objects or names, got {p!r}")
 
   def deco(rule: Rule) -> Rule:
+    builtin = getattr(rule, "__module__", "").startswith("jaxgreen.")
     for p in prims:
-      table, key = (_RULES, p) if isinstance(p, jcore.Primitive) else (_RULES_BY_NAME, p)
-      name = p.name if isinstance(p, jcore.Primitive) else p
-      if table.get(key) is rule:  # the same primitive under two of its aliases
-        continue
-      if key in table or name in ZERO_COST:
-        raise ValueError(f"a cost rule for primitive {name!r} is already registered")
-      if isinstance(p, str) and any(q.name == p and r is not rule for q, r in _RULES.items()):
-        # lookup() tries the primitive object first: this rule would never run.
-        raise ValueError(f"a cost rule for primitive {name!r} is already registered (for "
-                         f"its primitive object); to change what it costs per element "
-                         f"pass jaxgreen.CostModel({{{name!r}: (adds, muls)}}) where it is "
-                         f"priced, or give your own operation a primitive of its own")
-      table[key] = rule  # type: ignore[index]
+      if isinstance(p, str):
+        _add(_RULES_BY_NAME, p, p, rule)
+      else:
+        _add(_RULES, p, p.name, rule)
+      note_rule(p if isinstance(p, str) else p.name, builtin=builtin)
     return rule
 
   return deco
+
+
+def _add(table: dict[Any, Rule], key: jcore.Primitive | str, name: str, rule: Rule) -> None:
+  if table.get(key) is rule:  # the same primitive under two of its aliases
+    return
+  if key in table or name in ZERO_COST:
+    raise ValueError(f"a cost rule for primitive {name!r} is already registered")
+  if isinstance(key, str) and any(q.name == key and r is not rule for q, r in _RULES.items()):
+    # lookup() tries the primitive object first: this rule would never run.
+    raise ValueError(f"a cost rule for primitive {name!r} is already registered (for "
+                     f"its primitive object); to change what it costs per element "
+                     f"pass jaxgreen.CostModel({{{name!r}: (adds, muls)}}) where it is "
+                     f"priced, or give your own operation a primitive of its own")
+  table[key] = rule
 
 
 def lookup(prim: jcore.Primitive) -> Rule | None:

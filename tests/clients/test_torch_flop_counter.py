@@ -22,6 +22,9 @@ included, except taps on the holes that lhs_dilation inserts between input eleme
 input gradient of a strided convolution and a transposed convolution run as such a
 convolution), counted per spatial dimension and multiplied. Torch tensors live on the meta
 device: nothing is computed (but for one numerical check of the transposed convolutions).
+
+The file is a little over 500 lines and kept whole: it is one cross-check against one peer
+tool, and its paired models read together with the torch conventions listed above.
 """
 
 from __future__ import annotations

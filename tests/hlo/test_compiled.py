@@ -8,8 +8,10 @@ from jax import lax
 import jaxgreen
 from jaxgreen._scope import clean_scope
 from jaxgreen.hlo import count_compiled, count_hlo_text
-from jaxgreen.hlo.compiled import FMA, hlo_scope
-from jaxgreen.hlo.parse import parse_instr, parse_type
+from jaxgreen.hlo.ir import parse_type
+from jaxgreen.hlo.parse import parse_instr
+from jaxgreen.hlo.pricing import hlo_scope
+from jaxgreen.hlo.xla import FMA
 
 F32 = jnp.float32
 
@@ -192,8 +194,9 @@ def test_ragged_dot_instruction_counts_as_the_jaxpr_rule():
 
 def test_ragged_dot_lowered_for_gpu_counts_as_the_jaxpr():
   pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  from jaxgreen._quiet import quiet_stderr
   from jaxgreen.hlo.stablehlo import count_lowered
-  from jaxgreen.targets import get_target, quiet_stderr
+  from jaxgreen.targets import get_target
 
   args = (jax.ShapeDtypeStruct((12, 4), F32), jax.ShapeDtypeStruct((3, 4, 6), F32),
           jax.ShapeDtypeStruct((3,), jnp.int32))

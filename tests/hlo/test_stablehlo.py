@@ -7,7 +7,9 @@ from jax import lax
 
 import jaxgreen
 from jaxgreen.hlo import count_lowered
-from jaxgreen.hlo.stablehlo import _attr_ints, _type_text, count_lowered_detail
+from jaxgreen.hlo.mlir import attr_ints as _attr_ints
+from jaxgreen.hlo.mlir import type_text as _type_text
+from jaxgreen.hlo.stablehlo import count_lowered_detail
 
 F32 = jnp.float32
 
@@ -123,14 +125,15 @@ def test_chlo_top_k_is_counted_as_the_jaxpr_top_k():
 
 
 @pytest.mark.parametrize("text, groups", [
-    ("dense<[[0, 1], [2, 3]]> : tensor<2x2xi64>", "{{0,1},{2,3}}"),
-    ("dense<> : tensor<0x0xi64>", "{}"),  # empty: every device
-    ("", "{}"),
+    ("dense<[[0, 1], [2, 3]]> : tensor<2x2xi64>", 2),
+    ("dense<[[0, 1, 2, 3]]> : tensor<1x4xi64>", 4),
+    ("dense<> : tensor<0x0xi64>", None),  # empty: every device
+    ("", None),
 ])
-def test_replica_groups_text(text, groups):
-  from jaxgreen.hlo.stablehlo import _groups
+def test_replica_group_size(text, groups):
+  from jaxgreen.hlo.mlir import dense_group_size
 
-  assert _groups(text) == groups
+  assert dense_group_size(text) == groups
 
 
 def test_type_text_drops_an_encoding_that_holds_brackets():
@@ -251,14 +254,13 @@ def test_shard_map_body_counted_for_every_device_of_its_manual_axes(lowered_text
 
 
 def test_replica_groups_of_mesh_axes():
-  from jaxgreen.hlo.parse import group_size
   from jaxgreen.hlo.stablehlo import _Translator
 
   tr = _Translator.__new__(_Translator)
   tr.meshes = {"mesh_0": {"d": 2, "e": 4}}
   text = ('#stablehlo.replica_group_mesh_axes<mesh = @mesh_0, axes = '
           '[#stablehlo.axis_ref<name = "e">]>')
-  assert group_size(tr.replica_groups(text), 8) == 4
+  assert tr.replica_group_size(text) == 4
 
 
 def test_dead_code_jax_left_in_the_lowered_module_is_not_counted():

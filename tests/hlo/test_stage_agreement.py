@@ -20,7 +20,7 @@ import jax.numpy as jnp
 import pytest
 from jax import lax
 
-from jaxgreen.reconcile import COMPILER, LOWERING, RESIDUAL, UNCOUNTED, reconcile
+from jaxgreen.reconciliation import COMPILER, LOWERING, RESIDUAL, UNCOUNTED, reconcile
 
 F = jnp.float32
 S = jax.ShapeDtypeStruct

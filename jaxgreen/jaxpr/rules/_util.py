@@ -25,7 +25,10 @@ def ops(adds: int = 0, muls: int = 0, transcendentals: int = 0, int_ops: int = 0
 # Complex prices live with the other shared formulas (the HLO walker uses them too).
 def price(model, name: str, complex_: bool = False) -> tuple[int, int]:
   """(ADD, MUL) per element of ``name``, on complex operands when ``complex_``."""
-  return elementwise_price(model, name, complex_)
+  p = elementwise_price(model, name, complex_)
+  if p is None:
+    raise TypeError(f"the cost model has no price for {name!r}")
+  return p
 
 
 def priced(model, name: str, n: int, complex_: bool = False) -> Counts:

@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 from jax.extend import core as jcore
 from jax.extend.core import primitives as P
@@ -133,11 +134,11 @@ def _affine_eval(jaxpr, seed: dict) -> dict:
     elif name in _IDENTITY and len(vals) == 1:
       out = vals[0] if _exact_cast(eqn) else None
     elif name in ("add", "sub") and lin == [True, False]:
-      x, y = vals
+      x, y = cast(_Lin, vals[0]), vals[1]
       out = _Lin(x.index, x.offset + y if name == "add" else x.offset - y)
     elif name == "add" and lin == [False, True]:
-      x, y = vals
-      out = _Lin(y.index, y.offset + x)
+      c, lin_y = vals[0], cast(_Lin, vals[1])
+      out = _Lin(lin_y.index, lin_y.offset + c)
     if out is not None:
       env[eqn.outvars[0]] = out
   return env
@@ -253,7 +254,7 @@ def _cond(ctx, index, *args, branches, **_):
     chosen = sum(costs[1:], costs[0]) / len(costs)
   # Whatever branch the policy picks, a primitive without a rule or a loop of unknown
   # length in *any* branch makes the count inexact: never drop those notes.
-  uncounted: dict[str, int] = {}
+  uncounted = {}  # the largest occurrence count of each name over the branches
   for c in costs:
     for name, n in c.uncounted.items():
       uncounted[name] = max(uncounted.get(name, 0), n)

@@ -1,7 +1,9 @@
 """Elementwise arithmetic: priced per output element (after broadcasting).
 
-Every primitive priced in :data:`jaxgreen.cost_model.DEFAULT_PRICES` gets the same
-rule: ``price(name) * output elements``; transcendentals are also counted raw.
+Every primitive priced in :data:`jaxgreen.formulas.DEFAULT_PRICES` gets the same
+rule: ``price(name) * output elements``; transcendentals are also counted raw. So a new
+elementwise primitive is one line of :data:`jaxgreen.formulas.elementwise.PRICE_TABLE`
+and nothing here; an integer one, a name in :data:`jaxgreen.formulas.BITWISE`.
 
 Complex operands, in real operations per element (z = a + bi, w = c + di):
 
@@ -25,15 +27,11 @@ import jax.numpy as jnp
 from jax import lax
 from jax.extend.core import primitives as P
 
-from jaxgreen.cost_model import DEFAULT_PRICES
+from jaxgreen.formulas import BITWISE, DEFAULT_PRICES
 from jaxgreen.formulas import integer_pow_muls as integer_pow_muls  # re-exported
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import complex_price as complex_price  # re-exported
 from jaxgreen.jaxpr.rules._util import is_complex, ops, price, size
-
-# Integer and bitwise primitives: one integer operation per element.
-_BITWISE = ("and", "or", "xor", "not", "shift_left", "shift_right_logical",
-            "shift_right_arithmetic", "population_count", "clz")
 
 
 def _elementwise(ctx, *args, **_):
@@ -98,7 +96,7 @@ def _price_names():
 
 _prims, _by_name_only = _price_names()
 register(*_prims, *_by_name_only)(_elementwise)
-register(*(getattr(P, f"{n}_p") for n in _BITWISE if hasattr(P, f"{n}_p")))(_integer_op)
+register(*(getattr(P, f"{n}_p") for n in BITWISE if hasattr(P, f"{n}_p")))(_integer_op)
 register(lax.integer_pow_p)(_integer_pow)
 register(P.reduce_precision_p)(_reduce_precision)
 register("mulhi")(_integer_op)  # high half of an integer product

@@ -22,8 +22,7 @@ from jax.extend.core import primitives as P
 
 from jaxgreen.cost import Cost, Counts
 from jaxgreen.formulas import sort_compares, top_k_compares
-from jaxgreen.jaxpr.interpreter import _eqn_bytes as eqn_bytes
-from jaxgreen.jaxpr.interpreter import dtype_info
+from jaxgreen.jaxpr.interpreter import dtype_info, eqn_bytes
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
 

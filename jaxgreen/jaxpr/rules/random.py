@@ -78,7 +78,9 @@ def _walk_key_program(ctx, kind: str, keys, extra):
   if _prng is None:
     return None
   try:
-    program = _key_program(kind, keys, extra, bool(jax.config.jax_threefry_partitionable))
+    # jax's Config declares its flags dynamically (jax 0.10's stubs do not list them).
+    partitionable = bool(getattr(jax.config, "jax_threefry_partitionable"))  # noqa: B009
+    program = _key_program(kind, keys, extra, partitionable)
   except Exception:  # noqa: BLE001 - an unknown key layout: the block formula is used
     return None
   return ctx.walk(program)

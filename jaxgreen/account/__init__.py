@@ -1,0 +1,26 @@
+"""Accounting: what training cost, as Green AI's Equation 1, Cost(R) ∝ E · D · H.
+
+* :mod:`~jaxgreen.account.tracker`: the hot path, ``@track`` on a train or eval step;
+* :mod:`~jaxgreen.account.attribution`: which trial a step belongs to;
+* :mod:`~jaxgreen.account.experiment`: the experiment/trial lifecycle;
+* :mod:`~jaxgreen.account.preemption`: SIGTERM commits open trials;
+* :mod:`~jaxgreen.account.ledger`: the SQLite ledger, every SQL statement of jaxgreen;
+* :mod:`~jaxgreen.account.pricetag`: the price tag and its text/Markdown/JSON rendering;
+* :mod:`~jaxgreen.account.energy`: energy meters (NVML) and estimates.
+"""
+
+from __future__ import annotations
+
+from jaxgreen.account.experiment import Experiment as Experiment
+from jaxgreen.account.experiment import Trial as Trial
+from jaxgreen.account.experiment import current_trial as current_trial
+from jaxgreen.account.ledger import Ledger as Ledger
+from jaxgreen.account.ledger import LedgerError as LedgerError
+from jaxgreen.account.ledger import merge as merge
+from jaxgreen.account.pricetag import PriceTag as PriceTag
+from jaxgreen.account.pricetag import TrialCost as TrialCost
+from jaxgreen.account.tracker import Tracker as Tracker
+from jaxgreen.account.tracker import track as track
+
+__all__ = ["Experiment", "Ledger", "LedgerError", "PriceTag", "Tracker", "Trial", "TrialCost",
+           "current_trial", "merge", "track"]

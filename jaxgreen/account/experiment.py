@@ -1,0 +1,539 @@
+"""The experiment/trial lifecycle: trials grouped in an experiment, written to a ledger.
+
+An :class:`Experiment` is a named group of trials (H of Equation 1) recorded in a
+:class:`~jaxgreen.Ledger`; steps tracked with ``@jaxgreen.track`` inside ``with
+exp.trial(...)`` are attributed to that trial, buffered, and committed in batches
+with bounded waits, so a busy ledger never stalls training (the README's "What the
+ledger promises": nothing lost, nothing counted twice, SIGTERM flush).
+
+Experiment and Trial share their bookkeeping (open trials, owed rows, the signatures
+already written), so both live in this file; hence its length.
+
+Example:
+  >>> import jax, jax.numpy as jnp, jaxgreen
+  >>> step = jaxgreen.track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
+  >>> exp = Experiment("doc", ledger=None)  # None: kept in memory
+  >>> with exp.trial({"lr": 0.1}) as trial:
+  ...   y = step(jnp.ones(8))
+  ...   trial.log(1, val_acc=0.9)
+  >>> tag = exp.price_tag()
+  >>> tag.h, tag.train_fpo, tag.train_examples
+  (1, 16, 8)
+  >>> exp.close()
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextvars
+import json
+import numbers
+import os
+import socket
+import sqlite3
+import threading
+import time
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jax
+
+from jaxgreen._version import __version__
+from jaxgreen.account import preemption
+from jaxgreen.account.attribution import ACTIVE, RUNNING, RUNNING_LOCK, fallback_trial
+from jaxgreen.account.energy import Meter, NvmlMeter
+from jaxgreen.account.ledger import TRANSACTION_CODE, Ledger, LedgerError
+from jaxgreen.account.pricetag import PriceTag
+from jaxgreen.account.tracker import Tracker, _Entry
+
+# A flush triggered inside a train step waits at most this long for another process's
+# write lock; if the ledger is busy the steps stay buffered for the next window, so a
+# busy ledger never stalls training. Only close() and exit wait the ledger's full timeout.
+_STEP_FLUSH_TIMEOUT_S = 0.05
+# Trial start, log and end wait at most this long; a busy or full ledger keeps their rows
+# for the next write (with one warning). Only close() and exit wait the full timeout.
+_TRIAL_WRITE_TIMEOUT_S = 0.5
+
+
+def current_trial() -> Trial | None:
+  """The trial that tracked steps are attributed to now, or None.
+
+  In the thread that started a trial (or a context copied from it) that is the trial
+  of the innermost running ``with exp.trial()``. In another thread (a data loader, a
+  thread pool) it is the innermost running trial, provided all running trials were
+  started by one thread; with trials running in several threads a worker thread's
+  steps cannot be attributed, and a warning says so once.
+  """
+  trial = ACTIVE.get()
+  if trial is None and RUNNING:
+    trial = fallback_trial()
+  return trial if isinstance(trial, Trial) else None
+
+
+def _device_info() -> dict[str, Any]:
+  devices = jax.devices()
+  return {"device_kind": devices[0].device_kind if devices else "?",
+          "device_count": jax.device_count(), "process_index": jax.process_index(),
+          "process_count": jax.process_count()}
+
+
+class Experiment:
+  """A named group of trials, recorded in a ledger.
+
+  Multi-host: under ``jax.distributed`` every host runs the same SPMD step, which
+  is ONE step of the global program (its arguments have global shapes), so by
+  default only process 0 writes the ledger; other processes track in memory. Pass
+  ``all_processes=True`` only when hosts run independent programs (e.g. separate
+  trials), each then counted once by its own writer.
+
+  Args:
+    name: the experiment's name (trials of all runs with one name are reported together).
+    ledger: a path (default ``"green.sqlite"``), a :class:`Ledger`, or None to keep
+      everything in memory.
+    flush_steps: commit tracked steps after this many calls...
+    flush_seconds: ...or after this many seconds, whichever comes first. A killed
+      process loses at most this window; trial ends and exit always commit.
+    all_processes: record on every process, not only ``jax.process_index() == 0``.
+    measure_energy: read NVML energy counters per trial where available.
+
+  Example::
+
+    exp = jaxgreen.Experiment("mlp-sweep", ledger="green.sqlite")
+    with exp.trial({"lr": 1e-3}) as trial:
+      for step in range(100):
+        state = train_step(state, batch)
+      trial.log(step, val_acc=0.91)
+    print(exp.report())
+  """
+
+  def __init__(self, name: str, ledger: str | os.PathLike | Ledger | None = "green.sqlite", *,
+               flush_steps: int = 1000, flush_seconds: float = 30.0,
+               all_processes: bool = False, measure_energy: bool = True):
+    if not isinstance(name, str) or not name.strip():
+      raise ValueError(f"Experiment(name={name!r}) must be a non-empty string")
+    if not isinstance(flush_steps, int) or flush_steps < 1:
+      raise ValueError(f"Experiment(flush_steps={flush_steps!r}) must be an int >= 1")
+    if (isinstance(flush_seconds, bool) or not isinstance(flush_seconds, int | float)
+        or not flush_seconds > 0):
+      raise ValueError(f"Experiment(flush_seconds={flush_seconds!r}) must be a number > 0")
+    if not (ledger is None or isinstance(ledger, str | os.PathLike | Ledger)):
+      raise TypeError(f"Experiment(ledger={ledger!r}): pass a file path such as "
+                      f"'green.sqlite', a jaxgreen.Ledger, or None to keep it in memory")
+    if isinstance(ledger, str | os.PathLike) and not str(ledger).strip():
+      raise ValueError(f"Experiment(ledger={ledger!r}) is an empty path; pass a file path "
+                       f"such as 'green.sqlite', or None to keep it in memory")
+    self.name = name
+    self.flush_steps = flush_steps
+    self.flush_seconds = float(flush_seconds)
+    self.measure_energy = measure_energy
+    info = _device_info()
+    self.recording = all_processes or info["process_index"] == 0
+    if isinstance(ledger, Ledger):
+      self.ledger = ledger if self.recording else Ledger(":memory:")
+    else:
+      memory = ledger is None or not self.recording
+      self.ledger = Ledger(":memory:" if memory else ledger)  # type: ignore[arg-type]
+    self.run_id = uuid.uuid4().hex
+    self._signatures: set[str] = set()
+    # Trials started and not yet written as ended. Held strongly: a trial whose end
+    # write failed is written at close/exit even after the user's variable moved on.
+    self._open: dict[Trial, None] = {}
+    self._n = 0
+    row = (self.run_id, name, socket.gethostname(), os.getpid(), info["process_index"],
+           info["process_count"], info["device_kind"], info["device_count"],
+           jax.__version__, __version__, time.time())
+    self._warned: set[bool] = set()
+    self.ledger.add_run(row)
+    atexit.register(self._at_exit)
+    preemption.watch(self, _CRITICAL)
+
+  def trial(self, hparams: Mapping[str, Any] | None = None, *, name: str | None = None,
+            resume: str | None = None) -> Trial:
+    """A new trial (one hyperparameter assignment); use it as a context manager.
+
+    Args:
+      resume: the ``id`` of a trial of this experiment recorded earlier (save
+        ``trial.id`` with your checkpoint): after a checkpoint restore the trial goes on
+        under the same id, its cumulative FPO and examples continuing from the ledger
+        (a preempted or crashed trial is thereby counted once in H, not twice).
+    """
+    if hparams is not None and not isinstance(hparams, Mapping):
+      raise TypeError(f"trial(hparams={hparams!r}) must be a dict of name -> value")
+    if resume is not None:
+      return self._resume(resume, hparams, name)
+    self._n += 1
+    hp = dict(hparams or {})
+    if name is None:
+      name = ", ".join(f"{k}={v}" for k, v in hp.items()) or f"trial {self._n}"
+    return Trial(self, name, hp)
+
+  def _resume(self, trial_id: str, hparams: Mapping[str, Any] | None,
+              name: str | None) -> Trial:
+    if not isinstance(trial_id, str) or not trial_id:
+      raise TypeError(f"trial(resume={trial_id!r}) must be the id of a recorded trial "
+                      f"(trial.id, saved with the checkpoint)")
+    row = self.ledger.trial_row(trial_id)
+    if row is None or row["experiment"] != self.name:
+      where = "no trial" if row is None else f"experiment {row['experiment']!r}"
+      raise ValueError(f"trial(resume={trial_id!r}): {self.ledger.path!r} holds {where} "
+                       f"with this id, not a trial of {self.name!r}; pass the trial.id saved "
+                       f"with the checkpoint, and the same experiment name and ledger")
+    if any(t.id == trial_id for t in self._open):
+      raise ValueError(f"trial(resume={trial_id!r}) is still open in this process; end it "
+                       f"before resuming it")
+    hp = dict(hparams) if hparams is not None else json.loads(row["hparams"] or "{}")
+    t = Trial(self, name or row["name"] or trial_id[:8], hp)
+    t.id = trial_id
+    tag = self.ledger.price_tag(self.name)
+    (prev,) = [c for c in tag.trials if c.id == trial_id]
+    t.steps = prev.train_steps + prev.eval_steps
+    t.train_fpo, t.train_examples = prev.train_fpo, prev.train_examples
+    t._resumed, t._energy_before = True, row["energy_j"]
+    return t
+
+  def flush(self) -> None:
+    """Commits what every open trial owes the ledger (safe from any thread); waits up
+    to the ledger's timeout and raises :class:`~jaxgreen.account.ledger.LedgerError` if the
+    ledger stays busy or full (the rows are kept)."""
+    for t in list(self._open):
+      t.flush()
+
+  def _warn_once(self, error: Exception, busy: bool) -> None:
+    if busy in self._warned:
+      return
+    self._warned.add(busy)
+    why = "is busy (another writer holds its lock)" if busy else f"could not be written ({error})"
+    warnings.warn(f"jaxgreen: the ledger {self.ledger.path!r} {why}; training goes on and "
+                  f"the rows are kept in memory and written at the next flush, trial end, "
+                  f"experiment.close() or exit", stacklevel=4)
+
+  def price_tag(self, joules_per_flop: float | None = None,
+                run: str | None = None) -> PriceTag:
+    """The :class:`~jaxgreen.PriceTag` of this experiment: all its runs, or one
+    (``run="this"``: this process's, ``"latest"``, or the start of a run id)."""
+    self.flush()
+    return self.ledger.price_tag(self.name, joules_per_flop=joules_per_flop,
+                                 run=self.run_id if run == "this" else run)
+
+  def report(self, format: str = "text", joules_per_flop: float | None = None,
+             run: str | None = None) -> str:
+    """The price tag as ``"text"`` (a terminal table), ``"markdown"`` or ``"json"``;
+    ``run`` as in :meth:`price_tag`."""
+    formats = ("text", "markdown", "json")
+    if format not in formats:
+      raise ValueError(f"report(format={format!r}): use one of {formats}")
+    tag = self.price_tag(joules_per_flop, run)
+    if format == "json":
+      return tag.to_json(indent=2)
+    return tag.markdown() if format == "markdown" else tag.table()
+
+  def _preempt(self, timeout: float) -> None:
+    """SIGTERM: ends every open trial as stopped and writes what it owes."""
+    for t in list(self._open):
+      t._end("stopped", "preempted: SIGTERM", timeout=timeout)
+      if t._owes():
+        t._sync(timeout)
+
+  def _finish(self, raise_errors: bool) -> None:
+    """Ends running trials as failed, then writes everything owed, waiting up to the
+    ledger's timeout (a trial whose end write failed keeps the status it asked for)."""
+    for t in list(self._open):
+      t._end("failed", "the process exited before the trial ended")
+    failed: list[tuple[Trial, Exception]] = []
+    for t in list(self._open):
+      try:
+        t._sync(None, raise_errors=True)
+      except (sqlite3.Error, LedgerError, OSError) as e:
+        failed.append((t, e))
+    if not failed:
+      return
+    steps = sum(t._owed_steps() for t, _ in failed)
+    msg = (f"could not write {len(failed)} trial(s) ({steps} step(s)) to the ledger "
+           f"{self.ledger.path!r}: {failed[-1][1]}")
+    if raise_errors:
+      raise LedgerError(f"{msg}; they are kept in memory: fix the cause and call close() "
+                        f"again (they are also retried at exit)")
+    warnings.warn(f"jaxgreen: {msg}; they are lost", stacklevel=2)
+
+  def _at_exit(self) -> None:
+    self._finish(raise_errors=False)
+
+  def __enter__(self) -> Experiment:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  def close(self) -> None:
+    """Ends open trials (as failed), writes what is owed and closes the ledger, a
+    passed-in Ledger too. The one call that waits for a busy ledger (its full timeout):
+    if the ledger still cannot be written, :class:`~jaxgreen.account.ledger.LedgerError` is
+    raised, the ledger stays open, and the rows are kept for another close() or exit."""
+    self._finish(raise_errors=True)
+    atexit.unregister(self._at_exit)
+    self.ledger.close()
+
+
+class Trial:
+  """One trial: steps tracked inside ``with exp.trial(...)`` are attributed to it.
+
+  It ends ``completed``, ``failed`` (an exception left the block; it propagates) or
+  ``stopped`` (after :meth:`stop_early`, or preempted by SIGTERM). All count in H and
+  in the cost. Steps may be tracked, and :meth:`flush` called, from any thread.
+
+  What a trial owes the ledger (its row, step rows, metrics, its end) is written with
+  bounded waits from inside training; if the ledger is busy or full it is kept, held
+  by the experiment, and written at the next flush, trial end, ``close()`` or exit.
+  """
+
+  def __init__(self, experiment: Experiment, name: str, hparams: dict[str, Any]):
+    self.experiment = experiment
+    self.name = name
+    self.hparams = hparams
+    self.id = uuid.uuid4().hex
+    self.status = "new"
+    self.train_fpo = 0
+    self.train_examples = 0
+    self.steps = 0
+    # Steps not yet given a row id, and rows given an id but not known to be committed.
+    # A row keeps its id until a commit holding it is confirmed, and rows are written
+    # with INSERT OR IGNORE: a write interrupted after its COMMIT (Ctrl-C) and written
+    # again never counts a step twice.
+    self._lock = threading.RLock()
+    self._buf: dict[tuple[_Entry, str], list] = {}
+    self._owed: list[tuple] = []
+    self._metrics_owed: list[tuple] = []
+    self._row_owed: tuple | None = None
+    self._end_owed: tuple | None = None
+    self._pending = 0
+    self._last_flush = time.monotonic()
+    self._token: contextvars.Token | None = None
+    self._stop_reason: str | None = None
+    self._stopped = False
+    self._meter: Meter | None = None
+    self._energy: float | None = None
+    self._started = 0.0
+    self._resumed = False
+    self._energy_before: float | None = None
+
+  def __enter__(self) -> Trial:
+    self.start()
+    return self
+
+  def __exit__(self, exc_type, exc, tb) -> None:
+    if exc_type is not None and not (exc_type is SystemExit and exc.code in (0, None)):
+      self._end("failed", f"{exc_type.__name__}: {exc}")
+    else:  # sys.exit(0) inside the block is a normal end
+      self._end("stopped" if self._stopped else "completed", self._stop_reason)
+
+  def start(self) -> Trial:
+    if self.status != "new":
+      raise RuntimeError(f"trial {self.name!r} was already started; make a new one "
+                         f"with experiment.trial(...)")
+    exp = self.experiment
+    self.status = "running"
+    self._started = time.time()
+    self._row_owed = (self.id, exp.run_id, exp.name, self.name,
+                      json.dumps(self.hparams, default=str), self._started, self._resumed)
+    exp._open[self] = None
+    if exp.measure_energy:
+      meter = NvmlMeter()
+      if meter.available:
+        meter.start()
+        self._meter = meter
+    self._token = ACTIVE.set(self)
+    with RUNNING_LOCK:
+      RUNNING[self] = threading.get_ident()
+    self._sync(_TRIAL_WRITE_TIMEOUT_S)
+    return self
+
+  def stop_early(self, reason: str | None = None) -> None:
+    """Marks the trial as stopped early; it still counts in H and in the cost."""
+    self._stopped = True
+    self._stop_reason = reason
+
+  def _add(self, entry: _Entry, kind: str, examples: int) -> None:
+    key = (entry, kind)
+    now = time.time()
+    exp = self.experiment
+    with self._lock:
+      b = self._buf.get(key)
+      if b is None:
+        b = self._buf[key] = [0, 0, now, now]
+      b[0] += 1
+      b[1] += examples
+      b[3] = now
+      self.steps += 1
+      if kind == "train":
+        self.train_fpo += entry.fpo
+        self.train_examples += examples
+      self._pending += 1
+      due = (self._pending >= exp.flush_steps
+             or time.monotonic() - self._last_flush >= exp.flush_seconds)
+      if due:  # the next window starts now, whatever this flush does
+        self._pending = 0
+        self._last_flush = time.monotonic()
+    if due:  # inside a train step: never wait long for another process's write lock
+      self._sync(_STEP_FLUSH_TIMEOUT_S, quiet_if_busy=True)
+
+  def _take(self) -> list[tuple]:
+    """Gives the buffered steps row ids; returns every row not known to be committed."""
+    with self._lock:
+      for (entry, kind), (steps, examples, first, last) in self._buf.items():
+        self._owed.append((uuid.uuid4().hex, entry, kind, steps, examples, first, last))
+      self._buf.clear()
+      return list(self._owed)
+
+  def _owed_steps(self) -> int:
+    with self._lock:
+      return sum(r[3] for r in self._owed) + sum(b[0] for b in self._buf.values())
+
+  def _owes(self) -> bool:
+    with self._lock:
+      return bool(self._buf or self._owed or self._metrics_owed or self._row_owed
+                  or self._end_owed)
+
+  def _sync(self, timeout: float | None, raise_errors: bool = False,
+            quiet_if_busy: bool = False) -> bool:
+    """Writes everything this trial owes in one transaction; True once committed.
+
+    Args:
+      timeout: seconds to wait for another writer (None: the ledger's timeout).
+      raise_errors: raise a failed write (explicit flush and close); otherwise it is
+        kept for the next write and warned about once per experiment.
+      quiet_if_busy: no warning when the ledger is only busy (a step's flush).
+    """
+    exp = self.experiment
+    with self._lock:
+      rows = self._take()
+      metrics = list(self._metrics_owed)
+      row, end = self._row_owed, self._end_owed
+    if not (rows or metrics or row or end):
+      return True
+
+    try:
+      exp.ledger.write_trial(self.id, start=row, steps=rows, metrics=metrics, end=end,
+                             known=exp._signatures, timeout=timeout)
+    except (sqlite3.Error, LedgerError, OSError) as e:
+      if raise_errors:
+        raise
+      busy = "locked" in str(e) or "busy" in str(e)
+      if not (quiet_if_busy and busy):
+        exp._warn_once(e, busy)
+      return False
+    self._settle(rows, metrics, row, end)
+    return True
+
+  def _settle(self, rows: Sequence[tuple], metrics: Sequence[tuple], row: tuple | None,
+              end: tuple | None) -> None:
+    """Forgets what a committed write held; an ended trial that owes nothing more
+    leaves the experiment's open trials."""
+    exp = self.experiment
+    done = {r[0] for r in rows}
+    metric_ids = {m[0] for m in metrics}
+    with self._lock:
+      self._owed = [r for r in self._owed if r[0] not in done]
+      self._metrics_owed = [m for m in self._metrics_owed if m[0] not in metric_ids]
+      if row is not None and self._row_owed is row:
+        self._row_owed = None
+      if end is not None and self._end_owed is end:
+        self._end_owed = None
+      finished = (self.status not in ("new", "running") and self._end_owed is None
+                  and not self._owed and not self._buf)
+    for r in rows:
+      exp._signatures.add(r[1].id)
+    if finished:
+      exp._open.pop(self, None)
+
+  def flush(self, timeout: float | None = None) -> None:
+    """Commits what the trial owes the ledger (safe from any thread).
+
+    Args:
+      timeout: seconds to wait for another writer (default: the ledger's timeout);
+        past it, or if the disk is full, :class:`~jaxgreen.account.ledger.LedgerError` is
+        raised and the rows are kept for the next write.
+    """
+    self._sync(timeout, raise_errors=True)
+
+  def log(self, step: int, **metrics: float) -> None:
+    """Records validation metrics at ``step`` (and commits pending steps with them).
+
+    Each value is stored with the trial's cumulative training FPO and examples, so a
+    training curve is metric vs FPO. Values are converted with ``float()``: pass host
+    numbers, or accept that a device value is read here. A busy or full ledger never
+    stalls training: the rows are then kept and written at the next write.
+    """
+    if self.status != "running":
+      raise RuntimeError(f"trial {self.name!r} is {self.status}; log() inside its with-block")
+    if not metrics:
+      raise ValueError("log(step, **metrics) needs at least one metric, e.g. val_acc=0.9")
+    if isinstance(step, bool) or not isinstance(step, numbers.Integral):
+      raise TypeError(f"log(step={step!r}): the step must be an int (an epoch or step "
+                      f"number); metrics are also stored with the trial's cumulative FPO")
+    now = time.time()
+    values = []
+    for k, v in metrics.items():
+      try:
+        values.append((k, float(v)))
+      except (TypeError, ValueError):
+        raise TypeError(f"log({k}={v!r}): a metric must be a number") from None
+    with self._lock:
+      fpo, examples = str(self.train_fpo), self.train_examples
+      self._metrics_owed += [(uuid.uuid4().hex, self.id, int(step), k, value, fpo, examples,
+                              now) for k, value in values]
+    self._sync(_TRIAL_WRITE_TIMEOUT_S)
+
+  def end(self, status: str = "completed", error: str | None = None) -> None:
+    """Ends a trial started with :meth:`start` (a with-block does this itself)."""
+    if status not in ("completed", "stopped", "failed"):
+      raise ValueError(f"end(status={status!r}): use 'completed', 'stopped' or 'failed'")
+    self._end(status, error)
+
+  def _end(self, status: str, error: str | None,
+           timeout: float | None = None) -> None:
+    with self._lock:
+      if self.status != "running":
+        return
+      self.status = status
+    ended = time.time()
+    self._deactivate()
+    with RUNNING_LOCK:
+      RUNNING.pop(self, None)
+    if self._meter is not None:
+      self._energy = self._meter.stop()
+      self._meter = None
+    energy = self._energy
+    if energy is not None and self._energy_before is not None:  # resumed: both parts
+      energy += self._energy_before
+    with self._lock:
+      self._end_owed = (status, error, ended, energy, "NVML" if energy is not None else None)
+    # If the write fails the trial stays owed (held by the experiment), so a later
+    # flush, close() or the exit handler writes it with this status.
+    self._sync(_TRIAL_WRITE_TIMEOUT_S if timeout is None else timeout)
+
+  def _deactivate(self) -> None:
+    """Stops attributing steps to this trial; an enclosing running trial takes over."""
+    token, self._token = self._token, None
+    if token is None or ACTIVE.get() is not self:
+      return  # already replaced by a later trial: leave that one active
+    previous = token.old_value
+    try:
+      ACTIVE.reset(token)
+    except ValueError:  # ended from another context (atexit)
+      ACTIVE.set(None)
+    if isinstance(previous, Trial) and previous.status != "running":
+      ACTIVE.set(None)  # trials ended out of order: never revive an ended one
+
+  def __repr__(self) -> str:
+    return (f"Trial({self.name!r}, status={self.status}, steps={self.steps}, "
+            f"train_fpo={self.train_fpo:,})")
+
+
+# The code of jaxgreen's bookkeeping: SIGTERM landing inside it is taken again just after.
+_CRITICAL = frozenset({
+    *(f.__code__ for f in (Tracker._record, Trial._add, Trial._take, Trial._sync,
+                           Trial._settle, Trial.flush, Trial.log, Trial._end,
+                           Trial._deactivate)),
+    *TRANSACTION_CODE})

@@ -1,0 +1,603 @@
+"""The ledger: a durable SQLite record of tracked steps, trials and metrics.
+
+Every SQL statement of jaxgreen is in this file (schema, writes, reads, merge), so the
+schema and each query on it are read and changed together; hence its length.
+
+A ledger is one SQLite file (stdlib ``sqlite3``, WAL journal) that any number of
+processes may write at once. Rows are only ever inserted (a trial row is also
+updated when the trial ends), and every row carries a globally unique id (uuid4,
+or a content hash for signatures), so ledgers from several machines merge without
+double counting (:func:`merge`).
+
+Schema, version 1 (``PRAGMA user_version = 1``; ``meta`` holds ``format``):
+
+``runs``        one row per :class:`~jaxgreen.Experiment` object in one process:
+                ``id, experiment, host, pid, process_index, process_count,
+                device_kind, device_count, jax_version, jaxgreen_version, started``.
+``trials``      one row per trial (one hyperparameter assignment, H counts them):
+                ``id, run_id, experiment, name, hparams`` (JSON), ``status``
+                (``running | completed | stopped | failed``; reports show a
+                ``running`` trial whose process is gone as ``crashed``), ``error, started,
+                ended, energy_j, energy_source`` (``NULL`` unless measured).
+``signatures``  the counted cost of ONE call of a tracked function for one input
+                signature: ``id`` (hash of function, signature and cost),
+                ``function, signature, fpo, adds, muls`` (decimal integer text:
+                totals may exceed 2**63), ``exact, cost`` (``Cost`` as JSON).
+``steps``       a batch of calls of one signature within one trial, written at
+                each flush: ``id, trial_id, signature_id, kind`` (``train | eval``),
+                ``steps, examples, first, last`` (unix times of first/last call).
+``metrics``     one logged value: ``id, trial_id, step, name, value, train_fpo``
+                (the trial's cumulative training FPO when logged, decimal text),
+                ``train_examples, time``.
+
+FPO of a trial = Σ over its ``steps`` rows of ``steps × signatures.fpo``, computed
+in Python with exact integers (:mod:`jaxgreen.account.pricetag`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from jaxgreen.account import pricetag
+from jaxgreen.account.pricetag import STATUSES as STATUSES
+from jaxgreen.account.pricetag import PriceTag
+from jaxgreen.cost import Cost
+
+SCHEMA_VERSION = 1
+_FORMAT = "jaxgreen-ledger"
+KINDS = ("train", "eval")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+  id TEXT PRIMARY KEY, experiment TEXT NOT NULL, host TEXT, pid INTEGER,
+  process_index INTEGER, process_count INTEGER, device_kind TEXT, device_count INTEGER,
+  jax_version TEXT, jaxgreen_version TEXT, started REAL);
+CREATE TABLE IF NOT EXISTS trials (
+  id TEXT PRIMARY KEY, run_id TEXT NOT NULL, experiment TEXT NOT NULL, name TEXT,
+  hparams TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL DEFAULT 'running'
+  CHECK (status IN ('running', 'completed', 'stopped', 'failed')),
+  error TEXT, started REAL, ended REAL, energy_j REAL, energy_source TEXT);
+CREATE TABLE IF NOT EXISTS signatures (
+  id TEXT PRIMARY KEY, function TEXT NOT NULL, signature TEXT NOT NULL,
+  fpo TEXT NOT NULL, adds TEXT NOT NULL, muls TEXT NOT NULL, exact INTEGER NOT NULL,
+  cost TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (
+  id TEXT PRIMARY KEY, trial_id TEXT NOT NULL, signature_id TEXT NOT NULL,
+  kind TEXT NOT NULL CHECK (kind IN ('train', 'eval')), steps INTEGER NOT NULL,
+  examples INTEGER NOT NULL, first REAL, last REAL);
+CREATE TABLE IF NOT EXISTS metrics (
+  id TEXT PRIMARY KEY, trial_id TEXT NOT NULL, step INTEGER, name TEXT NOT NULL,
+  value REAL, train_fpo TEXT NOT NULL, train_examples INTEGER NOT NULL, time REAL);
+CREATE INDEX IF NOT EXISTS steps_trial ON steps (trial_id);
+CREATE INDEX IF NOT EXISTS metrics_trial ON metrics (trial_id);
+CREATE INDEX IF NOT EXISTS trials_experiment ON trials (experiment);
+"""
+_TABLES = ("runs", "trials", "signatures", "steps", "metrics")
+
+T = TypeVar("T")
+
+
+class LedgerError(ValueError):
+  """A file that is not a jaxgreen ledger, one written by a newer jaxgreen, or a ledger
+  that cannot be read or written (full disk, damaged file, read-only folder, locked)."""
+
+
+def _clear_error(e: sqlite3.Error, path: str, action: str) -> LedgerError:
+  """One clear error for a SQLite failure: what happened to which file, and the fix."""
+  msg = str(e).lower()
+  if "full" in msg:
+    fix = "free disk space or move the ledger to a larger disk; nothing committed is lost"
+  elif "locked" in msg or "busy" in msg:
+    fix = "another writer holds its write lock; retry, or raise Ledger(timeout=...)"
+  elif "malformed" in msg or "not a database" in msg or "corrupt" in msg:
+    fix = ("the file is damaged: recover it with `sqlite3 LEDGER .recover`, or restore a "
+           "copy, and write new trials to a new ledger")
+  elif "readonly" in msg or "read-only" in msg or "unable to open" in msg:
+    fix = "the file or its folder is read-only; copy the ledger to a writable folder"
+  elif "i/o" in msg:
+    fix = "the disk reported an I/O error; check the disk, or write to another ledger"
+  else:
+    fix = "check the file"
+  return LedgerError(f"could not {action} the ledger {path!r} ({e}); {fix}")
+
+
+def _retry(fn: Callable[[], T], timeout: float) -> T:
+  """Runs ``fn``, retrying with jittered backoff while another process holds the lock.
+
+  SQLite's busy handler already waits ``timeout`` seconds for most locks, but some
+  (switching to WAL, a reader upgrading to a writer) fail at once with SQLITE_BUSY.
+  """
+  deadline = time.monotonic() + timeout
+  delay = 0.005
+  while True:
+    try:
+      return fn()
+    except sqlite3.OperationalError as e:
+      msg = str(e).lower()
+      if ("locked" not in msg and "busy" not in msg) or time.monotonic() > deadline:
+        raise
+      time.sleep(delay * random.uniform(0.5, 1.5))
+      delay = min(2 * delay, 0.25)
+
+class CountedSignature(Protocol):
+  """The counted cost of one call of a tracked function for one input signature."""
+
+  id: str
+  function: str
+  signature: str
+  fpo: int
+  cost: Cost
+
+
+# A batch of calls of one signature within one trial, as written to ``steps``:
+# (row id, signature, kind, steps, examples, first call, last call).
+StepRow = tuple[str, CountedSignature, str, int, int, float, float]
+
+
+class Ledger:
+  """A SQLite ledger file (see the module docstring for the schema).
+
+  Args:
+    path: the file (created if absent), or ``":memory:"`` for a ledger that lives
+      only as long as this object.
+    timeout: seconds to wait for other writers before giving up.
+    readonly: open an existing file without writing to it (reports, merge inputs).
+
+  Example:
+    >>> with Ledger(":memory:") as led:
+    ...   tag = led.price_tag()
+    >>> tag.h, tag.fpo
+    (0, 0)
+
+  A ledger written by :class:`jaxgreen.Experiment` is read with::
+
+    led = jaxgreen.Ledger("green.sqlite", readonly=True)
+    print(led.price_tag().table())
+  """
+
+  def __init__(self, path: str | os.PathLike = "green.sqlite", *, timeout: float = 60.0,
+               readonly: bool = False):
+    if isinstance(path, bool) or not isinstance(path, str | os.PathLike):
+      raise TypeError(f"Ledger(path={path!r}) must be a file path such as 'green.sqlite' "
+                      f"(or ':memory:' for a ledger that lives only in this process)")
+    self.path = os.fspath(path)
+    if not isinstance(self.path, str) or not self.path.strip():
+      raise ValueError(f"Ledger(path={path!r}) is empty: SQLite would write a private "
+                       f"temporary database that vanishes; pass a file path such as "
+                       f"'green.sqlite' (or ':memory:')")
+    self.timeout = float(timeout)
+    self.readonly = readonly
+    self._lock = threading.RLock()
+    if readonly:
+      self._open_readonly()
+    else:
+      self._open_writable()
+
+  def _open_readonly(self) -> None:
+    if not Path(self.path).is_file():
+      raise FileNotFoundError(f"no ledger at {self.path!r}; check the path "
+                              f"(ledgers are written by jaxgreen.Experiment)")
+    uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
+    self.conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None,
+                                check_same_thread=False)
+    with self._not_sqlite():
+      try:
+        version = self._read_version()
+      except sqlite3.OperationalError as e:
+        if "unable to open" not in str(e):
+          self.conn.close()
+          raise _clear_error(e, self.path, "read") from e
+        version = self._open_immutable(uri, e)
+      self._check_version(version, writable=False)
+
+  def _open_writable(self) -> None:
+    folder = Path(self.path).parent
+    on_disk = self.path != ":memory:"
+    if on_disk and not folder.is_dir():
+      raise FileNotFoundError(f"Ledger(path={self.path!r}): the folder {str(folder)!r} does "
+                              f"not exist; create it or choose another path")
+    self.conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                check_same_thread=False)
+    with self._not_sqlite():
+      if on_disk:
+        _retry(lambda: self.conn.execute("PRAGMA journal_mode=WAL").fetchone(), self.timeout)
+        # In WAL mode NORMAL never corrupts the file and survives a killed process;
+        # only an OS crash or power loss may drop the last commits.
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+      self._init_schema()
+      if on_disk:
+        self._refuse_damaged()
+
+  def _refuse_damaged(self) -> None:
+    """Never writes new trials into a damaged file (reads of it would fail later)."""
+    check = self.conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+    if check != "ok":
+      self.conn.close()
+      check = " ".join(str(check).split())
+      raise LedgerError(f"the ledger {self.path!r} is damaged ({check}); recover it "
+                        f"with `sqlite3 LEDGER .recover`, or restore a copy, and write "
+                        f"new trials to a new ledger")
+
+  def _open_immutable(self, uri: str, error: sqlite3.Error) -> int:
+    """Reads a ledger whose folder is read-only (SQLite cannot create the ``-shm``
+    file a WAL reader needs): as an immutable file, when no ``-wal`` holds commits."""
+    self.conn.close()
+    wal = Path(self.path + "-wal")
+    if wal.exists() and wal.stat().st_size > 0:
+      raise LedgerError(f"cannot read the ledger {self.path!r}: its folder is read-only "
+                        f"and its last commits are still in {str(wal)!r}; copy both files "
+                        f"to a writable folder and read the copy") from error
+    self.conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=self.timeout,
+                                isolation_level=None, check_same_thread=False)
+    return self._read_version()
+
+  @contextlib.contextmanager
+  def _not_sqlite(self) -> Iterator[None]:
+    try:
+      yield
+    except sqlite3.DatabaseError as e:
+      self.conn.close()
+      if "not a database" not in str(e):
+        raise _clear_error(e, self.path, "open") from e
+      raise LedgerError(f"{self.path!r} is not a SQLite ledger ({e}); pass the .sqlite "
+                        f"file written by jaxgreen.Experiment") from None
+
+  # -- setup -------------------------------------------------------------------
+
+  def _read_version(self) -> int:
+    return _retry(lambda: self.conn.execute("PRAGMA user_version").fetchone()[0],
+                  self.timeout)
+
+  def _check_version(self, version: int, writable: bool) -> None:
+    if version > SCHEMA_VERSION:
+      raise LedgerError(f"{self.path!r} has ledger schema {version}, newer than this "
+                        f"jaxgreen reads ({SCHEMA_VERSION}); upgrade jaxgreen")
+    if version == 0 and not writable:
+      raise LedgerError(f"{self.path!r} is not a jaxgreen ledger (no schema version); "
+                        f"pass the .sqlite file written by jaxgreen.Experiment")
+
+  def _init_schema(self) -> None:
+    def init():
+      with self.transaction() as c:
+        version = c.execute("PRAGMA user_version").fetchone()[0]
+        self._check_version(version, writable=True)
+        if version == 0:
+          tables = {r[0] for r in c.execute(
+              "SELECT name FROM sqlite_master WHERE type = 'table'")}
+          if tables - {"meta", *_TABLES}:
+            raise LedgerError(f"{self.path!r} is a SQLite file of another program "
+                              f"(tables {sorted(tables)}); choose a new ledger path")
+          for stmt in _SCHEMA.split(";"):
+            if stmt.strip():
+              c.execute(stmt)
+          c.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (_FORMAT,))
+          c.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
+          c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    _retry(init, self.timeout)
+
+  @contextlib.contextmanager
+  def transaction(self):
+    """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the write lock up front, so two
+    writers never deadlock upgrading a read lock; rolls back on error."""
+    c = self.conn
+    if c.in_transaction:  # left open by an interruption elsewhere: never keep the lock
+      c.execute("ROLLBACK")
+    try:
+      # BEGIN inside the try: a Ctrl-C landing just after it still rolls back, so the
+      # write lock is never left held (it would block every other writer of the file).
+      c.execute("BEGIN IMMEDIATE")
+      yield c
+      c.execute("COMMIT")
+    except BaseException:
+      if c.in_transaction:
+        with contextlib.suppress(sqlite3.Error):
+          c.execute("ROLLBACK")
+      raise
+
+  def write(self, fn: Callable[[sqlite3.Connection], Any],
+            timeout: float | None = None) -> Any:
+    """Runs ``fn(conn)`` in one write transaction, retrying while the file is busy.
+
+    Args:
+      fn: writes through the connection it is given.
+      timeout: seconds to wait for other writers (default: the ledger's ``timeout``).
+
+    Raises:
+      LedgerError: the write failed (still locked past ``timeout``, disk full, damaged
+        or read-only file); the message names the cause and the fix. The transaction
+        was rolled back: nothing of it was written.
+    """
+    if self.readonly:
+      raise LedgerError(f"ledger {self.path!r} was opened readonly=True")
+    wait = self.timeout if timeout is None else float(timeout)
+
+    def attempt():
+      # One connection serves every thread (check_same_thread=False): one
+      # transaction at a time. Waiting for another thread is bounded like waiting
+      # for another process.
+      if not self._lock.acquire(timeout=max(wait, 0.001)):
+        raise sqlite3.OperationalError("database is locked (by another thread of this "
+                                       "process)")
+      try:
+        if wait != self.timeout:
+          self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
+        try:
+          with self.transaction() as c:
+            return fn(c)
+        finally:
+          if wait != self.timeout:
+            self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+      finally:
+        self._lock.release()
+
+    try:
+      return _retry(attempt, wait)
+    except sqlite3.Error as e:
+      raise _clear_error(e, self.path, "write") from e
+
+  def close(self) -> None:
+    with contextlib.suppress(sqlite3.Error):
+      self.conn.close()
+
+  def __enter__(self) -> Ledger:
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self.close()
+
+  # -- reading -----------------------------------------------------------------
+
+  def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    """The rows of a query, each as a dict of column -> value."""
+    try:
+      cur = _retry(lambda: self.conn.execute(sql, params), self.timeout)
+      names = [d[0] for d in cur.description]
+      return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    except sqlite3.DatabaseError as e:
+      raise _clear_error(e, self.path, "read") from e
+
+  def experiments(self) -> list[str]:
+    return [r["experiment"] for r in self.rows(
+        "SELECT DISTINCT experiment FROM trials ORDER BY experiment")]
+
+  def integrity(self) -> str:
+    """``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
+    return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
+
+  def trial_row(self, trial_id: str) -> dict[str, Any] | None:
+    """``name, hparams, experiment, energy_j`` of a recorded trial, or None."""
+    found = self.rows("SELECT name, hparams, experiment, energy_j FROM trials WHERE id = ?",
+                      (trial_id,))
+    return found[0] if found else None
+
+  def metric_names(self, experiment: str | None) -> list[str]:
+    """The names of the metrics logged by trials of ``experiment`` (all when None)."""
+    where, params = _where(experiment)
+    return [r["name"] for r in self.rows(
+        f"SELECT DISTINCT m.name FROM metrics m JOIN trials t ON t.id = m.trial_id {where} "
+        f"ORDER BY m.name", params)]
+
+  def metric_rows(self, experiment: str | None, metric: str) -> list[dict[str, Any]]:
+    """Rows ``trial, trial_id, step, train_fpo, train_examples, metric, value`` of one
+    metric, in logging order (``train_fpo`` as stored: decimal text)."""
+    where, params = _where(experiment)
+    cond = ("AND" if where else "WHERE") + " m.name = ?"
+    return self.rows(
+        f"SELECT t.name AS trial, t.id AS trial_id, m.step, m.train_fpo, m.train_examples, "
+        f"m.name AS metric, m.value FROM metrics m JOIN trials t ON t.id = m.trial_id "
+        f"{where} {cond} ORDER BY t.started, t.id, m.time, m.step", (*params, metric))
+
+  def price_tag(self, experiment: str | None = None,
+                joules_per_flop: float | None = None, run: str | None = None) -> PriceTag:
+    """The price tag (Equation 1) of one experiment, or of all when ``None``.
+
+    Args:
+      run: only the trials of one run (one execution of the script): ``"latest"`` or
+        the start of a run id (reports list them); default: every run.
+      joules_per_flop: the energy estimate's J/FLOP (default: the chip table's).
+    """
+    pricetag.check_joules_per_flop(joules_per_flop)
+    where, params = _where(experiment)
+    if experiment and experiment not in self.experiments() and not self.rows(
+        "SELECT 1 FROM runs WHERE experiment = ? LIMIT 1", (experiment,)):
+      raise ValueError(f"experiment={experiment!r} is not in {self.path!r}; it holds "
+                       f"{self.experiments()}")
+    if run is not None:
+      run_id = self._pick_run(experiment, run)
+      where, params = ((f"{where} AND" if where else "WHERE") + " t.run_id = ?",
+                       (*params, run_id))
+    return pricetag.build(experiment, *self._price_tag_rows(where, params),
+                          joules_per_flop=joules_per_flop)
+
+  def _price_tag_rows(self, where: str, params: tuple) -> tuple[
+      list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[str],
+      list[tuple[str, float | None]]]:
+    """Trials, step rows, inexact signatures, train functions with no examples, runs."""
+    also = "AND" if where else "WHERE"
+    trials = self.rows(
+        f"SELECT t.*, r.device_kind, r.device_count, r.host AS run_host, r.pid AS run_pid, "
+        f"r.started AS run_started FROM trials t "
+        f"LEFT JOIN runs r ON r.id = t.run_id {where} ORDER BY t.started, t.id", params)
+    steps = self.rows(
+        f"SELECT s.trial_id, s.kind, s.steps, s.examples, g.fpo, g.exact FROM steps s "
+        f"JOIN signatures g ON g.id = s.signature_id JOIN trials t ON t.id = s.trial_id "
+        f"{where}", params)
+    inexact = self.rows(
+        f"SELECT DISTINCT g.function, g.cost FROM signatures g JOIN steps s ON "
+        f"s.signature_id = g.id JOIN trials t ON t.id = s.trial_id {where} "
+        f"{also} g.exact = 0 ORDER BY g.function", params)
+    no_examples = [r["function"] for r in self.rows(
+        f"SELECT g.function FROM steps s JOIN signatures g ON g.id = s.signature_id "
+        f"JOIN trials t ON t.id = s.trial_id {where} {also} "
+        f"s.kind = 'train' GROUP BY g.function HAVING SUM(s.examples) = 0 "
+        f"ORDER BY g.function", params)]
+    runs = [(r["id"], r["started"]) for r in self.rows(
+        "SELECT id, started FROM runs WHERE id IN (SELECT DISTINCT run_id FROM trials t "
+        f"{where}) ORDER BY started, id", params)]
+    return trials, steps, inexact, no_examples, runs
+
+  def _pick_run(self, experiment: str | None, run: str) -> str:
+    where, params = ("WHERE experiment = ?", (experiment,)) if experiment else ("", ())
+    ids = [r["id"] for r in self.rows(f"SELECT id FROM runs {where} ORDER BY started, id",
+                                      params)]
+    if not isinstance(run, str) or not run:
+      raise ValueError(f"run={run!r}: pass 'latest' or the start of a run id")
+    found = ids[-1:] if run == "latest" else [i for i in ids if i.startswith(run)]
+    if len(found) != 1:
+      listed = ", ".join(i[:8] for i in ids[-5:]) or "none"
+      raise ValueError(f"run={run!r} matches {'no' if not found else 'several'} runs of "
+                       f"{experiment or 'the ledger'} (latest runs: {listed}); pass 'latest' "
+                       f"or a longer start of a run id")
+    return found[0]
+
+  # -- writing -----------------------------------------------------------------
+
+  def add_run(self, row: Sequence[Any]) -> None:
+    """Records a run: ``id, experiment, host, pid, process_index, process_count,
+    device_kind, device_count, jax_version, jaxgreen_version, started``."""
+    self.write(lambda c: c.execute(
+        "INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", tuple(row)))
+
+  def write_trial(self, trial_id: str, *, start: Sequence[Any] | None = None,
+                  steps: Sequence[StepRow] = (), metrics: Sequence[Sequence[Any]] = (),
+                  end: Sequence[Any] | None = None, known: Container[str] = (),
+                  timeout: float | None = None) -> None:
+    """Writes what one trial owes in one transaction (see :meth:`write`).
+
+    Every row is written with ``INSERT OR IGNORE`` on its unique id, so writing the
+    same rows again (after an interruption just past the commit) adds nothing twice.
+
+    Args:
+      trial_id: the trial's id.
+      start: ``id, run_id, experiment, name, hparams, started, resumed``: the trial
+        row to insert, or (``resumed`` true) to mark running again under ``run_id``.
+      steps: step rows; the signature of each is written too unless it is in ``known``.
+      metrics: rows ``id, trial_id, step, name, value, train_fpo, train_examples, time``.
+      end: ``status, error, ended, energy_j, energy_source`` of the ended trial.
+      known: ids of signatures already committed to this ledger.
+      timeout: seconds to wait for another writer (None: the ledger's timeout).
+    """
+    def write(c: sqlite3.Connection) -> None:
+      if start is not None and start[-1]:  # resumed: running again, under this run
+        c.execute("UPDATE trials SET status = 'running', run_id = ?, error = NULL, "
+                  "ended = NULL WHERE id = ?", (start[1], start[0]))
+      elif start is not None:
+        c.execute("INSERT OR IGNORE INTO trials (id, run_id, experiment, name, hparams, "
+                  "status, started) VALUES (?, ?, ?, ?, ?, 'running', ?)", tuple(start[:-1]))
+      for row_id, sig, kind, n, examples, first, last in steps:
+        if sig.id not in known:
+          _write_signature(c, sig)
+        c.execute("INSERT OR IGNORE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                  (row_id, trial_id, sig.id, kind, n, examples, first, last))
+      if metrics:
+        c.executemany("INSERT OR IGNORE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      metrics)
+      if end is not None:
+        c.execute("UPDATE trials SET status = ?, error = ?, ended = ?, energy_j = ?, "
+                  "energy_source = ? WHERE id = ?", (*end, trial_id))
+
+    self.write(write, timeout=timeout)
+
+
+def _write_signature(c: sqlite3.Connection, sig: CountedSignature) -> None:
+  cost = sig.cost
+  c.execute("INSERT OR IGNORE INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (sig.id, sig.function, sig.signature, str(sig.fpo), str(int(cost.adds)),
+             str(int(cost.muls)), int(cost.exact), cost.to_json()))
+
+
+def _where(experiment: str | None) -> tuple[str, tuple]:
+  return ("WHERE t.experiment = ?", (experiment,)) if experiment else ("", ())
+
+
+# The code of the functions inside which a ledger transaction is open: a signal
+# handler that finds one of them on the stack lets the transaction finish first.
+TRANSACTION_CODE = frozenset(f.__code__ for f in (
+    Ledger.write, Ledger.write_trial, Ledger.add_run, inspect.unwrap(Ledger.transaction)))
+
+
+# -- merge -----------------------------------------------------------------------
+
+
+def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict[str, int]:
+  """Copies every row of ``sources`` into ``dest`` (created if absent).
+
+  Rows are keyed by globally unique ids, so merging the same source twice, or a
+  ledger that already holds some of the rows, adds nothing twice. A trial that is
+  ``running`` in one file and ended in another takes the ended row. Sources are
+  opened read-only and never changed.
+
+  Returns:
+    New rows added per table.
+
+  Example::
+
+    jaxgreen.merge_ledgers(["host0.sqlite", "host1.sqlite"], "all.sqlite")
+  """
+  paths = [str(s) for s in sources]
+  if not paths:
+    raise ValueError("merge(sources=...) is empty; name at least one ledger file")
+  if isinstance(dest, bool) or not isinstance(dest, str | os.PathLike) or not str(dest).strip():
+    raise ValueError(f"merge(dest={dest!r}) must be the path of the merged ledger, e.g. "
+                     f"'all.sqlite'")
+  dest = os.fspath(dest)
+  for s in paths:
+    Ledger(s, readonly=True).close()  # validates each input before writing anything
+  out = Ledger(dest)
+  added = dict.fromkeys(_TABLES, 0)
+  try:
+    for s in paths:
+      if Path(s).resolve() == Path(dest).resolve():
+        continue
+      with Ledger(s, readonly=True) as src:
+        batches = _merge_batches(src)
+      for table, n in out.write(functools.partial(_insert, batches=batches)).items():
+        added[table] += n
+  finally:
+    out.close()
+  return added
+
+
+def _merge_batches(src: Ledger) -> list[tuple[str, str, list[tuple]]]:
+  """(table, INSERT statement, rows) of every non-empty table of ``src``."""
+  batches = []
+  for table in _TABLES:
+    rows = src.rows(f"SELECT * FROM {table}")
+    if not rows:
+      continue
+    cols = list(rows[0])
+    sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
+           f"({', '.join('?' * len(cols))}) ON CONFLICT(id) DO ")
+    if table == "trials":
+      sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")
+      sql += (f"UPDATE SET {sets} WHERE trials.status = 'running' "
+              f"AND excluded.status != 'running'")
+    else:
+      sql += "NOTHING"
+    batches.append((table, sql, [tuple(r.values()) for r in rows]))
+  return batches
+
+
+def _insert(c: sqlite3.Connection, batches: Sequence[tuple[str, str, list[tuple]]]
+            ) -> dict[str, int]:
+  """Runs the batches of one source; returns the rows each table gained. One
+  transaction per source: a merge killed midway adds nothing of it (never trials
+  without their steps, which would read as 0 FPO until rerun)."""
+  counts = {}
+  for table, sql, values in batches:
+    before = c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
+    c.executemany(sql, values)
+    counts[table] = c.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] - before
+  return counts

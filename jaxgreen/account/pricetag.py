@@ -1,0 +1,380 @@
+"""The price tag: Equation 1 of Green AI, Cost(R) ∝ E · D · H, and its rendering.
+
+A :class:`PriceTag` holds the cost of a set of trials (one :class:`TrialCost` each) as
+read from a ledger (:meth:`jaxgreen.Ledger.price_tag`), and renders it as a terminal
+table, Markdown or JSON. It is plain data: nothing here reads or writes a file.
+
+Example:
+  >>> trial = TrialCost(id="t1", experiment="demo", name="lr=0.1", hparams={"lr": 0.1},
+  ...                   status="completed", train_steps=10, train_examples=640,
+  ...                   train_fpo=6_400_000, eval_steps=0, eval_examples=0, eval_fpo=0,
+  ...                   wall_s=2.0, device_kind="cpu", device_count=1, exact=True,
+  ...                   energy_j=None, energy_source=None)
+  >>> tag = PriceTag("demo", (trial,))
+  >>> tag.e, tag.d, tag.h
+  (10000.0, 640.0, 1)
+  >>> tag.to_dict()["fpo"]
+  6400000
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jaxgreen.account.energy import trial_energy
+from jaxgreen.report import human, markdown_table, table
+
+STATUSES = ("running", "completed", "stopped", "failed")
+# As reported: a 'running' trial whose process is gone is reported as 'crashed'.
+REPORTED_STATUSES = (*STATUSES, "crashed")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialCost:
+  """The cost of one trial. FPO totals are exact integers."""
+
+  id: str
+  experiment: str
+  name: str
+  hparams: Mapping[str, Any]
+  status: str
+  train_steps: int
+  train_examples: int
+  train_fpo: int
+  eval_steps: int
+  eval_examples: int
+  eval_fpo: int
+  wall_s: float | None
+  device_kind: str
+  device_count: int
+  exact: bool
+  energy_j: float | None
+  energy_source: str | None
+  error: str | None = None  # why it failed or stopped (the exception, the reason given)
+  run_id: str | None = None
+
+  @property
+  def fpo(self) -> int:
+    return self.train_fpo + self.eval_fpo
+
+  @property
+  def e_train(self) -> float | None:
+    """E: training FPO per training example."""
+    return self.train_fpo / self.train_examples if self.train_examples else None
+
+  @property
+  def e_eval(self) -> float | None:
+    """E at inference: evaluation FPO per evaluated example."""
+    return self.eval_fpo / self.eval_examples if self.eval_examples else None
+
+  def to_dict(self) -> dict[str, Any]:
+    d = dataclasses.asdict(self)
+    d["hparams"] = dict(self.hparams)
+    return d | {"fpo": self.fpo, "e_train": self.e_train, "e_eval": self.e_eval}
+
+
+@dataclasses.dataclass(frozen=True)
+class PriceTag:
+  """Equation 1 of Green AI, Cost(R) ∝ E · D · H, for a set of trials.
+
+  ``E`` is training FPO per example over all trials (Σ train FPO / Σ D), ``D`` the
+  mean number of training examples per trial, ``H`` the number of trials (completed,
+  stopped early and failed alike: all were paid for). ``E · D · H`` equals the total
+  training FPO exactly (up to float rounding of E and D); evaluation (inference) work
+  is reported apart. Energy is a separate figure, never added to FPO.
+  """
+
+  experiment: str | None
+  trials: tuple[TrialCost, ...]
+  joules_per_flop: float | None = None
+  joules_per_flop_source: str | None = None
+  inexact_notes: tuple[str, ...] = ()  # why counts are not exact, per signature
+  runs: tuple[tuple[str, float | None], ...] = ()  # (run id, start time) in start order
+  no_examples: tuple[str, ...] = ()  # train functions whose steps recorded 0 examples
+
+  @property
+  def h(self) -> int:
+    return len(self.trials)
+
+  @property
+  def train_fpo(self) -> int:
+    return sum(t.train_fpo for t in self.trials)
+
+  @property
+  def eval_fpo(self) -> int:
+    return sum(t.eval_fpo for t in self.trials)
+
+  @property
+  def fpo(self) -> int:
+    return self.train_fpo + self.eval_fpo
+
+  @property
+  def train_examples(self) -> int:
+    return sum(t.train_examples for t in self.trials)
+
+  @property
+  def eval_examples(self) -> int:
+    return sum(t.eval_examples for t in self.trials)
+
+  @property
+  def e(self) -> float | None:
+    return self.train_fpo / self.train_examples if self.train_examples else None
+
+  @property
+  def e_eval(self) -> float | None:
+    return self.eval_fpo / self.eval_examples if self.eval_examples else None
+
+  @property
+  def d(self) -> float | None:
+    return self.train_examples / self.h if self.h else None
+
+  @property
+  def wall_s(self) -> float:
+    return sum(t.wall_s or 0.0 for t in self.trials)
+
+  @property
+  def exact(self) -> bool:
+    return all(t.exact for t in self.trials)
+
+  def warnings(self) -> list[str]:
+    """What the figures may hide: train steps that recorded no examples (D = 0)."""
+    if not self.no_examples:
+      return []
+    return [f"D = 0 for the train step(s) {', '.join(self.no_examples)}: their FPO is "
+            f"counted but no examples, so E and D are off; give track(examples=N), or "
+            f"track(examples='name of the batch argument')"]
+
+  def devices(self) -> str:
+    kinds = sorted({f"{t.device_count} x {t.device_kind}" for t in self.trials})
+    return ", ".join(kinds) or "-"
+
+  def energy(self) -> tuple[float | None, str]:
+    """(joules, label): measured where every trial was measured, else an estimate."""
+    total, measured, estimates = 0.0, 0, []
+    for t in self.trials:
+      j, label = trial_energy(t, self.joules_per_flop)
+      if j is None:
+        return None, label
+      total += j
+      if label.startswith("measured"):
+        measured += 1
+      else:
+        estimates.append(label)
+    if not self.trials:
+      return None, "unavailable: no trials"
+    if not estimates:
+      return total, "measured (NVML)"
+    if not measured:
+      return total, estimates[0] if len(set(estimates)) == 1 else "estimate, mixed chips"
+    return total, (f"mixed: {measured} trial(s) measured (NVML), {len(estimates)} "
+                   f"estimate(s)")
+
+  def to_dict(self) -> dict[str, Any]:
+    joules, label = self.energy()
+    return {
+        "experiment": self.experiment,
+        "H_trials": self.h,
+        "D_examples_per_trial": self.d,
+        "E_train_fpo_per_example": self.e,
+        "train_fpo": self.train_fpo,
+        "train_examples": self.train_examples,
+        "eval_fpo": self.eval_fpo,
+        "eval_examples": self.eval_examples,
+        "E_eval_fpo_per_example": self.e_eval,
+        "fpo": self.fpo,
+        "exact": self.exact,
+        "inexact_notes": list(self.inexact_notes),
+        "runs": [{"id": r, "started": t} for r, t in self.runs],
+        "warnings": self.warnings(),
+        "wall_s": self.wall_s,
+        "devices": self.devices(),
+        "energy_j": joules,
+        "energy_label": label,
+        "trials": [t.to_dict() for t in self.trials],
+    }
+
+  def to_json(self, **kw) -> str:
+    return json.dumps(self.to_dict(), **kw)
+
+  def table(self) -> str:
+    """A plain-text report for a terminal."""
+    return self._render(markdown=False)
+
+  def markdown(self) -> str:
+    return self._render(markdown=True)
+
+  def _render(self, markdown: bool) -> str:
+    render = markdown_table if markdown else table
+    title = self.experiment or "all experiments"
+    out = [f"## Price tag: {title}" if markdown else f"Price tag: {title}", ""]
+    rows = []
+    for t in self.trials:
+      rows.append([t.name, t.status, f"{t.train_steps:,}", f"{t.train_examples:,}",
+                   _e(t.e_train), f"{t.train_fpo:,}", f"{t.eval_examples:,}", _e(t.e_eval),
+                   f"{t.eval_fpo:,}", _s(t.wall_s)])
+    out.append(render(["trial", "status", "steps", "D", "E train", "train FPO", "D eval",
+                       "E eval", "eval FPO", "wall"], rows, "llrrrrrrrr"))
+    out.append("D: examples; E: FPO per example")
+    out.append("")
+    e, d, h = self.e, self.d, self.h
+    eq = "-"
+    if e is not None and d is not None:
+      eq = f"{e:,.1f} x {d:,.1f} x {h} = {e * d * h:,.0f}"
+    spread = ""
+    es = [t.e_train for t in self.trials if t.e_train is not None]
+    if es and max(es) != min(es):
+      spread = f" (per trial {human(min(es))} .. {human(max(es))})"
+    joules, label = self.energy()
+    totals = [
+        ["E: train FPO per example", _e(e) + spread],
+        ["D: train examples per trial (mean)", "-" if d is None else f"{d:,.1f}"],
+        ["H: trials (every status)", f"{h} ({self._statuses()})"],
+        ["E x D x H", eq],
+        ["train FPO (sum over trials, steps)", f"{self.train_fpo:,} ({human(self.train_fpo)})"],
+        ["eval FPO (inference, apart)",
+         f"{self.eval_fpo:,} ({human(self.eval_fpo)}; E eval {_e(self.e_eval)})"],
+        ["total FPO", f"{self.fpo:,} ({human(self.fpo)})"],
+        ["exact", "yes" if self.exact else "NO (why: below)"],
+        ["wall-clock", _s(self.wall_s)],
+        ["devices", self.devices()],
+        ["energy (not FPO)", label if joules is None else f"{joules:.3g} J ({label})"],
+    ]
+    if len(self.runs) > 1:
+      first, last = self.runs[0], self.runs[-1]
+      totals.append(["runs (script executions)",
+                     f"{len(self.runs)}: {first[0][:8]} ({_date(first[1])}) .. {last[0][:8]} "
+                     f"({_date(last[1])}); one run: --run latest"])
+    out.append(render(["Equation 1: Cost(R) ∝ E · D · H", "value"], totals, "ll"))
+    notes = [f"{t.name} ({t.status}): {t.error}" for t in self.trials if t.error]
+    if notes:
+      out += ["", "Why trials failed or stopped:"] + [f"  {n}" for n in notes]
+    if not self.exact:
+      out += ["", "Why counts are not exact:"] + [
+          f"  {n}" for n in self.inexact_notes or ("a signature was not counted exactly",)]
+    warns = self.warnings()
+    if warns:
+      out += [""] + [f"WARNING: {w}" for w in warns]
+    return "\n".join(out)
+
+  def _statuses(self) -> str:
+    counts = {s: sum(t.status == s for t in self.trials) for s in REPORTED_STATUSES}
+    return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+
+
+def _date(t: float | None) -> str:
+  return "?" if t is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(t))
+
+
+def _e(x: float | None) -> str:
+  return "-" if x is None else f"{x:,.1f}"
+
+
+def _s(x: float | None) -> str:
+  return "-" if x is None else f"{x:,.2f} s"
+
+
+def _process_gone(host: str | None, pid: int | None, started: float | None) -> bool:
+  """True when the process that wrote a run is known to be gone: it ran on this host
+  and its pid is free, or was reused by a process started after the run. A run of
+  another host cannot be checked from here (False)."""
+  if not host or not pid or host != socket.gethostname() or pid == os.getpid():
+    return False
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return True
+  except (PermissionError, OSError):
+    pass
+  try:  # Linux: when did the process now holding this pid start?
+    with open(f"/proc/{pid}/stat") as f:
+      ticks = int(f.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as f:
+      boot = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+    return started is not None and boot + ticks / os.sysconf("SC_CLK_TCK") > started + 2
+  except (OSError, ValueError, IndexError, StopIteration):
+    return False
+
+
+
+
+def check_joules_per_flop(joules_per_flop: float | None) -> None:
+  """Rejects anything but None or a number > 0."""
+  if joules_per_flop is not None and (
+      isinstance(joules_per_flop, bool) or not isinstance(joules_per_flop, int | float)
+      or not joules_per_flop > 0):
+    raise ValueError(f"joules_per_flop={joules_per_flop!r} must be a number > 0 "
+                     f"(e.g. 7.1e-13), or None to use the chip table")
+
+
+def build(experiment: str | None, trials: Sequence[Mapping[str, Any]],
+          steps: Sequence[Mapping[str, Any]], inexact: Sequence[Mapping[str, Any]],
+          no_examples: Sequence[str], runs: Sequence[tuple[str, float | None]],
+          joules_per_flop: float | None = None) -> PriceTag:
+  """The price tag of ledger rows (as read by :meth:`jaxgreen.Ledger.price_tag`).
+
+  Args:
+    experiment: its name, or None for all experiments.
+    trials: trial rows joined with their run's ``device_kind, device_count``,
+      ``run_host, run_pid, run_started``, in start order.
+    steps: rows ``trial_id, kind, steps, examples, fpo, exact`` (one per step row).
+    inexact: rows ``function, cost`` of the signatures not counted exactly.
+    no_examples: train functions whose steps recorded 0 examples.
+    runs: (run id, start time) of the runs holding the trials, in start order.
+    joules_per_flop: the energy estimate's J/FLOP, or None for the chip table.
+  """
+  return PriceTag(experiment, _trial_costs(trials, steps), joules_per_flop,
+                  None if joules_per_flop is None else "given", _inexact_notes(inexact),
+                  tuple(runs), tuple(no_examples))
+
+
+def _trial_costs(trials: Sequence[Mapping[str, Any]],
+                 steps: Sequence[Mapping[str, Any]]) -> tuple[TrialCost, ...]:
+  """FPO of a trial = Σ over its step rows of steps × FPO per call, in exact integers."""
+  sums: dict[tuple[str, str], list[int]] = {}
+  exact: dict[str, bool] = {}
+  for r in steps:
+    acc = sums.setdefault((r["trial_id"], r["kind"]), [0, 0, 0])
+    acc[0] += r["steps"]
+    acc[1] += r["examples"]
+    acc[2] += r["steps"] * int(r["fpo"])
+    exact[r["trial_id"]] = exact.get(r["trial_id"], True) and bool(r["exact"])
+  out = []
+  for t in trials:
+    tr = sums.get((t["id"], "train"), [0, 0, 0])
+    ev = sums.get((t["id"], "eval"), [0, 0, 0])
+    done = t["ended"] is not None and t["started"] is not None
+    wall = t["ended"] - t["started"] if done else None
+    out.append(TrialCost(
+        id=t["id"], experiment=t["experiment"], name=t["name"] or t["id"][:8],
+        hparams=json.loads(t["hparams"] or "{}"),
+        status="crashed" if t["status"] == "running" and _process_gone(
+            t["run_host"], t["run_pid"], t["run_started"]) else t["status"],
+        train_steps=tr[0], train_examples=tr[1], train_fpo=tr[2],
+        eval_steps=ev[0], eval_examples=ev[1], eval_fpo=ev[2], wall_s=wall,
+        device_kind=t["device_kind"] or "?", device_count=t["device_count"] or 0,
+        exact=exact.get(t["id"], True), energy_j=t["energy_j"],
+        energy_source=t["energy_source"], error=t["error"], run_id=t["run_id"]))
+  return tuple(out)
+
+
+def _inexact_notes(rows: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+  """Why counts are not exact: one note per function and reason, in row order."""
+  notes: list[str] = []
+  for r in rows:
+    try:
+      cost = json.loads(r["cost"])
+    except ValueError:
+      cost = {}
+    why = list(cost.get("inexact") or [])
+    why += [f"no rule for {k} (x{v})" for k, v in (cost.get("uncounted") or {}).items()]
+    for w in why or ["not exact"]:
+      note = f"{r['function']}: {w}"
+      if note not in notes:
+        notes.append(note)
+  return tuple(notes)

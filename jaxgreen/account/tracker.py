@@ -1,0 +1,441 @@
+"""The hot path: ``@track`` on a train or eval step, and its cache of counts.
+
+Green AI's price tag of a result is ``Cost(R) ∝ E · D · H``: the cost of one example
+(E), the number of training examples (D) and the number of hyperparameter trials (H).
+``@jaxgreen.track`` counts E from the step's program (``jaxgreen.count``, once per
+input signature) and adds up steps and examples; the active trial
+(:mod:`jaxgreen.account.attribution`) receives each step.
+
+Nothing here waits for the device: a tracked call only looks at argument shapes,
+dtypes and avals, never at values, and the count traces the program abstractly
+(for a ``jax.jit`` step the trace is shared with jit's own trace cache).
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import inspect
+import threading
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
+
+import jax
+import numpy as np
+
+from jaxgreen._compat import ArrayImpl as _ArrayImpl
+from jaxgreen._compat import trace_state_clean as _top_level
+from jaxgreen._state import final_state, has_graph_nodes
+from jaxgreen.account.attribution import ACTIVE, RUNNING, fallback_trial
+from jaxgreen.account.ledger import KINDS
+from jaxgreen.api import count
+from jaxgreen.cost import Cost
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+# -- signatures --------------------------------------------------------------------
+
+
+def _is_array(x: Any) -> bool:
+  return hasattr(x, "shape") and hasattr(x, "dtype")
+
+
+def _leaf_key(x: Any, jitted: bool) -> Any:
+  if isinstance(x, jax.Array):
+    # The aval (shape, dtype, weak type, sharding-in-types) is what jit traces on, so
+    # it fixes the jaxpr and hence the count. Device placement only changes how that
+    # same global program is compiled, not its FPO, so it is left out of the key.
+    return x.aval
+  if _is_array(x):  # numpy arrays and scalars
+    return (tuple(x.shape), np.dtype(x.dtype))
+  if jitted and isinstance(x, (bool, int, float, complex)):
+    return ("py", type(x))  # jit abstracts Python scalars: the value does not matter
+  try:
+    hash(x)
+  except TypeError:
+    return ("id", type(x), id(x))
+  # A plain function may branch on a Python value, so it is part of the signature.
+  return ("value", type(x), x)
+
+
+def _describe(leaves: Sequence[Any], statics: Sequence[Any], jitted: bool) -> str:
+  parts = []
+  for x in leaves:
+    if _is_array(x):
+      parts.append(f"{np.dtype(x.dtype).name}[{','.join(map(str, x.shape))}]")
+    elif jitted and isinstance(x, (bool, int, float, complex)):
+      # Any value shares this signature (see _leaf_key): name the type, not the
+      # first value seen, so the signature id does not depend on it.
+      parts.append(type(x).__name__)
+    else:
+      parts.append(repr(x))
+  if statics:
+    parts.append("static " + ", ".join(repr(s) for s in statics))
+  return ", ".join(parts)
+
+
+class _Entry:
+  """The counted cost of one call for one input signature."""
+
+  __slots__ = ("calls", "cost", "examples", "fpo", "function", "id", "signature")
+
+  def __init__(self, cost: Cost, signature: str, examples: int, function: str):
+    self.cost = cost
+    self.fpo = int(cost.fpo)
+    self.signature = signature
+    self.examples = examples
+    self.function = function
+    self.calls = 0
+    digest = hashlib.sha256(f"{function}\n{signature}\n{cost.to_json(sort_keys=True)}"
+                            .encode()).hexdigest()
+    self.id = digest[:32]
+
+
+class Tracker:
+  """Running totals of one tracked function (``step.tracker``).
+
+  Attributes:
+    name: the function's name as recorded in the ledger.
+    kind: ``"train"`` or ``"eval"``.
+    steps: calls so far.
+    examples: examples so far (D for a train step).
+  """
+
+  def __init__(self, fn: Callable, *, examples: Any, kind: str, name: str | None,
+               static_argnums: Sequence[int], static_argnames: Sequence[str],
+               count_options: Mapping[str, Any]):
+    self.fn = fn
+    self.kind = kind
+    self.name: str = name or _name_of(fn)
+    self.steps = 0
+    self.examples = 0
+    self.entries: dict[Any, _Entry] = {}
+    self.fast: _Entry | None = None
+    self.jitted = hasattr(fn, "_cache_size")
+    self._lock = threading.Lock()
+    self._static_argnums = frozenset(static_argnums)
+    self._static_argnames = frozenset(static_argnames)
+    self._count_options = dict(count_options)
+    self._examples_fn: Callable | None = None
+    self._examples_const: int | None = None
+    self._examples_arg: tuple[str, int | None] | None = None
+    self._init_examples(examples)
+
+  # -- examples ----------------------------------------------------------------
+
+  def _init_examples(self, examples: Any) -> None:
+    try:
+      params = list(inspect.signature(self.fn).parameters.values())
+    except (TypeError, ValueError):
+      params = []
+    if examples is None:
+      examples = "batch" if any(p.name == "batch" for p in params) else 0
+    if isinstance(examples, bool):
+      raise TypeError(f"track(examples={examples!r}): pass an argument name, an int or "
+                      f"a function (args, kwargs) -> int")
+    if isinstance(examples, int):
+      if examples < 0:
+        raise ValueError(f"track(examples={examples}) must be >= 0")
+      self._examples_const = examples
+    elif isinstance(examples, str):
+      self._examples_arg = self._batch_argument(examples, params)
+    elif callable(examples):
+      self._examples_fn = examples
+    else:
+      raise TypeError(f"track(examples={examples!r}): pass an argument name such as "
+                      f"'batch', an int, or a function (args, kwargs) -> int")
+
+  def _batch_argument(self, name: str, params: Sequence[inspect.Parameter]
+                      ) -> tuple[str, int | None]:
+    """(name, position or None if keyword-only) of the argument holding the batch."""
+    names = [p.name for p in params]
+    if params and name not in names:
+      raise ValueError(f"track(examples={name!r}): {self.name} has no argument "
+                       f"{name!r}; its arguments are {names}")
+    pos = None
+    if name in names:
+      p = params[names.index(name)]
+      if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+        pos = names.index(name)
+    return name, pos
+
+  def _examples_from_arg(self, args: tuple, kwargs: dict) -> int:
+    name, pos = self._examples_arg  # type: ignore[misc]
+    if name in kwargs:
+      value = kwargs[name]
+    elif pos is not None and pos < len(args):
+      value = args[pos]
+    else:
+      raise TypeError(f"track(examples={name!r}): the call to {self.name} did not pass "
+                      f"{name!r}; pass it, or give track(examples=N)")
+    for leaf in jax.tree_util.tree_leaves(value):
+      if _is_array(leaf) and len(leaf.shape) >= 1:
+        return int(leaf.shape[0])
+    raise ValueError(f"track(examples={name!r}): argument {name!r} of {self.name} has no "
+                     f"array with a leading (batch) dimension; give track(examples=N)")
+
+  def _examples(self, args: tuple, kwargs: dict) -> int:
+    n = self._examples_fn(args, kwargs)  # type: ignore[misc]
+    if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+      raise TypeError(f"track(examples=...) returned {n!r}; it must return an int >= 0")
+    return int(n)
+
+  # -- signatures --------------------------------------------------------------
+
+  def _split(self, args: tuple, kwargs: dict):
+    if not self._static_argnums and not self._static_argnames:
+      return args, kwargs, ()
+    n = len(args)
+    static_pos = {i % n for i in self._static_argnums if -n <= i < n}
+    dyn_args = tuple(a for i, a in enumerate(args) if i not in static_pos)
+    dyn_kwargs = {k: v for k, v in kwargs.items() if k not in self._static_argnames}
+    statics = (tuple((i, args[i]) for i in sorted(static_pos))
+               + tuple((k, kwargs[k]) for k in sorted(kwargs) if k in self._static_argnames))
+    return dyn_args, dyn_kwargs, statics
+
+  def entry(self, args: tuple, kwargs: dict) -> _Entry:
+    """The cost entry for this call's signature; counts it on first sight."""
+    dyn_args, dyn_kwargs, statics = self._split(args, kwargs)
+    leaves, treedef = jax.tree_util.tree_flatten((dyn_args, dyn_kwargs))
+    jitted = self.jitted
+    key = (treedef, tuple([x.aval if type(x) is _ArrayImpl else _leaf_key(x, jitted)
+                           for x in leaves]), statics)
+    e = self.entries.get(key)
+    if e is None:
+      e = self.entries[key] = self._count(args, kwargs, leaves, treedef, statics)
+    return e
+
+  def _count(self, args, kwargs, leaves, treedef, statics) -> _Entry:
+    arr = [i for i, x in enumerate(leaves) if _is_array(x)]
+    abstract = [jax.ShapeDtypeStruct(tuple(leaves[i].shape), leaves[i].dtype,
+                                     weak_type=bool(getattr(leaves[i], "weak_type", False)))
+                for i in arr]
+    fixed = list(leaves)
+    fn = self.fn
+    # nnx objects the step updates in place are outputs of what is counted (see
+    # jaxgreen._state): otherwise DCE drops the backward pass and the optimizer.
+    stateful = has_graph_nodes((args, kwargs))
+
+    def call(*arrays):
+      ls = list(fixed)
+      for i, a in zip(arr, arrays, strict=True):
+        ls[i] = a
+      dyn_args, dyn_kwargs = jax.tree_util.tree_unflatten(treedef, ls)
+      full = list(dyn_args)
+      for i, v in statics:
+        if isinstance(i, int):
+          full.insert(i, v)
+      kw = dict(dyn_kwargs) | {k: v for k, v in statics if isinstance(k, str)}
+      out = fn(*full, **kw)
+      return (out, final_state((full, kw))) if stateful else out
+
+    try:
+      cost = count(call, **self._count_options)(*abstract)
+    except Exception as e:  # a tracker must never stop training; the gap is recorded
+      warnings.warn(f"jaxgreen.track: could not count {self.name}: {e!r}; its FPO is "
+                    f"recorded as 0 and marked inexact", stacklevel=4)
+      cost = Cost(inexact=(f"count of {self.name} failed: {e!r}",))
+    examples = 0
+    if self._examples_const is not None:
+      examples = self._examples_const
+    elif self._examples_arg is not None:
+      examples = self._examples_from_arg(args, kwargs)
+    return _Entry(cost, _describe(leaves, [v for _, v in statics], self.jitted), examples,
+                  self.name)
+
+  # -- totals ------------------------------------------------------------------
+
+  def record(self, entry: _Entry, args: tuple, kwargs: dict) -> None:
+    """Adds one call of ``entry``'s signature with these arguments to the totals."""
+    self._record(entry, self._examples_of(entry, args, kwargs))
+
+  def _examples_of(self, entry: _Entry, args: tuple, kwargs: dict) -> int:
+    return entry.examples if self._examples_fn is None else self._examples(args, kwargs)
+
+  def _record(self, entry: _Entry, ex: int) -> None:
+    with self._lock:  # steps may run in several threads
+      entry.calls += 1
+      self.steps += 1
+      self.examples += ex
+    trial = ACTIVE.get()
+    if trial is None and RUNNING:
+      trial = fallback_trial()
+    if trial is not None:
+      trial._add(entry, self.kind, ex)
+
+  @property
+  def fpo(self) -> int:
+    """FPO of all calls so far: Σ over signatures of calls × FPO per call."""
+    return sum(e.calls * e.fpo for e in self.entries.values())
+
+  @property
+  def cost(self) -> Cost:
+    """The full :class:`Cost` of all calls so far (breakdowns included)."""
+    return sum((e.cost * e.calls for e in self.entries.values()), Cost())
+
+  def totals(self) -> dict[str, Any]:
+    e = self.fpo / self.examples if self.examples else None
+    return {"function": self.name, "kind": self.kind, "steps": self.steps,
+            "examples": self.examples, "fpo": self.fpo, "fpo_per_example": e,
+            "signatures": len(self.entries)}
+
+  def reset(self) -> None:
+    """Zeroes the running totals; counted signatures are kept."""
+    self.steps = self.examples = 0
+    for e in self.entries.values():
+      e.calls = 0
+
+
+def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str = "train",
+          name: str | None = None, static_argnums: int | Sequence[int] | None = None,
+          static_argnames: str | Sequence[str] | None = None,
+          **count_options: Any) -> Any:
+  """Counts the FPO of every call of a train or eval step, plain or ``jax.jit``-ed.
+
+  Each call's signature (the pytree structure, the avals of its arrays: shape, dtype,
+  weak type and sharding-in-types, and the static arguments) is counted once with
+  :func:`jaxgreen.count` and cached; then each call adds one step, its examples and
+  its FPO to the totals (``step.tracker``) and to the active :class:`Trial`. Outputs
+  are those of ``fn``, untouched: nothing waits for the device or reads a value. For
+  a jitted step whose jit cache holds one executable, a call costs two
+  ``_cache_size()`` reads and a few additions; otherwise the signature is built from
+  the flattened arguments (a dict lookup on their avals). A call made while an outer
+  function is traced (inside another ``jit``, ``scan``, ``grad``...) is part of that
+  program, not a step: it passes through untracked; track the outer function.
+
+  Args:
+    fn: the step. ``@track`` and ``@track(...)`` both work.
+    examples: examples per call (D): the name of the argument whose leading dimension
+      is the batch (default ``"batch"`` if ``fn`` has such an argument, else 0), an
+      int, or a function ``(args, kwargs) -> int``.
+    kind: ``"train"`` (counted in E · D · H) or ``"eval"`` (inference, reported apart).
+    name: the name recorded in the ledger (default ``fn.__qualname__``).
+    static_argnums, static_argnames: static arguments of a plain function; for a
+      ``jax.jit`` function they are read from the jit.
+    **count_options: passed to :func:`jaxgreen.count` (``cond``, ``trip_counts``, ...).
+
+  Returns:
+    A function with ``fn``'s signature (``__wrapped__`` is ``fn``; ``lower``, ``trace``,
+    ``eval_shape`` and ``clear_cache`` of a jitted ``fn`` are kept), plus ``.tracker``.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> @track(examples="batch")
+    ... @jax.jit
+    ... def train_step(w, batch):
+    ...   return w - 0.1 * jnp.mean(batch @ w)
+    >>> w = train_step(jnp.ones(4), jnp.ones((8, 4)))
+    >>> totals = train_step.tracker.totals()
+    >>> totals["steps"], totals["examples"], totals["fpo"]  # 56 matmul + 8 mean + 1 + 4
+    (1, 8, 69)
+  """
+  if kind not in KINDS:
+    raise ValueError(f"track(kind={kind!r}): use 'train' or 'eval'")
+  if fn is None:
+    return functools.partial(track, examples=examples, kind=kind, name=name,
+                             static_argnums=static_argnums, static_argnames=static_argnames,
+                             **count_options)
+  if not callable(fn):
+    raise TypeError(f"track(fn=...) must be callable, got {type(fn).__name__}: {fn!r}")
+  _check_count_options(fn, count_options)
+  argnums, argnames = _static_args(fn, static_argnums, static_argnames)
+  tracker = Tracker(fn, examples=examples, kind=kind, name=name, static_argnums=argnums,
+                    static_argnames=argnames, count_options=count_options)
+  cache_size = getattr(fn, "_cache_size", None)
+  if cache_size is None:
+    wrapper = _wrap_plain(fn, tracker)
+  else:
+    wrapper = _wrap_jitted(fn, tracker, cache_size)
+    for attr in ("lower", "trace", "eval_shape", "clear_cache"):
+      if hasattr(fn, attr):
+        setattr(wrapper, attr, getattr(fn, attr))
+  wrapper.tracker = tracker  # type: ignore[attr-defined]
+  return wrapper
+
+
+def _static_args(fn: Callable, static_argnums: int | Sequence[int] | None,
+                 static_argnames: str | Sequence[str] | None
+                 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
+  """The static arguments given, or for a ``jax.jit`` function those of the jit."""
+  info = getattr(fn, "_jit_info", None)
+  if static_argnums is None:
+    static_argnums = tuple(getattr(info, "static_argnums", ()) or ())
+  elif isinstance(static_argnums, int):
+    static_argnums = (static_argnums,)
+  if static_argnames is None:
+    static_argnames = tuple(getattr(info, "static_argnames", ()) or ())
+  elif isinstance(static_argnames, str):
+    static_argnames = (static_argnames,)
+  return tuple(static_argnums), tuple(static_argnames)
+
+
+def _wrap_plain(fn: Callable, tracker: Tracker) -> Callable:
+  @functools.wraps(fn)
+  def wrapper(*args, **kwargs):
+    if not _top_level():  # traced as part of an outer program: not a step of its own
+      return fn(*args, **kwargs)
+    # Everything that may raise (a new signature's count, examples) runs before the
+    # step: an error never discards a step that ran, nor its donated inputs.
+    entry = tracker.entry(args, kwargs)
+    ex = tracker._examples_of(entry, args, kwargs)
+    out = fn(*args, **kwargs)
+    tracker._record(entry, ex)
+    return out
+
+  return wrapper
+
+
+def _wrap_jitted(fn: Callable, tracker: Tracker, cache_size: Callable[[], int]) -> Callable:
+  @functools.wraps(fn)
+  def wrapper(*args, **kwargs):
+    # Fast path: while jit's cache holds exactly one executable and this call adds
+    # none, the call had the one signature that executable was built for.
+    if not _top_level():  # traced as part of an outer program: not a step of its own
+      return fn(*args, **kwargs)
+    fast = tracker.fast
+    if fast is not None and cache_size() == 1:
+      ex = fast.examples if tracker._examples_fn is None else tracker._examples(args, kwargs)
+      out = fn(*args, **kwargs)
+      if cache_size() == 1:
+        tracker._record(fast, ex)
+        return out
+      tracker.fast = None
+      # A new signature: shapes are still readable from donated (deleted) arrays.
+      try:
+        entry = tracker.entry(args, kwargs)
+      except Exception as e:  # the step ran: return its output, raise next call
+        warnings.warn(f"jaxgreen.track: this call of {tracker.name} was not recorded: "
+                      f"{e}", stacklevel=2)
+        return out
+      tracker._record(entry, entry.examples if tracker._examples_fn is None else ex)
+      return out
+    entry = tracker.entry(args, kwargs)
+    ex = tracker._examples_of(entry, args, kwargs)
+    out = fn(*args, **kwargs)
+    tracker.fast = entry if cache_size() == 1 else None
+    tracker._record(entry, ex)
+    return out
+
+  return wrapper
+
+
+def _name_of(fn: Callable) -> str:
+  qualname = getattr(fn, "__qualname__", None)
+  return qualname if qualname else getattr(fn, "__name__", repr(fn))
+
+
+def _check_count_options(fn: Callable, options: Mapping[str, Any]) -> None:
+  """Rejects bad ``jaxgreen.count`` options now, not as an FPO of 0 at every call."""
+  known = [n for n in inspect.signature(count).parameters if n not in ("fn", "static_argnums")]
+  for k in options:
+    if k not in known:
+      raise TypeError(f"track({k}=...): not an option of track or jaxgreen.count; the "
+                      f"count options are {', '.join(known)}")
+  try:
+    count(fn, **options)  # validates without tracing
+  except (TypeError, ValueError) as e:
+    msg = str(e)
+    raise type(e)("track(" + msg[len("count("):] if msg.startswith("count(") else
+                  f"track(...): {msg}") from None

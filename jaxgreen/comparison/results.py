@@ -1,0 +1,172 @@
+"""The results of one program compiled for several targets: :class:`Comparison`.
+
+Example:
+  >>> Comparison(()).same_global_fpo  # no results: nothing disagrees
+  True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from jaxgreen.chips import Roofline, mfu
+from jaxgreen.comparison.render import json_default, plot_comparison, rows
+from jaxgreen.pods import PodReport
+from jaxgreen.report import markdown_table, table
+from jaxgreen.targets import get_target
+
+_INSTANCE = re.compile(r" \(instruction [^)]*\)| \([a-z][\w\-]*(?:\.\d+)*\)")
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetResult:
+  """One target of a comparison.
+
+  Attributes:
+    target: the target string.
+    mesh_shape: axis name -> size of the mesh the inputs were sharded over.
+    pod: the :class:`jaxgreen.pods.PodReport` (counts, collectives, memory).
+    roofline: the per-device estimate (None for targets without chip figures, e.g. cpu).
+    measured_step_s: a measured step time, if one was given (for MFU).
+  """
+
+  target: str
+  mesh_shape: Mapping[str, int]
+  pod: PodReport
+  roofline: Roofline | None
+  measured_step_s: float | None = None
+
+  @property
+  def global_fpo(self):
+    return self.pod.logical.fpo
+
+  @property
+  def energy_j(self) -> float | None:
+    """Estimated energy of one step on all devices: TDP x step time x devices."""
+    if self.roofline is None or self.roofline.energy_j is None:
+      return None
+    return self.roofline.energy_j * self.pod.devices
+
+  @property
+  def fpo_per_joule(self) -> float | None:
+    """Global FPO / estimated step energy (an estimate)."""
+    e = self.energy_j
+    return self.global_fpo / e if e else None
+
+  @property
+  def mfu(self) -> float | None:
+    """Global FPO / (devices x peak x measured step time); None without a measurement."""
+    if self.measured_step_s is None or self.roofline is None:
+      return None
+    return mfu(self.global_fpo / self.pod.devices, self.measured_step_s, self.roofline.chip,
+               self.roofline.dtype)
+
+  def to_dict(self) -> dict[str, Any]:
+    return {
+        "target": self.target, "mesh": dict(self.mesh_shape), **self.pod.to_dict(),
+        "roofline": self.roofline.to_dict() if self.roofline else None,
+        "energy_j": self.energy_j, "energy_label": "estimate (TDP x estimated time)",
+        "fpo_per_joule": self.fpo_per_joule, "measured_step_s": self.measured_step_s,
+        "mfu": self.mfu,
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+  """Results of one program on several targets; index by target string.
+
+  Attributes:
+    results: one result per target that could be compiled.
+    name: the report's title.
+    unavailable: target string -> why it could not be compiled (and the fix).
+  """
+
+  results: tuple[TargetResult, ...]
+  name: str = ""
+  unavailable: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+  def __getitem__(self, target: str) -> TargetResult:
+    spec = get_target(target).spec
+    for r in self.results:
+      if r.target == spec:
+        return r
+    if spec in self.unavailable:
+      raise KeyError(f"target {spec!r} is unavailable: {self.unavailable[spec]}")
+    raise KeyError(f"no result for target {target!r}; have "
+                   f"{', '.join(r.target for r in self.results)}")
+
+  def __iter__(self):
+    return iter(self.results)
+
+  def __len__(self) -> int:
+    return len(self.results)
+
+  @property
+  def same_global_fpo(self) -> bool:
+    """True when every target counted the same global FPO (as it should)."""
+    return len({r.global_fpo for r in self.results}) <= 1
+
+  def rows(self) -> list[tuple[str, list[str]]]:
+    """(label, one cell per target) for the tables; "unavailable" for targets that
+    could not be compiled (their reasons are in :meth:`notes`)."""
+    gone = ["unavailable"] * len(self.unavailable)
+    return [(label, [*cells, *gone]) for label, cells in rows(self.results)]
+
+  def _heads(self) -> list[str]:
+    return ["", *(r.target for r in self.results), *self.unavailable]
+
+  def table(self) -> str:
+    """The side-by-side plain-text report: one column per target."""
+    heads = self._heads()
+    body = [[label, *cells] for label, cells in self.rows()]
+    return "\n".join([table(heads, body), *self.notes()])
+
+  def markdown(self) -> str:
+    heads = self._heads()
+    body = [[label.strip() or " ", *cells] for label, cells in self.rows()]
+    notes = [f"- {n}" for n in self.notes()]
+    return "\n".join([markdown_table(heads, body), "", *notes]).rstrip()
+
+  def notes(self) -> list[str]:
+    out = ["Times and energies are roofline estimates from published chip figures "
+           "(jaxgreen.chips), not measurements."]
+    if not self.same_global_fpo:
+      out.append("WARNING: the global FPO differs between targets: the jaxpr depends on "
+                 "the target (e.g. a shard_map over a different mesh).")
+    out += [f"{spec}: unavailable: {why}" for spec, why in self.unavailable.items()]
+    for r in self.results:
+      for n in (r.roofline.notes if r.roofline else ()):
+        out.append(f"{r.target}: {n}")
+      # One line per kind of caveat: instruction names would repeat it per instance.
+      seen: dict[str, int] = {}
+      for n in r.pod.notes:
+        key = _INSTANCE.sub("", n)
+        seen[key] = seen.get(key, 0) + 1
+      out += [f"{r.target}: {k}" + (f" ({c} instructions)" if c > 1 else "")
+              for k, c in seen.items()]
+    return list(dict.fromkeys(out))
+
+  def to_dict(self) -> dict[str, Any]:
+    return {"name": self.name, "same_global_fpo": self.same_global_fpo,
+            "targets": [r.to_dict() for r in self.results],
+            "unavailable": dict(self.unavailable), "notes": self.notes()}
+
+  def to_json(self, **kw) -> str:
+    return json.dumps(self.to_dict(), default=json_default, **kw)
+
+  def plot(self, path: str | None = None, metrics: Sequence[str] = ("step_s", "energy_j",
+                                                                    "fpo_per_joule")):
+    """A bar chart, one panel per metric, one bar per target (needs the ``[plot]`` extra).
+
+    Args:
+      path: where to save the figure (PNG, SVG, PDF by extension); None: only return it.
+      metrics: keys of :data:`jaxgreen.comparison.render.PLOT_METRICS`.
+
+    Returns:
+      The matplotlib ``Figure``.
+    """
+    return plot_comparison(self, path, metrics)

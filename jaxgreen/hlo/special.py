@@ -1,0 +1,144 @@
+"""FPO rules for random bits, FFTs and custom calls.
+
+Random bits are integer ops by the jaxpr rules' block formulas
+(:func:`jaxgreen.formulas.rng_bit_generator_ops`, ``rng_uniform_ops``,
+``threefry_ops``); an FFT is 5 n log2 n real ops per transform (2 MUL : 3 ADD); the
+custom calls jaxgreen knows are priced from their shapes (GEMMs and convolutions as
+dots and convolutions, top-k as heap selection) and any other is listed in
+``Cost.uncounted``. XLA prices every custom call at -1 ("unknown").
+
+Example:
+  >>> is_threefry_callee("threefry2x32.3"), is_threefry_callee("main")
+  (True, False)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+from jaxgreen.formulas import (
+  reduce_steps,
+  rng_bit_generator_ops,
+  rng_uniform_ops,
+  threefry_ops,
+)
+from jaxgreen.hlo.dense import CONV_TARGETS, GEMM_TARGETS, DenseRules
+from jaxgreen.hlo.ir import Computation, Instr
+from jaxgreen.hlo.reductions import ReductionRules
+from jaxgreen.hlo.tally import Tally, recounted
+from jaxgreen.hlo.xla import CUSTOM, INTEGER, OTHER, XLA_CUSTOM_CALL, fft_flops
+
+# Custom calls that select the top k of each row: CPU and TPU ("TopK"), GPU
+# ("__gpu$TopK"), and approx_top_k ("ApproxTopK", counted as the exact top-k; TPU
+# compiles it to a "PartialReduce" of bins, counted as that reduction, and a sort).
+TOPK_TARGETS = ("TopK", "__gpu$TopK", "ApproxTopK")
+# jax's Threefry-2x32 GPU kernels: priced by the block formula, as the jaxpr primitive
+# (and the function jax's generic lowering outlines, _THREEFRY_CALLEE) is.
+THREEFRY_TARGETS = ("cu_threefry2x32", "hip_threefry2x32", "cu_threefry2x32_ffi",
+                    "hip_threefry2x32_ffi")
+# Custom calls that only allocate, annotate or move data: zero in jaxgreen, and zero in
+# XLA's count on the backends that emit them (TPU prices them itself).
+ZERO_CUSTOM_CALLS = frozenset({
+    "AllocateBuffer", "Sharding", "SPMDFullToShardShape", "SPMDShardToFullShape",
+    "MoveToHost", "MoveToDevice", "annotate_device_placement", "LayoutConstraint",
+    "PadToStatic", "SliceToDynamic", "X64Combine", "X64SplitLow", "X64SplitHigh",
+    "AssumeGatherIndicesInBound", "ConcatBitcast", "GatherScatterIndicesBitpacked",
+    # TPU's asynchronous collective wrappers: the collective inside is counted.
+    "AsyncCollectiveStart", "AsyncCollectiveDone",
+})
+_THREEFRY_CALLEE = re.compile(r"threefry2x32(?:_\d+)?(?:[@.]|$)")
+
+
+def is_threefry_callee(name: str) -> bool:
+  """Whether computation ``name`` is jax's outlined Threefry-2x32 function."""
+  return _THREEFRY_CALLEE.match(name) is not None
+
+
+class SpecialRules(DenseRules, ReductionRules):
+  """Counts random bits, FFTs and custom calls."""
+
+  def rng(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
+    """Random bits: integer ops only, by the jaxpr rules' block formulas
+    (``rng-bit-generator``: formulas.rng_bit_generator_ops; ``rng``, XLA's RngUniform:
+    Threefry blocks + a scale and a shift per float element). XLA counts no flops."""
+    b = self.bytes_of(comp, ins)
+    scope = self.scope(op_name)
+    if ins.opcode == "rng-bit-generator":
+      bits = ins.arrays[-1] if ins.arrays else None
+      iops = rng_bit_generator_ops(ins.text("algorithm") or "rng_default",
+                                   bits.nbytes if bits is not None else 0)
+      t.leaf("rng_bit_generator", scope, (0, 0, 0, iops, b), 0, 0)
+      return
+    out = ins.out
+    if out is None or "normal" in (ins.text("distribution") or "").lower():
+      t.uncounted("rng")  # jax has no normal RngNormal primitive
+      return
+    iops = rng_uniform_ops(out.nbytes)
+    c = (out.size, out.size, 0, iops, b) if out.is_float else (0, 0, 0, iops, b)
+    t.leaf("rng_uniform", scope, c, 0, 0, {OTHER: c[0] + c[1]})
+
+  def threefry(self, t: Tally, comp: Computation, ins: Instr, callee: str,
+               op_name: str) -> None:
+    """jax's outlined Threefry-2x32 function: the block formula (as the jaxpr
+    primitive), not its expansion; XLA's replay of the expansion is kept."""
+    body = self.sub(callee, op_name)
+    pairs = ins.arrays[0].size if ins.arrays else 0
+    c = (0, 0, 0, threefry_ops(pairs), self.bytes_of(comp, ins))
+    t.merge(recounted(body, "threefry2x32", self.scope(op_name), c, INTEGER))
+
+  def fft(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
+    x = comp.operand(ins, 0)
+    lengths = ins.int_list("fft_length")
+    if x is None or x.out is None or not lengths:
+      return
+    kind = (ins.text("fft_type") or "FFT").upper()
+    n_total = math.prod(lengths)
+    batch = x.out.size // max(1, math.prod(x.out.dims[-len(lengths):]))
+    log_sum = sum(math.log2(n) for n in lengths if n > 1)
+    fmuls, fadds = 2 * n_total * log_sum * batch, 3 * n_total * log_sum * batch
+    if "RFFT" in kind:
+      fmuls, fadds = fmuls / 2, fadds / 2
+    muls, adds = int(round(fmuls)), int(round(fadds))
+    xla = fft_flops(lengths, x.out.size)
+    t.leaf("fft", self.scope(op_name), (adds, muls, 0, 0, self.bytes_of(comp, ins)), xla, 0,
+           {OTHER: adds + muls - xla})
+
+  def custom_call(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
+    target = ins.text("custom_call_target") or ""
+    if target in ZERO_CUSTOM_CALLS:
+      return
+    scope = self.scope(op_name)
+    xla = XLA_CUSTOM_CALL
+    if target in GEMM_TARGETS or target.startswith("__cublas"):
+      if self.gemm_call(t, comp, ins, scope):
+        return
+    if target in TOPK_TARGETS:
+      self.top_k(t, comp, ins, scope, xla, "approx_top_k" if "Approx" in target else "top_k")
+    elif target == "PartialReduce" and self.partial_reduce(t, comp, ins, scope):
+      pass
+    elif target in THREEFRY_TARGETS:
+      pairs = ins.arrays[0].size if ins.arrays else 0
+      t.leaf("threefry2x32", scope, (0, 0, 0, threefry_ops(pairs), self.bytes_of(comp, ins)),
+             xla, 0, {CUSTOM: -xla})
+    elif target.startswith(CONV_TARGETS) and ins.text("dim_labels"):
+      self.conv(t, comp, ins, scope, custom=True)
+    else:
+      name = f"custom-call {target}" if target else "custom-call"
+      t.uncounted(name)
+      t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
+
+  def partial_reduce(self, t: Tally, comp: Computation, ins: Instr, scope: str) -> bool:
+    """TPU's approx_top_k: each output keeps the best of its bin of inputs (a
+    reduction: inputs - outputs compares); an exact top-k of the kept follows."""
+    x = comp.operand(ins, 0)
+    out = ins.arrays[0] if ins.arrays else None
+    if x is None or x.out is None or out is None:
+      return False
+    n = reduce_steps(x.out.size, out.size)
+    a, m = self.model.price("gt") or (0, 0)
+    b = self.bytes_of(comp, ins)
+    c = (a * n, m * n, 0, 0, b) if x.out.is_float else (0, 0, 0, n, b)
+    t.leaf("approx_top_k", scope, c, XLA_CUSTOM_CALL, 0,
+           {OTHER: c[0] + c[1], CUSTOM: -XLA_CUSTOM_CALL})
+    return True
