@@ -14,6 +14,26 @@ def test_public_names_resolve():
   for name in jaxgreen.__all__:
     assert getattr(jaxgreen, name) is not None, name
   assert isinstance(jaxgreen.__version__, str)
+  assert set(jaxgreen.__all__) == set(jaxgreen._EXPORTS) | set(jaxgreen._SUBMODULES)
+  with pytest.raises(AttributeError, match="no attribute 'nope'"):
+    jaxgreen.nope  # noqa: B018
+
+
+def test_public_functions_are_not_shadowed_by_modules():
+  # Importing every module of the package must leave jaxgreen.compare, .reconcile and
+  # .track the functions (a module of the same name would replace the attribute), and
+  # the name the CLI's help and errors give for a compare setup must exist.
+  import importlib
+  import pkgutil
+  import types
+
+  for m in pkgutil.walk_packages(jaxgreen.__path__, "jaxgreen."):
+    if m.name != "jaxgreen.__main__":
+      importlib.import_module(m.name)
+  for name in ("compare", "reconcile", "track", "count", "mesh"):
+    assert callable(getattr(jaxgreen, name)), name
+    assert not isinstance(getattr(jaxgreen, name), types.ModuleType), name
+  assert jaxgreen.Setup.__name__ == "Setup"
 
 
 def _matmul(a, b):
