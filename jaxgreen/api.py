@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import numbers
 from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import jax
 from jax.extend import core as jcore
@@ -15,6 +16,9 @@ from jaxgreen._state import has_graph_nodes, with_final_state
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
 from jaxgreen.jaxpr.interpreter import COND_POLICIES, Walker, known_scalar
+
+if TYPE_CHECKING:
+  from jaxgreen.hlo.kernels import KernelTable
 
 STAGES = ("jaxpr", "lowered", "compiled")
 
@@ -55,7 +59,9 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
       the same conventions and cost model; ``strict`` and ``trip_counts`` apply to the
       jaxpr stage.
     target: for ``stage="compiled"``: ``"cpu"``, ``"tpu:v5e:2x2"``, ``"gpu:h100"``, ...
-      (see :mod:`jaxgreen.targets`), compiled without the hardware.
+      (see :mod:`jaxgreen.targets`), compiled without the hardware; for
+      ``stage="lowered"``, the platform the program is lowered for (Pallas TPU kernels
+      lower only for a TPU target).
 
   Returns:
     A function taking ``fn``'s arguments and returning a :class:`Cost`.
@@ -74,7 +80,7 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
   static_argnums = _static_argnums(static_argnums)
   if stage not in STAGES:
     raise ValueError(f"count(stage={stage!r}): use one of {', '.join(STAGES)}")
-  if stage == "compiled":
+  if stage != "jaxpr":
     from jaxgreen.targets import get_target
 
     get_target(target)  # an unknown target fails here, naming the known ones
@@ -92,19 +98,54 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
 
       jitted = traced if hasattr(traced, "lower") else jax.jit(traced,
                                                                static_argnums=static_argnums)
-      return count_lowered(jitted.lower(*args, **kwargs), cost_model=cost_model, cond=cond)
+      lowered = jitted.lower(*_placed(target, args, static_argnums), **kwargs)
+      kernels = kernel_table(fn, *args, text=lowered.as_text(), cost_model=cost_model,
+                             cond=cond, static_argnums=static_argnums, **kwargs)
+      return count_lowered(lowered, cost_model=cost_model, cond=cond, kernels=kernels)
     if stage == "compiled":
       from jaxgreen.hlo import count_hlo_text
       from jaxgreen.targets import get_target
 
       _, compiled = get_target(target).compile(traced, *args, static_argnums=static_argnums,
                                                **kwargs)
-      return count_hlo_text(compiled.as_text(), cost_model=cost_model, cond=cond).cost
+      text = compiled.as_text()
+      kernels = kernel_table(fn, *args, text=text, cost_model=cost_model, cond=cond,
+                             static_argnums=static_argnums, **kwargs)
+      return count_hlo_text(text, cost_model=cost_model, cond=cond, kernels=kernels).cost
     closed = jax.make_jaxpr(traced, static_argnums=static_argnums)(*args, **kwargs)
     return count_jaxpr(closed, cond=cond, strict=strict, cost_model=cost_model,
                        trip_counts=trip_counts, dce=dce)
 
   return counted
+
+
+def kernel_table(fn: Callable, *args, text: str | None = None,
+                 cost_model: CostModel | None = None, cond: str = "max",
+                 static_argnums: int | Sequence[int] = (), **kwargs) -> KernelTable | None:
+  """The Pallas kernels of ``fn(*args, **kwargs)``, each counted at the jaxpr stage, for
+  the HLO stages to count their custom calls with (:mod:`jaxgreen.hlo.kernels`).
+
+  Args:
+    text: the HLO or StableHLO text of the program, when at hand: if it holds no kernel
+      custom call, nothing is traced and None is returned.
+
+  Example:
+    >>> import jax, jax.numpy as jnp
+    >>> x = jax.ShapeDtypeStruct((4,), jnp.float32)
+    >>> len(kernel_table(lambda a: a * 2, x))  # no pallas_call: an empty table
+    0
+  """
+  from jaxgreen.hlo.kernels import KERNEL_TARGETS, KernelEntry, KernelTable
+  from jaxgreen.jaxpr.rules.pallas import jaxpr_kernels
+
+  if text is not None and not any(t in text for t in KERNEL_TARGETS):
+    return None
+  nums = _static_argnums(static_argnums)
+  if has_graph_nodes((args, kwargs)):
+    fn = jax.jit(with_final_state(fn), static_argnums=nums)
+  closed = jax.make_jaxpr(fn, static_argnums=nums)(*args, **kwargs)
+  found = jaxpr_kernels(closed, cost_model=cost_model, cond=cond)
+  return KernelTable(KernelEntry(k.scope, k.name, k.shapes, k.cost) for k in found)
 
 
 def count_jaxpr(closed_jaxpr, *, cond: str = "max", strict: bool = False,
@@ -169,6 +210,17 @@ def _check_shapes(args: tuple, kwargs: dict) -> None:
       raise ValueError(f"count(...)(...): argument {where or '?'} is a ShapeDtypeStruct with "
                        f"shape {tuple(x.shape)}: a dimension is negative; give its real "
                        f"size (>= 0)")
+
+
+def _placed(target: str, args: tuple, static_argnums: Sequence[int]) -> tuple:
+  """``args`` placed on ``target``'s deviceless devices (for a lowering for it); as
+  they are for the default ``"cpu"``."""
+  if target == "cpu":
+    return args
+  from jaxgreen.targets import get_target
+
+  t = get_target(target)
+  return tuple(a if i in static_argnums else t.place(a) for i, a in enumerate(args))
 
 
 def _static_argnums(static_argnums: int | Sequence[int]) -> tuple[int, ...]:

@@ -22,6 +22,9 @@ the jaxpr count and XLA's flops is broken down into causes that add up exactly::
                                select and convert included; jaxgreen: CostModel prices)
     + integer ops             (XLA counts integer arithmetic as flops; FPO does not)
     + custom calls            (XLA prices an opaque custom call at -1)
+    + kernels                 (a Pallas kernel: jaxgreen counts its body from the
+                               jaxpr; XLA reports the author's pl.CostEstimate on TPU,
+                               -1 elsewhere)
     + collectives             (XLA: 1 flop per all-reduced element; jaxgreen: (n-1)/n)
     + sort/fft/linalg conventions
     + loop trips              (XLA counts a while body once)
@@ -59,6 +62,7 @@ from jaxgreen.cost import Cost
 from jaxgreen.cost_model import CostModel
 from jaxgreen.devices import start_devices
 from jaxgreen.hlo import CAUSES, HloCount, LoopInfo, count_hlo_text, count_lowered
+from jaxgreen.hlo.kernels import KernelTable
 from jaxgreen.progress import each_target
 from jaxgreen.report import table
 from jaxgreen.targets import Target, get_target
@@ -295,9 +299,10 @@ def stage_causes(jaxpr: Cost, lowered: Cost | None, compiled: Cost,
 
 # -- the entry point -----------------------------------------------------------------
 
-def _lowered_count(lowered: Any, cost_model: CostModel | None, cond: str) -> Cost | None:
+def _lowered_count(lowered: Any, cost_model: CostModel | None, cond: str,
+                   kernels: KernelTable | None = None) -> Cost | None:
   try:
-    return count_lowered(lowered, cost_model=cost_model, cond=cond)
+    return count_lowered(lowered, cost_model=cost_model, cond=cond, kernels=kernels)
   except Exception as e:  # noqa: BLE001 - an optional stage never breaks the report
     warnings.warn(f"jaxgreen.reconcile: could not count the lowered module ({e})",
                   stacklevel=3)
@@ -322,9 +327,12 @@ def reconcile_target(fn: Callable, target: str | Target, args: Sequence[Any],
   t0 = time.perf_counter()
   lowered, compiled = t.compile(fn, *args, static_argnums=static_argnums, **kwargs)
   t1 = time.perf_counter()
-  h: HloCount = count_hlo_text(compiled.as_text(), cost_model=cost_model, cond=cond)
+  text = compiled.as_text()
+  kernels = api.kernel_table(fn, *args, text=text, cost_model=cost_model, cond=cond,
+                             static_argnums=tuple(static_argnums), **kwargs)
+  h: HloCount = count_hlo_text(text, cost_model=cost_model, cond=cond, kernels=kernels)
   t2 = time.perf_counter()
-  lowered_cost = _lowered_count(lowered, cost_model, cond)
+  lowered_cost = _lowered_count(lowered, cost_model, cond, kernels)
   xla = xla_cost(compiled)
   devices = executable_devices(compiled)
   causes: dict[str, float | None] = dict(stage_causes(jaxpr_cost, lowered_cost, h.cost,

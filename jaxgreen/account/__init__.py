@@ -5,6 +5,7 @@
 * :mod:`~jaxgreen.account.experiment`: the experiment/trial lifecycle;
 * :mod:`~jaxgreen.account.preemption`: SIGTERM commits open trials;
 * :mod:`~jaxgreen.account.ledger`: the SQLite ledger, every SQL statement of jaxgreen;
+* :mod:`~jaxgreen.account.schema`: the ledger's tables and the upgrade of older files;
 * :mod:`~jaxgreen.account.pricetag`: the price tag and its text/Markdown/JSON rendering;
 * :mod:`~jaxgreen.account.energy`: energy meters (NVML) and estimates.
 """

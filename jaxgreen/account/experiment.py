@@ -46,6 +46,7 @@ from jaxgreen.account.attribution import ACTIVE, RUNNING, RUNNING_LOCK, fallback
 from jaxgreen.account.energy import Meter, NvmlMeter
 from jaxgreen.account.ledger import TRANSACTION_CODE, Ledger, LedgerError
 from jaxgreen.account.pricetag import PriceTag
+from jaxgreen.account.schema import CRASH_TIMEOUT_S
 from jaxgreen.account.tracker import Tracker, _Entry
 
 # A flush triggered inside a train step waits at most this long for another process's
@@ -127,6 +128,8 @@ class Experiment:
     self.name = name
     self.flush_steps = flush_steps
     self.flush_seconds = float(flush_seconds)
+    # A running trial silent for this long is reported crashed (by other hosts).
+    self.stale_after = max(CRASH_TIMEOUT_S, 3 * self.flush_seconds)
     self.measure_energy = measure_energy
     info = _device_info()
     self.recording = all_processes or info["process_index"] == 0
@@ -148,6 +151,7 @@ class Experiment:
     self.ledger.add_run(row)
     atexit.register(self._at_exit)
     preemption.watch(self, _CRITICAL)
+    preemption.defer_interrupts(_STEP_BOOKKEEPING)
 
   def trial(self, hparams: Mapping[str, Any] | None = None, *, name: str | None = None,
             resume: str | None = None) -> Trial:
@@ -230,9 +234,9 @@ class Experiment:
     return tag.markdown() if format == "markdown" else tag.table()
 
   def _preempt(self, timeout: float) -> None:
-    """SIGTERM: ends every open trial as stopped and writes what it owes."""
+    """SIGTERM: ends every open trial as preempted and writes what it owes."""
     for t in list(self._open):
-      t._end("stopped", "preempted: SIGTERM", timeout=timeout)
+      t._end("preempted", "SIGTERM", timeout=timeout)
       if t._owes():
         t._sync(timeout)
 
@@ -279,9 +283,9 @@ class Experiment:
 class Trial:
   """One trial: steps tracked inside ``with exp.trial(...)`` are attributed to it.
 
-  It ends ``completed``, ``failed`` (an exception left the block; it propagates) or
-  ``stopped`` (after :meth:`stop_early`, or preempted by SIGTERM). All count in H and
-  in the cost. Steps may be tracked, and :meth:`flush` called, from any thread.
+  It ends ``completed``, ``failed`` (an exception left the block; it propagates),
+  ``stopped`` (after :meth:`stop_early`) or ``preempted`` (by SIGTERM). All count in H
+  and in the cost. Steps may be tracked, and :meth:`flush` called, from any thread.
 
   What a trial owes the ledger (its row, step rows, metrics, its end) is written with
   bounded waits from inside training; if the ledger is busy or full it is kept, held
@@ -415,7 +419,8 @@ class Trial:
 
     try:
       exp.ledger.write_trial(self.id, start=row, steps=rows, metrics=metrics, end=end,
-                             known=exp._signatures, timeout=timeout)
+                             known=exp._signatures, timeout=timeout,
+                             stale_after=exp.stale_after)
     except (sqlite3.Error, LedgerError, OSError) as e:
       if raise_errors:
         raise
@@ -487,8 +492,9 @@ class Trial:
 
   def end(self, status: str = "completed", error: str | None = None) -> None:
     """Ends a trial started with :meth:`start` (a with-block does this itself)."""
-    if status not in ("completed", "stopped", "failed"):
-      raise ValueError(f"end(status={status!r}): use 'completed', 'stopped' or 'failed'")
+    if status not in ("completed", "stopped", "failed", "preempted"):
+      raise ValueError(f"end(status={status!r}): use 'completed', 'stopped', 'failed' or "
+                       f"'preempted'")
     self._end(status, error)
 
   def _end(self, status: str, error: str | None,
@@ -530,6 +536,10 @@ class Trial:
     return (f"Trial({self.name!r}, status={self.status}, steps={self.steps}, "
             f"train_fpo={self.train_fpo:,})")
 
+
+# A tracked step's bookkeeping (microseconds, no I/O): Ctrl-C landing inside it is raised
+# just after, so a step that ran is in the trial's buffer exactly once.
+_STEP_BOOKKEEPING = frozenset(f.__code__ for f in (Tracker._record, Trial._add, Trial._take))
 
 # The code of jaxgreen's bookkeeping: SIGTERM landing inside it is taken again just after.
 _CRITICAL = frozenset({

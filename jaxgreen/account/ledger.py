@@ -1,7 +1,8 @@
 """The ledger: a durable SQLite record of tracked steps, trials and metrics.
 
-Every SQL statement of jaxgreen is in this file (schema, writes, reads, merge), so the
-schema and each query on it are read and changed together; hence its length.
+Every SQL statement of jaxgreen is in this file (writes, reads, merge) or, for the
+schema's definition and its upgrade, in :mod:`jaxgreen.account.schema`, so the schema
+and each query on it are read and changed together; hence its length.
 
 A ledger is one SQLite file (stdlib ``sqlite3``, WAL journal) that any number of
 processes may write at once. Rows are only ever inserted (a trial row is also
@@ -9,16 +10,19 @@ updated when the trial ends), and every row carries a globally unique id (uuid4,
 or a content hash for signatures), so ledgers from several machines merge without
 double counting (:func:`merge`).
 
-Schema, version 1 (``PRAGMA user_version = 1``; ``meta`` holds ``format``):
+Schema, version 2 (``PRAGMA user_version = 2``; ``meta`` holds ``format``; a version-1
+file is upgraded in place, once, when opened for writing: :mod:`~jaxgreen.account.schema`):
 
 ``runs``        one row per :class:`~jaxgreen.Experiment` object in one process:
                 ``id, experiment, host, pid, process_index, process_count,
                 device_kind, device_count, jax_version, jaxgreen_version, started``.
 ``trials``      one row per trial (one hyperparameter assignment, H counts them):
                 ``id, run_id, experiment, name, hparams`` (JSON), ``status``
-                (``running | completed | stopped | failed``; reports show a
-                ``running`` trial whose process is gone as ``crashed``), ``error, started,
-                ended, energy_j, energy_source`` (``NULL`` unless measured).
+                (``running | completed | stopped | failed | preempted``; reports
+                show a ``running`` trial whose process is gone, or that wrote nothing
+                for ``stale_after`` seconds, as ``crashed``), ``error, started, ended,
+                energy_j, energy_source`` (``NULL`` unless measured), ``heartbeat``
+                (unix time of the trial's last committed write), ``stale_after``.
 ``signatures``  the counted cost of ONE call of a tracked function for one input
                 signature: ``id`` (hash of function, signature and cost),
                 ``function, signature, fpo, adds, muls`` (decimal integer text:
@@ -48,42 +52,14 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from jaxgreen.account import pricetag
-from jaxgreen.account.pricetag import STATUSES as STATUSES
+from jaxgreen.account import pricetag, schema
 from jaxgreen.account.pricetag import PriceTag
+from jaxgreen.account.schema import CRASH_TIMEOUT_S, SCHEMA_VERSION, TABLES
+from jaxgreen.account.schema import STATUSES as STATUSES
 from jaxgreen.cost import Cost
 
-SCHEMA_VERSION = 1
-_FORMAT = "jaxgreen-ledger"
 KINDS = ("train", "eval")
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS runs (
-  id TEXT PRIMARY KEY, experiment TEXT NOT NULL, host TEXT, pid INTEGER,
-  process_index INTEGER, process_count INTEGER, device_kind TEXT, device_count INTEGER,
-  jax_version TEXT, jaxgreen_version TEXT, started REAL);
-CREATE TABLE IF NOT EXISTS trials (
-  id TEXT PRIMARY KEY, run_id TEXT NOT NULL, experiment TEXT NOT NULL, name TEXT,
-  hparams TEXT NOT NULL DEFAULT '{}', status TEXT NOT NULL DEFAULT 'running'
-  CHECK (status IN ('running', 'completed', 'stopped', 'failed')),
-  error TEXT, started REAL, ended REAL, energy_j REAL, energy_source TEXT);
-CREATE TABLE IF NOT EXISTS signatures (
-  id TEXT PRIMARY KEY, function TEXT NOT NULL, signature TEXT NOT NULL,
-  fpo TEXT NOT NULL, adds TEXT NOT NULL, muls TEXT NOT NULL, exact INTEGER NOT NULL,
-  cost TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS steps (
-  id TEXT PRIMARY KEY, trial_id TEXT NOT NULL, signature_id TEXT NOT NULL,
-  kind TEXT NOT NULL CHECK (kind IN ('train', 'eval')), steps INTEGER NOT NULL,
-  examples INTEGER NOT NULL, first REAL, last REAL);
-CREATE TABLE IF NOT EXISTS metrics (
-  id TEXT PRIMARY KEY, trial_id TEXT NOT NULL, step INTEGER, name TEXT NOT NULL,
-  value REAL, train_fpo TEXT NOT NULL, train_examples INTEGER NOT NULL, time REAL);
-CREATE INDEX IF NOT EXISTS steps_trial ON steps (trial_id);
-CREATE INDEX IF NOT EXISTS metrics_trial ON metrics (trial_id);
-CREATE INDEX IF NOT EXISTS trials_experiment ON trials (experiment);
-"""
-_TABLES = ("runs", "trials", "signatures", "steps", "metrics")
+_TABLES = TABLES
 
 T = TypeVar("T")
 
@@ -278,12 +254,9 @@ class Ledger:
           if tables - {"meta", *_TABLES}:
             raise LedgerError(f"{self.path!r} is a SQLite file of another program "
                               f"(tables {sorted(tables)}); choose a new ledger path")
-          for stmt in _SCHEMA.split(";"):
-            if stmt.strip():
-              c.execute(stmt)
-          c.execute("INSERT OR IGNORE INTO meta VALUES ('format', ?)", (_FORMAT,))
-          c.execute("INSERT OR IGNORE INTO meta VALUES ('created', ?)", (str(time.time()),))
-          c.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+          schema.create(c)
+        elif version < SCHEMA_VERSION:
+          schema.upgrade(c, version)
 
     _retry(init, self.timeout)
 
@@ -473,7 +446,8 @@ class Ledger:
   def write_trial(self, trial_id: str, *, start: Sequence[Any] | None = None,
                   steps: Sequence[StepRow] = (), metrics: Sequence[Sequence[Any]] = (),
                   end: Sequence[Any] | None = None, known: Container[str] = (),
-                  timeout: float | None = None) -> None:
+                  timeout: float | None = None,
+                  stale_after: float = CRASH_TIMEOUT_S) -> None:
     """Writes what one trial owes in one transaction (see :meth:`write`).
 
     Every row is written with ``INSERT OR IGNORE`` on its unique id, so writing the
@@ -488,6 +462,8 @@ class Ledger:
       end: ``status, error, ended, energy_j, energy_source`` of the ended trial.
       known: ids of signatures already committed to this ledger.
       timeout: seconds to wait for another writer (None: the ledger's timeout).
+      stale_after: seconds without a write after which the trial, still ``running``,
+        is reported ``crashed``; every write stamps the trial's ``heartbeat``.
     """
     def write(c: sqlite3.Connection) -> None:
       if start is not None and start[-1]:  # resumed: running again, under this run
@@ -507,6 +483,9 @@ class Ledger:
       if end is not None:
         c.execute("UPDATE trials SET status = ?, error = ?, ended = ?, energy_j = ?, "
                   "energy_source = ? WHERE id = ?", (*end, trial_id))
+      # The heartbeat: one update by primary key per committed write (bounded cost).
+      c.execute("UPDATE trials SET heartbeat = ?, stale_after = ? WHERE id = ?",
+                (time.time(), float(stale_after), trial_id))
 
     self.write(write, timeout=timeout)
 

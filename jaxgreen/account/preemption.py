@@ -1,10 +1,14 @@
-"""Preemption: on SIGTERM, commit every open trial and end it as ``stopped``.
+"""Preemption: on SIGTERM, commit every open trial and end it as ``preempted``.
 
 Slurm, Kubernetes, ``docker stop`` and spot/TPU preemption send SIGTERM before they
 kill a process. :func:`watch` installs (once, from the main thread) a handler that
-asks every watched experiment to end its open trials as ``stopped`` ("preempted:
-SIGTERM") and write them, then does what the process did before: the previous Python
+asks every watched experiment to end its open trials as ``preempted`` (error
+``SIGTERM``) and write them, then does what the process did before: the previous Python
 handler runs, or the default kills it.
+
+Ctrl-C (SIGINT) keeps Python's behaviour, ``KeyboardInterrupt``, with one difference
+(:func:`defer_interrupts`): one landing inside a tracked step's bookkeeping (a few
+microseconds) is raised just after it, so the step that ran is recorded exactly once.
 """
 
 from __future__ import annotations
@@ -47,6 +51,44 @@ def watch(experiment: Preemptible, critical: Iterable[CodeType]) -> None:
   _install()
 
 
+_interrupt_code: set[CodeType] = set()
+_interrupts_deferred = False
+
+
+def defer_interrupts(critical: Iterable[CodeType]) -> None:
+  """Raises ``KeyboardInterrupt`` just after, not inside, the functions ``critical``.
+
+  Installed from the main thread only while SIGINT has Python's own handler (a handler
+  of the user's is left alone). Only code that runs for microseconds belongs in
+  ``critical``: a ledger transaction is safe to interrupt (it rolls back, and rows are
+  written again idempotently), so Ctrl-C never waits for a busy ledger.
+  """
+  global _interrupts_deferred
+  _interrupt_code.update(critical)
+  if _interrupts_deferred or threading.current_thread() is not threading.main_thread():
+    return
+  if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+    return
+  signal.signal(signal.SIGINT, _on_sigint)
+  _interrupts_deferred = True
+
+
+def _inside(frame: FrameType | None, code: set[CodeType]) -> bool:
+  f = frame
+  while f is not None:
+    if f.f_code in code:
+      return True
+    f = f.f_back
+  return False
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+  if _inside(frame, _interrupt_code):
+    threading.Timer(0.005, os.kill, (os.getpid(), signum)).start()
+    return
+  signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt, as without jaxgreen
+
+
 def _install() -> None:
   global _previous, _installed
   if _installed or threading.current_thread() is not threading.main_thread():
@@ -62,14 +104,11 @@ def _install() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-  f = frame
-  while f is not None:
-    if f.f_code in _critical_code:
-      # Interrupted inside jaxgreen's own bookkeeping or a ledger transaction: let it
-      # finish (microseconds) and take the signal again just after.
-      threading.Timer(0.005, os.kill, (os.getpid(), signum)).start()
-      return
-    f = f.f_back
+  if _inside(frame, _critical_code):
+    # Interrupted inside jaxgreen's own bookkeeping or a ledger transaction: let it
+    # finish (microseconds) and take the signal again just after.
+    threading.Timer(0.005, os.kill, (os.getpid(), signum)).start()
+    return
   for exp in list(_WATCHED):
     exp._preempt(PREEMPT_TIMEOUT_S)
   previous = _previous

@@ -28,9 +28,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jaxgreen.account.energy import trial_energy
+from jaxgreen.account.schema import CRASH_TIMEOUT_S, STATUSES
 from jaxgreen.report import human, markdown_table, table
 
-STATUSES = ("running", "completed", "stopped", "failed")
 # As reported: a 'running' trial whose process is gone is reported as 'crashed'.
 REPORTED_STATUSES = (*STATUSES, "crashed")
 
@@ -56,7 +56,7 @@ class TrialCost:
   exact: bool
   energy_j: float | None
   energy_source: str | None
-  error: str | None = None  # why it failed or stopped (the exception, the reason given)
+  error: str | None = None  # why it failed, stopped or was preempted (exception, reason)
   run_id: str | None = None
 
   @property
@@ -303,6 +303,24 @@ def _process_gone(host: str | None, pid: int | None, started: float | None) -> b
 
 
 
+def reported_status(trial: Mapping[str, Any], now: float) -> str:
+  """The status a report shows: a ``running`` trial is ``crashed`` when its process is
+  known to be gone (same host: its pid), or, on another host, when its last write
+  (``heartbeat``) is older than its ``stale_after`` seconds (clocks of the hosts are
+  assumed to agree within that). A trial with no heartbeat (written by a jaxgreen
+  before schema 2) on another host cannot be judged and stays ``running``."""
+  if trial["status"] != "running":
+    return trial["status"]
+  host = trial.get("run_host")
+  if _process_gone(host, trial.get("run_pid"), trial.get("run_started")):
+    return "crashed"
+  if host and host == socket.gethostname():
+    return "running"  # this host: the pid says it is alive
+  beat = trial.get("heartbeat")
+  stale = trial.get("stale_after") or CRASH_TIMEOUT_S
+  return "crashed" if beat is not None and now - beat > stale else "running"
+
+
 def check_joules_per_flop(joules_per_flop: float | None) -> None:
   """Rejects anything but None or a number > 0."""
   if joules_per_flop is not None and (
@@ -345,6 +363,7 @@ def _trial_costs(trials: Sequence[Mapping[str, Any]],
     acc[2] += r["steps"] * int(r["fpo"])
     exact[r["trial_id"]] = exact.get(r["trial_id"], True) and bool(r["exact"])
   out = []
+  now = time.time()
   for t in trials:
     tr = sums.get((t["id"], "train"), [0, 0, 0])
     ev = sums.get((t["id"], "eval"), [0, 0, 0])
@@ -353,8 +372,7 @@ def _trial_costs(trials: Sequence[Mapping[str, Any]],
     out.append(TrialCost(
         id=t["id"], experiment=t["experiment"], name=t["name"] or t["id"][:8],
         hparams=json.loads(t["hparams"] or "{}"),
-        status="crashed" if t["status"] == "running" and _process_gone(
-            t["run_host"], t["run_pid"], t["run_started"]) else t["status"],
+        status=reported_status(t, now),
         train_steps=tr[0], train_examples=tr[1], train_fpo=tr[2],
         eval_steps=ev[0], eval_examples=ev[1], eval_fpo=ev[2], wall_s=wall,
         device_kind=t["device_kind"] or "?", device_count=t["device_count"] or 0,

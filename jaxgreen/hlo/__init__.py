@@ -13,6 +13,9 @@ Layout, one job per module, imports going down the list:
   :mod:`~jaxgreen.hlo.tally`: the sums of a counting walk;
 * :mod:`~jaxgreen.hlo.pricing`, :mod:`~jaxgreen.hlo.dense`,
   :mod:`~jaxgreen.hlo.reductions`, :mod:`~jaxgreen.hlo.special`: the FPO rules;
+  :mod:`~jaxgreen.hlo.kernels`: Pallas/Mosaic/Triton kernel custom calls mapped back to
+  their jaxpr count (or the author's estimate); :mod:`~jaxgreen.hlo.attention`: cuDNN
+  fused attention priced from its shapes;
   :mod:`~jaxgreen.hlo.count`: the opcode table and the count of a module;
 * :mod:`~jaxgreen.hlo.compiled`: the compiled stage's entry points;
 * :mod:`~jaxgreen.hlo.traffic`: HBM traffic and collectives of a compiled module.

@@ -7,7 +7,8 @@ actually kept: fusions and called computations are walked, ``while`` bodies mult
 by the trip count (``known_trip_count`` where the compiler emits it, else derived from
 the loop's induction variable, :mod:`jaxgreen.hlo.trips`), ``conditional`` takes the
 costliest branch, cuBLAS/cuDNN/oneDNN GEMM and convolution custom calls are priced from
-their shapes, and any other custom call is listed in ``Cost.uncounted``.
+their shapes, Pallas kernels are mapped back to their jaxpr count
+(:mod:`jaxgreen.hlo.kernels`), and any other custom call is listed in ``Cost.uncounted``.
 
 Alongside, the walk replays XLA's own ``HloCostAnalysis`` rules per instruction and
 files every per-instruction difference under a named cause (:mod:`jaxgreen.hlo.xla`);
@@ -26,6 +27,7 @@ from typing import Any
 from jaxgreen.cost_model import CostModel
 from jaxgreen.hlo.count import count_module
 from jaxgreen.hlo.ir import HloParseError
+from jaxgreen.hlo.kernels import KernelTable
 from jaxgreen.hlo.parse import parse_module
 from jaxgreen.hlo.tally import HloCount, LoopInfo
 from jaxgreen.hlo.xla import CAUSES
@@ -35,7 +37,7 @@ __all__ = ["CAUSES", "HloCount", "LoopInfo", "count_compiled", "count_hlo_text",
 
 
 def count_hlo_text(text: str, *, cost_model: CostModel | None = None,
-                   cond: str = "max") -> HloCount:
+                   cond: str = "max", kernels: KernelTable | None = None) -> HloCount:
   """Counts the entry computation of an HLO module given as text.
 
   Args:
@@ -43,6 +45,10 @@ def count_hlo_text(text: str, *, cost_model: CostModel | None = None,
     cost_model: prices of non-elementary operations; default ``CostModel()``.
     cond: ``"max"`` (default), ``"min"`` or ``"mean"`` for conditionals, as in
       :func:`jaxgreen.count`.
+    kernels: the program's Pallas kernels counted at the jaxpr stage
+      (:class:`~jaxgreen.hlo.kernels.KernelTable`, as :func:`jaxgreen.api.kernel_table`
+      builds it); without it a kernel custom call is its author's ``cost_estimate``,
+      marked inexact, or uncounted.
 
   Returns:
     An :class:`HloCount` (per device for an SPMD-partitioned module).
@@ -59,11 +65,11 @@ def count_hlo_text(text: str, *, cost_model: CostModel | None = None,
   if not module.computations:
     raise HloParseError("count_hlo_text(text=...): no HLO computation found; pass "
                         "compiled.as_text() or lowered.as_text('hlo')")
-  return count_module(module, cost_model=cost_model, cond=cond)
+  return count_module(module, cost_model=cost_model, cond=cond, kernels=kernels)
 
 
 def count_compiled(compiled: Any, *, cost_model: CostModel | None = None,
-                   cond: str = "max") -> HloCount:
+                   cond: str = "max", kernels: KernelTable | None = None) -> HloCount:
   """Counts a ``jax.stages.Compiled`` from its optimized HLO (see :func:`count_hlo_text`).
 
   Example::
@@ -75,4 +81,4 @@ def count_compiled(compiled: Any, *, cost_model: CostModel | None = None,
   if not isinstance(text, str) or not text:
     raise ValueError("count_compiled(compiled=...): this executable has no HLO text; pass "
                      "the result of jax.jit(f).lower(*args).compile()")
-  return count_hlo_text(text, cost_model=cost_model, cond=cond)
+  return count_hlo_text(text, cost_model=cost_model, cond=cond, kernels=kernels)

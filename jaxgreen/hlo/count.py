@@ -33,6 +33,7 @@ from collections.abc import Callable, Hashable
 from jaxgreen.cost_model import DEFAULT, CostModel
 from jaxgreen.formulas import loop_factors, pick_branches
 from jaxgreen.hlo.ir import Computation, HloParseError, Instr, Module, as_int
+from jaxgreen.hlo.kernels import KernelTable
 from jaxgreen.hlo.pricing import ELEMENTWISE, ZERO_OPCODES
 from jaxgreen.hlo.special import SpecialRules, is_threefry_callee
 from jaxgreen.hlo.tally import HloCount, LoopInfo, Tally, divided
@@ -183,7 +184,7 @@ RULES: dict[str, Rule] = {
 
 
 def count_module(module: Module, *, cost_model: CostModel | None = None,
-                 cond: str = "max") -> HloCount:
+                 cond: str = "max", kernels: KernelTable | None = None) -> HloCount:
   """Counts the entry computation of an already parsed (or built) module.
 
   Args:
@@ -199,6 +200,7 @@ def count_module(module: Module, *, cost_model: CostModel | None = None,
   if cond not in ("max", "min", "mean"):
     raise ValueError(f"cond={cond!r}: use 'max', 'min' or 'mean'")
   walker = Counter(module, cost_model or DEFAULT, cond)
+  walker.kernels = kernels
   try:
     return walker.walk(module.entry, "").freeze(cond)
   except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, AttributeError,

@@ -28,6 +28,7 @@ from jaxgreen.hlo.ir import (
 
 _HEADER = re.compile(r"^(ENTRY\s+)?%?([^\s(]+)\s*\(")
 _INSTR = re.compile(r"^\s*(ROOT\s+)?%?([^\s=]+)\s*=\s*")
+_COMMENT = re.compile(r"/\*.*?\*/")
 _OPCODE = re.compile(r"\s*([a-z][a-z0-9\-_$]*)\(")
 _OP_NAME = re.compile(r'op_name="((?:[^"\\]|\\.)*)"')
 
@@ -98,6 +99,8 @@ def parse_instr(line: str) -> Instr | None:
   operand_text = line[k + 1:end - 1]
   operands = []
   for part in _split_top(operand_text):
+    # XLA numbers every fifth operand of a long list: `/*index=5*/%x`.
+    part = _COMMENT.sub(" ", part)
     toks = [t for t in part.split() if t.startswith("%")]
     operands.append(toks[-1][1:] if toks else part.strip())
   attrs = line[end:].lstrip(", ")

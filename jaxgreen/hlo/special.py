@@ -4,8 +4,11 @@ Random bits are integer ops by the jaxpr rules' block formulas
 (:func:`jaxgreen.formulas.rng_bit_generator_ops`, ``rng_uniform_ops``,
 ``threefry_ops``); an FFT is 5 n log2 n real ops per transform (2 MUL : 3 ADD); the
 custom calls jaxgreen knows are priced from their shapes (GEMMs and convolutions as
-dots and convolutions, top-k as heap selection) and any other is listed in
-``Cost.uncounted``. XLA prices every custom call at -1 ("unknown").
+dots and convolutions, top-k as heap selection, cuDNN fused attention as the
+attention it fuses, :mod:`jaxgreen.hlo.attention`), Pallas/Mosaic/Triton kernels are
+mapped back to their jaxpr count or the author's estimate (:mod:`jaxgreen.hlo.kernels`),
+and any other is listed in ``Cost.uncounted``. XLA prices a custom call at -1
+("unknown"), a TPU kernel at its author's estimate.
 
 Example:
   >>> is_threefry_callee("threefry2x32.3"), is_threefry_callee("main")
@@ -23,8 +26,21 @@ from jaxgreen.formulas import (
   rng_uniform_ops,
   threefry_ops,
 )
+from jaxgreen.hlo.attention import FMHA_PREFIX, attention_counts
 from jaxgreen.hlo.dense import CONV_TARGETS, GEMM_TARGETS, DenseRules
 from jaxgreen.hlo.ir import Computation, Instr
+from jaxgreen.hlo.kernels import (
+  ESTIMATE_TARGETS,
+  KERNEL_TARGETS,
+  KernelTable,
+  counted_tally,
+  kernel_instr_name,
+  kernel_name_of,
+  kernel_operands,
+  mlir_config_name,
+  operand_shapes,
+  tpu_estimate,
+)
 from jaxgreen.hlo.reductions import ReductionRules
 from jaxgreen.hlo.tally import Tally, recounted
 from jaxgreen.hlo.xla import CUSTOM, INTEGER, OTHER, XLA_CUSTOM_CALL, fft_flops
@@ -57,6 +73,9 @@ def is_threefry_callee(name: str) -> bool:
 
 class SpecialRules(DenseRules, ReductionRules):
   """Counts random bits, FFTs and custom calls."""
+
+  # The program's kernels counted at the jaxpr stage (None: HLO text alone).
+  kernels: KernelTable | None = None
 
   def rng(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     """Random bits: integer ops only, by the jaxpr rules' block formulas
@@ -110,6 +129,9 @@ class SpecialRules(DenseRules, ReductionRules):
       return
     scope = self.scope(op_name)
     xla = XLA_CUSTOM_CALL
+    if target in KERNEL_TARGETS:
+      self.kernel(t, comp, ins, scope, target)
+      return
     if target in GEMM_TARGETS or target.startswith("__cublas"):
       if self.gemm_call(t, comp, ins, scope):
         return
@@ -123,6 +145,8 @@ class SpecialRules(DenseRules, ReductionRules):
              xla, 0, {CUSTOM: -xla})
     elif target.startswith(CONV_TARGETS) and ins.text("dim_labels"):
       self.conv(t, comp, ins, scope, custom=True)
+    elif target.startswith(FMHA_PREFIX) and self.fmha(t, comp, ins, scope, target):
+      pass
     else:
       name = f"custom-call {target}" if target else "custom-call"
       t.uncounted(name)
@@ -141,4 +165,56 @@ class SpecialRules(DenseRules, ReductionRules):
     c = (a * n, m * n, 0, 0, b) if x.out.is_float else (0, 0, 0, n, b)
     t.leaf("approx_top_k", scope, c, XLA_CUSTOM_CALL, 0,
            {OTHER: c[0] + c[1], CUSTOM: -XLA_CUSTOM_CALL})
+    return True
+
+  def kernel(self, t: Tally, comp: Computation, ins: Instr, scope: str, target: str) -> None:
+    """A Pallas/Mosaic/Triton kernel: its jaxpr count when the program's kernels are
+    known, else the author's estimate (inexact), else uncounted."""
+    cfg = ins.backend_config()
+    name = kernel_name_of(ins.name, cfg, target,
+                          kernel_instr_name(ins) or mlir_config_name(ins.attr("backend_config")))
+    est = tpu_estimate(cfg) if target in ESTIMATE_TARGETS else None
+    if target in ESTIMATE_TARGETS:
+      xla, xla_tr = (est[0], est[1]) if est is not None else (0, 0)
+    else:
+      xla, xla_tr = XLA_CUSTOM_CALL, 0
+    shapes = operand_shapes(kernel_operands(comp, ins))
+    entry = self.kernels.find(scope, name, shapes) if self.kernels is not None else None
+    if entry is not None:
+      t.merge(counted_tally(entry, xla, xla_tr))
+      return
+    if est is not None:
+      flops, tr, nbytes = est
+      c = (flops - flops // 2, flops // 2, tr, 0, nbytes)
+      t.leaf("pallas_call", scope, c, xla, xla_tr)
+      t.inexact[f"kernel {name}: the author's estimate (its pl.CostEstimate flops, split "
+                f"evenly between ADD and MUL; count the function with jaxgreen.count to "
+                f"count the kernel itself)"] = None
+      return
+    label = f"custom-call {target}"
+    t.uncounted(label)
+    t.leaf(label, scope, (0, 0, 0, 0, 0), xla, xla_tr, {CUSTOM: -xla})
+
+  def fmha(self, t: Tally, comp: Computation, ins: Instr, scope: str, target: str) -> bool:
+    """cuDNN fused attention priced from its shapes (:mod:`jaxgreen.hlo.attention`);
+    False when its backend config does not give the score shape."""
+    cfg = ins.backend_config().get("cudnn_fmha_backend_config") or {}
+    scores = [int(d) for d in (cfg.get("intermediate_tensor_shape") or {}).get("dimensions")
+              or []]
+    ops = kernel_operands(comp, ins)
+    backward = "Backward" in target
+    outs = ins.arrays
+    if len(scores) != 4 or len(ops) < 3 or len(outs) < (3 if backward else 1):
+      return False
+    q = ops[0]
+    contracting = (cfg.get("bmm1_dot_dimension_numbers") or {}).get(
+        "lhs_contracting_dimensions") or [len(q.dims) - 1]
+    d_qk = math.prod(q.dims[int(i)] for i in contracting)
+    d_v = (outs[2] if backward else outs[0]).dims[-1]
+    adds, muls, tr = attention_counts(self.model, scores, d_qk, d_v,
+                                      scale=float(cfg.get("fmha_scale", 1.0)),
+                                      bias="Bias" in target, backward=backward)
+    xla = XLA_CUSTOM_CALL
+    t.leaf("dot_product_attention", scope, (adds, muls, tr, 0, self.bytes_of(comp, ins)), xla,
+           0, {CUSTOM: adds + muls - xla})
     return True

@@ -33,6 +33,7 @@ from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
 from jaxgreen.hlo.count import Counter
 from jaxgreen.hlo.ir import Computation, Instr, Module, parse_type
+from jaxgreen.hlo.kernels import KERNEL_TARGETS, KernelTable, kernel_fields
 from jaxgreen.hlo.mlir import (
   MlirAttrs,
   attr_ints,
@@ -377,7 +378,10 @@ def _sort(tr: _Translator, o: Any, a: MlirAttrs, f: Fields, op_name: str) -> Non
 
 
 def _custom_call(tr: _Translator, o: Any, a: MlirAttrs, f: Fields, op_name: str) -> None:
-  f["custom_call_target"] = a("call_target_name").strip('"')
+  target = f["custom_call_target"] = a("call_target_name").strip('"')
+  if target in KERNEL_TARGETS:  # a Pallas kernel: its name and the author's estimate
+    f.update(kernel_fields(o))
+
 
 
 def _rng_bit_generator(tr: _Translator, o: Any, a: MlirAttrs, f: Fields, op_name: str) -> None:
@@ -453,21 +457,24 @@ def lowered_module(lowered: Any) -> Module:
 
 
 def count_lowered_detail(lowered: Any, *, cost_model: CostModel | None = None,
-                         cond: str = "max") -> HloCount:
+                         cond: str = "max", kernels: KernelTable | None = None) -> HloCount:
   """Like :func:`count_lowered`, with the XLA replay and the loops found."""
   module = lowered_module(lowered)
   walker = Counter(module, cost_model or DEFAULT, cond)
+  walker.kernels = kernels
   return walker.walk(module.entry, "").freeze(cond)
 
 
 def count_lowered(lowered: Any, *, cost_model: CostModel | None = None,
-                  cond: str = "max") -> Cost:
+                  cond: str = "max", kernels: KernelTable | None = None) -> Cost:
   """Counts the StableHLO of a ``jax.stages.Lowered`` (``jax.jit(f).lower(*args)``).
 
   Args:
     lowered: the lowered program; nothing is compiled.
     cost_model: prices of non-elementary operations; default ``CostModel()``.
     cond: ``"max"`` (default), ``"min"`` or ``"mean"`` for ``case``/``if``.
+    kernels: the program's Pallas kernels counted at the jaxpr stage, to count their
+      custom calls (see :func:`jaxgreen.hlo.count.count_module`).
 
   Returns:
     A :class:`~jaxgreen.Cost` with the jaxpr counter's conventions.
@@ -477,4 +484,5 @@ def count_lowered(lowered: Any, *, cost_model: CostModel | None = None,
     c = count_lowered(jax.jit(lambda a, b: a @ b).lower(x, y))
     c.muls  # M*N*K
   """
-  return count_lowered_detail(lowered, cost_model=cost_model, cond=cond).cost
+  return count_lowered_detail(lowered, cost_model=cost_model, cond=cond,
+                              kernels=kernels).cost

@@ -4,7 +4,8 @@ named causes that file every per-instruction difference from jaxgreen's count.
 XLA's rules, from ``xla/service/hlo_cost_analysis.cc``: a dot is 2*M*N*K flops, a
 convolution 2 flops per *valid* tap, one flop per elementwise element with the
 transcendental opcodes counted apart, a while body counted once, the costliest
-branch of a conditional, a custom call -1 ("unknown"). XLA keeps these properties in
+branch of a conditional, a custom call -1 ("unknown"), a TPU kernel (Mosaic
+``tpu_custom_call``) its author's ``cost_estimate`` (0 without one). XLA keeps these properties in
 float32 and sums them in its visiting order (:func:`xla_order`), so beyond 2**24 its
 total is rounded; the walk replays that too.
 
@@ -31,8 +32,9 @@ PRICING = "elementwise pricing"
 INTEGER = "integer ops"
 CUSTOM = "custom calls"
 COLLECTIVE = "collectives"
+KERNELS = "kernels"  # a Pallas/Mosaic/Triton kernel: XLA's figure is the author's estimate
 OTHER = "other conventions"  # reduce-window, sort, top-k, argmax, fft, conditional
-CAUSES = (FMA, PADDING, TRANSC, PRICING, INTEGER, CUSTOM, COLLECTIVE, OTHER)
+CAUSES = (FMA, PADDING, TRANSC, PRICING, INTEGER, CUSTOM, KERNELS, COLLECTIVE, OTHER)
 
 # Elementwise opcodes that HloCostAnalysis puts under "transcendentals", not flops.
 XLA_TRANSCENDENTAL = frozenset({

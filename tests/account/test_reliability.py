@@ -223,7 +223,7 @@ def test_sigterm_flushes_ends_the_trial_and_exits_as_before(tmp_path, mode):
   with Ledger(path, readonly=True) as led:
     (trial,) = led.rows("SELECT status, error FROM trials")
   recorded = _steps_in(path)
-  assert (trial["status"], trial["error"]) == ("stopped", "preempted: SIGTERM")
+  assert (trial["status"], trial["error"]) == ("preempted", "SIGTERM")
   if mode == "default":
     assert rc == -signal.SIGTERM  # killed by the signal, as without jaxgreen
     assert recorded >= seen  # nothing unflushed was lost (flush_steps is 10**6)

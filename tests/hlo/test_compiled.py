@@ -313,3 +313,14 @@ def test_fp8_collective_bytes():
   ag = hlo_traffic(_FP8_ALL_GATHER).collectives["all-gather"]
   assert ag.operand_bytes == 256 * 1  # 256 fp8 elements
   assert ag.sent_bytes == 3 * 256  # (n - 1) S over the 4 devices of an empty group
+
+
+def test_operands_after_xla_index_comments_are_found():
+  # XLA prefixes every fifth operand of a long list with /*index=N*/; the operand is the
+  # same instruction either way (a custom call's sixth operand was once missed).
+  from jaxgreen.hlo.parse import parse_instr
+
+  ins = parse_instr("%c = f32[2]{0} custom-call(f32[2]{0} %a, f32[2]{0} %b, f32[2]{0} %c1, "
+                    "f32[2]{0} %d, f32[2]{0} %e, /*index=5*/f32[2]{0} %f, /*index=6*/%g), "
+                    'custom_call_target="x"')
+  assert ins.operands == ["a", "b", "c1", "d", "e", "f", "g"]

@@ -222,6 +222,8 @@ class KernelEstimate:
     flops, transcendentals, bytes_accessed: the author's ``pl.CostEstimate``, or None
       when the kernel gives none. Its ``flops`` counts a fused multiply-add as 2, like
       jaxgreen's FPO (ADD + MUL).
+    shapes: the shapes of the call's operands, in order (how the HLO stages find the
+      kernel's custom call).
   """
 
   name: str
@@ -231,6 +233,7 @@ class KernelEstimate:
   flops: int | None = None
   transcendentals: int | None = None
   bytes_accessed: int | None = None
+  shapes: tuple[tuple[int, ...], ...] = ()
 
 
 def kernel_estimates(fn: Callable, *args, cost_model: CostModel | None = None,
@@ -255,8 +258,14 @@ def kernel_estimates(fn: Callable, *args, cost_model: CostModel | None = None,
     ('double', (4,), 32, 32)
   """
   closed = jax.make_jaxpr(fn)(*args, **kwargs)
+  return jaxpr_kernels(closed.jaxpr, cost_model=cost_model, cond=cond)
+
+
+def jaxpr_kernels(jaxpr, *, cost_model: CostModel | None = None,
+                  cond: str = "max") -> list[KernelEstimate]:
+  """Every ``pallas_call`` of an already traced jaxpr (see :func:`kernel_estimates`)."""
   walker = Walker(cost_model=cost_model or DEFAULT, cond=cond)
-  return list(_estimates(closed.jaxpr, walker, ""))
+  return list(_estimates(getattr(jaxpr, "jaxpr", jaxpr), walker, ""))
 
 
 def _estimates(jaxpr, walker: Walker, outer: str) -> Iterator[KernelEstimate]:
@@ -273,4 +282,5 @@ def _estimates(jaxpr, walker: Walker, outer: str) -> Iterator[KernelEstimate]:
     yield KernelEstimate(
         name=kernel_label(eqn.params.get("name")), scope=scope, grid=grid, cost=cost,
         flops=getattr(est, "flops", None), transcendentals=getattr(est, "transcendentals", None),
-        bytes_accessed=getattr(est, "bytes_accessed", None))
+        bytes_accessed=getattr(est, "bytes_accessed", None),
+        shapes=tuple(tuple(int(d) for d in getattr(v.aval, "shape", ())) for v in eqn.invars))

@@ -1,0 +1,446 @@
+"""Reliability of the ledger and of the HLO parser, as figures with targets.
+
+The ledger's promises (README, "What the ledger promises") measured as steps run vs
+steps recorded, in five situations:
+
+  (a) threads: a dashboard thread calls ``exp.flush()`` / ``exp.report()`` while
+      training runs, and worker threads of a pool run steps;
+  (b) SIGTERM at random points of a training loop (a child process; its own handler
+      prints the steps that ran); the trial must end ``preempted``;
+  (c) SIGINT (Ctrl-C) landing just after a COMMIT and just after ``BEGIN IMMEDIATE``
+      (injected at every write of a run), and at random times in a child process;
+  (d) a ledger whose write lock another process holds while training runs;
+  (e) trials whose end write failed, their references dropped, written at close.
+
+Every step run must be recorded exactly once: lost = 0 and over-counted = 0.
+
+Then HLO fuzzing with ``hypothesis``: compiled HLO texts of real programs,
+mutated (truncated, lines dropped, swapped or duplicated, tokens and numbers spliced
+in) and counted with :func:`jaxgreen.hlo.count_hlo_text`. Each must be counted or
+raise :class:`jaxgreen.hlo.HloParseError`; raw exceptions per 10,000 texts (target 0)
+and hangs (a text taking over ``--hang-s`` seconds; target 0).
+
+Exits 1 when a figure misses its target. About a minute on 2 cores:
+
+  JAX_PLATFORMS=cpu python benchmarks/reliability.py [--fuzz 10000] [--runs 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import concurrent.futures
+import gc
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from jaxgreen.account import Experiment, Ledger, track
+from jaxgreen.hlo import HloParseError, count_hlo_text
+
+N = 8  # elements of the toy step's input
+
+
+def _step() -> Any:
+  return track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
+
+
+def _recorded(path: Path) -> int:
+  with Ledger(path, readonly=True) as led:
+    return led.rows("SELECT COALESCE(SUM(steps), 0) AS n FROM steps")[0]["n"]
+
+
+def _statuses(path: Path) -> list[str]:
+  with Ledger(path, readonly=True) as led:
+    return [r["status"] for r in led.rows("SELECT status FROM trials ORDER BY started")]
+
+
+# -- (a) threads ---------------------------------------------------------------------
+
+
+def threads(folder: Path, steps: int = 2000) -> tuple[int, int]:
+  """Steps run vs recorded with a dashboard thread flushing/reporting, plus a pool."""
+  path = folder / "threads.sqlite"
+  step, x = _step(), jnp.ones(N)
+  exp = Experiment("threads", ledger=path, flush_steps=50)
+  stop = threading.Event()
+
+  def dashboard() -> None:
+    i = 0
+    while not stop.is_set():
+      exp.flush() if i % 2 else exp.report()
+      i += 1
+
+  ran = 0
+  with exp.trial():
+    th = threading.Thread(target=dashboard)
+    th.start()
+    for _ in range(steps):
+      step(x)
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+      list(pool.map(lambda _: step(x), range(200)))
+    stop.set()
+    th.join()
+    ran = steps + 200
+  exp.close()
+  return ran, _recorded(path)
+
+
+# -- (b), (c) signals in a child process -----------------------------------------------
+
+_CHILD = textwrap.dedent("""
+    import os, signal, sys
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    import jax, jax.numpy as jnp
+    from jaxgreen.account import Experiment, track
+    path, sig = sys.argv[1], sys.argv[2]
+    step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
+    x = jnp.ones(8)
+    step(x)  # compiled outside the trial
+    if sig == "TERM":
+        def bye(signum, frame):  # runs after jaxgreen's handler
+            print("steps", step.tracker.steps - 1, flush=True)
+            sys.exit(0)
+        signal.signal(signal.SIGTERM, bye)
+    exp = Experiment("sig", ledger=path, flush_steps=int(sys.argv[3]))
+    print("ready", flush=True)
+    try:
+        with exp.trial():
+            while True:
+                step(x)
+    except KeyboardInterrupt:
+        pass
+    exp.close()
+    print("steps", step.tracker.steps - 1, flush=True)
+""")
+
+
+def _child_run(script: Path, path: Path, sig: str, delay: float, flush_steps: int
+               ) -> tuple[int, int, str]:
+  env = dict(os.environ, JAX_PLATFORMS="cpu")
+  proc = subprocess.Popen([sys.executable, str(script), str(path), sig, str(flush_steps)],
+                          env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                          text=True)
+  assert proc.stdout is not None
+  if proc.stdout.readline().strip() != "ready":
+    proc.kill()
+    raise RuntimeError(f"the child process for SIG{sig} did not start")
+  time.sleep(delay)
+  proc.send_signal(signal.SIGTERM if sig == "TERM" else signal.SIGINT)
+  out = proc.stdout.read()
+  proc.wait(timeout=120)
+  ran = int(out.split("steps")[1]) if "steps" in out else -1
+  (status,) = _statuses(path)
+  return ran, _recorded(path), status
+
+
+def signals_in_children(folder: Path, runs: int, rng: random.Random
+                        ) -> dict[str, list[tuple[int, int, str]]]:
+  """(ran, recorded, status) of ``runs`` children per signal, signalled at random."""
+  script = folder / "child.py"
+  script.write_text(_CHILD)
+  jobs = [(sig, i, rng.uniform(0.05, 0.6), rng.choice((1, 7, 100)))
+          for sig in ("TERM", "INT") for i in range(runs)]
+  out: dict[str, list[tuple[int, int, str]]] = collections.defaultdict(list)
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    futures = {pool.submit(_child_run, script, folder / f"{sig}{i}.sqlite", sig, d, fs): sig
+               for sig, i, d, fs in jobs}
+    for f in concurrent.futures.as_completed(futures):
+      out[futures[f]].append(f.result())
+  return out
+
+
+class _InterruptAfter:
+  """A connection that raises KeyboardInterrupt right after a chosen statement."""
+
+  def __init__(self, conn: sqlite3.Connection, prefix: str, at: int):
+    self.conn, self.prefix, self.at, self.seen = conn, prefix, at, 0
+
+  def execute(self, sql: str, *args: Any) -> Any:
+    out = self.conn.execute(sql, *args)
+    if sql.startswith(self.prefix):
+      self.seen += 1
+      if self.seen == self.at:
+        raise KeyboardInterrupt
+    return out
+
+  def __getattr__(self, name: str) -> Any:
+    return getattr(self.conn, name)
+
+
+def interrupt_at(folder: Path, prefix: str, writes: int = 12) -> tuple[int, int]:
+  """Ctrl-C just after the k-th ``prefix`` statement (COMMIT or BEGIN), for every k of
+  a run of ``writes`` flushes; the run goes on after each. Returns (ran, recorded)."""
+  ran = recorded = 0
+  for k in range(1, writes + 1):
+    path = folder / f"{prefix.split()[0].lower()}{k}.sqlite"
+    step, x = _step(), jnp.ones(N)
+    exp = Experiment("int", ledger=path, flush_steps=1)
+    real = exp.ledger.conn
+    exp.ledger.conn = _InterruptAfter(real, prefix, k)  # type: ignore[assignment]
+    with warnings.catch_warnings():
+      warnings.simplefilter("ignore")
+      try:
+        with exp.trial():
+          for _ in range(writes):
+            step(x)
+      except KeyboardInterrupt:
+        pass
+      exp.ledger.conn = real
+      exp.close()
+    ran += step.tracker.steps  # every call that returned, the interrupted one too
+    recorded += _recorded(path)
+  return ran, recorded
+
+
+# -- (d) a locked ledger, (e) dropped references -------------------------------------------
+
+
+def locked(folder: Path, steps: int = 200) -> tuple[int, int, float]:
+  """(ran, recorded, longest stall of one call in seconds) under another writer's lock."""
+  path = folder / "locked.sqlite"
+  step, x = _step(), jnp.ones(N)
+  exp = Experiment("locked", ledger=path, flush_steps=10)
+  other = sqlite3.connect(path, isolation_level=None)
+  other.execute("BEGIN IMMEDIATE")
+  worst = 0.0
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    with exp.trial() as trial:
+      for i in range(steps):
+        t0 = time.perf_counter()
+        step(x)
+        if i % 20 == 0:
+          trial.log(i, val_acc=i / steps)
+        worst = max(worst, time.perf_counter() - t0)
+  other.execute("ROLLBACK")
+  other.close()
+  exp.close()
+  return steps, _recorded(path), worst
+
+
+def dropped(folder: Path, trials: int = 5, steps: int = 7) -> tuple[int, int, list[str]]:
+  """Trials whose end write failed, their references dropped: (ran, recorded, statuses)."""
+  path = folder / "dropped.sqlite"
+  step, x = _step(), jnp.ones(N)
+  exp = Experiment("dropped", ledger=path)
+  real = exp.ledger.write
+
+  def broken(fn: Callable, timeout: float | None = None) -> Any:
+    raise sqlite3.OperationalError("database is locked")
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    for _ in range(trials):
+      trial = exp.trial().start()
+      for _ in range(steps):
+        step(x)
+      exp.ledger.write = broken  # type: ignore[method-assign]
+      trial.end()
+      exp.ledger.write = real  # type: ignore[method-assign]
+      del trial
+  gc.collect()
+  exp.close()
+  return trials * steps, _recorded(path), _statuses(path)
+
+
+# -- HLO fuzzing -----------------------------------------------------------------------
+
+_TOKENS = ("{", "}", "(", ")", "[", "]", ",", "=", "\n", " ", "%", "f32[", "s32[]", "{0}",
+           "-1", "0", "99999999999999999999", "ROOT ", "ENTRY ", "HloModule m\n",
+           "parameter(0)", "while(", "condition=", "body=", "calls=", "to_apply=",
+           "dot(", "lhs_contracting_dims={1}", "window={size=3}", "/*index=5*/",
+           "custom-call(", "custom_call_target=\"x\"", "tuple(", "get-tuple-element(",
+           "index=7", "known_trip_count={\"n\":\"-3\"}", "}\n}\n", "->", "(f32[2]",
+           "pred[", "bf16[", "c64[", "u8[", "f32[1,2,3]{2,1,0}", "token[]", "e", "\"")
+
+
+def seed_texts() -> list[str]:
+  """Compiled (optimized) HLO texts of small real programs."""
+  x, w = jnp.ones((4, 8)), jnp.ones((8, 8))
+  img, ker = jnp.ones((1, 3, 16, 16)), jnp.ones((4, 3, 3, 3))
+
+  def mlp(x, w):
+    return jax.nn.relu(x @ w).sum()
+
+  def loop(x):
+    return jax.lax.fori_loop(0, 5, lambda i, c: jnp.tanh(c * 1.5 + i), x)
+
+  def conv(img, ker):
+    return jax.lax.conv(img, ker, (1, 1), "SAME")
+
+  def scan(x):
+    return jax.lax.scan(lambda c, r: (c + r, c * r), x[0], x)[1]
+
+  cases: list[tuple[Callable[..., Any], tuple[Any, ...]]] = [
+      (jax.grad(mlp), (x, w)), (loop, (x,)), (conv, (img, ker)), (scan, (x,)),
+      (lambda x: jax.nn.softmax(x).max(), (x,))]
+  texts = []
+  for f, args in cases:
+    texts.append(str(jax.jit(f).lower(*args).compile().as_text()))
+  return texts
+
+
+_OPS = ("cut", "drop", "splice", "line", "swap", "dup", "num")
+_NUMS = ("-7", "0", "1", "4294967296", "2147483648", "-0")
+
+
+def _mutate(text: str, plan: list[tuple[str, float, float, str]]) -> str:
+  """Applies mutations ``(op, u, v, token)`` (u, v in [0, 1): where) to ``text``."""
+  for op, u, v, tok in plan:
+    lines = text.split("\n")
+    i, j, k = int(u * len(text)), int(u * len(lines)), int(v * len(lines))
+    if op == "cut":
+      text = text[:i]
+    elif op == "drop":
+      text = text[:i] + text[i + 1 + int(v * 40):]
+    elif op == "splice":
+      text = text[:i] + tok + text[i:]
+    elif op == "line":
+      text = "\n".join(lines[:j] + lines[j + 1:])
+    elif op == "swap":
+      lines[j], lines[k] = lines[k], lines[j]
+      text = "\n".join(lines)
+    elif op == "dup":
+      text = "\n".join(lines[:j] + lines[j:j + 1] + lines[j:])
+    else:
+      text = text[:i] + _NUMS[int(v * len(_NUMS))] + text[i + 1:]
+  return text
+
+
+class _Hang(Exception):
+  pass
+
+
+def _count_one(text: str, hang_s: float) -> str:
+  """``exact``, ``inexact``, ``rejected`` (HloParseError), ``hang``, or ``raw: ...``."""
+  def alarm(signum: int, frame: Any) -> None:
+    raise _Hang
+
+  old = signal.signal(signal.SIGALRM, alarm)
+  signal.setitimer(signal.ITIMER_REAL, hang_s)
+  try:
+    exact = count_hlo_text(text).cost.exact
+    return "exact" if exact else "inexact"
+  except HloParseError:
+    return "rejected"
+  except _Hang:
+    return "hang"
+  except Exception as e:  # the figure this script measures: must never happen
+    return f"raw: {type(e).__name__}: {str(e)[:120]}"
+  finally:
+    signal.setitimer(signal.ITIMER_REAL, 0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def fuzz(texts: list[str], examples: int, hang_s: float,
+         batch: int = 25) -> collections.Counter[str]:
+  """Outcomes of ``examples`` mutated texts. ``hypothesis`` (derandomized: the same
+  texts every run) draws the mutation plans, ``batch`` per example to keep its own
+  overhead small."""
+  from hypothesis import HealthCheck, Phase, given, settings
+  from hypothesis import strategies as st
+
+  unit = st.floats(0, 1, exclude_max=True)
+  token = st.sampled_from(_TOKENS) | st.text(max_size=8)
+  plan = st.lists(st.tuples(st.sampled_from(_OPS), unit, unit, token), min_size=1, max_size=3)
+  plans = st.lists(st.tuples(st.integers(0, len(texts) - 1), plan), min_size=batch,
+                   max_size=batch)
+  outcomes: collections.Counter[str] = collections.Counter()
+
+  @settings(max_examples=-(-examples // batch), deadline=None, database=None,
+            derandomize=True, suppress_health_check=list(HealthCheck), phases=(Phase.generate,))
+  @given(plans)
+  def run(drawn: list[tuple[int, list[tuple[str, float, float, str]]]]) -> None:
+    for seed, p in drawn:
+      outcomes[_count_one(_mutate(texts[seed], p), hang_s)] += 1
+
+  run()
+  return outcomes
+
+
+def _fuzz_figures(outcomes: collections.Counter[str]) -> tuple[int, int, int, list[str]]:
+  total = sum(outcomes.values())
+  raw = {k: n for k, n in outcomes.items() if k.startswith("raw")}
+  return total, sum(raw.values()), outcomes["hang"], sorted(raw)[:5]
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def _line(name: str, ran: int, recorded: int) -> tuple[str, int, int]:
+  return name, max(ran - recorded, 0), max(recorded - ran, 0)
+
+
+def ledger_figures(folder: Path, runs: int, rng: random.Random) -> list[tuple[str, int, int]]:
+  """(situation, lost, over-counted) per situation; prints steps run vs recorded."""
+  rows = []
+  ran, rec = threads(folder)
+  print(f"(a) threads flushing/reporting + a pool:  ran {ran:,}  recorded {rec:,}")
+  rows.append(_line("a", ran, rec))
+  children = signals_in_children(folder, runs, rng)
+  for sig, label in (("TERM", "(b) SIGTERM at random points"), ("INT", "(c) SIGINT at random")):
+    got = children[sig]
+    ran, rec = sum(r for r, _, _ in got), sum(c for _, c, _ in got)
+    statuses = collections.Counter(s for _, _, s in got)
+    print(f"{label} ({len(got)} runs):  ran {ran:,}  recorded {rec:,}  trials {dict(statuses)}")
+    rows.append(_line(sig, ran, rec))
+    want = "preempted" if sig == "TERM" else "failed"
+    rows.append((f"{sig} status", statuses.get(want, 0) != len(got), 0))
+  for prefix in ("COMMIT", "BEGIN IMMEDIATE"):
+    ran, rec = interrupt_at(folder, prefix)
+    print(f"(c) SIGINT just after every {prefix}:  ran {ran:,}  recorded {rec:,}")
+    rows.append(_line(prefix, ran, rec))
+  ran, rec, worst = locked(folder)
+  print(f"(d) locked ledger:  ran {ran:,}  recorded {rec:,}  longest call {worst:.3f} s "
+        f"(target < 1 s)")
+  rows += [_line("d", ran, rec), ("stall", int(worst >= 1.0), 0)]
+  ran, rec, statuses_e = dropped(folder)
+  print(f"(e) dropped trials after a failed end write:  ran {ran:,}  recorded {rec:,}  "
+        f"statuses {dict(collections.Counter(statuses_e))}")
+  rows += [_line("e", ran, rec), ("e status", int(set(statuses_e) != {"completed"}), 0)]
+  return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--fuzz", type=int, default=10_000, help="fuzzed HLO texts (default 10000)")
+  p.add_argument("--runs", type=int, default=4, help="child processes per signal (default 4)")
+  p.add_argument("--hang-s", type=float, default=5.0, help="a text counted longer hangs")
+  p.add_argument("--seed", type=int, default=0)
+  args = p.parse_args(argv)
+  t0 = time.perf_counter()
+  with tempfile.TemporaryDirectory() as tmp:
+    rows = ledger_figures(Path(tmp), args.runs, random.Random(args.seed))
+  lost, over = sum(r[1] for r in rows), sum(r[2] for r in rows)
+  print(f"steps lost: {lost} (target 0); steps over-counted: {over} (target 0)")
+  t1 = time.perf_counter()
+  outcomes = fuzz(seed_texts(), args.fuzz, args.hang_s)
+  total, raw, hangs, kinds = _fuzz_figures(outcomes)
+  per = raw * 10_000 / total if total else float("nan")
+  print(f"HLO fuzzing: {total:,} texts in {time.perf_counter() - t1:.1f} s; raw exceptions "
+        f"{raw} ({per:.1f} per 10,000, target 0); hangs {hangs} (target 0)")
+  kept = {k: n for k, n in outcomes.items() if not k.startswith("raw")}
+  print(f"  outcomes: {kept}")
+  for k in kinds:
+    print(f"  {k}")
+  print(f"total {time.perf_counter() - t0:.1f} s")
+  return int(bool(lost or over or raw or hangs or not total))
+
+
+if __name__ == "__main__":
+  sys.exit(main())
