@@ -10,6 +10,9 @@ The model of ``benchmarks/llama70b.py`` (80 layers, d_model 8192, GQA 64/8 heads
 * adamw's moments sharded like the weights; the batch over ``fsdp``;
 * ``--activations constrained`` (default) pins the normalised activations to
   batch-over-fsdp, as FSDP training code does; ``free`` leaves it to XLA.
+* ``--by-module``: the forward pass runs with a ``jax.named_scope`` per part of the
+  layer (the model pushes none of its own; the FPO stay the same) and the report is
+  split by those scopes, with the time of the extra walk (:mod:`jaxgreen.comparison.modules`).
 
 Printed, each measured in this run: time and peak RSS of the jaxpr count and of the
 compile, logical vs compiled FPO (redundancy), collectives per device, XLA's memory per
@@ -17,12 +20,13 @@ device against the chip's HBM, and the roofline estimate.
 
 Run from the repository root (needs libtpu):
   python benchmarks/llama70b_pod.py [--topology 4x4x8] [--tp 8] [--batch 16] [--seq 4096]
-      [--strategy fsdp_tp|dp_tp] [--activations constrained|free]
+      [--strategy fsdp_tp|dp_tp] [--activations constrained|free] [--by-module]
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import resource
 import sys
@@ -41,6 +45,8 @@ from benchmarks.llama70b import LlamaConfig, make_train_step, param_shapes  # no
 from jaxgreen import api  # noqa: E402
 from jaxgreen.chips import get_chip, roofline  # noqa: E402
 from jaxgreen.comparison import Comparison, TargetResult, place  # noqa: E402
+from jaxgreen.hlo import parse_module  # noqa: E402
+from jaxgreen.hlo.traffic import module_traffic_by_scope  # noqa: E402
 from jaxgreen.pods import compile_readable, report_compiled  # noqa: E402
 from jaxgreen.progress import status  # noqa: E402
 from jaxgreen.targets import get_target  # noqa: E402
@@ -92,6 +98,56 @@ def _constrain_activations() -> None:
   llama._rms_norm = constrained
 
 
+def _scope_forward() -> None:
+  """``llama.forward`` with a ``jax.named_scope`` per part of the layer: the same
+  operations in the same order, so the same FPO; only the ``op_name`` metadata differs."""
+  c_rope = llama._rope
+
+  def scoped(name, fn):
+    def f(*a):
+      with jax.named_scope(name):
+        return fn(*a)
+    return f
+
+  def forward(params, tokens, c):
+    B, T = tokens.shape
+    with jax.named_scope("embed"):
+      x = params["embed"][tokens]
+    positions = jnp.arange(T)
+    mask = jnp.tril(jnp.ones((T, T), bool))
+
+    @jax.checkpoint
+    def layer(x, p):
+      with jax.named_scope("layer"):
+        h = scoped("attn_norm", llama._rms_norm)(x, p["attn_norm"])
+        with jax.named_scope("qkv"):
+          q = (h @ p["wq"]).reshape(B, T, c.n_head, c.head_dim)
+          k = (h @ p["wk"]).reshape(B, T, c.n_kv_head, c.head_dim)
+          v = (h @ p["wv"]).reshape(B, T, c.n_kv_head, c.head_dim)
+        q, k = scoped("rope", c_rope)(q, positions), scoped("rope", c_rope)(k, positions)
+        with jax.named_scope("attention"):
+          g = c.n_head // c.n_kv_head
+          q = q.reshape(B, T, c.n_kv_head, g, c.head_dim)
+          scores = (jnp.einsum("btkgh,bskh->bkgts", q, k)
+                    / jnp.sqrt(c.head_dim).astype(x.dtype))
+          scores = jnp.where(mask, scores, jnp.finfo(scores.dtype).min)
+          probs = jax.nn.softmax(scores.astype(jnp.float32), axis=-1).astype(x.dtype)
+          attn = jnp.einsum("bkgts,bskh->btkgh", probs, v).reshape(B, T, c.d_model)
+        with jax.named_scope("wo"):
+          x = x + attn @ p["wo"]
+        h = scoped("ffn_norm", llama._rms_norm)(x, p["ffn_norm"])
+        with jax.named_scope("mlp"):
+          x = x + (jax.nn.silu(h @ p["w_gate"]) * (h @ p["w_up"])) @ p["w_down"]
+      return x, None
+
+    x, _ = jax.lax.scan(layer, x, params["layers"])
+    x = scoped("final_norm", llama._rms_norm)(x, params["final_norm"])
+    with jax.named_scope("lm_head"):
+      return x @ params["lm_head"]
+
+  llama.forward = forward
+
+
 def _rss_gb() -> float:
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
@@ -108,10 +164,14 @@ def main(argv=None) -> None:
                   help="pin normalised activations to batch-over-fsdp (default) or leave "
                        "the shardings to XLA's propagation")
   ap.add_argument("--dump", default=None, help="write the compiled HLO text to this file")
+  ap.add_argument("--by-module", action="store_true",
+                  help="name the parts of the layer and split the report by them")
   args = ap.parse_args(argv)
 
   if args.activations == "constrained":
     _constrain_activations()
+  if args.by_module:
+    _scope_forward()
   c = LlamaConfig(n_layer=args.layers)
   tx, step = make_train_step(c)
   t = get_target(f"tpu:v5p:{args.topology}")
@@ -159,10 +219,18 @@ def main(argv=None) -> None:
   chip = get_chip(t)
   roof = roofline(chip, flops=pod.per_device.fpo, hbm_bytes=pod.hbm_bytes,
                   collective_bytes=pod.sent_bytes, dtype=pod.dtype)
+  if args.by_module:
+    t4 = time.perf_counter()
+    pod = dataclasses.replace(pod, by_scope=module_traffic_by_scope(parse_module(text)))
+    print(f"by-module walk (parse + traffic per scope): {time.perf_counter() - t4:.1f} s")
   res = TargetResult(t.spec, {"fsdp": fsdp, "tp": args.tp}, pod, roof)
+  cmp = Comparison((res,), "llama70b", by_module=args.by_module)
   print()
-  print(Comparison((res,), "llama70b").table())
+  print(cmp.table())
   print()
+  if args.by_module:
+    print(cmp.modules().table())
+    print()
   peak = pod.memory.peak_bytes
   if peak is not None and chip.hbm_bytes:
     print(f"XLA peak memory per device {peak / 2**30:.2f} GiB of {chip.hbm_bytes / 2**30:.0f} "

@@ -10,10 +10,16 @@ Python:
   >>> cmp = jaxgreen.compare(s.fn, ["tpu:v5e:4x4", "gpu:h100x8"], mesh_axes=s.mesh_axes,
   ...                        in_specs=s.in_specs)(*s.args)
 
+Module by module (redundancy, collectives, HBM bytes and step-time share per module):
+  >>> cmp = jaxgreen.compare(s.fn, ["tpu:v5e:4x4", "gpu:h100x8"], mesh_axes=s.mesh_axes,
+  ...                        in_specs=s.in_specs, by_module=True)(*s.args)
+  >>> print(cmp.modules(max_depth=3).table())
+
 Command line:
   jaxgreen compare examples/sharded_transformer.py:setup --setup --target tpu:v5e:4x4 \
-      --target gpu:h100x8
-  python examples/sharded_transformer.py --target tpu:v5e:4x4 --target gpu:h100x8
+      --target gpu:h100x8 [--by-module [--max-depth 3]]
+  python examples/sharded_transformer.py --target tpu:v5e:4x4 --target gpu:h100x8 \
+      [--by-module [--max-depth 3]]
 """
 
 from __future__ import annotations
@@ -137,12 +143,16 @@ def main(argv=None) -> None:
   ap.add_argument("--target", action="append", default=[])
   ap.add_argument("--format", default="table", choices=("table", "markdown", "json"))
   ap.add_argument("--plot", default=None, help="save a bar plot here (needs matplotlib)")
+  ap.add_argument("--by-module", action="store_true", help="add the per-module report")
+  ap.add_argument("--max-depth", type=int, default=None,
+                  help="with --by-module, aggregate module paths to this many segments")
   args = ap.parse_args(argv)
   from jaxgreen.comparison import compare, print_report
 
   s = setup()
   cmp = compare(s.fn, args.target or ["tpu:v5e:4x4", "gpu:h100x8"], mesh_axes=s.mesh_axes,
-                in_specs=s.in_specs, name=s.name)(*s.args)
+                in_specs=s.in_specs, name=s.name, by_module=args.by_module,
+                max_depth=args.max_depth)(*s.args)
   print_report(cmp, fmt=args.format, plot=args.plot)
 
 

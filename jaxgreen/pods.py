@@ -41,6 +41,7 @@ from jaxgreen.hlo.traffic import (
   matmul_dtype,
   module_matmul_dtype,
   module_traffic,
+  module_traffic_by_scope,
   program_devices,
 )
 from jaxgreen.xla_analysis import xla_cost
@@ -119,6 +120,9 @@ class PodReport:
     dtype: the dtype of most matmul work in the compiled program (for the peak).
     compile_s: seconds to lower and compile; count_s: to count the jaxpr.
     notes: loops of unknown trip count and other caveats.
+    by_scope: module path -> its collectives and HBM traffic per device (``""``: work
+      without a module path), when asked for (``report_compiled(by_module=True)``);
+      the compiled FPO per module path is ``per_device.by_scope``.
   """
 
   target: str
@@ -133,6 +137,7 @@ class PodReport:
   compile_s: float = 0.0
   count_s: float = 0.0
   notes: tuple[str, ...] = ()
+  by_scope: Mapping[str, HloTraffic] | None = None
 
   @property
   def compiled_global_fpo(self) -> float:
@@ -237,7 +242,7 @@ def analyze(fn: Callable, target: Any, *args, static_argnums: int | Sequence[int
 
 def report_compiled(compiled: Any, target: str, logical: Cost, *, compile_s: float = 0.0,
                     count_s: float = 0.0, text: str | None = None,
-                    notes: Sequence[str] = ()) -> PodReport:
+                    notes: Sequence[str] = (), by_module: bool = False) -> PodReport:
   """A :class:`PodReport` from an already compiled executable and its jaxpr count.
 
   Args:
@@ -247,6 +252,8 @@ def report_compiled(compiled: Any, target: str, logical: Cost, *, compile_s: flo
     compile_s, count_s: timings to report.
     text: ``compiled.as_text()`` if already read.
     notes: caveats to carry into the report.
+    by_module: also split the collectives and HBM traffic by module path
+      (:attr:`PodReport.by_scope`).
   """
   text = text if text is not None else compiled.as_text()
   module = parse_module(text)  # parsed once: a pod-sized module is large
@@ -267,6 +274,8 @@ def report_compiled(compiled: Any, target: str, logical: Cost, *, compile_s: flo
   said = " ".join(notes)
   notes += [f"compiled HLO: no FPO rule for {k!r}, {v} time(s)"
             for k, v in per_device.uncounted.items() if repr(k) not in said]
+  scoped = module_traffic_by_scope(module, traffic.devices) if by_module else None
   return PodReport(target, traffic.devices, logical, per_device, traffic.collectives,
                    traffic.hbm_bytes, memory_stats(compiled), xla_cost(compiled),
-                   module_matmul_dtype(module), compile_s, count_s, tuple(dict.fromkeys(notes)))
+                   module_matmul_dtype(module), compile_s, count_s, tuple(dict.fromkeys(notes)),
+                   scoped)

@@ -53,7 +53,16 @@ def add(sub: argparse._SubParsersAction) -> None:
                     help="PartitionSpec of one argument, e.g. 'data,None'; repeat")
   pods.add_argument("--format", choices=("table", "markdown", "json"), default="table",
                     help="report format (default: table)")
-  pods.add_argument("--plot", metavar="PATH", help="save a bar plot (needs [plot])")
+  pods.add_argument("--markdown", action="store_true",
+                    help="print the report as Markdown (same as --format markdown)")
+  pods.add_argument("--plot", metavar="PATH", help="save a bar plot (needs [plot]); with "
+                    "--by-module, of each module's redundancy per target")
+  pods.add_argument("--by-module", action="store_true",
+                    help="also split each target's figures by module path (from the "
+                         "compiled HLO's op_name metadata): FPO, redundancy, collectives, "
+                         "HBM bytes and share of the estimated step time per module")
+  pods.add_argument("--max-depth", type=int, default=None, metavar="N",
+                    help="with --by-module, aggregate module paths to N segments")
   p.add_argument("--debug", action="store_true", help="show tracebacks")
   p.set_defaults(func=run)
 
@@ -73,12 +82,13 @@ def run(args: argparse.Namespace) -> int:
   # Bad targets fail before any work; GPU targets set jax's platform themselves (see
   # jaxgreen.devices.start_devices) or say how to.
   parsed = [get_target(s) for s in specs]
-  if args.report or args.setup or args.mesh or args.in_spec:
+  if args.report or args.setup or args.mesh or args.in_spec or args.by_module:
     report, done = _progress(sys.stderr)
+    fmt = "json" if args.json else "markdown" if args.markdown else args.format
     try:
       return run_cli(args.function, targets=specs, arg_specs=args.arg, mesh=args.mesh,
-                     in_specs=args.in_spec, fmt="json" if args.json else args.format,
-                     plot=args.plot, setup=args.setup, progress=report)
+                     in_specs=args.in_spec, fmt=fmt, plot=args.plot, setup=args.setup,
+                     progress=report, by_module=args.by_module, max_depth=args.max_depth)
     finally:
       done()
   from jaxgreen.reconciliation import reconcile
@@ -144,7 +154,8 @@ def run_cli(function: str, *, targets: Sequence[str], arg_specs: Sequence[str] =
             mesh: str | None = None, in_specs: Sequence[str] = (), fmt: str = "table",
             plot: str | None = None, setup: bool = False,
             progress: Callable[[str, int, int], None] | None = None,
-            file: IO[str] | None = None) -> int:
+            file: IO[str] | None = None, by_module: bool = False,
+            max_depth: int | None = None) -> int:
   """The pod report for ``jaxgreen compare --report``: load, compare, print.
 
   Args:
@@ -158,6 +169,8 @@ def run_cli(function: str, *, targets: Sequence[str], arg_specs: Sequence[str] =
     plot: path of a bar plot to save.
     progress: ``progress(target, i, n)`` before each target.
     file: where to print.
+    by_module: add the per-module report (and plot) to the totals.
+    max_depth: aggregate module paths to this many segments.
 
   Returns:
     The exit status (0).
@@ -178,7 +191,9 @@ def run_cli(function: str, *, targets: Sequence[str], arg_specs: Sequence[str] =
     axes = parse_mesh_axes(mesh)
   if in_specs:
     specs = tuple(parse_partition_spec(s) for s in in_specs)
+  if max_depth is not None and not by_module:
+    raise ValueError(f"--max-depth {max_depth}: only with --by-module")
   cmp = compare(fn, list(targets), mesh_axes=axes, in_specs=specs, name=name,
-                progress=progress)(*args)
+                progress=progress, by_module=by_module, max_depth=max_depth)(*args)
   print_report(cmp, fmt=fmt, plot=plot, file=file)
   return 0

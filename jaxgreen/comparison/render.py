@@ -105,15 +105,13 @@ def plot_comparison(cmp: Comparison, path: str | None = None,
     raise ValueError(f"plot(metrics={list(metrics)!r}): unknown {bad}; use "
                      f"{', '.join(PLOT_METRICS)}")
   try:
-    import matplotlib
-
-    if path is not None:
-      matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib  # noqa: F401 - fails first where matplotlib is missing
+    from matplotlib.figure import Figure  # not pyplot: the user's backend is left alone
   except ImportError:
     raise ImportError("Comparison.plot needs matplotlib: pip install 'jaxgreen[plot]'"
                       ) from None
-  fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
+  fig = Figure(figsize=(4 * len(metrics), 3.4))
+  axes = fig.subplots(1, len(metrics), squeeze=False)
   names = [r.target for r in cmp.results]
   for ax, key in zip(axes[0], metrics, strict=True):
     label, get = PLOT_METRICS[key]
@@ -139,7 +137,8 @@ def print_report(cmp: Comparison, *, fmt: str = "table", plot: str | None = None
   Args:
     cmp: the comparison.
     fmt: output format.
-    plot: also save a bar plot to this path (needs the ``[plot]`` extra).
+    plot: also save a bar plot to this path (needs the ``[plot]`` extra); of the
+      per-module redundancy when the comparison has module figures.
     file: where to print (default stdout).
   """
   out = file or sys.stdout
@@ -147,13 +146,20 @@ def print_report(cmp: Comparison, *, fmt: str = "table", plot: str | None = None
     out.write(cmp.to_json(indent=2) + "\n")
   elif fmt == "markdown":
     out.write(cmp.markdown() + "\n")
+    if cmp.by_module and cmp.results:
+      out.write("\n" + cmp.modules().markdown() + "\n")
   elif fmt == "table":
     if cmp.name:
       out.write(f"{cmp.name}\n\n")
     out.write(cmp.table() + "\n")
+    if cmp.by_module and cmp.results:
+      out.write("\nBy module\n\n" + cmp.modules().table() + "\n")
   else:
     raise ValueError(f"print_report(fmt={fmt!r}): use 'table', 'markdown' or 'json'")
   if plot:
-    cmp.plot(plot)
+    if cmp.by_module and cmp.results:
+      cmp.modules().plot(plot)
+    else:
+      cmp.plot(plot)
     if fmt != "json":
       out.write(f"plot saved to {plot}\n")

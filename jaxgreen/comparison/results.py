@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from jaxgreen.chips import Roofline, mfu
+from jaxgreen.comparison.modules import ModuleReport, module_report
 from jaxgreen.comparison.render import json_default, plot_comparison, rows
 from jaxgreen.pods import PodReport
 from jaxgreen.report import markdown_table, table
@@ -83,11 +84,33 @@ class Comparison:
     results: one result per target that could be compiled.
     name: the report's title.
     unavailable: target string -> why it could not be compiled (and the fix).
+    max_depth: the default depth of :meth:`modules`.
+    by_module: whether module figures were collected (``compare(..., by_module=True)``);
+      the reports then add the per-module table.
   """
 
   results: tuple[TargetResult, ...]
   name: str = ""
   unavailable: Mapping[str, str] = dataclasses.field(default_factory=dict)
+  max_depth: int | None = None
+  by_module: bool = False
+
+  def modules(self, max_depth: int | None | str = "default") -> ModuleReport:
+    """The per-module report: the same module rows for every target.
+
+    Args:
+      max_depth: aggregate module paths to this many segments; None: full paths;
+        default: the ``max_depth`` given to :func:`jaxgreen.compare`.
+
+    Raises:
+      ValueError: if the comparison was made without ``by_module=True``.
+    """
+    if not self.by_module:
+      raise ValueError("Comparison.modules(): compare without module figures; pass "
+                       "by_module=True to jaxgreen.compare")
+    depth = self.max_depth if max_depth == "default" else max_depth
+    return module_report(self.results, depth if not isinstance(depth, str) else None,
+                         self.name)
 
   def __getitem__(self, target: str) -> TargetResult:
     spec = get_target(target).spec
@@ -151,9 +174,12 @@ class Comparison:
     return list(dict.fromkeys(out))
 
   def to_dict(self) -> dict[str, Any]:
-    return {"name": self.name, "same_global_fpo": self.same_global_fpo,
-            "targets": [r.to_dict() for r in self.results],
-            "unavailable": dict(self.unavailable), "notes": self.notes()}
+    out = {"name": self.name, "same_global_fpo": self.same_global_fpo,
+           "targets": [r.to_dict() for r in self.results],
+           "unavailable": dict(self.unavailable), "notes": self.notes()}
+    if self.by_module and self.results:
+      out["by_module"] = self.modules().to_dict()
+    return out
 
   def to_json(self, **kw) -> str:
     return json.dumps(self.to_dict(), default=json_default, **kw)

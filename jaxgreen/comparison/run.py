@@ -86,7 +86,8 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
             static_argnums: int | Sequence[int] = (),
             measured_step_s: Mapping[str, float] | None = None,
             dtype: str | None = None, name: str = "",
-            progress: Callable[[str, int, int], None] | bool | None = None
+            progress: Callable[[str, int, int], None] | bool | None = None,
+            by_module: bool = False, max_depth: int | None = None
             ) -> Callable[..., Comparison]:
   """Compiles ``fn`` for each target, its inputs sharded alike, and compares the pods.
 
@@ -106,6 +107,11 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
     progress: called as ``progress(target, i, n)`` before each target; default: a
       status line on stderr when it is a terminal (the target being compiled, the time
       of each one done), nothing otherwise; False: nothing.
+    by_module: also split each target's figures by module path (from the compiled
+      HLO's ``op_name`` metadata): :meth:`Comparison.modules` gives the table, and the
+      reports print it after the totals (:mod:`jaxgreen.comparison.modules`).
+    max_depth: with ``by_module``, aggregate module paths to this many segments
+      (None: full paths); :meth:`Comparison.modules` may choose another.
 
   Returns:
     A function of ``fn``'s arguments (arrays or ``jax.ShapeDtypeStruct``) returning a
@@ -123,6 +129,10 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
                      "['tpu:v5e:4x4', 'gpu:h100x8']")
   if in_specs is not None and shard is not None:
     raise ValueError("compare(in_specs=..., shard=...): give one of them, not both")
+  if max_depth is not None and (isinstance(max_depth, bool) or not isinstance(max_depth, int)
+                                or max_depth < 1):
+    raise ValueError(f"compare(max_depth={max_depth!r}): give None (full module paths) or "
+                     f"an int >= 1, with by_module=True")
   if isinstance(static_argnums, int):
     static_argnums = (static_argnums,)
   static = tuple(static_argnums)
@@ -138,8 +148,9 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
     results, unavailable = each_target(
         "compare", parsed, progress,
         lambda t: _one(fn, t, args, static, mesh_axes, in_specs, shard, shapes.get(t.spec),
-                       measured.get(t.spec), dtype))
-    return Comparison(tuple(results), name or getattr(fn, "__name__", ""), unavailable)
+                       measured.get(t.spec), dtype, by_module))
+    return Comparison(tuple(results), name or getattr(fn, "__name__", ""), unavailable,
+                      max_depth=max_depth, by_module=bool(by_module))
 
   return run
 
@@ -158,8 +169,8 @@ def _per_target(arg: str, given: Mapping[str, Any] | None, parsed: Sequence[Any]
   return out
 
 
-def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype
-         ) -> TargetResult:
+def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype,
+         by_module=False) -> TargetResult:
   import jax
 
   try:
@@ -183,7 +194,7 @@ def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype
     compiled, text, notes = compile_readable(t, fn, *placed, static_argnums=static)
     t2 = time.perf_counter()
   pod = report_compiled(compiled, t.spec, logical, compile_s=t2 - t1, count_s=t1 - t0,
-                        text=text, notes=notes)
+                        text=text, notes=notes, by_module=by_module)
   roof = None
   try:
     chip = get_chip(t)

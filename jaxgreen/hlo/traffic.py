@@ -43,7 +43,8 @@ from typing import Any
 from jaxgreen.formulas import loop_factors
 from jaxgreen.hlo.ir import Computation, Instr, Module, as_int
 from jaxgreen.hlo.parse import header_devices, parse_module
-from jaxgreen.hlo.walk import Walk
+from jaxgreen.hlo.pricing import hlo_scope
+from jaxgreen.hlo.walk import Walk, callees
 
 KINDS = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute",
          "collective-broadcast", "ragged-all-to-all")
@@ -303,6 +304,100 @@ def module_traffic(module: Module, devices: int | None = None) -> HloTraffic:
   flow = w.walk(module.entry, False)
   ordered = {k: flow.coll[k] for k in KINDS if k in flow.coll}
   return HloTraffic(ordered, as_int(flow.traffic), n, tuple(w.unknown_loops))
+
+
+class _Scoped:
+  """Collectives and HBM bytes of one computation, per module path."""
+
+  __slots__ = ("by",)
+
+  def __init__(self) -> None:
+    self.by: dict[str, _Flow] = {}
+
+  def at(self, scope: str) -> _Flow:
+    f = self.by.get(scope)
+    if f is None:
+      f = self.by[scope] = _Flow()
+    return f
+
+  def key(self) -> tuple[float, float]:
+    sent = traffic = 0.0
+    for f in self.by.values():
+      s, t = f.key()
+      sent, traffic = sent + s, traffic + t
+    return sent, traffic
+
+
+class ScopedTrafficWalk(Walk[_Scoped]):
+  """:class:`TrafficWalk` split by module path: each instruction's collectives and
+  traffic go to the scope of its ``op_name`` metadata (:func:`~jaxgreen.hlo.pricing.hlo_scope`),
+  or of the instruction that runs its computation where it has none, as the compiled FPO
+  count attributes its work. The context is (inside a fusion, inherited ``op_name``)."""
+
+  def __init__(self, module: Module, devices: int):
+    super().__init__(module)
+    self.flat = TrafficWalk(module, devices)
+    self.scopes: dict[str, str] = {}
+
+  def new(self) -> _Scoped:
+    return _Scoped()
+
+  def merge(self, acc: _Scoped, sub: _Scoped, k: int = 1) -> None:
+    for scope, f in sub.by.items():
+      self.flat.merge(acc.at(scope), f, k)
+
+  def _op(self, ins: Instr, ctx: Any) -> str:
+    return ins.op_name or ctx[1]
+
+  def _scope(self, op_name: str) -> str:
+    s = self.scopes.get(op_name)
+    if s is None:
+      s = self.scopes[op_name] = hlo_scope(op_name)
+    return s
+
+  def leaf(self, acc: _Scoped, comp: Computation, ins: Instr, ctx: Any) -> None:
+    self.flat.leaf(acc.at(self._scope(self._op(ins, ctx))), comp, ins, ctx[0])
+
+  def fusion(self, acc: _Scoped, comp: Computation, ins: Instr, ctx: Any) -> None:
+    op = self._op(ins, ctx)
+    for c in ins.called("calls"):
+      self.merge(acc, self.walk(c, (True, op)))
+    if not ctx[0]:
+      acc.at(self._scope(op)).traffic += fusion_traffic(self.m, comp, ins)
+
+  def call(self, acc: _Scoped, comp: Computation, ins: Instr, ctx: Any) -> None:
+    op = self._op(ins, ctx)
+    for c in callees(ins):
+      self.merge(acc, self.walk(c, (ctx[0], op)))
+
+  def while_(self, acc: _Scoped, comp: Computation, ins: Instr, ctx: Any) -> None:
+    body, cond, trips, _how = self.loop(comp, ins, (False, self._op(ins, ctx)))
+    k_body, k_cond = loop_factors(trips)
+    self.merge(acc, body, k_body)
+    self.merge(acc, cond, k_cond)
+
+  def conditional(self, acc: _Scoped, comp: Computation, ins: Instr, ctx: Any) -> None:
+    subs = self.branches(ins, (False, self._op(ins, ctx)))
+    if subs:  # the same branch as TrafficWalk: the one with the most traffic
+      self.merge(acc, max(subs, key=_Scoped.key))
+
+
+def module_traffic_by_scope(module: Module, devices: int | None = None
+                            ) -> dict[str, HloTraffic]:
+  """:func:`module_traffic` split by module path (``""``: work without a module path).
+
+  Each instruction counts where its ``op_name`` metadata puts it; a loop's or a
+  fusion's contents inherit the scope of the instruction that runs them where they have
+  none. The scopes add up to :func:`module_traffic` (up to float rounding).
+  """
+  n = devices or module.devices
+  w = ScopedTrafficWalk(module, n)
+  acc = w.walk(module.entry, (False, ""))
+  out = {}
+  for scope, flow in acc.by.items():
+    ordered = {k: flow.coll[k] for k in KINDS if k in flow.coll}
+    out[scope] = HloTraffic(ordered, as_int(flow.traffic), n)
+  return out
 
 
 def program_devices(hlo_text: str) -> int:
