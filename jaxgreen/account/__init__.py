@@ -7,7 +7,9 @@
 * :mod:`~jaxgreen.account.ledger`: the SQLite ledger, every SQL statement of jaxgreen;
 * :mod:`~jaxgreen.account.schema`: the ledger's tables and the upgrade of older files;
 * :mod:`~jaxgreen.account.pricetag`: the price tag and its text/Markdown/JSON rendering;
-* :mod:`~jaxgreen.account.energy`: energy meters (NVML) and estimates.
+* :mod:`~jaxgreen.account.energy`: energy meters (NVML) and estimates;
+* :mod:`~jaxgreen.account.optuna`: Optuna studies as experiments (the ``[optuna]`` extra;
+  not imported here).
 """
 
 from __future__ import annotations
