@@ -2,10 +2,12 @@
 
 The peer is the same jitted step, undecorated, measured side by side in one run:
 blocks of steps alternate between the two (order flipped every repetition), and the
-script prints the ratio of median block times (target <= 1.02). Three tracked
-variants: no trial, inside a trial writing a ledger, and the signature slow path
+script prints the ratio of median block times (target <= 1.02). Four tracked
+variants: no trial, inside a trial writing a ledger, the signature slow path
 (a plain-dict key built every call, as for a step whose jit cache holds several
-executables).
+executables), and the hot path without its throughput timing (as it was before
+``track`` measured FPO/s and MFU), so the cost of the timing is measured in the same
+run. The tracked step's achieved FPO/s per device and MFU are printed at the end.
 
   JAX_PLATFORMS=cpu python benchmarks/track_overhead.py [--steps 50] [--reps 40]
 """
@@ -16,6 +18,7 @@ import argparse
 import statistics
 import tempfile
 import time
+import types
 from pathlib import Path
 
 import jax
@@ -24,6 +27,7 @@ import optax
 
 import jaxgreen
 from jaxgreen import Experiment, track
+from jaxgreen.account.attribution import ACTIVE, RUNNING, fallback_trial
 
 
 def make_step(width: int, depth: int):
@@ -45,6 +49,19 @@ def make_step(width: int, depth: int):
   params = [(jax.random.normal(k, (width, width)) / width**0.5, jnp.zeros(width))
             for k in keys]
   return step, tx.init(params), params
+
+
+def _record_untimed(self, entry, ex):
+  """The hot path's bookkeeping without throughput timing (before FPO/s and MFU)."""
+  with self._lock:
+    entry.calls += 1
+    self.steps += 1
+    self.examples += ex
+  trial = ACTIVE.get()
+  if trial is None and RUNNING:
+    trial = fallback_trial()
+  if trial is not None:
+    trial._add(entry, self.kind, ex)
 
 
 def run_block(fn, state, batch, steps):
@@ -70,15 +87,17 @@ def main() -> None:
   raw = jax.jit(step)
   tracked = track(jax.jit(step), examples=lambda a, k: a[2][0].shape[0])
   slow = track(jax.jit(step), examples=args.batch)
+  untimed = track(jax.jit(step), examples=lambda a, k: a[2][0].shape[0])
+  untimed.tracker._record = types.MethodType(_record_untimed, untimed.tracker)
 
   def slow_path(p, o, b):  # forces the per-call signature key (no jit-cache fast path)
     slow.tracker.fast = None
     return slow(p, o, b)
 
   variants = {"tracked, no trial": tracked, "tracked, in a trial": tracked,
-              "tracked, slow path": slow_path}
+              "tracked, slow path": slow_path, "untimed (previous)": untimed}
   state = (params, opt)
-  for fn in (raw, tracked, slow):  # compile and count outside the timing
+  for fn in (raw, tracked, slow, untimed):  # compile and count outside the timing
     _, state = run_block(fn, state, batch, 3)
 
   with tempfile.TemporaryDirectory() as tmp:
@@ -115,6 +134,17 @@ def main() -> None:
     q1, q3 = r[len(r) // 4], r[3 * len(r) // 4]
     print(f"{name:22s} / raw jitted: median {statistics.median(r):.4f} "
           f"(IQR {q1:.3f}..{q3:.3f})   target <= 1.02")
+  timed, previous = statistics.median(ratios["tracked, no trial"]), statistics.median(
+      ratios["untimed (previous)"])
+  print(f"timing's own cost: tracked / untimed = {timed / previous:.4f} (ratio of medians)")
+  tp = tracked.tracker.throughput()
+  print(f"tracked step, all timed calls: {tp.line()}; peak: {tp.peak_source}")
+  h100 = track(jax.jit(step), examples=args.batch, chip="h100", dtype="fp32")
+  for _ in range(args.steps):
+    state = h100(*state, batch)
+  jax.block_until_ready(state)
+  print(f"same step, MFU against track(chip='h100', dtype='fp32'): "
+        f"{h100.tracker.throughput().line()}")
   _host_overhead(args.reps)
 
 
@@ -125,15 +155,18 @@ def _host_overhead(reps: int, calls: int = 500) -> None:
   raw = jax.jit(lambda p, x: ([a + x for a in p], x))
   tracked = track(jax.jit(lambda p, x: ([a + x for a in p], x)), examples=1)
   slow = track(jax.jit(lambda p, x: ([a + x for a in p], x)), examples=1)
+  untimed = track(jax.jit(lambda p, x: ([a + x for a in p], x)), examples=1)
+  untimed.tracker._record = types.MethodType(_record_untimed, untimed.tracker)
 
   def slow_path(p, x):
     slow.tracker.fast = None
     return slow(p, x)
 
   x = jnp.ones(())
-  for f in (raw, tracked, slow):
+  for f in (raw, tracked, slow, untimed):
     jax.block_until_ready(f(params, x))
-  for name, fn in (("fast path (one executable)", tracked), ("slow path (key built)", slow_path)):
+  for name, fn in (("fast path (one executable)", tracked), ("slow path (key built)", slow_path),
+                   ("fast path, untimed (previous)", untimed)):
     best = {"raw": float("inf"), name: float("inf")}
     for rep in range(reps):
       for label, f in ((("raw", raw), (name, fn))[:: 1 if rep % 2 else -1]):

@@ -22,8 +22,9 @@ from jaxgreen.account.ledger import LedgerError as LedgerError
 from jaxgreen.account.ledger import merge as merge
 from jaxgreen.account.pricetag import PriceTag as PriceTag
 from jaxgreen.account.pricetag import TrialCost as TrialCost
+from jaxgreen.account.throughput import Throughput as Throughput
 from jaxgreen.account.tracker import Tracker as Tracker
 from jaxgreen.account.tracker import track as track
 
-__all__ = ["Experiment", "Ledger", "LedgerError", "PriceTag", "Tracker", "Trial", "TrialCost",
-           "current_trial", "merge", "track"]
+__all__ = ["Experiment", "Ledger", "LedgerError", "PriceTag", "Throughput", "Tracker", "Trial",
+           "TrialCost", "current_trial", "merge", "track"]

@@ -47,6 +47,7 @@ from jaxgreen.account.energy import Meter, NvmlMeter
 from jaxgreen.account.ledger import TRANSACTION_CODE, Ledger, LedgerError
 from jaxgreen.account.pricetag import PriceTag
 from jaxgreen.account.schema import CRASH_TIMEOUT_S
+from jaxgreen.account.throughput import Throughput, add_interval, with_throughput
 from jaxgreen.account.tracker import Tracker, _Entry
 
 # A flush triggered inside a train step waits at most this long for another process's
@@ -148,6 +149,9 @@ class Experiment:
            info["process_count"], info["device_kind"], info["device_count"],
            jax.__version__, __version__, time.time())
     self._warned: set[bool] = set()
+    # Throughput of this process's trials by id (the trial while it runs, then its
+    # figures); the ledger does not store it.
+    self._throughput: dict[str, Trial | Throughput | None] = {}
     self.ledger.add_run(row)
     atexit.register(self._at_exit)
     preemption.watch(self, _CRITICAL)
@@ -218,8 +222,11 @@ class Experiment:
     """The :class:`~jaxgreen.PriceTag` of this experiment: all its runs, or one
     (``run="this"``: this process's, ``"latest"``, or the start of a run id)."""
     self.flush()
-    return self.ledger.price_tag(self.name, joules_per_flop=joules_per_flop,
-                                 run=self.run_id if run == "this" else run)
+    tag = self.ledger.price_tag(self.name, joules_per_flop=joules_per_flop,
+                                run=self.run_id if run == "this" else run)
+    live = {k: t.throughput if isinstance(t, Trial) else t
+            for k, t in self._throughput.items()}
+    return with_throughput(tag, live)
 
   def report(self, format: str = "text", joules_per_flop: float | None = None,
              run: str | None = None) -> str:
@@ -321,6 +328,9 @@ class Trial:
     self._started = 0.0
     self._resumed = False
     self._energy_before: float | None = None
+    self._last_t: float | None = None
+    self._timed: list[Any] = [0, 0.0, 0, 0.0]  # steps, seconds, FPO, FPO per device
+    self._peak_of: Tracker | None = None
 
   def __enter__(self) -> Trial:
     self.start()
@@ -342,6 +352,7 @@ class Trial:
     self._row_owed = (self.id, exp.run_id, exp.name, self.name,
                       json.dumps(self.hparams, default=str), self._started, self._resumed)
     exp._open[self] = None
+    exp._throughput[self.id] = self
     if exp.measure_energy:
       meter = NvmlMeter()
       if meter.available:
@@ -358,11 +369,29 @@ class Trial:
     self._stopped = True
     self._stop_reason = reason
 
-  def _add(self, entry: _Entry, kind: str, examples: int) -> None:
+  @property
+  def throughput(self) -> Throughput | None:
+    """Achieved FPO/s per device and MFU of this trial's tracked steps, all functions
+    together: each step is timed from the end of the trial's previous step to its own
+    end (the first call of each signature, which compiles, is not timed). The peak is
+    that of the last tracker that recorded a timed step. None before any timed step."""
+    with self._lock:
+      steps, seconds, fpo, per_device = self._timed
+      source = self._peak_of
+    if source is None:
+      return None
+    chip, peak, why = source.peak()
+    return Throughput(int(steps), seconds, int(fpo), per_device, chip, source._peak_options[2],
+                      peak, why)
+
+  def _add(self, entry: _Entry, kind: str, examples: int,
+           timing: tuple[float, bool, Tracker] | None = None) -> None:
     key = (entry, kind)
     now = time.time()
     exp = self.experiment
     with self._lock:
+      if timing is not None:
+        self._time(entry, *timing)
       b = self._buf.get(key)
       if b is None:
         b = self._buf[key] = [0, 0, now, now]
@@ -381,6 +410,13 @@ class Trial:
         self._last_flush = time.monotonic()
     if due:  # inside a train step: never wait long for another process's write lock
       self._sync(_STEP_FLUSH_TIMEOUT_S, quiet_if_busy=True)
+
+  def _time(self, entry: _Entry, now: float, warm: bool, tracker: Tracker) -> None:
+    """Times one step (under the lock): the interval since the trial's previous step."""
+    if warm and self._last_t is not None:
+      add_interval(self._timed, now - self._last_t, entry)
+      self._peak_of = tracker
+    self._last_t = now
 
   def _take(self) -> list[tuple]:
     """Gives the buffered steps row ids; returns every row not known to be committed."""
@@ -504,6 +540,7 @@ class Trial:
         return
       self.status = status
     ended = time.time()
+    self.experiment._throughput[self.id] = self.throughput
     self._deactivate()
     with RUNNING_LOCK:
       RUNNING.pop(self, None)
@@ -539,11 +576,12 @@ class Trial:
 
 # A tracked step's bookkeeping (microseconds, no I/O): Ctrl-C landing inside it is raised
 # just after, so a step that ran is in the trial's buffer exactly once.
-_STEP_BOOKKEEPING = frozenset(f.__code__ for f in (Tracker._record, Trial._add, Trial._take))
+_STEP_BOOKKEEPING = frozenset(f.__code__ for f in (Tracker._record, Trial._add, Trial._time,
+                                                   Trial._take))
 
 # The code of jaxgreen's bookkeeping: SIGTERM landing inside it is taken again just after.
 _CRITICAL = frozenset({
-    *(f.__code__ for f in (Tracker._record, Trial._add, Trial._take, Trial._sync,
+    *(f.__code__ for f in (Tracker._record, Trial._add, Trial._time, Trial._take, Trial._sync,
                            Trial._settle, Trial.flush, Trial.log, Trial._end,
                            Trial._deactivate)),
     *TRANSACTION_CODE})

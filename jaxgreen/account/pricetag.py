@@ -58,6 +58,10 @@ class TrialCost:
   energy_source: str | None
   error: str | None = None  # why it failed, stopped or was preempted (exception, reason)
   run_id: str | None = None
+  # Measured by the process that ran the trial (Experiment.price_tag); not in the ledger.
+  fpo_per_s_per_device: float | None = None
+  mfu: float | None = None
+  mfu_reference: str | None = None  # the peak MFU is measured against, or why none
 
   @property
   def fpo(self) -> int:
@@ -213,14 +217,11 @@ class PriceTag:
     render = markdown_table if markdown else table
     title = self.experiment or "all experiments"
     out = [f"## Price tag: {title}" if markdown else f"Price tag: {title}", ""]
-    rows = []
-    for t in self.trials:
-      rows.append([t.name, t.status, f"{t.train_steps:,}", f"{t.train_examples:,}",
-                   _e(t.e_train), f"{t.train_fpo:,}", f"{t.eval_examples:,}", _e(t.e_eval),
-                   f"{t.eval_fpo:,}", _s(t.wall_s)])
-    out.append(render(["trial", "status", "steps", "D", "E train", "train FPO", "D eval",
-                       "E eval", "eval FPO", "wall"], rows, "llrrrrrrrr"))
+    headers, rows, timed = self._trial_rows()
+    out.append(render(headers, rows, "ll" + "r" * (len(headers) - 2)))
     out.append("D: examples; E: FPO per example")
+    if timed:
+      out.append(_throughput_note(self.trials))
     out.append("")
     e, d, h = self.e, self.d, self.h
     eq = "-"
@@ -262,9 +263,34 @@ class PriceTag:
       out += [""] + [f"WARNING: {w}" for w in warns]
     return "\n".join(out)
 
+  def _trial_rows(self) -> tuple[list[str], list[list[str]], bool]:
+    """Headers and one row per trial; FPO/s and MFU columns only where measured."""
+    rows = []
+    for t in self.trials:
+      rows.append([t.name, t.status, f"{t.train_steps:,}", f"{t.train_examples:,}",
+                   _e(t.e_train), f"{t.train_fpo:,}", f"{t.eval_examples:,}", _e(t.e_eval),
+                   f"{t.eval_fpo:,}", _s(t.wall_s)])
+    headers = ["trial", "status", "steps", "D", "E train", "train FPO", "D eval", "E eval",
+               "eval FPO", "wall"]
+    timed = any(t.fpo_per_s_per_device is not None for t in self.trials)
+    if timed:  # measured by the process that ran the trials
+      headers += ["FPO/s/device", "MFU"]
+      for r, t in zip(rows, self.trials, strict=True):
+        r += ["-" if t.fpo_per_s_per_device is None else human(t.fpo_per_s_per_device),
+              "-" if t.mfu is None else f"{100 * t.mfu:.3g} %"]
+    return headers, rows, timed
+
   def _statuses(self) -> str:
     counts = {s: sum(t.status == s for t in self.trials) for s in REPORTED_STATUSES}
     return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+
+
+def _throughput_note(trials: Sequence[TrialCost]) -> str:
+  """What the FPO/s and MFU columns measure, and against which peak."""
+  refs = sorted({t.mfu_reference for t in trials if t.mfu_reference})
+  return ("FPO/s/device: exact FPO of the timed steps (first call of each signature "
+          "excluded) / their wall time / devices per step; MFU: that / the peak ("
+          + ("; ".join(refs) or "none") + ")")
 
 
 def _date(t: float | None) -> str:

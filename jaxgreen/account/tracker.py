@@ -6,9 +6,11 @@ Green AI's price tag of a result is ``Cost(R) ∝ E · D · H``: the cost of one
 input signature) and adds up steps and examples; the active trial
 (:mod:`jaxgreen.account.attribution`) receives each step.
 
-Nothing here waits for the device: a tracked call only looks at argument shapes,
-dtypes and avals, never at values, and the count traces the program abstractly
-(for a ``jax.jit`` step the trace is shared with jit's own trace cache).
+Nothing here waits for the device (unless ``track(sync_every=N)`` asks to): a tracked
+call only looks at argument shapes, dtypes and avals, never at values; its time is read
+from the host clock after it returns (:mod:`jaxgreen.account.throughput`); and the count
+traces the program abstractly (for a ``jax.jit`` step the trace is shared with jit's
+own trace cache).
 """
 
 from __future__ import annotations
@@ -27,63 +29,38 @@ import numpy as np
 from jaxgreen._compat import ArrayImpl as _ArrayImpl
 from jaxgreen._compat import trace_state_clean as _top_level
 from jaxgreen._state import final_state, has_graph_nodes
+from jaxgreen.account import throughput as _tp
 from jaxgreen.account.attribution import ACTIVE, RUNNING, fallback_trial
 from jaxgreen.account.ledger import KINDS
+from jaxgreen.account.signatures import (
+    _check_count_options,
+    _describe,
+    _is_array,
+    _leaf_key,
+    _name_of,
+    _static_args,
+)
+from jaxgreen.account.throughput import Throughput
 from jaxgreen.api import count
+from jaxgreen.chips import _dtype_key
 from jaxgreen.cost import Cost
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# -- signatures --------------------------------------------------------------------
-
-
-def _is_array(x: Any) -> bool:
-  return hasattr(x, "shape") and hasattr(x, "dtype")
-
-
-def _leaf_key(x: Any, jitted: bool) -> Any:
-  if isinstance(x, jax.Array):
-    # The aval (shape, dtype, weak type, sharding-in-types) is what jit traces on, so
-    # it fixes the jaxpr and hence the count. Device placement only changes how that
-    # same global program is compiled, not its FPO, so it is left out of the key.
-    return x.aval
-  if _is_array(x):  # numpy arrays and scalars
-    return (tuple(x.shape), np.dtype(x.dtype))
-  if jitted and isinstance(x, (bool, int, float, complex)):
-    return ("py", type(x))  # jit abstracts Python scalars: the value does not matter
-  try:
-    hash(x)
-  except TypeError:
-    return ("id", type(x), id(x))
-  # A plain function may branch on a Python value, so it is part of the signature.
-  return ("value", type(x), x)
-
-
-def _describe(leaves: Sequence[Any], statics: Sequence[Any], jitted: bool) -> str:
-  parts = []
-  for x in leaves:
-    if _is_array(x):
-      parts.append(f"{np.dtype(x.dtype).name}[{','.join(map(str, x.shape))}]")
-    elif jitted and isinstance(x, (bool, int, float, complex)):
-      # Any value shares this signature (see _leaf_key): name the type, not the
-      # first value seen, so the signature id does not depend on it.
-      parts.append(type(x).__name__)
-    else:
-      parts.append(repr(x))
-  if statics:
-    parts.append("static " + ", ".join(repr(s) for s in statics))
-  return ", ".join(parts)
-
-
 class _Entry:
   """The counted cost of one call for one input signature."""
 
-  __slots__ = ("calls", "cost", "examples", "fpo", "function", "id", "signature")
+  __slots__ = ("calls", "cost", "devices", "examples", "fpo", "fpo_per_device", "function",
+               "id", "signature", "warm")
 
-  def __init__(self, cost: Cost, signature: str, examples: int, function: str):
+  def __init__(self, cost: Cost, signature: str, examples: int, function: str,
+               devices: int = 1):
     self.cost = cost
     self.fpo = int(cost.fpo)
+    self.devices = devices
+    self.fpo_per_device = self.fpo / devices
+    self.warm = False  # False until the first call (trace and compile) has run
     self.signature = signature
     self.examples = examples
     self.function = function
@@ -101,11 +78,14 @@ class Tracker:
     kind: ``"train"`` or ``"eval"``.
     steps: calls so far.
     examples: examples so far (D for a train step).
+    sync_every, log_every: as given to :func:`track`.
   """
 
   def __init__(self, fn: Callable, *, examples: Any, kind: str, name: str | None,
                static_argnums: Sequence[int], static_argnames: Sequence[str],
-               count_options: Mapping[str, Any]):
+               count_options: Mapping[str, Any], chip: str | None = None,
+               peak: float | None = None, dtype: str = "bf16",
+               sync_every: int | None = None, log_every: int | None = None):
     self.fn = fn
     self.kind = kind
     self.name: str = name or _name_of(fn)
@@ -122,6 +102,15 @@ class Tracker:
     self._examples_const: int | None = None
     self._examples_arg: tuple[str, int | None] | None = None
     self._init_examples(examples)
+    # Throughput: timed steps (each a call that is not its signature's first) and the
+    # wall time between calls, stamped after each call returns (see throughput.py).
+    self.sync_every = sync_every
+    self.log_every = log_every
+    self._peak_options = (chip, peak, _dtype_key(dtype))
+    self._peak: tuple[str | None, float | None, str] | None = None
+    self._last_t: float | None = None
+    self._timed: list[Any] = [0, 0.0, 0, 0.0]  # steps, seconds, FPO, FPO per device
+    self._logged: Throughput | None = None
 
   # -- examples ----------------------------------------------------------------
 
@@ -243,7 +232,7 @@ class Tracker:
     elif self._examples_arg is not None:
       examples = self._examples_from_arg(args, kwargs)
     return _Entry(cost, _describe(leaves, [v for _, v in statics], self.jitted), examples,
-                  self.name)
+                  self.name, _tp.devices_of(leaves))
 
   # -- totals ------------------------------------------------------------------
 
@@ -255,15 +244,54 @@ class Tracker:
     return entry.examples if self._examples_fn is None else self._examples(args, kwargs)
 
   def _record(self, entry: _Entry, ex: int) -> None:
+    now = _tp.clock()
     with self._lock:  # steps may run in several threads
       entry.calls += 1
       self.steps += 1
       self.examples += ex
+      warm = entry.warm
+      if warm and self._last_t is not None:  # a compile's interval is not timed
+        _tp.add_interval(self._timed, now - self._last_t, entry)
+      entry.warm = True
+      self._last_t = now
     trial = ACTIVE.get()
     if trial is None and RUNNING:
       trial = fallback_trial()
     if trial is not None:
-      trial._add(entry, self.kind, ex)
+      trial._add(entry, self.kind, ex, (now, warm, self))
+    if self.log_every is not None and self.steps % self.log_every == 0:
+      self._log()
+
+  def _sync(self, out: Any) -> None:
+    """``sync_every``: waits for the device every N steps, so the time is exact there."""
+    if (self.steps + 1) % self.sync_every == 0:  # type: ignore[operator]
+      jax.block_until_ready(out)
+
+  def peak(self) -> tuple[str | None, float | None, str]:
+    """(chip, peak FLOP/s per device or None, its source) that MFU is measured against."""
+    if self._peak is None:
+      self._peak = _tp.resolve_peak(*self._peak_options)
+    return self._peak
+
+  def throughput(self) -> Throughput:
+    """Achieved FPO/s (per device) and MFU over the timed calls so far.
+
+    Each call is timed from the end of the previous call to its own end, without
+    waiting for the device (in steady state the device paces dispatch); the first call
+    of each signature (trace and compile) is not timed. See
+    :mod:`jaxgreen.account.throughput`.
+    """
+    chip, peak, source = self.peak()
+    with self._lock:
+      steps, seconds, fpo, per_device = self._timed
+    return Throughput(int(steps), seconds, int(fpo), per_device, chip, self._peak_options[2],
+                      peak, source)
+
+  def _log(self) -> None:
+    now = self.throughput()
+    window = now if self._logged is None else now.minus(self._logged)
+    self._logged = now
+    print(f"jaxgreen: {self.name} step {self.steps:,}: {window.line()}", flush=True)
 
   @property
   def fpo(self) -> int:
@@ -282,16 +310,18 @@ class Tracker:
             "signatures": len(self.entries)}
 
   def reset(self) -> None:
-    """Zeroes the running totals; counted signatures are kept."""
+    """Zeroes the running totals and the throughput; counted signatures are kept."""
     self.steps = self.examples = 0
+    self._last_t, self._timed, self._logged = None, [0, 0.0, 0, 0.0], None
     for e in self.entries.values():
       e.calls = 0
 
 
 def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str = "train",
           name: str | None = None, static_argnums: int | Sequence[int] | None = None,
-          static_argnames: str | Sequence[str] | None = None,
-          **count_options: Any) -> Any:
+          static_argnames: str | Sequence[str] | None = None, chip: str | None = None,
+          peak: float | None = None, dtype: str = "bf16", sync_every: int | None = None,
+          log_every: int | None = None, **count_options: Any) -> Any:
   """Counts the FPO of every call of a train or eval step, plain or ``jax.jit``-ed.
 
   Each call's signature (the pytree structure, the avals of its arrays: shape, dtype,
@@ -300,7 +330,7 @@ def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str =
   its FPO to the totals (``step.tracker``) and to the active :class:`Trial`. Outputs
   are those of ``fn``, untouched: nothing waits for the device or reads a value. For
   a jitted step whose jit cache holds one executable, a call costs two
-  ``_cache_size()`` reads and a few additions; otherwise the signature is built from
+  ``_cache_size()`` reads, one clock read and a few additions; otherwise the signature is built from
   the flattened arguments (a dict lookup on their avals). A call made while an outer
   function is traced (inside another ``jit``, ``scan``, ``grad``...) is part of that
   program, not a step: it passes through untracked; track the outer function.
@@ -314,6 +344,15 @@ def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str =
     name: the name recorded in the ledger (default ``fn.__qualname__``).
     static_argnums, static_argnames: static arguments of a plain function; for a
       ``jax.jit`` function they are read from the jit.
+    chip: the chip whose published peak MFU is measured against (``"h100"``,
+      ``"v5e"``; see :mod:`jaxgreen.chips`); default: the chip of the first device, if
+      known (on a CPU there is none, and MFU is unavailable).
+    peak: dense peak FLOP/s of one device, instead of a chip's published one.
+    dtype: the dtype of the peak (``"bf16"``, ``"fp16"``, ``"fp32"``, ``"fp8"``).
+    sync_every: wait for the device every N steps (default never), so throughput is
+      exact at those steps rather than only in steady state.
+    log_every: print one line (timed steps, FPO/s per device, MFU, over the last N
+      steps) every N steps; ``step.tracker.throughput()`` gives it at any time.
     **count_options: passed to :func:`jaxgreen.count` (``cond``, ``trip_counts``, ...).
 
   Returns:
@@ -336,13 +375,16 @@ def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str =
   if fn is None:
     return functools.partial(track, examples=examples, kind=kind, name=name,
                              static_argnums=static_argnums, static_argnames=static_argnames,
-                             **count_options)
+                             chip=chip, peak=peak, dtype=dtype, sync_every=sync_every,
+                             log_every=log_every, **count_options)
   if not callable(fn):
     raise TypeError(f"track(fn=...) must be callable, got {type(fn).__name__}: {fn!r}")
   _check_count_options(fn, count_options)
+  _tp.check_options(chip, peak, dtype, sync_every, log_every)
   argnums, argnames = _static_args(fn, static_argnums, static_argnames)
   tracker = Tracker(fn, examples=examples, kind=kind, name=name, static_argnums=argnums,
-                    static_argnames=argnames, count_options=count_options)
+                    static_argnames=argnames, count_options=count_options, chip=chip,
+                    peak=peak, dtype=dtype, sync_every=sync_every, log_every=log_every)
   cache_size = getattr(fn, "_cache_size", None)
   if cache_size is None:
     wrapper = _wrap_plain(fn, tracker)
@@ -355,22 +397,6 @@ def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str =
   return wrapper
 
 
-def _static_args(fn: Callable, static_argnums: int | Sequence[int] | None,
-                 static_argnames: str | Sequence[str] | None
-                 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
-  """The static arguments given, or for a ``jax.jit`` function those of the jit."""
-  info = getattr(fn, "_jit_info", None)
-  if static_argnums is None:
-    static_argnums = tuple(getattr(info, "static_argnums", ()) or ())
-  elif isinstance(static_argnums, int):
-    static_argnums = (static_argnums,)
-  if static_argnames is None:
-    static_argnames = tuple(getattr(info, "static_argnames", ()) or ())
-  elif isinstance(static_argnames, str):
-    static_argnames = (static_argnames,)
-  return tuple(static_argnums), tuple(static_argnames)
-
-
 def _wrap_plain(fn: Callable, tracker: Tracker) -> Callable:
   @functools.wraps(fn)
   def wrapper(*args, **kwargs):
@@ -381,6 +407,8 @@ def _wrap_plain(fn: Callable, tracker: Tracker) -> Callable:
     entry = tracker.entry(args, kwargs)
     ex = tracker._examples_of(entry, args, kwargs)
     out = fn(*args, **kwargs)
+    if tracker.sync_every is not None:
+      tracker._sync(out)
     tracker._record(entry, ex)
     return out
 
@@ -398,6 +426,8 @@ def _wrap_jitted(fn: Callable, tracker: Tracker, cache_size: Callable[[], int]) 
     if fast is not None and cache_size() == 1:
       ex = fast.examples if tracker._examples_fn is None else tracker._examples(args, kwargs)
       out = fn(*args, **kwargs)
+      if tracker.sync_every is not None:
+        tracker._sync(out)
       if cache_size() == 1:
         tracker._record(fast, ex)
         return out
@@ -414,28 +444,10 @@ def _wrap_jitted(fn: Callable, tracker: Tracker, cache_size: Callable[[], int]) 
     entry = tracker.entry(args, kwargs)
     ex = tracker._examples_of(entry, args, kwargs)
     out = fn(*args, **kwargs)
+    if tracker.sync_every is not None:
+      tracker._sync(out)
     tracker.fast = entry if cache_size() == 1 else None
     tracker._record(entry, ex)
     return out
 
   return wrapper
-
-
-def _name_of(fn: Callable) -> str:
-  qualname = getattr(fn, "__qualname__", None)
-  return qualname if qualname else getattr(fn, "__name__", repr(fn))
-
-
-def _check_count_options(fn: Callable, options: Mapping[str, Any]) -> None:
-  """Rejects bad ``jaxgreen.count`` options now, not as an FPO of 0 at every call."""
-  known = [n for n in inspect.signature(count).parameters if n not in ("fn", "static_argnums")]
-  for k in options:
-    if k not in known:
-      raise TypeError(f"track({k}=...): not an option of track or jaxgreen.count; the "
-                      f"count options are {', '.join(known)}")
-  try:
-    count(fn, **options)  # validates without tracing
-  except (TypeError, ValueError) as e:
-    msg = str(e)
-    raise type(e)("track(" + msg[len("count("):] if msg.startswith("count(") else
-                  f"track(...): {msg}") from None

@@ -1,0 +1,190 @@
+"""Achieved FPO/s per device and MFU of tracked steps, from the exact count.
+
+``@jaxgreen.track`` stamps each call with :data:`clock` after the step returns, without
+waiting for the device: in steady state dispatch is paced by the device (the host
+blocks once the device's queue is full), so the time between two consecutive calls is
+the time of one step. The first call of each input signature is left out (it traces
+and compiles), and so is the first call of a tracker or a trial (no interval ends
+there). What lies between two calls (data loading, logging) is part of the interval,
+as in MaxText's per-step TFLOP/s/device line. ``track(sync_every=N)`` waits for the
+device every N steps, so the rate is exact at those points, not only in steady state.
+
+MFU (model FLOPs utilisation) is achieved FPO/s per device over the chip's published
+dense peak for a dtype (:mod:`jaxgreen.chips`). Without a published peak (a CPU, an
+unknown chip) it is unavailable, never guessed; ``track(chip="h100")`` or
+``track(peak=989e12)`` names it.
+
+Example:
+  >>> t = Throughput(steps=10, seconds=0.5, fpo=10 * 2_000_000, fpo_per_device=10 * 1e6,
+  ...                chip="h100", dtype="bf16", peak=1e9)
+  >>> t.fpo_per_s_per_device, t.mfu  # 10 x 1e6 FPO / 0.5 s; 2e7 / 1e9
+  (20000000.0, 0.02)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import jax
+
+from jaxgreen import chips
+from jaxgreen.account.pricetag import PriceTag
+from jaxgreen.report import human
+
+# The clock of tracked calls (seconds); tests replace it with a fake one.
+clock = time.perf_counter
+
+
+@dataclasses.dataclass(frozen=True)
+class Throughput:
+  """Achieved throughput over the timed steps (first call of each signature excluded).
+
+  Attributes:
+    steps: timed steps.
+    seconds: their wall time (the sum of the intervals between calls).
+    fpo: their FPO, all devices together (exact integer).
+    fpo_per_device: Σ over timed steps of FPO / devices the step ran on.
+    chip: the chip whose peak is the reference, or None.
+    dtype: the dtype of that peak (``"bf16"``, ``"fp32"``...).
+    peak: dense peak FLOP/s of one device, or None (then MFU is unavailable).
+    peak_source: where the peak comes from, or why there is none.
+  """
+
+  steps: int
+  seconds: float
+  fpo: int
+  fpo_per_device: float
+  chip: str | None = None
+  dtype: str = "bf16"
+  peak: float | None = None
+  peak_source: str = "unavailable: no chip named"
+
+  @property
+  def fpo_per_s(self) -> float | None:
+    """FPO/s of all devices together; None before any timed step."""
+    return self.fpo / self.seconds if self.seconds > 0 else None
+
+  @property
+  def fpo_per_s_per_device(self) -> float | None:
+    """FPO/s per device; None before any timed step."""
+    return self.fpo_per_device / self.seconds if self.seconds > 0 else None
+
+  @property
+  def mfu(self) -> float | None:
+    """Achieved FPO/s per device over the peak; None without a peak or a timed step."""
+    rate = self.fpo_per_s_per_device
+    return rate / self.peak if rate is not None and self.peak else None
+
+  def minus(self, earlier: Throughput) -> Throughput:
+    """The throughput of the steps since ``earlier`` (a snapshot of the same tracker)."""
+    return dataclasses.replace(self, steps=self.steps - earlier.steps,
+                               seconds=self.seconds - earlier.seconds,
+                               fpo=self.fpo - earlier.fpo,
+                               fpo_per_device=self.fpo_per_device - earlier.fpo_per_device)
+
+  def line(self) -> str:
+    """One line: timed steps, FPO/s per device and MFU."""
+    return (f"{self.steps:,} timed steps, {rate_text(self.fpo_per_s_per_device)}/device, "
+            f"MFU {mfu_text(self.mfu, self)}")
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self) | {"fpo_per_s": self.fpo_per_s,
+                                       "fpo_per_s_per_device": self.fpo_per_s_per_device,
+                                       "mfu": self.mfu}
+
+
+def add_interval(timed: list, seconds: float, entry: Any) -> None:
+  """Adds one timed step of ``entry`` (its FPO, and per device) to the running
+  ``[steps, seconds, fpo, fpo per device]`` of a tracker or a trial."""
+  timed[0] += 1
+  timed[1] += seconds
+  timed[2] += entry.fpo
+  timed[3] += entry.fpo_per_device
+
+
+def rate_text(rate: float | None) -> str:
+  return "- FPO/s" if rate is None else human(rate, "FPO/s")
+
+
+def mfu_text(mfu: float | None, t: Throughput | None = None) -> str:
+  if mfu is not None:
+    ref = f" of {t.chip or 'the given'} {t.dtype} peak" if t is not None else ""
+    return f"{100 * mfu:.3g} %{ref}"
+  if t is not None and t.peak is None:
+    return t.peak_source
+  return "-"
+
+
+def resolve_peak(chip: str | None, peak: float | None, dtype: str
+                 ) -> tuple[str | None, float | None, str]:
+  """(chip name, peak FLOP/s per device or None, source) for ``track``'s options.
+
+  A given ``peak`` wins; else a given ``chip``'s published peak for ``dtype``; else the
+  chip of this process's first device. A chip without a published peak for ``dtype``
+  gives None (MFU unavailable), never another dtype's peak.
+  """
+  if peak is not None:
+    return chip, float(peak), "given: track(peak=...)"
+  name = chip
+  if name is None:
+    kind = jax.devices()[0].device_kind
+    name = chips.chip_of_device_kind(kind)
+    if name is None:
+      return None, None, (f"unavailable: no published peak for device kind {kind!r}; "
+                          f"name one with track(chip=...) or track(peak=FLOP/s)")
+  c = chips.get_chip(name)
+  value = c.peak(dtype)
+  if value is None:
+    return c.name, None, (f"unavailable: no published {dtype} peak for {c.name}; pass "
+                          f"track(dtype=...) with a published one, or track(peak=FLOP/s)")
+  return c.name, value, f"{c.name} {dtype} peak: {c.sources.get('peak_flops', '?')}"
+
+
+def check_options(chip: str | None, peak: float | None, dtype: str,
+                  sync_every: int | None, log_every: int | None) -> None:
+  """Rejects bad throughput options of ``track`` when it is applied."""
+  if chip is not None:
+    try:
+      chips.get_chip(chip)
+    except KeyError:
+      raise ValueError(f"track(chip={chip!r}): no published figures for this chip; known "
+                       f"chips: {', '.join(chips.CHIPS)}; or give track(peak=FLOP/s)") from None
+  if peak is not None and (isinstance(peak, bool) or not isinstance(peak, int | float)
+                           or not math.isfinite(peak) or not peak > 0):
+    raise ValueError(f"track(peak={peak!r}) must be a dense peak in FLOP/s per device > 0, "
+                     f"e.g. 989e12")
+  if chips._dtype_key(dtype) not in chips.DTYPES:
+    raise ValueError(f"track(dtype={dtype!r}): use one of {', '.join(chips.DTYPES)}")
+  for arg, n in (("sync_every", sync_every), ("log_every", log_every)):
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+      raise ValueError(f"track({arg}={n!r}) must be an int >= 1, or None (the default)")
+
+
+def devices_of(leaves: list[Any]) -> int:
+  """The number of devices a step runs on: the most devices any array argument spans."""
+  n = 1
+  for x in leaves:
+    if isinstance(x, jax.Array):
+      try:
+        n = max(n, len(x.sharding.device_set))
+      except Exception:  # a deleted (donated) array or an abstract value: no sharding
+        pass
+  return n
+
+
+def with_throughput(tag: PriceTag, measured: Mapping[str, Throughput | None]) -> PriceTag:
+  """``tag`` with the FPO/s per device and MFU of the trials measured here (by id)."""
+  trials = []
+  for c in tag.trials:
+    tp = measured.get(c.id)
+    if tp is not None and tp.steps:
+      ref = (tp.peak_source if tp.peak is None else
+             f"{tp.chip or 'given'} {tp.dtype} peak {tp.peak:.4g} FLOP/s")
+      c = dataclasses.replace(c, fpo_per_s_per_device=tp.fpo_per_s_per_device, mfu=tp.mfu,
+                              mfu_reference=ref)
+    trials.append(c)
+  return dataclasses.replace(tag, trials=tuple(trials))
