@@ -4,6 +4,10 @@ The public names load on first use, so ``import jaxgreen`` is cheap and imports 
 What it does at once is arrange for jax's start-up to be quiet in this process
 (:func:`jaxgreen._quiet.install`): on a machine without their chips, the CUDA and TPU
 plugins of the ``[gpu]``/``[tpu]`` extras print pages of start-up noise otherwise.
+
+The installed package is imported at interpreter start (``jaxgreen-startup.pth``), before
+pytest could rewrite its asserts; the marker PYTEST_DONT_REWRITE tells pytest so, instead
+of a warning in every test session of the environment.
 """
 
 from __future__ import annotations

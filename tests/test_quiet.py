@@ -88,3 +88,16 @@ def test_plugin_log_is_dropped_only_without_the_hardware(monkeypatch):
   assert _quiet._filter.filter(other)
   monkeypatch.setattr(_quiet, "hardware_present", lambda platform: True)
   assert _quiet._filter.filter(rec)  # with a driver, a failing plugin is news
+
+
+@needs_startup_file
+def test_pytest_sessions_of_the_environment_get_no_rewrite_warning(tmp_path):
+  # jaxgreen is imported at interpreter start, before pytest marks the modules of its
+  # plugin's distribution for assertion rewriting: that must not warn in every session.
+  (tmp_path / "test_one.py").write_text("def test_one():\n  assert True\n")
+  out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                        str(tmp_path)], capture_output=True, text=True, timeout=180,
+                       cwd=tmp_path)
+  assert out.returncode == 0, out.stdout[-2000:]
+  assert "cannot be rewritten" not in out.stdout + out.stderr
+  assert "1 passed in" in out.stdout
