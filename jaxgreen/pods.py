@@ -116,7 +116,7 @@ class PodReport:
     collectives: kind -> :class:`CollectiveStats` per device and step.
     hbm_bytes: HBM traffic per device (top-level instructions, loops x trips).
     memory: XLA's memory figures per device.
-    xla: XLA's cost analysis per device (``jaxgreen.reconcile.XlaCost``), or None.
+    xla: XLA's cost analysis per device (``jaxgreen.xla_analysis.XlaCost``), or None.
     dtype: the dtype of most matmul work in the compiled program (for the peak).
     compile_s: seconds to lower and compile; count_s: to count the jaxpr.
     notes: loops of unknown trip count and other caveats.

@@ -12,7 +12,7 @@ their shapes, Pallas kernels are mapped back to their jaxpr count
 
 Alongside, the walk replays XLA's own ``HloCostAnalysis`` rules per instruction and
 files every per-instruction difference under a named cause (:mod:`jaxgreen.hlo.xla`);
-this is what lets :mod:`jaxgreen.reconcile` explain XLA's number exactly.
+this is what lets :mod:`jaxgreen.reconciliation` explain XLA's number exactly.
 
 Example::
 
