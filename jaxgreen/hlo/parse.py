@@ -26,7 +26,7 @@ from jaxgreen.hlo.ir import (
   Module,
 )
 
-_HEADER = re.compile(r"^(ENTRY\s+)?%?([^\s(]+)\s*\(")
+_HEADER = re.compile(r"^(ENTRY\s+)?%?([^\s({]+)\s*[({]")
 _INSTR = re.compile(r"^\s*(ROOT\s+)?%?([^\s=]+)\s*=\s*")
 _COMMENT = re.compile(r"/\*.*?\*/")
 _OPCODE = re.compile(r"\s*([a-z][a-z0-9\-_$]*)\(")

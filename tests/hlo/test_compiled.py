@@ -324,3 +324,20 @@ def test_operands_after_xla_index_comments_are_found():
                     "f32[2]{0} %d, f32[2]{0} %e, /*index=5*/f32[2]{0} %f, /*index=6*/%g), "
                     'custom_call_target="x"')
   assert ins.operands == ["a", "b", "c1", "d", "e", "f", "g"]
+
+
+def test_lowered_hlo_text_of_this_jax_is_read():
+  # jax >= 0.10 prints lowered HLO without %-names or signatures ("ENTRY main.1 {"); the
+  # count of a scanned backward program equals the count of its optimized HLO.
+  def loss(w, x):
+    def body(c, _):
+      return jnp.tanh(c @ w), None
+    y, _ = lax.scan(body, x, None, length=5)
+    return (y ** 2).sum()
+
+  lowered = jax.jit(jax.grad(loss)).lower(jnp.ones((8, 8)), jnp.ones((4, 8)))
+  got = count_hlo_text(lowered.as_text("hlo")).cost
+  want = count_hlo_text(lowered.compile().as_text()).cost
+  assert got.exact and (got.adds, got.muls) == (want.adds, want.muls)
+  # 5 forward dots of (4x8)@(8x8): 5 * 4*8*8 = 1280 MUL; the backward has 2 dots per step.
+  assert got.muls >= 3 * 1280
