@@ -42,6 +42,8 @@ _EXPORTS = {
     "Ledger": ("jaxgreen.account", "Ledger"),
     "PriceTag": ("jaxgreen.account", "PriceTag"),
     "merge_ledgers": ("jaxgreen.account", "merge"),
+    # The trackers module: jaxgreen.sinks.TensorBoard("runs"), .WandB(...), .MLflow(...).
+    "sinks": ("jaxgreen.account", "sinks"),
     "expected_max": ("jaxgreen.curves", "expected_max"),
 }
 # Public submodules: ``jaxgreen.flax.summary(...)``, ``jaxgreen.targets.get_target(...)``.
@@ -74,6 +76,7 @@ __all__ = [
     "mesh",
     "reconcile",
     "register_rule",
+    "sinks",
     "targets",
     "testing",
     "track",
@@ -112,6 +115,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
   from jaxgreen.account import PriceTag as PriceTag
   from jaxgreen.account import Trial as Trial
   from jaxgreen.account import merge as merge_ledgers
+  from jaxgreen.account import sinks as sinks
   from jaxgreen.account import track as track
   from jaxgreen.api import count as count
   from jaxgreen.api import count_jaxpr as count_jaxpr

@@ -71,3 +71,22 @@ def hlo_module_cost_analysis(module: Any) -> Any:
   from jax._src.lib import _jax
 
   return _jax.hlo_module_cost_analysis(xla_bridge().get_backend("cpu"), module)
+
+# -- the distributed runtime ---------------------------------------------------------
+
+
+def distributed_client() -> Any | None:
+  """The client of ``jax.distributed``'s coordination service, or None.
+
+  None when ``jax.distributed.initialize`` was not called (or was shut down), or when
+  jax moved it. Its key-value store (``key_value_set(key, value)``,
+  ``blocking_key_value_get(key, timeout_in_ms)``, ``key_value_delete(key)``; jax 0.10 ..
+  0.12) lets hosts exchange small host values without a device collective, so a host
+  that died cannot hang the others.
+  """
+  try:
+    from jax._src import distributed
+  except ImportError:  # pragma: no cover - moved: other hosts' values are not gathered
+    return None
+  state = getattr(distributed, "global_state", None)
+  return getattr(state, "client", None)

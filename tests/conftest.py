@@ -1,13 +1,28 @@
-"""Test configuration: the CPU platform only.
+"""Test configuration: the CPU platform only, and a PostgreSQL server for the ledger.
 
 GPU targets compile deviceless and need jax's platform to be "cpu" before any backend
 starts. pytest imports jaxgreen (hence jax) to resolve the warning filters in
 pyproject.toml before this file runs, so the environment variable alone can come too
 late: the config is also set here, at collection, before any test starts a backend.
+
+``postgres_url`` (the shared-ledger tests) is a fresh database on
+``$JAXGREEN_TEST_POSTGRES`` (a URL whose user may create databases), or, when that is
+unset, on a throwaway server started for the session from the PostgreSQL found under
+``/usr/lib/postgresql/*/bin`` (as the ``postgres`` user when run as root), listening on
+127.0.0.1 on a free port and removed at the end. With neither, the tests that need it
+are skipped, or fail when ``JAXGREEN_REQUIRE_POSTGRES=1`` (CI).
 """
 
+import glob
 import os
+import shutil
+import socket
+import subprocess
 import sys
+import urllib.parse
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 # The tests count the bundled benchmark and example programs (`benchmarks.zoo`,
 # `examples`): the repository root is importable, but after site-packages, so `jaxgreen`
@@ -47,3 +62,82 @@ class _LoweredText:
 def lowered_text():
   """Hand-written StableHLO text -> an object ``count_lowered`` takes like a Lowered."""
   return _LoweredText
+
+
+# -- a PostgreSQL server ---------------------------------------------------------------
+
+_HOW = ("set JAXGREEN_TEST_POSTGRES=postgresql://user@host:port/db (a user that may "
+        "create databases), or install PostgreSQL (apt-get install postgresql) so a "
+        "throwaway server is started")
+
+
+def _unavailable(why: str) -> None:
+  if os.environ.get("JAXGREEN_REQUIRE_POSTGRES") == "1":
+    pytest.fail(f"JAXGREEN_REQUIRE_POSTGRES=1 but {why}; {_HOW}")
+  pytest.skip(f"{why}; {_HOW}")
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def _as_postgres(args: list[str], **kw) -> subprocess.CompletedProcess:
+  """Runs a server binary as the ``postgres`` user when we are root (initdb and
+  postgres refuse to run as root)."""
+  if os.geteuid() == 0:
+    args = ["runuser", "-u", "postgres", "--", *args]
+  return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+  """The URL of a PostgreSQL server's maintenance database."""
+  try:
+    import psycopg  # noqa: F401
+  except ImportError:
+    _unavailable("psycopg is not installed (pip install 'jaxgreen[postgres]')")
+  url = os.environ.get("JAXGREEN_TEST_POSTGRES")
+  if url:
+    yield url
+    return
+  found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+  if not found:
+    _unavailable("no PostgreSQL server to test against")
+  bin_dir = Path(found[-1]).parent
+  root = Path(tempfile.mkdtemp(prefix="jaxgreen-pg-"))
+  if os.geteuid() == 0:
+    shutil.chown(root, "postgres", "postgres")
+  data, port = root / "data", _free_port()
+  try:
+    _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
+                  "-E", "UTF8", "--no-sync"])
+    _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
+                  "-t", "60", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
+                                    f"-c fsync=off", "start"])
+  except (subprocess.CalledProcessError, OSError) as e:
+    shutil.rmtree(root, ignore_errors=True)
+    _unavailable(f"the throwaway PostgreSQL server did not start "
+                 f"({getattr(e, 'stderr', '') or e})")
+  try:
+    yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+  finally:
+    subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else [])
+                   + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                   capture_output=True)
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+  """A fresh database on the test server (dropped after the test)."""
+  import psycopg
+
+  name = f"jg_{uuid.uuid4().hex[:12]}"
+  with psycopg.connect(postgres_server, autocommit=True) as admin:
+    admin.execute(f'CREATE DATABASE "{name}"')
+  parts = urllib.parse.urlsplit(postgres_server)
+  yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
+  with psycopg.connect(postgres_server, autocommit=True) as admin:
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

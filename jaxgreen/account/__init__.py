@@ -4,10 +4,13 @@
 * :mod:`~jaxgreen.account.attribution`: which trial a step belongs to;
 * :mod:`~jaxgreen.account.experiment`: the experiment/trial lifecycle;
 * :mod:`~jaxgreen.account.preemption`: SIGTERM commits open trials;
-* :mod:`~jaxgreen.account.ledger`: the SQLite ledger, every SQL statement of jaxgreen;
+* :mod:`~jaxgreen.account.ledger`: the ledger (a SQLite file, or a PostgreSQL server
+  shared by every host: :mod:`~jaxgreen.account._postgres`), every SQL statement of
+  jaxgreen;
 * :mod:`~jaxgreen.account.schema`: the ledger's tables and the upgrade of older files;
 * :mod:`~jaxgreen.account.pricetag`: the price tag and its text/Markdown/JSON rendering;
 * :mod:`~jaxgreen.account.energy`: energy meters (NVML) and estimates;
+* :mod:`~jaxgreen.account.sinks`: trackers (TensorBoard, W&B, MLflow) fed by trials;
 * :mod:`~jaxgreen.account.optuna`: Optuna studies as experiments (the ``[optuna]`` extra;
   not imported here).
 """

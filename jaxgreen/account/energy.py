@@ -14,14 +14,34 @@ to FPO, never added to it or converted from it silently. Two sources:
 
 A trial reads its energy through a :class:`Meter`; :class:`NvmlMeter` is the one
 shipped.
+
+**Multi-host** (``jax.distributed``, one ledger writer): every host measures its own
+GPUs, so at each trial's end every process publishes its joules in the distributed
+runtime's key-value store and process 0 records their sum (:func:`gather_energy`),
+labelled with how many hosts measured (``"NVML, 2 of 2 hosts"``); a host that did not
+measure, or did not report within :data:`GATHER_TIMEOUT_S`, is named in the label,
+never left out silently. No device collective is used: a dead host costs the writer
+at most that wait, and hangs no one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+import json
+import threading
+import time
+from collections import defaultdict
 from typing import Any, Protocol
 
 from jaxgreen import chips
+from jaxgreen._compat import distributed_client
+
+#: Seconds process 0 waits, at a trial's end, for the other hosts' energy (all hosts
+#: together). Hosts end a trial within moments of each other (the same SPMD steps), so
+#: only a dead or stalled host makes it wait this long; its energy is then left out of
+#: the sum, and the label says so.
+GATHER_TIMEOUT_S = 5.0
 
 
 class Meter(Protocol):
@@ -144,3 +164,95 @@ class NvmlMeter:
       return None
     used_mj = sum(b - a for a, b in zip(start, end, strict=True))
     return used_mj / 1000.0  # mJ -> J
+
+
+_ORDINALS: defaultdict[str, itertools.count] = defaultdict(lambda: itertools.count(1))
+_ORDINALS_LOCK = threading.Lock()
+
+
+def trial_key(experiment: str) -> str:
+  """The key-value store prefix of the next trial started in ``experiment`` here.
+
+  Trial ids are random per process; what every host shares is the experiment's name
+  and the order in which its trials start (the same SPMD program runs everywhere), so
+  the n-th trial of an experiment gets ``jaxgreen/energy/<experiment>/<n>`` on every
+  host, counting the trials of every ``Experiment`` object of that name.
+
+  Example:
+    >>> trial_key("doc-keys"), trial_key("doc-keys")
+    ('jaxgreen/energy/doc-keys/1', 'jaxgreen/energy/doc-keys/2')
+  """
+  with _ORDINALS_LOCK:
+    n = next(_ORDINALS[experiment])
+  return f"jaxgreen/energy/{experiment}/{n}"
+
+
+def _hosts(ps: list[int]) -> str:
+  return ("host " if len(ps) == 1 else "hosts ") + ", ".join(map(str, ps))
+
+
+def gather_energy(joules: float | None, key: str, process_index: int, process_count: int,
+                  *, client: Any = None, timeout: float = GATHER_TIMEOUT_S
+                  ) -> tuple[float | None, str | None]:
+  """(joules, source) of one trial over all hosts, as the ledger records them.
+
+  Every process but 0 publishes its own joules (None when it measured nothing) under
+  ``f"{key}/{process_index}"`` and returns them, labelled as its host's only. Process
+  0 waits at most ``timeout`` seconds in all for the others, and returns the sum of
+  what was measured, with a label naming how many hosts measured and which did not
+  (not measured, or no report in time). (None, None) when no host measured anything.
+
+  Args:
+    joules: this host's measurement of the trial, or None.
+    key: the trial's key prefix, the same on every host (:func:`trial_key`).
+    process_index, process_count: ``jax.process_index()``, ``jax.process_count()``.
+    client: the distributed runtime's client (default: ``jax.distributed``'s).
+    timeout: seconds process 0 waits for all other hosts together.
+
+  Example:
+    >>> gather_energy(12.5, "k", 0, 1)  # one host: nothing to gather
+    (12.5, 'NVML')
+  """
+  if process_count <= 1:
+    return joules, None if joules is None else "NVML"
+  client = distributed_client() if client is None else client
+  if client is None:
+    return joules, None if joules is None else (
+        f"NVML, host {process_index} only of {process_count}: the other hosts' energy "
+        f"could not be gathered (jax.distributed's key-value store is unavailable)")
+  if process_index != 0:
+    with contextlib.suppress(Exception):  # a failed publish shows in process 0's label
+      client.key_value_set(f"{key}/{process_index}", json.dumps(joules))
+    return joules, None if joules is None else f"NVML, host {process_index} only"
+  measured = {0: joules} if joules is not None else {}
+  unmeasured: list[int] = [] if joules is not None else [0]
+  silent: list[int] = []
+  deadline = time.monotonic() + timeout
+  for p in range(1, process_count):
+    value = _get(client, f"{key}/{p}", deadline)
+    if isinstance(value, float):
+      measured[p] = value
+    else:
+      (unmeasured if value is None else silent).append(p)
+  if not measured:
+    return None, None
+  source = f"NVML, {len(measured)} of {process_count} hosts"
+  if unmeasured:
+    source += f"; not measured on {_hosts(unmeasured)}"
+  if silent:
+    source += f"; no report within {timeout:g} s from {_hosts(silent)}"
+  return sum(measured.values()), source
+
+
+def _get(client: Any, key: str, deadline: float) -> float | None | bool:
+  """A host's published joules (None: it measured nothing; False: no valid report)."""
+  left_ms = max(1, int((deadline - time.monotonic()) * 1000))
+  try:
+    value = json.loads(client.blocking_key_value_get(key, left_ms))
+  except Exception:  # timed out, the service is gone, or garbled
+    return False
+  with contextlib.suppress(Exception):
+    client.key_value_delete(key)
+  if value is None:
+    return None
+  return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else False

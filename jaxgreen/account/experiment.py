@@ -43,10 +43,11 @@ import jax
 from jaxgreen._version import __version__
 from jaxgreen.account import preemption
 from jaxgreen.account.attribution import ACTIVE, RUNNING, RUNNING_LOCK, fallback_trial
-from jaxgreen.account.energy import Meter, NvmlMeter
-from jaxgreen.account.ledger import TRANSACTION_CODE, Ledger, LedgerError
+from jaxgreen.account.energy import GATHER_TIMEOUT_S, Meter, NvmlMeter, gather_energy, trial_key
+from jaxgreen.account.ledger import TRANSACTION_CODE, Ledger, LedgerError, stored_throughput
 from jaxgreen.account.pricetag import PriceTag
 from jaxgreen.account.schema import CRASH_TIMEOUT_S
+from jaxgreen.account.sinks import Sinks
 from jaxgreen.account.throughput import Throughput, add_interval, with_throughput
 from jaxgreen.account.tracker import Tracker, _Entry
 
@@ -98,7 +99,15 @@ class Experiment:
     flush_seconds: ...or after this many seconds, whichever comes first. A killed
       process loses at most this window; trial ends and exit always commit.
     all_processes: record on every process, not only ``jax.process_index() == 0``.
-    measure_energy: read NVML energy counters per trial where available.
+    measure_energy: read NVML energy counters per trial where available. Under
+      ``jax.distributed`` every host measures its own devices and process 0 records
+      the sum, gathered through the distributed runtime's key-value store (waiting at
+      most :data:`~jaxgreen.account.energy.GATHER_TIMEOUT_S`; a partial sum says which
+      hosts are missing). Hosts must start an experiment's trials in the same order.
+    sinks: trackers that receive each trial's metrics and jaxgreen's figures (FPO,
+      examples, FPO/s per device, MFU): ``jaxgreen.sinks.TensorBoard("runs")``,
+      ``WandB(project=...)``, ``MLflow()``, a :class:`~jaxgreen.account.sinks.Sink` or a
+      function ``fn(event, trial, step, values)``; see :mod:`jaxgreen.account.sinks`.
 
   Example::
 
@@ -112,7 +121,8 @@ class Experiment:
 
   def __init__(self, name: str, ledger: str | os.PathLike | Ledger | None = "green.sqlite", *,
                flush_steps: int = 1000, flush_seconds: float = 30.0,
-               all_processes: bool = False, measure_energy: bool = True):
+               all_processes: bool = False, measure_energy: bool = True,
+               sinks: Sequence[Any] | None = None):
     if not isinstance(name, str) or not name.strip():
       raise ValueError(f"Experiment(name={name!r}) must be a non-empty string")
     if not isinstance(flush_steps, int) or flush_steps < 1:
@@ -134,6 +144,11 @@ class Experiment:
     self.measure_energy = measure_energy
     info = _device_info()
     self.recording = all_processes or info["process_index"] == 0
+    # Trackers are fed by the recording process only, like the ledger.
+    self._sinks = Sinks(sinks, enabled=self.recording)
+    # One writer for all hosts: it records the sum of every host's measured energy.
+    self._gather_energy = (measure_energy and not all_processes
+                           and info["process_count"] > 1)
     if isinstance(ledger, Ledger):
       self.ledger = ledger if self.recording else Ledger(":memory:")
     else:
@@ -150,7 +165,7 @@ class Experiment:
            jax.__version__, __version__, time.time())
     self._warned: set[bool] = set()
     # Throughput of this process's trials by id (the trial while it runs, then its
-    # figures); the ledger does not store it.
+    # figures): reports of this process show it live; the ledger stores it at each write.
     self._throughput: dict[str, Trial | Throughput | None] = {}
     self.ledger.add_run(row)
     atexit.register(self._at_exit)
@@ -158,14 +173,18 @@ class Experiment:
     preemption.defer_interrupts(_STEP_BOOKKEEPING)
 
   def trial(self, hparams: Mapping[str, Any] | None = None, *, name: str | None = None,
-            resume: str | None = None) -> Trial:
+            resume: Mapping[str, Any] | str | None = None) -> Trial:
     """A new trial (one hyperparameter assignment); use it as a context manager.
 
     Args:
-      resume: the ``id`` of a trial of this experiment recorded earlier (save
-        ``trial.id`` with your checkpoint): after a checkpoint restore the trial goes on
-        under the same id, its cumulative FPO and examples continuing from the ledger
-        (a preempted or crashed trial is thereby counted once in H, not twice).
+      resume: a trial recorded earlier, to go on with after a checkpoint restore: its
+        :meth:`Trial.state` (saved beside the checkpoint), or its ``id``. The trial
+        goes on under the same id, so it counts once in H, not once per restart, and
+        its cumulative FPO, examples and steps continue: from the ledger when it holds
+        the trial (there they include the steps run after the checkpoint was saved:
+        they were computed, so they cost), else from the state (a job restarted on
+        another host with its own ledger file; merging the files later gives the
+        trial's whole cost under one id).
     """
     if hparams is not None and not isinstance(hparams, Mapping):
       raise TypeError(f"trial(hparams={hparams!r}) must be a dict of name -> value")
@@ -177,20 +196,30 @@ class Experiment:
       name = ", ".join(f"{k}={v}" for k, v in hp.items()) or f"trial {self._n}"
     return Trial(self, name, hp)
 
-  def _resume(self, trial_id: str, hparams: Mapping[str, Any] | None,
+  def _resume(self, resume: Mapping[str, Any] | str, hparams: Mapping[str, Any] | None,
               name: str | None) -> Trial:
+    state = _check_state(resume, self.name) if isinstance(resume, Mapping) else None
+    trial_id = state["trial"] if state is not None else resume
     if not isinstance(trial_id, str) or not trial_id:
-      raise TypeError(f"trial(resume={trial_id!r}) must be the id of a recorded trial "
-                      f"(trial.id, saved with the checkpoint)")
-    row = self.ledger.trial_row(trial_id)
-    if row is None or row["experiment"] != self.name:
-      where = "no trial" if row is None else f"experiment {row['experiment']!r}"
-      raise ValueError(f"trial(resume={trial_id!r}): {self.ledger.path!r} holds {where} "
-                       f"with this id, not a trial of {self.name!r}; pass the trial.id saved "
-                       f"with the checkpoint, and the same experiment name and ledger")
+      raise TypeError(f"trial(resume={trial_id!r}) must be a trial's state() or id, saved "
+                      f"with the checkpoint")
     if any(t.id == trial_id for t in self._open):
       raise ValueError(f"trial(resume={trial_id!r}) is still open in this process; end it "
                        f"before resuming it")
+    row = self.ledger.trial_row(trial_id)
+    if row is None and state is not None:  # a ledger that never saw it: go on from the state
+      t = Trial(self, name or state["name"],
+                dict(hparams) if hparams is not None else dict(state["hparams"]))
+      t.id, t._first_started = trial_id, state["started"]
+      t.steps, t.train_examples = state["steps"], state["train_examples"]
+      t.train_fpo, t._energy_before = state["train_fpo"], state["energy_j"]
+      return t
+    if row is None or row["experiment"] != self.name:
+      where = "no trial" if row is None else f"experiment {row['experiment']!r}"
+      raise ValueError(f"trial(resume={trial_id!r}): {self.ledger.path!r} holds {where} "
+                       f"with this id, not a trial of {self.name!r}; pass the trial.state() "
+                       f"or trial.id saved with the checkpoint, and the same experiment name "
+                       f"and ledger")
     hp = dict(hparams) if hparams is not None else json.loads(row["hparams"] or "{}")
     t = Trial(self, name or row["name"] or trial_id[:8], hp)
     t.id = trial_id
@@ -199,6 +228,7 @@ class Experiment:
     t.steps = prev.train_steps + prev.eval_steps
     t.train_fpo, t.train_examples = prev.train_fpo, prev.train_examples
     t._resumed, t._energy_before = True, row["energy_j"]
+    t._timed_before = stored_throughput(row)
     return t
 
   def flush(self) -> None:
@@ -325,12 +355,16 @@ class Trial:
     self._stopped = False
     self._meter: Meter | None = None
     self._energy: float | None = None
+    self._energy_key: str | None = None  # multi-host: where hosts publish their energy
     self._started = 0.0
+    self._first_started: float | None = None  # resumed from a state(): its first start
     self._resumed = False
     self._energy_before: float | None = None
     self._last_t: float | None = None
     self._timed: list[Any] = [0, 0.0, 0, 0.0]  # steps, seconds, FPO, FPO per device
     self._peak_of: Tracker | None = None
+    self._timed_before: Throughput | None = None  # resumed: the earlier runs' figures
+    self._hparams_owed: str | None = None
 
   def __enter__(self) -> Trial:
     self.start()
@@ -349,10 +383,13 @@ class Trial:
     exp = self.experiment
     self.status = "running"
     self._started = time.time()
+    started = self._started if self._first_started is None else self._first_started
     self._row_owed = (self.id, exp.run_id, exp.name, self.name,
-                      json.dumps(self.hparams, default=str), self._started, self._resumed)
+                      json.dumps(self.hparams, default=str), started, self._resumed)
     exp._open[self] = None
     exp._throughput[self.id] = self
+    if exp._gather_energy:
+      self._energy_key = trial_key(exp.name)
     if exp.measure_energy:
       meter = NvmlMeter()
       if meter.available:
@@ -362,6 +399,8 @@ class Trial:
     with RUNNING_LOCK:
       RUNNING[self] = threading.get_ident()
     self._sync(_TRIAL_WRITE_TIMEOUT_S)
+    if exp._sinks:
+      exp._sinks.start(self)
     return self
 
   def stop_early(self, reason: str | None = None) -> None:
@@ -379,10 +418,57 @@ class Trial:
       steps, seconds, fpo, per_device = self._timed
       source = self._peak_of
     if source is None:
-      return None
+      return self._timed_before
     chip, peak, why = source.peak()
-    return Throughput(int(steps), seconds, int(fpo), per_device, chip, source._peak_options[2],
-                      peak, why)
+    now = Throughput(int(steps), seconds, int(fpo), per_device, chip, source._peak_options[2],
+                     peak, why)
+    return now if self._timed_before is None else now.plus(self._timed_before)
+
+  def update_hparams(self, hparams: Mapping[str, Any]) -> None:
+    """Adds hyperparameters known only once the trial runs (those an HPO library
+    suggests inside the objective); the ledger's row is updated at the next write."""
+    if not isinstance(hparams, Mapping):
+      raise TypeError(f"update_hparams(hparams={hparams!r}) must be a dict of name -> value")
+    with self._lock:
+      self.hparams = {**self.hparams, **hparams}
+      self._hparams_owed = json.dumps(self.hparams, default=str)
+
+  def state(self) -> dict[str, Any]:
+    """What a checkpoint needs to resume this trial: a small JSON-able dict.
+
+    Save it beside the model's checkpoint and pass it back as
+    ``experiment.trial(resume=state)`` after the restore, so the trial goes on (same id,
+    counted once in H) with its FPO, examples and steps continuing. ``train_fpo`` is
+    decimal text (it may exceed 2**63).
+
+    Example:
+      >>> exp = Experiment("doc-state", ledger=None)
+      >>> with exp.trial({"lr": 0.1}) as t:
+      ...   saved = t.state()  # e.g. ocp.args.JsonSave(saved) beside the model
+      >>> saved["train_fpo"], saved["hparams"]
+      ('0', {'lr': 0.1})
+      >>> with exp.trial(resume=saved) as again:
+      ...   again.id == t.id
+      True
+      >>> exp.close()
+
+    With orbax (``import orbax.checkpoint as ocp``)::
+
+      mngr.save(step, args=ocp.args.Composite(
+          model=ocp.args.StandardSave(params), jaxgreen=ocp.args.JsonSave(trial.state())))
+      saved = mngr.restore(step, args=ocp.args.Composite(
+          model=ocp.args.StandardRestore(params), jaxgreen=ocp.args.JsonRestore()))
+      with exp.trial(resume=saved["jaxgreen"]) as trial: ...
+    """
+    with self._lock:
+      steps, fpo, examples = self.steps, self.train_fpo, self.train_examples
+    energy = self._energy_before
+    if self._meter is not None or self._energy is not None:
+      energy = None  # measured energy is recorded by the ledger at the trial's end
+    return {"format": _STATE_FORMAT, "trial": self.id, "experiment": self.experiment.name,
+            "name": self.name, "hparams": json.loads(json.dumps(self.hparams, default=str)),
+            "started": self._first_started or self._started or time.time(), "steps": steps,
+            "train_fpo": str(fpo), "train_examples": examples, "energy_j": energy}
 
   def _add(self, entry: _Entry, kind: str, examples: int,
            timing: tuple[float, bool, Tracker] | None = None) -> None:
@@ -410,6 +496,8 @@ class Trial:
         self._last_flush = time.monotonic()
     if due:  # inside a train step: never wait long for another process's write lock
       self._sync(_STEP_FLUSH_TIMEOUT_S, quiet_if_busy=True)
+      if exp._sinks:  # trackers: once per flush window, never every step
+        exp._sinks.flush(self)
 
   def _time(self, entry: _Entry, now: float, warm: bool, tracker: Tracker) -> None:
     """Times one step (under the lock): the interval since the trial's previous step."""
@@ -433,7 +521,7 @@ class Trial:
   def _owes(self) -> bool:
     with self._lock:
       return bool(self._buf or self._owed or self._metrics_owed or self._row_owed
-                  or self._end_owed)
+                  or self._end_owed or self._hparams_owed)
 
   def _sync(self, timeout: float | None, raise_errors: bool = False,
             quiet_if_busy: bool = False) -> bool:
@@ -449,14 +537,14 @@ class Trial:
     with self._lock:
       rows = self._take()
       metrics = list(self._metrics_owed)
-      row, end = self._row_owed, self._end_owed
-    if not (rows or metrics or row or end):
+      row, end, hparams = self._row_owed, self._end_owed, self._hparams_owed
+    if not (rows or metrics or row or end or hparams):
       return True
-
+    timed = self.throughput if rows or end else None
     try:
       exp.ledger.write_trial(self.id, start=row, steps=rows, metrics=metrics, end=end,
                              known=exp._signatures, timeout=timeout,
-                             stale_after=exp.stale_after)
+                             stale_after=exp.stale_after, throughput=timed, hparams=hparams)
     except (sqlite3.Error, LedgerError, OSError) as e:
       if raise_errors:
         raise
@@ -464,11 +552,11 @@ class Trial:
       if not (quiet_if_busy and busy):
         exp._warn_once(e, busy)
       return False
-    self._settle(rows, metrics, row, end)
+    self._settle(rows, metrics, row, end, hparams)
     return True
 
   def _settle(self, rows: Sequence[tuple], metrics: Sequence[tuple], row: tuple | None,
-              end: tuple | None) -> None:
+              end: tuple | None, hparams: str | None = None) -> None:
     """Forgets what a committed write held; an ended trial that owes nothing more
     leaves the experiment's open trials."""
     exp = self.experiment
@@ -481,8 +569,10 @@ class Trial:
         self._row_owed = None
       if end is not None and self._end_owed is end:
         self._end_owed = None
+      if hparams is not None and self._hparams_owed is hparams:
+        self._hparams_owed = None
       finished = (self.status not in ("new", "running") and self._end_owed is None
-                  and not self._owed and not self._buf)
+                  and self._hparams_owed is None and not self._owed and not self._buf)
     for r in rows:
       exp._signatures.add(r[1].id)
     if finished:
@@ -525,6 +615,8 @@ class Trial:
       self._metrics_owed += [(uuid.uuid4().hex, self.id, int(step), k, value, fpo, examples,
                               now) for k, value in values]
     self._sync(_TRIAL_WRITE_TIMEOUT_S)
+    if self.experiment._sinks:
+      self.experiment._sinks.log(self, int(step), dict(values))
 
   def end(self, status: str = "completed", error: str | None = None) -> None:
     """Ends a trial started with :meth:`start` (a with-block does this itself)."""
@@ -547,14 +639,20 @@ class Trial:
     if self._meter is not None:
       self._energy = self._meter.stop()
       self._meter = None
-    energy = self._energy
+    energy, source = self._energy, "NVML" if self._energy is not None else None
+    if self._energy_key is not None:  # multi-host: process 0 records every host's sum
+      wait = GATHER_TIMEOUT_S if timeout is None else min(GATHER_TIMEOUT_S, timeout)
+      energy, source = gather_energy(energy, self._energy_key, jax.process_index(),
+                                     jax.process_count(), timeout=wait)
     if energy is not None and self._energy_before is not None:  # resumed: both parts
       energy += self._energy_before
     with self._lock:
-      self._end_owed = (status, error, ended, energy, "NVML" if energy is not None else None)
+      self._end_owed = (status, error, ended, energy, source)
     # If the write fails the trial stays owed (held by the experiment), so a later
     # flush, close() or the exit handler writes it with this status.
     self._sync(_TRIAL_WRITE_TIMEOUT_S if timeout is None else timeout)
+    if self.experiment._sinks:
+      self.experiment._sinks.end(self, status)
 
   def _deactivate(self) -> None:
     """Stops attributing steps to this trial; an enclosing running trial takes over."""
@@ -572,6 +670,34 @@ class Trial:
   def __repr__(self) -> str:
     return (f"Trial({self.name!r}, status={self.status}, steps={self.steps}, "
             f"train_fpo={self.train_fpo:,})")
+
+
+_STATE_FORMAT = "jaxgreen-trial-state/1"
+
+
+def _check_state(state: Mapping[str, Any], experiment: str) -> dict[str, Any]:
+  """A :meth:`Trial.state` read back from a checkpoint, checked and typed."""
+  if state.get("format") != _STATE_FORMAT:
+    raise ValueError(f"trial(resume=...) got a mapping that is not a Trial.state() (format "
+                     f"{state.get('format')!r}, expected {_STATE_FORMAT!r}); pass what "
+                     f"trial.state() returned, or the trial's id")
+  if state.get("experiment") != experiment:
+    raise ValueError(f"trial(resume=...): the state is of a trial of experiment "
+                     f"{state.get('experiment')!r}, not {experiment!r}; resume it in an "
+                     f"Experiment of that name")
+  try:
+    out = dict(state)
+    out["steps"], out["train_examples"] = int(state["steps"]), int(state["train_examples"])
+    out["train_fpo"], out["started"] = int(state["train_fpo"]), float(state["started"])
+    out["hparams"] = dict(state.get("hparams") or {})
+    out["energy_j"] = None if state.get("energy_j") is None else float(state["energy_j"])
+  except (KeyError, TypeError, ValueError) as e:
+    raise ValueError(f"trial(resume=...): the state is damaged ({e!r}); pass what "
+                     f"trial.state() returned, unchanged") from None
+  if not isinstance(out.get("trial"), str) or not out["trial"]:
+    raise ValueError("trial(resume=...): the state has no trial id; pass what "
+                     "trial.state() returned, unchanged")
+  return out
 
 
 # A tracked step's bookkeeping (microseconds, no I/O): Ctrl-C landing inside it is raised

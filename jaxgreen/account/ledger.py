@@ -1,17 +1,22 @@
-"""The ledger: a durable SQLite record of tracked steps, trials and metrics.
+"""The ledger: a durable SQLite or PostgreSQL record of tracked steps, trials and metrics.
 
 Every SQL statement of jaxgreen is in this file (writes, reads, merge) or, for the
 schema's definition and its upgrade, in :mod:`jaxgreen.account.schema`, so the schema
 and each query on it are read and changed together; hence its length.
 
 A ledger is one SQLite file (stdlib ``sqlite3``, WAL journal) that any number of
-processes may write at once. Rows are only ever inserted (a trial row is also
-updated when the trial ends), and every row carries a globally unique id (uuid4,
-or a content hash for signatures), so ledgers from several machines merge without
-double counting (:func:`merge`).
+processes of one machine may write at once, or a PostgreSQL database
+(``postgresql://user@host:port/db``, the ``[postgres]`` extra) that every host of a
+sweep writes live: the same tables, the same statements (``?`` placeholders, ``ON
+CONFLICT (id) DO NOTHING``; :mod:`~jaxgreen.account._postgres` holds the connection).
+Rows are only ever inserted (a trial row is also updated when the trial ends), and
+every row carries a globally unique id (uuid4, or a content hash for signatures), so
+ledgers from several machines merge without double counting (:func:`merge`), and a
+write retried after a lost connection adds nothing twice.
 
-Schema, version 2 (``PRAGMA user_version = 2``; ``meta`` holds ``format``; a version-1
-file is upgraded in place, once, when opened for writing: :mod:`~jaxgreen.account.schema`):
+Schema, version 3 (``PRAGMA user_version = 3``, in PostgreSQL the ``meta`` row
+``schema_version``; ``meta`` holds ``format``; a version-1 or 2 file is upgraded in
+place, once, when opened for writing: :mod:`~jaxgreen.account.schema`):
 
 ``runs``        one row per :class:`~jaxgreen.Experiment` object in one process:
                 ``id, experiment, host, pid, process_index, process_count,
@@ -22,7 +27,11 @@ file is upgraded in place, once, when opened for writing: :mod:`~jaxgreen.accoun
                 show a ``running`` trial whose process is gone, or that wrote nothing
                 for ``stale_after`` seconds, as ``crashed``), ``error, started, ended,
                 energy_j, energy_source`` (``NULL`` unless measured), ``heartbeat``
-                (unix time of the trial's last committed write), ``stale_after``.
+                (unix time of the trial's last committed write), ``stale_after``;
+                its measured throughput (v3; ``NULL`` until measured):
+                ``timed_steps, timed_seconds, timed_fpo`` (decimal text),
+                ``timed_fpo_per_device, chip, peak_dtype, peak, peak_source``
+                (:class:`~jaxgreen.account.throughput.Throughput`'s fields).
 ``signatures``  the counted cost of ONE call of a tracked function for one input
                 signature: ``id`` (hash of function, signature and cost),
                 ``function, signature, fpo, adds, muls`` (decimal integer text:
@@ -52,13 +61,17 @@ from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from jaxgreen.account import pricetag, schema
+from jaxgreen.account import _postgres, pricetag, schema
 from jaxgreen.account.pricetag import PriceTag
-from jaxgreen.account.schema import CRASH_TIMEOUT_S, SCHEMA_VERSION, TABLES
+from jaxgreen.account.schema import CRASH_TIMEOUT_S, SCHEMA_VERSION, TABLES, THROUGHPUT_COLUMNS
 from jaxgreen.account.schema import STATUSES as STATUSES
+from jaxgreen.account.throughput import Throughput, with_throughput
 from jaxgreen.cost import Cost
 
 KINDS = ("train", "eval")
+# After a failed reconnection to a ledger server, writes from inside steps wait this
+# long before trying again (close() and exit always try).
+_RECONNECT_PAUSE_S = 30.0
 _TABLES = TABLES
 
 T = TypeVar("T")
@@ -66,7 +79,8 @@ T = TypeVar("T")
 
 class LedgerError(ValueError):
   """A file that is not a jaxgreen ledger, one written by a newer jaxgreen, or a ledger
-  that cannot be read or written (full disk, damaged file, read-only folder, locked)."""
+  that cannot be read or written (full disk, damaged file, read-only folder, locked;
+  a ledger server down, refusing the login, or lacking the database)."""
 
 
 def _clear_error(e: sqlite3.Error, path: str, action: str) -> LedgerError:
@@ -88,20 +102,35 @@ def _clear_error(e: sqlite3.Error, path: str, action: str) -> LedgerError:
   return LedgerError(f"could not {action} the ledger {path!r} ({e}); {fix}")
 
 
-def _retry(fn: Callable[[], T], timeout: float) -> T:
-  """Runs ``fn``, retrying with jittered backoff while another process holds the lock.
+def _server_error(e: _postgres.ServerError, path: str, action: str) -> LedgerError:
+  """One clear error for a ledger server's failure: what, which URL (masked), the fix."""
+  return LedgerError(f"could not {action} the ledger {path!r} ({e}); {_postgres.fix(e.kind)}")
+
+
+def _sqlite_busy(e: Exception) -> bool:
+  msg = str(e).lower()
+  return isinstance(e, sqlite3.OperationalError) and ("locked" in msg or "busy" in msg)
+
+
+def _server_retry(e: Exception) -> bool:
+  return isinstance(e, _postgres.ServerError) and e.kind == "retry"
+
+
+def _retry(fn: Callable[[], T], timeout: float,
+           retryable: Callable[[Exception], bool] = _sqlite_busy) -> T:
+  """Runs ``fn``, retrying with jittered backoff while ``retryable(error)``.
 
   SQLite's busy handler already waits ``timeout`` seconds for most locks, but some
-  (switching to WAL, a reader upgrading to a writer) fail at once with SQLITE_BUSY.
+  (switching to WAL, a reader upgrading to a writer) fail at once with SQLITE_BUSY;
+  PostgreSQL aborts one of two deadlocked (or serialization-conflicting) transactions.
   """
   deadline = time.monotonic() + timeout
   delay = 0.005
   while True:
     try:
       return fn()
-    except sqlite3.OperationalError as e:
-      msg = str(e).lower()
-      if ("locked" not in msg and "busy" not in msg) or time.monotonic() > deadline:
+    except Exception as e:
+      if not retryable(e) or time.monotonic() > deadline:
         raise
       time.sleep(delay * random.uniform(0.5, 1.5))
       delay = min(2 * delay, 0.25)
@@ -122,13 +151,18 @@ StepRow = tuple[str, CountedSignature, str, int, int, float, float]
 
 
 class Ledger:
-  """A SQLite ledger file (see the module docstring for the schema).
+  """A SQLite ledger file or a PostgreSQL ledger server (see the module docstring for
+  the schema).
 
   Args:
-    path: the file (created if absent), or ``":memory:"`` for a ledger that lives
-      only as long as this object.
+    path: the file (created if absent), ``":memory:"`` for a ledger that lives only as
+      long as this object, or the URL of a PostgreSQL database
+      (``postgresql://user:password@host:port/db``; its tables are created if absent;
+      needs ``pip install 'jaxgreen[postgres]'``). ``path`` and ``repr`` show a URL
+      with its password masked.
     timeout: seconds to wait for other writers before giving up.
-    readonly: open an existing file without writing to it (reports, merge inputs).
+    readonly: open an existing ledger without writing to it (reports, merge inputs);
+      on a server, every transaction is read-only.
 
   Example:
     >>> with Ledger(":memory:") as led:
@@ -140,10 +174,27 @@ class Ledger:
 
     led = jaxgreen.Ledger("green.sqlite", readonly=True)
     print(led.price_tag().table())
+
+  and a ledger server shared by every host of a sweep with
+  ``jaxgreen.Ledger("postgresql://ann@db.lan/green", readonly=True)``.
   """
 
   def __init__(self, path: str | os.PathLike = "green.sqlite", *, timeout: float = 60.0,
                readonly: bool = False):
+    self.timeout = float(timeout)
+    self.readonly = readonly
+    self._lock = threading.RLock()
+    self.version = SCHEMA_VERSION
+    # A sqlite3.Connection, or a _postgres.Connection (same calling convention).
+    self.conn: Any = None
+    self._reconnect_after = 0.0
+    if _postgres.is_url(path):
+      self.dialect = "postgresql"
+      self._url = str(path).strip()
+      self.path = _postgres.mask(self._url)
+      self._open_server()
+      return
+    self.dialect = "sqlite"
     if isinstance(path, bool) or not isinstance(path, str | os.PathLike):
       raise TypeError(f"Ledger(path={path!r}) must be a file path such as 'green.sqlite' "
                       f"(or ':memory:' for a ledger that lives only in this process)")
@@ -152,9 +203,6 @@ class Ledger:
       raise ValueError(f"Ledger(path={path!r}) is empty: SQLite would write a private "
                        f"temporary database that vanishes; pass a file path such as "
                        f"'green.sqlite' (or ':memory:')")
-    self.timeout = float(timeout)
-    self.readonly = readonly
-    self._lock = threading.RLock()
     if readonly:
       self._open_readonly()
     else:
@@ -176,6 +224,7 @@ class Ledger:
           raise _clear_error(e, self.path, "read") from e
         version = self._open_immutable(uri, e)
       self._check_version(version, writable=False)
+      self.version = version
 
   def _open_writable(self) -> None:
     folder = Path(self.path).parent
@@ -218,6 +267,58 @@ class Ledger:
                                 isolation_level=None, check_same_thread=False)
     return self._read_version()
 
+  def _open_server(self) -> None:
+    """Connects to the ledger server; creates or upgrades the schema (writable)."""
+    self.conn = self._connect("open")
+    try:
+      if self.readonly:
+        self.version = self._server(lambda: schema.version(self.conn, self.dialect), "read",
+                                    self.timeout)
+        self._check_version(self.version, writable=False)
+      else:
+        self._init_schema()
+    except BaseException:
+      self.conn.close()
+      raise
+
+  def _connect(self, action: str) -> Any:
+    try:
+      return _postgres.Connection(self._url, readonly=self.readonly, timeout=self.timeout)
+    except _postgres.ServerError as e:
+      raise _server_error(e, self.path, action) from None
+
+  def _server(self, fn: Callable[[], T], action: str, wait: float) -> T:
+    """Runs ``fn`` (a server transaction or read) with retries of deadlocks and
+    serialization failures; any server failure leaves as one :class:`LedgerError`."""
+    try:
+      return _retry(fn, wait, _server_retry)
+    except _postgres.ServerError as e:
+      raise _server_error(e, self.path, action) from None
+
+  def _live(self, wait: float | None = None) -> Any:
+    """The server connection; a dropped one (server restart) is replaced first.
+
+    A write with a bounded wait (a flush inside a step) tries to reconnect at most
+    once per :data:`_RECONNECT_PAUSE_S`, so an unreachable server never stalls steps.
+    """
+    if not self.conn.dropped:
+      return self.conn
+    now = time.monotonic()
+    if wait is not None and wait < self.timeout and now < self._reconnect_after:
+      raise _postgres.ServerError("the server could not be reached a moment ago",
+                                  "connection")
+    self.conn.close()
+    try:
+      self.conn = _postgres.Connection(self._url, readonly=self.readonly,
+                                       timeout=self.timeout if wait is None else wait)
+    except _postgres.ServerError:
+      self._reconnect_after = now + _RECONNECT_PAUSE_S
+      raise
+    return self.conn
+
+  def __repr__(self) -> str:
+    return f"Ledger({self.path!r}{', readonly=True' if self.readonly else ''})"
+
   @contextlib.contextmanager
   def _not_sqlite(self) -> Iterator[None]:
     try:
@@ -240,42 +341,64 @@ class Ledger:
       raise LedgerError(f"{self.path!r} has ledger schema {version}, newer than this "
                         f"jaxgreen reads ({SCHEMA_VERSION}); upgrade jaxgreen")
     if version == 0 and not writable:
+      what = ("the URL of a database" if self.dialect != "sqlite" else "the .sqlite file")
       raise LedgerError(f"{self.path!r} is not a jaxgreen ledger (no schema version); "
-                        f"pass the .sqlite file written by jaxgreen.Experiment")
+                        f"pass {what} written by jaxgreen.Experiment")
 
   def _init_schema(self) -> None:
+    d = self.dialect
+
     def init():
       with self.transaction() as c:
-        version = c.execute("PRAGMA user_version").fetchone()[0]
+        if d != "sqlite":  # hosts opening the server at once create the schema once
+          c.execute("SELECT pg_advisory_xact_lock(?)", (schema.PG_LOCK,))
+        version = schema.version(c, d)
         self._check_version(version, writable=True)
         if version == 0:
-          tables = {r[0] for r in c.execute(
-              "SELECT name FROM sqlite_master WHERE type = 'table'")}
-          if tables - {"meta", *_TABLES}:
-            raise LedgerError(f"{self.path!r} is a SQLite file of another program "
-                              f"(tables {sorted(tables)}); choose a new ledger path")
-          schema.create(c)
+          self._refuse_foreign(schema.tables(c, d))
+          schema.create(c, d)
         elif version < SCHEMA_VERSION:
-          schema.upgrade(c, version)
+          schema.upgrade(c, version, d)
 
-    _retry(init, self.timeout)
+    if d == "sqlite":
+      _retry(init, self.timeout)
+    else:
+      self._server(init, "open", self.timeout)
+
+  def _refuse_foreign(self, tables: set[str]) -> None:
+    if not tables - {"meta", *_TABLES}:
+      return
+    if self.dialect == "sqlite":
+      raise LedgerError(f"{self.path!r} is a SQLite file of another program "
+                        f"(tables {sorted(tables)}); choose a new ledger path")
+    raise LedgerError(f"the database {self.path!r} holds tables of another program "
+                      f"({sorted(tables)}); create one for the ledger with createdb NAME "
+                      f"and pass its URL")
 
   @contextlib.contextmanager
-  def transaction(self):
+  def transaction(self, wait: float | None = None):
     """``BEGIN IMMEDIATE`` ... ``COMMIT``: takes the write lock up front, so two
-    writers never deadlock upgrading a read lock; rolls back on error."""
+    writers never deadlock upgrading a read lock; rolls back on error. On a server,
+    ``BEGIN`` with lock and statement waits bounded by ``wait`` seconds (default: the
+    ledger's timeout)."""
     c = self.conn
     if c.in_transaction:  # left open by an interruption elsewhere: never keep the lock
       c.execute("ROLLBACK")
     try:
       # BEGIN inside the try: a Ctrl-C landing just after it still rolls back, so the
       # write lock is never left held (it would block every other writer of the file).
-      c.execute("BEGIN IMMEDIATE")
+      if self.dialect == "sqlite":
+        c.execute("BEGIN IMMEDIATE")
+      else:
+        ms = max(1, round(1000 * (self.timeout if wait is None else wait)))
+        c.execute("BEGIN")
+        c.execute(f"SET LOCAL lock_timeout = {ms}")
+        c.execute(f"SET LOCAL statement_timeout = {ms + 1000}")
       yield c
       c.execute("COMMIT")
     except BaseException:
       if c.in_transaction:
-        with contextlib.suppress(sqlite3.Error):
+        with contextlib.suppress(sqlite3.Error, _postgres.ServerError):
           c.execute("ROLLBACK")
       raise
 
@@ -295,15 +418,22 @@ class Ledger:
     if self.readonly:
       raise LedgerError(f"ledger {self.path!r} was opened readonly=True")
     wait = self.timeout if timeout is None else float(timeout)
+    server = self.dialect != "sqlite"
 
     def attempt():
       # One connection serves every thread (check_same_thread=False): one
       # transaction at a time. Waiting for another thread is bounded like waiting
       # for another process.
       if not self._lock.acquire(timeout=max(wait, 0.001)):
+        if server:
+          raise _postgres.ServerError("locked by another thread of this process", "busy")
         raise sqlite3.OperationalError("database is locked (by another thread of this "
                                        "process)")
       try:
+        if server:  # a dropped connection is replaced; a failed write raised already
+          self._live(wait)
+          with self.transaction(wait) as c:
+            return fn(c)
         if wait != self.timeout:
           self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
         try:
@@ -315,13 +445,15 @@ class Ledger:
       finally:
         self._lock.release()
 
+    if server:
+      return self._server(attempt, "write", wait)
     try:
       return _retry(attempt, wait)
     except sqlite3.Error as e:
       raise _clear_error(e, self.path, "write") from e
 
   def close(self) -> None:
-    with contextlib.suppress(sqlite3.Error):
+    with contextlib.suppress(sqlite3.Error, _postgres.ServerError):
       self.conn.close()
 
   def __enter__(self) -> Ledger:
@@ -334,6 +466,8 @@ class Ledger:
 
   def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """The rows of a query, each as a dict of column -> value."""
+    if self.dialect != "sqlite":
+      return self._server(lambda: self._server_rows(sql, params), "read", self.timeout)
     try:
       cur = _retry(lambda: self.conn.execute(sql, params), self.timeout)
       names = [d[0] for d in cur.description]
@@ -341,18 +475,51 @@ class Ledger:
     except sqlite3.DatabaseError as e:
       raise _clear_error(e, self.path, "read") from e
 
+  def _server_rows(self, sql: str, params: Sequence[Any]) -> list[dict[str, Any]]:
+    with self._lock:
+      cur = (self.conn if self.conn.in_transaction else self._live()).execute(sql, params)
+      if cur.description is None:
+        return []
+      names = [d.name for d in cur.description]
+      return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+
+  @contextlib.contextmanager
+  def _snapshot(self) -> Iterator[None]:
+    """On a server, the reads inside see one snapshot (writers go on meanwhile)."""
+    if self.dialect == "sqlite":
+      yield
+      return
+    with self._lock:
+      self._server(lambda: self._live().execute(
+          "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"), "read", self.timeout)
+      try:
+        yield
+      finally:
+        if self.conn.in_transaction:
+          with contextlib.suppress(_postgres.ServerError):
+            self.conn.execute("COMMIT")
+
   def experiments(self) -> list[str]:
     return [r["experiment"] for r in self.rows(
         "SELECT DISTINCT experiment FROM trials ORDER BY experiment")]
 
   def integrity(self) -> str:
-    """``PRAGMA integrity_check``: ``"ok"`` for a sound file."""
+    """``PRAGMA integrity_check``: ``"ok"`` for a sound file. A server checks its own
+    pages; for it this is ``"ok"`` once every table of the ledger answers."""
+    if self.dialect != "sqlite":
+      for table in ("meta", *_TABLES):
+        self.rows(f"SELECT 1 FROM {table} LIMIT 1")
+      return "ok"
     return self.conn.execute("PRAGMA integrity_check").fetchone()[0]
 
   def trial_row(self, trial_id: str) -> dict[str, Any] | None:
-    """``name, hparams, experiment, energy_j`` of a recorded trial, or None."""
-    found = self.rows("SELECT name, hparams, experiment, energy_j FROM trials WHERE id = ?",
-                      (trial_id,))
+    """``name, hparams, experiment, energy_j`` and the throughput columns
+    (:data:`~jaxgreen.account.schema.THROUGHPUT_COLUMNS`, ``None`` until measured) of a
+    recorded trial, or None."""
+    timed = ", ".join(THROUGHPUT_COLUMNS if self.version >= 3 else
+                      [f"NULL AS {c}" for c in THROUGHPUT_COLUMNS])
+    found = self.rows(f"SELECT name, hparams, experiment, energy_j, {timed} FROM trials "
+                      f"WHERE id = ?", (trial_id,))
     return found[0] if found else None
 
   def metric_names(self, experiment: str | None) -> list[str]:
@@ -380,7 +547,14 @@ class Ledger:
       run: only the trials of one run (one execution of the script): ``"latest"`` or
         the start of a run id (reports list them); default: every run.
       joules_per_flop: the energy estimate's J/FLOP (default: the chip table's).
+
+    A trial whose throughput was recorded (schema 3) shows its FPO/s per device and MFU.
     """
+    with self._snapshot():
+      return self._price_tag(experiment, joules_per_flop, run)
+
+  def _price_tag(self, experiment: str | None, joules_per_flop: float | None,
+                 run: str | None) -> PriceTag:
     pricetag.check_joules_per_flop(joules_per_flop)
     where, params = _where(experiment)
     if experiment and experiment not in self.experiments() and not self.rows(
@@ -391,8 +565,10 @@ class Ledger:
       run_id = self._pick_run(experiment, run)
       where, params = ((f"{where} AND" if where else "WHERE") + " t.run_id = ?",
                        (*params, run_id))
-    return pricetag.build(experiment, *self._price_tag_rows(where, params),
-                          joules_per_flop=joules_per_flop)
+    trials, steps, inexact, no_examples, runs = self._price_tag_rows(where, params)
+    tag = pricetag.build(experiment, trials, steps, inexact, no_examples, runs,
+                         joules_per_flop=joules_per_flop)
+    return with_throughput(tag, _stored_throughput(trials))
 
   def _price_tag_rows(self, where: str, params: tuple) -> tuple[
       list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[str],
@@ -447,11 +623,14 @@ class Ledger:
                   steps: Sequence[StepRow] = (), metrics: Sequence[Sequence[Any]] = (),
                   end: Sequence[Any] | None = None, known: Container[str] = (),
                   timeout: float | None = None,
-                  stale_after: float = CRASH_TIMEOUT_S) -> None:
+                  stale_after: float = CRASH_TIMEOUT_S,
+                  throughput: Sequence[Any] | Throughput | None = None,
+                  hparams: str | None = None) -> None:
     """Writes what one trial owes in one transaction (see :meth:`write`).
 
-    Every row is written with ``INSERT OR IGNORE`` on its unique id, so writing the
-    same rows again (after an interruption just past the commit) adds nothing twice.
+    Every row is written with ``ON CONFLICT (id) DO NOTHING`` on its unique id, so
+    writing the same rows again (after an interruption just past the commit, or a lost
+    connection) adds nothing twice.
 
     Args:
       trial_id: the trial's id.
@@ -464,25 +643,40 @@ class Ledger:
       timeout: seconds to wait for another writer (None: the ledger's timeout).
       stale_after: seconds without a write after which the trial, still ``running``,
         is reported ``crashed``; every write stamps the trial's ``heartbeat``.
+      throughput: the trial's measured throughput so far: ``timed_steps,
+        timed_seconds, timed_fpo, timed_fpo_per_device, chip, peak_dtype, peak,
+        peak_source`` (a :class:`~jaxgreen.account.throughput.Throughput`'s fields, in
+        order; or the Throughput itself), stored in the trial's row.
+      hparams: the trial's hyperparameters as JSON, replacing those of its row (some
+        are known only once the trial runs: an HPO library's suggestions).
     """
+    timed = None if throughput is None else _throughput_values(throughput)
+
     def write(c: sqlite3.Connection) -> None:
       if start is not None and start[-1]:  # resumed: running again, under this run
         c.execute("UPDATE trials SET status = 'running', run_id = ?, error = NULL, "
                   "ended = NULL WHERE id = ?", (start[1], start[0]))
       elif start is not None:
-        c.execute("INSERT OR IGNORE INTO trials (id, run_id, experiment, name, hparams, "
-                  "status, started) VALUES (?, ?, ?, ?, ?, 'running', ?)", tuple(start[:-1]))
+        c.execute("INSERT INTO trials (id, run_id, experiment, name, hparams, status, "
+                  "started) VALUES (?, ?, ?, ?, ?, 'running', ?) ON CONFLICT (id) DO NOTHING",
+                  tuple(start[:-1]))
       for row_id, sig, kind, n, examples, first, last in steps:
         if sig.id not in known:
           _write_signature(c, sig)
-        c.execute("INSERT OR IGNORE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        c.execute("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                  "ON CONFLICT (id) DO NOTHING",
                   (row_id, trial_id, sig.id, kind, n, examples, first, last))
       if metrics:
-        c.executemany("INSERT OR IGNORE INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                      metrics)
+        c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                      "ON CONFLICT (id) DO NOTHING", metrics)
       if end is not None:
         c.execute("UPDATE trials SET status = ?, error = ?, ended = ?, energy_j = ?, "
                   "energy_source = ? WHERE id = ?", (*end, trial_id))
+      if timed is not None:
+        c.execute(f"UPDATE trials SET {', '.join(f'{n} = ?' for n in THROUGHPUT_COLUMNS)} "
+                  f"WHERE id = ?", (*timed, trial_id))
+      if hparams is not None:
+        c.execute("UPDATE trials SET hparams = ? WHERE id = ?", (hparams, trial_id))
       # The heartbeat: one update by primary key per committed write (bounded cost).
       c.execute("UPDATE trials SET heartbeat = ?, stale_after = ? WHERE id = ?",
                 (time.time(), float(stale_after), trial_id))
@@ -490,9 +684,40 @@ class Ledger:
     self.write(write, timeout=timeout)
 
 
+def _throughput_values(tp: Sequence[Any] | Throughput) -> tuple[Any, ...]:
+  """The 8 throughput columns of a trial's row (``timed_fpo`` as decimal text)."""
+  values = tuple(getattr(tp, f) for f in Throughput.__dataclass_fields__) if isinstance(
+      tp, Throughput) else tuple(tp)
+  if len(values) != len(THROUGHPUT_COLUMNS):
+    raise ValueError(f"write_trial(throughput={tp!r}) must hold {len(THROUGHPUT_COLUMNS)} "
+                     f"values ({', '.join(THROUGHPUT_COLUMNS)}), or be a Throughput")
+  steps, seconds, fpo, per_device, chip, dtype, peak, source = values
+  return (int(steps), float(seconds), str(int(fpo)), float(per_device), chip, dtype,
+          None if peak is None else float(peak), source)
+
+
+def stored_throughput(row: dict[str, Any]) -> Throughput | None:
+  """The throughput recorded in a trial's row (schema 3: its throughput columns, as
+  :meth:`Ledger.trial_row` returns them), or None when none was measured."""
+  if not row.get("timed_steps"):
+    return None
+  return Throughput(
+      steps=int(row["timed_steps"]), seconds=float(row["timed_seconds"] or 0.0),
+      fpo=int(row["timed_fpo"] or 0), fpo_per_device=float(row["timed_fpo_per_device"] or 0),
+      chip=row["chip"], dtype=row["peak_dtype"] or "bf16", peak=row["peak"],
+      peak_source=row["peak_source"] or "unavailable: not recorded")
+
+
+def _stored_throughput(trials: Sequence[dict[str, Any]]) -> dict[str, Throughput]:
+  """The recorded throughput of each trial whose row holds one (schema 3), by id."""
+  found = {t["id"]: stored_throughput(t) for t in trials}
+  return {k: v for k, v in found.items() if v is not None}
+
+
 def _write_signature(c: sqlite3.Connection, sig: CountedSignature) -> None:
   cost = sig.cost
-  c.execute("INSERT OR IGNORE INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+  c.execute("INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (id) DO NOTHING",
             (sig.id, sig.function, sig.signature, str(sig.fpo), str(int(cost.adds)),
              str(int(cost.muls)), int(cost.exact), cost.to_json()))
 
@@ -516,7 +741,8 @@ def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict
   Rows are keyed by globally unique ids, so merging the same source twice, or a
   ledger that already holds some of the rows, adds nothing twice. A trial that is
   ``running`` in one file and ended in another takes the ended row. Sources are
-  opened read-only and never changed.
+  opened read-only and never changed. Either may be a ledger server's URL: merging
+  offline SQLite files into ``dest="postgresql://..."`` uploads them to the server.
 
   Returns:
     New rows added per table.
@@ -524,13 +750,14 @@ def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict
   Example::
 
     jaxgreen.merge_ledgers(["host0.sqlite", "host1.sqlite"], "all.sqlite")
+    jaxgreen.merge_ledgers(["offline.sqlite"], "postgresql://ann@db.lan/green")
   """
   paths = [str(s) for s in sources]
   if not paths:
     raise ValueError("merge(sources=...) is empty; name at least one ledger file")
   if isinstance(dest, bool) or not isinstance(dest, str | os.PathLike) or not str(dest).strip():
     raise ValueError(f"merge(dest={dest!r}) must be the path of the merged ledger, e.g. "
-                     f"'all.sqlite'")
+                     f"'all.sqlite', or a ledger server's URL")
   dest = os.fspath(dest)
   for s in paths:
     Ledger(s, readonly=True).close()  # validates each input before writing anything
@@ -538,7 +765,7 @@ def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict
   added = dict.fromkeys(_TABLES, 0)
   try:
     for s in paths:
-      if Path(s).resolve() == Path(dest).resolve():
+      if _same_ledger(s, dest):
         continue
       with Ledger(s, readonly=True) as src:
         batches = _merge_batches(src)
@@ -547,6 +774,12 @@ def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict
   finally:
     out.close()
   return added
+
+
+def _same_ledger(a: str, b: str) -> bool:
+  if _postgres.is_url(a) or _postgres.is_url(b):
+    return a.strip() == b.strip()
+  return Path(a).resolve() == Path(b).resolve()
 
 
 def _merge_batches(src: Ledger) -> list[tuple[str, str, list[tuple]]]:

@@ -85,9 +85,9 @@ def objective(exp: Experiment, fn: Callable[[Any], Any] | None = None, *,
       integer is the user attribute ``train_fpo``.
     suggest: ``suggest(optuna_trial)``, called before the trial starts, making the
       ``trial.suggest_*`` calls of ``fn`` (with the same names and ranges: Optuna
-      returns the same value again); their values are then the trial's ``hparams``
-      in the ledger. Without it the ledger holds the parameters known at the start
-      (enqueued or fixed ones); the study holds them all either way.
+      returns the same value again), so the trial's ``hparams`` in the ledger hold
+      them from its start. Without it the ledger's row gets them when the trial ends
+      (until then it holds those known at the start: enqueued or fixed ones).
 
   Returns:
     The wrapped objective, to pass to ``study.optimize``.
@@ -116,7 +116,7 @@ def objective(exp: Experiment, fn: Callable[[Any], Any] | None = None, *,
     try:
       with jt:
         try:
-          value = fn(trial)
+          value = _call(fn, trial, jt)
         except optuna.TrialPruned as e:
           jt.stop_early(f"pruned by Optuna: {e}" if str(e) else "pruned by Optuna")
           pruned = e
@@ -129,6 +129,16 @@ def objective(exp: Experiment, fn: Callable[[Any], Any] | None = None, *,
     return _with_fpo(value, jt.train_fpo) if fpo_objective else value
 
   return wrapped
+
+
+def _call(fn: Callable[[Any], Any], trial: Any, jt: Trial) -> Any:
+  """Runs the objective; the parameters it suggested become the trial's hparams in the
+  ledger (written with the trial's end), whatever way it ends."""
+  try:
+    return fn(trial)
+  finally:
+    if dict(trial.params) != jt.hparams:
+      jt.update_hparams(trial.params)
 
 
 def _fail_if_optuna_would(jt: Trial, value: Any) -> None:

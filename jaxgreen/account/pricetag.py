@@ -273,7 +273,7 @@ class PriceTag:
     headers = ["trial", "status", "steps", "D", "E train", "train FPO", "D eval", "E eval",
                "eval FPO", "wall"]
     timed = any(t.fpo_per_s_per_device is not None for t in self.trials)
-    if timed:  # measured by the process that ran the trials
+    if timed:  # measured while the trials ran, stored in the ledger
       headers += ["FPO/s/device", "MFU"]
       for r, t in zip(rows, self.trials, strict=True):
         r += ["-" if t.fpo_per_s_per_device is None else human(t.fpo_per_s_per_device),

@@ -86,6 +86,14 @@ class Throughput:
                                fpo=self.fpo - earlier.fpo,
                                fpo_per_device=self.fpo_per_device - earlier.fpo_per_device)
 
+  def plus(self, earlier: Throughput) -> Throughput:
+    """This throughput and that of ``earlier`` steps together (a resumed trial's
+    segments); the peak is this one's."""
+    return dataclasses.replace(self, steps=self.steps + earlier.steps,
+                               seconds=self.seconds + earlier.seconds,
+                               fpo=self.fpo + earlier.fpo,
+                               fpo_per_device=self.fpo_per_device + earlier.fpo_per_device)
+
   def line(self) -> str:
     """One line: timed steps, FPO/s per device and MFU."""
     return (f"{self.steps:,} timed steps, {rate_text(self.fpo_per_s_per_device)}/device, "

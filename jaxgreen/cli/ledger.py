@@ -1,4 +1,8 @@
-"""``jaxgreen ledger report|plot|merge``: price tags, curves and merging of ledgers."""
+"""``jaxgreen ledger report|plot|merge``: price tags, curves and merging of ledgers.
+
+Each LEDGER is a ``.sqlite`` file or the URL of a ledger server
+(``postgresql://user@host:port/db``, the ``[postgres]`` extra).
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,13 @@ def add(sub: argparse._SubParsersAction) -> None:
       "ledger", help="price tags, curves and merging of jaxgreen ledgers",
       description="Reads ledgers written by jaxgreen.Experiment: the price tag of "
                   "Equation 1 (E x D x H), budget/performance curves, and merging the "
-                  "ledgers of several machines without double counting.")
+                  "ledgers of several machines without double counting. A ledger is a "
+                  ".sqlite file or a ledger server's URL (postgresql://user@host:port/db).")
   p.add_argument("--debug", action="store_true", help="show tracebacks")
   lsub = p.add_subparsers(dest="ledger_command", metavar="ACTION", required=True)
 
   r = lsub.add_parser("report", help="the price tag: per trial and in total")
-  r.add_argument("ledger", metavar="LEDGER.sqlite")
+  r.add_argument("ledger", metavar="LEDGER", help="a .sqlite file or a postgresql:// URL")
   r.add_argument("--experiment", help="only this experiment (default: each one)")
   r.add_argument("--run", help="only one run (script execution): 'latest' or the start of "
                                "a run id (default: every run)")
@@ -29,7 +34,7 @@ def add(sub: argparse._SubParsersAction) -> None:
   r.set_defaults(func=run_report)
 
   q = lsub.add_parser("plot", help="training and expected-max-vs-budget curves (PNG, CSV)")
-  q.add_argument("ledger", metavar="LEDGER.sqlite")
+  q.add_argument("ledger", metavar="LEDGER", help="a .sqlite file or a postgresql:// URL")
   q.add_argument("-o", "--out", required=True, metavar="DIR", help="output folder")
   q.add_argument("--metric", help="the logged metric (needed when several were logged)")
   q.add_argument("--mode", choices=("max", "min"), default="max",
@@ -40,9 +45,10 @@ def add(sub: argparse._SubParsersAction) -> None:
   q.set_defaults(func=run_plot)
 
   m = lsub.add_parser("merge", help="combine ledgers; rows already present are skipped")
-  m.add_argument("sources", nargs="+", metavar="LEDGER.sqlite")
-  m.add_argument("-o", "--out", required=True, metavar="OUT.sqlite",
-                 help="the merged ledger (created, or added to if it exists)")
+  m.add_argument("sources", nargs="+", metavar="LEDGER")
+  m.add_argument("-o", "--out", required=True, metavar="OUT",
+                 help="the merged ledger (created, or added to if it exists): a .sqlite "
+                      "file, or a postgresql:// URL to upload offline files to a server")
   m.set_defaults(func=run_merge)
 
 
@@ -57,7 +63,7 @@ def run_report(args: argparse.Namespace) -> int:
     json.dump([t.to_dict() for t in tags], sys.stdout, indent=2)
     print()
   elif not tags:
-    print(f"{args.ledger}: no trials recorded yet")
+    print(f"{led.path}: no trials recorded yet")  # a URL's password masked
   else:
     print("\n\n".join(t.markdown() if args.markdown else t.table() for t in tags))
   return 0
@@ -77,7 +83,9 @@ def run_plot(args: argparse.Namespace) -> int:
 
 def run_merge(args: argparse.Namespace) -> int:
   from jaxgreen.account import merge
+  from jaxgreen.account._postgres import is_url, mask
 
   added = merge(args.sources, args.out)
-  print(f"{args.out}: added " + ", ".join(f"{n} {t}" for t, n in added.items()))
+  out = mask(args.out) if is_url(args.out) else args.out
+  print(f"{out}: added " + ", ".join(f"{n} {t}" for t, n in added.items()))
   return 0

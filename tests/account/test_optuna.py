@@ -224,3 +224,18 @@ def test_parallel_threads_attribute_each_trial():
   assert tag.train_fpo == ledger_tag.train_fpo == (1 + 2 + 3 + 4) * STEP_FPO
   assert tag.h == ledger_tag.h == 4
   exp.close()
+
+
+def test_suggested_parameters_reach_the_ledger_without_suggest(tmp_path):
+  step = _step()
+  exp = Experiment("optuna-hp", ledger=tmp_path / "g.sqlite")
+  plans = iter([{}, {"prune_at": 0}, {"fail": True}])
+  fn = jg_optuna.objective(exp, lambda t: _train(step, t, **next(plans)))
+  study = optuna.create_study(direction="maximize",
+                              sampler=optuna.samplers.RandomSampler(seed=1))
+  study.optimize(fn, n_trials=3, catch=(RuntimeError,))
+  tag = exp.price_tag()
+  # Completed, pruned and failed trials alike: the ledger has what the study has.
+  assert [t.hparams for t in tag.trials] == [dict(t.params) for t in study.trials]
+  assert all("steps" in t.hparams for t in tag.trials)
+  exp.close()

@@ -1,5 +1,6 @@
-"""Schema 2: the in-place upgrade of a version-1 ledger, the ``preempted`` status, and
-the heartbeat that reports a trial whose process died on another host as ``crashed``."""
+"""Schemas 2 and 3: the in-place upgrade of version-1 and version-2 ledgers, the
+``preempted`` status, the heartbeat that reports a trial whose process died on another
+host as ``crashed``, and a trial's stored throughput."""
 
 from __future__ import annotations
 
@@ -15,7 +16,16 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxgreen.account import Experiment, Ledger, LedgerError, ledger, pricetag, schema, track
+from jaxgreen.account import (
+  Experiment,
+  Ledger,
+  LedgerError,
+  Throughput,
+  ledger,
+  pricetag,
+  schema,
+  track,
+)
 
 N = 8  # elements of the toy step's input: N MUL + N ADD per call
 # A ledger written by jaxgreen's schema-1 code (the release before schema 2): experiment
@@ -58,7 +68,7 @@ def test_a_v1_ledger_upgrades_in_place_with_every_row_intact(tmp_path):
   with Ledger(path, readonly=True) as led:  # this jaxgreen reads a v1 file as it is
     old_tag = led.price_tag("v1")
   with Ledger(path) as led:  # opened for writing: upgraded, once
-    assert led.rows("PRAGMA user_version") == [{"user_version": 2}]
+    assert led.rows("PRAGMA user_version") == [{"user_version": 3}]  # 1 -> 2 -> 3
     beats = led.rows("SELECT id, heartbeat, stale_after FROM trials ORDER BY id")
     expected = led.rows(
         "SELECT t.id, MAX(COALESCE(t.started, 0), COALESCE(t.ended, 0), "
@@ -90,8 +100,8 @@ def test_an_upgrade_interrupted_midway_leaves_the_v1_file_intact(tmp_path, monke
   before = _dump(path)
   real = schema.upgrade
 
-  def killed(c, version):
-    real(c, version)  # the table is rebuilt, then Ctrl-C lands before COMMIT
+  def killed(c, version, *dialect):
+    real(c, version, *dialect)  # the table is rebuilt, then Ctrl-C lands before COMMIT
     raise KeyboardInterrupt
 
   monkeypatch.setattr(schema, "upgrade", killed)
@@ -101,7 +111,7 @@ def test_an_upgrade_interrupted_midway_leaves_the_v1_file_intact(tmp_path, monke
   assert _dump(path) == before  # the transaction rolled back: nothing half-done
   monkeypatch.setattr(schema, "upgrade", real)
   with Ledger(path) as led:
-    assert led.rows("PRAGMA user_version") == [{"user_version": 2}]
+    assert led.rows("PRAGMA user_version") == [{"user_version": 3}]  # 1 -> 2 -> 3
 
 
 def test_a_writer_open_before_the_upgrade_keeps_writing_valid_rows(tmp_path):
@@ -121,17 +131,74 @@ def test_a_writer_open_before_the_upgrade_keeps_writing_valid_rows(tmp_path):
         {"status": "stopped", "heartbeat": None}]
 
 
-def test_a_jaxgreen_that_reads_only_v1_refuses_a_v2_ledger(tmp_path, monkeypatch):
+def test_a_jaxgreen_that_reads_only_v1_refuses_a_v3_ledger(tmp_path, monkeypatch):
   path = tmp_path / "new.sqlite"
-  with Experiment("v2", ledger=path) as exp, exp.trial():
+  with Experiment("v3", ledger=path) as exp, exp.trial():
     _step()(jnp.ones(N))
   digest = _digest(path)
   monkeypatch.setattr(ledger, "SCHEMA_VERSION", 1)  # the check of the schema-1 release
   for readonly in (False, True):
-    with pytest.raises(LedgerError, match=r"schema 2, newer than this jaxgreen reads "
+    with pytest.raises(LedgerError, match=r"schema 3, newer than this jaxgreen reads "
                                           r"\(1\); upgrade jaxgreen"):
       Ledger(path, readonly=readonly)
   assert _digest(path) == digest  # refused before anything was written
+
+
+def _v2_copy(tmp_path) -> pathlib.Path:
+  """The v1 ledger as the schema-2 release left it after its upgrade."""
+  path = _v1_copy(tmp_path)
+  c = sqlite3.connect(path, isolation_level=None)
+  c.execute("BEGIN IMMEDIATE")
+  schema._v1_to_v2(c)
+  c.execute("COMMIT")
+  c.close()
+  return path
+
+
+def test_a_v2_ledger_upgrades_to_v3_in_place_with_every_row_intact(tmp_path):
+  path = _v2_copy(tmp_path)
+  before = _dump(path)
+  assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 2
+  with Ledger(path, readonly=True) as led:  # read as it is: no throughput columns yet
+    old_tag = led.price_tag("v1")
+    (tid,) = [r["id"] for r in led.rows("SELECT id FROM trials WHERE name = 'lr=0.1'")]
+    assert {k: led.trial_row(tid)[k] for k in schema.THROUGHPUT_COLUMNS} == dict.fromkeys(
+        schema.THROUGHPUT_COLUMNS)
+  assert _dump(path) == before  # a reader never upgrades
+  with Ledger(path) as led:
+    assert led.rows("PRAGMA user_version") == [{"user_version": 3}]
+    assert led.integrity() == "ok"
+    tag = led.price_tag("v1")
+  after = _dump(path)
+  for table in ("runs", "signatures", "steps", "metrics"):
+    assert after[table] == before[table], table
+  assert [r[:13] for r in after["trials"]] == before["trials"]  # the 13 v2 columns
+  assert {r[13:] for r in after["trials"]} == {(None,) * 8}  # not measured
+  assert "upgraded_from_2" in {k for k, _ in after["meta"]}
+  assert tag.to_dict() == old_tag.to_dict()
+  with Ledger(path):  # a second open upgrades nothing again
+    pass
+  assert _dump(path) == after
+
+
+def test_a_trials_throughput_is_stored_and_shown_by_reports(tmp_path):
+  path = tmp_path / "tp.sqlite"
+  with Experiment("tp", ledger=path) as exp, exp.trial() as trial:
+    _step()(jnp.ones(N))
+  # 10 timed steps of 2 N FPO in 0.5 s on one device, against a peak of 1000 FLOP/s
+  tp = Throughput(steps=10, seconds=0.5, fpo=10 * 2 * N, fpo_per_device=10 * 2 * N,
+                  chip="h100", dtype="bf16", peak=1e3, peak_source="given")
+  with Ledger(path) as led:
+    led.write_trial(trial.id, throughput=tp)
+    with pytest.raises(ValueError, match="must hold 8 values"):
+      led.write_trial(trial.id, throughput=(10, 0.5))
+  with Ledger(path, readonly=True) as led:
+    row = led.trial_row(trial.id)
+    (cost,) = led.price_tag("tp").trials
+  assert tuple(row[k] for k in schema.THROUGHPUT_COLUMNS) == (
+      10, 0.5, str(10 * 2 * N), 10 * 2 * N, "h100", "bf16", 1e3, "given")
+  assert cost.fpo_per_s_per_device == 10 * 2 * N / 0.5  # 320 FPO/s
+  assert cost.mfu == 10 * 2 * N / 0.5 / 1e3  # 0.32 of the peak
 
 
 # -- preempted ---------------------------------------------------------------------------

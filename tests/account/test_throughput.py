@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 from jaxgreen import chips
-from jaxgreen.account import Experiment, throughput, track
+from jaxgreen.account import Experiment, Ledger, throughput, track
 
 # One step of x * 2.0 + 1.0 on f32[8]: 8 MUL + 8 ADD = 16 FPO.
 STEP_FPO = 8 + 8
@@ -132,6 +132,37 @@ def test_trial_throughput_and_price_tag(clock):
   assert "FPO/s/device" in text and f"{100 * 40 / 3e-3 / 1e6:.3g} %" in text  # 1.33 %
   assert tag.to_dict()["trials"][0]["mfu"] == pytest.approx(cost.mfu)
   exp.close()
+
+
+def test_throughput_is_stored_in_the_ledger_and_a_resumed_trial_adds_to_it(clock, tmp_path):
+  path = tmp_path / "g.sqlite"
+  step = _step(peak=1e6)
+  exp = Experiment("stored", ledger=path)
+  with exp.trial() as trial:
+    for _ in range(4):
+      step(jnp.ones(8))  # calls end at 0..3 ms; 3 timed steps of 16 FPO in 3 ms
+    saved = trial.id
+  exp.close()
+  with Ledger(path, readonly=True) as led:  # another process reads the report
+    (cost,) = led.price_tag("stored").trials
+    row = led.trial_row(saved)
+  assert (row["timed_steps"], int(row["timed_fpo"])) == (3, 3 * STEP_FPO)
+  assert cost.fpo_per_s_per_device == pytest.approx(3 * 16 / (3 * MS))  # 16,000 FPO/s
+  assert cost.mfu == pytest.approx(16_000 / 1e6)
+
+  exp = Experiment("stored", ledger=path)  # restarted: the clock goes on at 4 ms
+  with exp.trial(resume=saved) as trial:
+    for _ in range(3):
+      step(jnp.ones(8))  # the tracker is warm: 3 more timed steps (4, 5, 6 ms), but the
+      # trial's first call has no previous one: 2 intervals of 1 ms
+  exp.close()
+  with Ledger(path, readonly=True) as led:
+    (cost,) = led.price_tag("stored").trials
+    row = led.trial_row(saved)
+  # Both runs: 3 + 2 timed steps, 5 x 16 FPO in 5 ms.
+  assert (row["timed_steps"], int(row["timed_fpo"])) == (5, 5 * STEP_FPO)
+  assert row["timed_seconds"] == pytest.approx(5 * MS)
+  assert cost.fpo_per_s_per_device == pytest.approx(5 * 16 / (5 * MS))
 
 
 def test_trial_without_timed_steps_shows_no_column(clock):
