@@ -126,7 +126,8 @@ class Connection:
       pass
 
   def _sorted(self, e: Exception, connecting: bool = False) -> ServerError:
-    text = " ".join(str(e).split()) or type(e).__name__
+    text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
+    text = text or type(e).__name__
     for secret in _secrets(self.url):
       text = text.replace(secret, "***")
     return ServerError(text, _kind(getattr(e, "sqlstate", None), text.lower(), connecting,
@@ -138,7 +139,8 @@ def _kind(code: str | None, msg: str, connecting: bool, dropped: bool) -> str:
     return "retry"
   if code in _BUSY:
     return "busy"
-  if code in _AUTH or "password" in msg or "authentication" in msg:
+  if (code in _AUTH or "password" in msg or "authentication" in msg
+      or ("role" in msg and "does not exist" in msg)):
     return "auth"
   if code in _NO_DB or ("database" in msg and "does not exist" in msg):
     return "database"
@@ -157,12 +159,14 @@ def _placeholders(sql: str) -> str:
   return sql.replace("%", "%%").replace("?", "%s")
 
 
-def fix(kind: str) -> str:
-  """What the user does about a :class:`ServerError` of ``kind``."""
+def fix(kind: str, url: str = "") -> str:
+  """What the user does about a :class:`ServerError` of ``kind`` (on the server of
+  ``url``)."""
+  database = urllib.parse.urlsplit(url).path.lstrip("/") if url else ""
   return {
       "connection": "is the server running and reachable? check the URL (host, port)",
       "auth": "check user and password (or PGPASSWORD / ~/.pgpass)",
-      "database": "create it with createdb NAME (the URL's database), or fix the URL",
+      "database": f"create it with createdb {database or 'NAME'}, or fix the URL",
       "busy": "the ledger is busy (another writer holds a lock); retry, or raise "
               "Ledger(timeout=...)",
       "retry": "the ledger is busy (writers kept colliding); retry, or raise "

@@ -213,6 +213,12 @@ class Experiment:
       t.id, t._first_started = trial_id, state["started"]
       t.steps, t.train_examples = state["steps"], state["train_examples"]
       t.train_fpo, t._energy_before = state["train_fpo"], state["energy_j"]
+      warnings.warn(
+          f"jaxgreen: {self.ledger.path!r} does not hold trial {t.name!r} ({trial_id[:8]}): "
+          f"it goes on from its state ({t.steps:,} steps, {t.train_fpo:,} train FPO), but "
+          f"those steps are recorded in another ledger, so this one's report shows only "
+          f"the steps run from now on; merge the ledgers (jaxgreen ledger merge) for the "
+          f"trial's whole cost", stacklevel=3)
       return t
     if row is None or row["experiment"] != self.name:
       where = "no trial" if row is None else f"experiment {row['experiment']!r}"
@@ -381,6 +387,8 @@ class Trial:
       raise RuntimeError(f"trial {self.name!r} was already started; make a new one "
                          f"with experiment.trial(...)")
     exp = self.experiment
+    if exp._sinks:  # before the clock starts: opening a tracker run is not training
+      exp._sinks.start(self)
     self.status = "running"
     self._started = time.time()
     started = self._started if self._first_started is None else self._first_started
@@ -399,8 +407,6 @@ class Trial:
     with RUNNING_LOCK:
       RUNNING[self] = threading.get_ident()
     self._sync(_TRIAL_WRITE_TIMEOUT_S)
-    if exp._sinks:
-      exp._sinks.start(self)
     return self
 
   def stop_early(self, reason: str | None = None) -> None:

@@ -104,7 +104,8 @@ def _clear_error(e: sqlite3.Error, path: str, action: str) -> LedgerError:
 
 def _server_error(e: _postgres.ServerError, path: str, action: str) -> LedgerError:
   """One clear error for a ledger server's failure: what, which URL (masked), the fix."""
-  return LedgerError(f"could not {action} the ledger {path!r} ({e}); {_postgres.fix(e.kind)}")
+  fix = _postgres.fix(e.kind, path)
+  return LedgerError(f"could not {action} the ledger {path!r} ({e}); {fix}")
 
 
 def _sqlite_busy(e: Exception) -> bool:

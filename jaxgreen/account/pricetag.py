@@ -242,7 +242,7 @@ class PriceTag:
          f"{self.eval_fpo:,} ({human(self.eval_fpo)}; E eval {_e(self.e_eval)})"],
         ["total FPO", f"{self.fpo:,} ({human(self.fpo)})"],
         ["exact", "yes" if self.exact else "NO (why: below)"],
-        ["wall-clock", _s(self.wall_s)],
+        ["wall-clock (sum over trials)", _s(self.wall_s)],
         ["devices", self.devices()],
         ["energy (not FPO)", label if joules is None else f"{joules:.3g} J ({label})"],
     ]

@@ -324,7 +324,7 @@ train FPO (sum over trials, steps)  45,000 (45.00 k)
 eval FPO (inference, apart)         200 (200; E eval 20.0)
 total FPO                           45,200 (45.20 k)
 exact                               yes
-wall-clock                          15.00 s
+wall-clock (sum over trials)        15.00 s
 devices                             4 x TPU v4
 energy (not FPO)                    3.16e-08 J (estimate, 6.98e-13 J/FLOP, v4 TDP/peak)"""
 

@@ -203,7 +203,7 @@ def test_a_bad_url_is_one_clear_error_with_the_password_masked(postgres_url):
     Experiment("x", ledger=refused)
   assert "s3cret" not in str(e.value)
   missing = postgres_url.rsplit("/", 1)[0] + "/jg_missing?password=s3cret"
-  with pytest.raises(LedgerError, match="createdb NAME") as e:
+  with pytest.raises(LedgerError, match="createdb jg_missing,") as e:
     Ledger(missing, readonly=True)
   assert "s3cret" not in str(e.value) and "password=***" in str(e.value)
 
@@ -296,7 +296,8 @@ def test_each_server_failure_names_its_fix():
   cases = {  # (SQLSTATE, message, while connecting) -> the fix named
       ("28P01", 'password authentication failed for user "ann"', True):
           "check user and password (or PGPASSWORD / ~/.pgpass)",
-      ("3D000", 'database "green" does not exist', True): "create it with createdb NAME",
+      ("3D000", 'database "green" does not exist', True): "create it with createdb green,",
+      (None, 'role "nobody" does not exist', True): "check user and password",
       (None, "connection refused", True): "is the server running and reachable?",
       ("55P03", "canceling statement due to lock timeout", False): "the ledger is busy",
       ("57P01", "terminating connection due to administrator command", False):

@@ -71,7 +71,9 @@ def test_state_resumes_into_a_ledger_that_never_saw_the_trial(tmp_path):
 
   # The job restarts on another host, with its own ledger file.
   second = Experiment("moved", ledger=tmp_path / "host1.sqlite")
-  with second.trial(resume=saved) as again:
+  with pytest.warns(UserWarning, match="merge the ledgers"):
+    again = second.trial(resume=saved)
+  with again:
     assert (again.id, again.train_fpo, again.train_examples) == (t.id, 3 * PER_STEP, 3 * N)
     step(x)
     step(x)
