@@ -198,6 +198,31 @@ def test_three_processes_share_one_study(tmp_path):
   assert (tmp_path / "pareto.png").stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_three_workers_write_one_server_ledger_live(tmp_path, postgres_url):
+  # The same sweep with a shared ledger server: no merge, and the ledger agrees with
+  # the study trial by trial while both are the record of all 3 workers.
+  storage = f"sqlite:///{tmp_path / 'optuna.db'}"
+  optuna.create_study(study_name="dist", storage=storage, directions=["maximize", "minimize"])
+  script = tmp_path / "worker.py"
+  script.write_text(_WORKER)
+  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.getcwd())
+  procs = [subprocess.Popen([sys.executable, str(script), storage, postgres_url], env=env,
+                            stderr=subprocess.PIPE, text=True) for _ in range(3)]
+  outs = [p.communicate(timeout=120)[1] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0, 0], outs
+  study = optuna.load_study(study_name="dist", storage=storage)
+  counts = [t.params["steps"] * STEP_FPO for t in study.trials]  # 372 FPO per step
+  with Ledger(postgres_url, readonly=True) as led:
+    tag = led.price_tag("distributed")
+  assert tag.h == 6 and len({t.run_id for t in tag.trials}) == 3  # 2 trials per worker
+  assert tag.train_fpo == sum(counts) == jg_optuna.price_tag_from_study(study).train_fpo
+  by_id = {t.id: t for t in tag.trials}
+  for t in study.trials:
+    mine = by_id[t.user_attrs["jaxgreen"]["trial"]]
+    assert (mine.train_fpo, mine.hparams) == (t.user_attrs["train_fpo"], dict(t.params))
+
+
 def test_price_tag_of_trials_added_to_a_study():
   # A trial recorded elsewhere (e.g. copied between storages) keeps its cost attributes.
   study = optuna.create_study()
