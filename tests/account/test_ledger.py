@@ -164,8 +164,9 @@ def _worker(tmp_path, *args, **kw):
   if not script.exists():  # written once: rewriting it races with workers reading it
     script.write_text(_WORKER)
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.getcwd())
+  kw.setdefault("stderr", subprocess.DEVNULL)
   return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
-                          stderr=subprocess.DEVNULL, text=True, **kw)
+                          text=True, **kw)
 
 
 @pytest.mark.slow

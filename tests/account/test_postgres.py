@@ -1,22 +1,21 @@
 """A shared ledger server: the same ledger in PostgreSQL, written live by every process.
 
-The server comes from ``tests/account/conftest.py`` (``$JAXGREEN_TEST_POSTGRES`` or a
+The server comes from ``tests/conftest.py`` (``$JAXGREEN_TEST_POSTGRES`` or a
 throwaway one); each test gets a fresh database.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import textwrap
 import threading
 
 import jax
 import jax.numpy as jnp
 import pytest
+from test_ledger import _worker as ledger_worker  # the same writer script
 
 from jaxgreen.account import (
   Experiment,
@@ -41,33 +40,9 @@ def _steps_in(led: Ledger) -> int:
   return led.rows("SELECT COALESCE(SUM(steps), 0) AS n FROM steps")[0]["n"]
 
 
-_WORKER = textwrap.dedent("""
-    import os, sys
-    os.environ["JAX_PLATFORMS"] = "cpu"
-    import jax, jax.numpy as jnp
-    from jaxgreen.account import Experiment, track
-    url, steps, flush = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
-    exp = Experiment("shared", ledger=url, flush_steps=flush, flush_seconds=1e9)
-    x = jnp.ones(8)
-    forever = steps < 0
-    with exp.trial({"pid": os.getpid()}):
-        i = 0
-        while forever or i < steps:
-            step(x)
-            i += 1
-            if forever:
-                print(i, flush=True)
-""")
-
-
 def _worker(tmp_path, *args, **kw):
-  script = tmp_path / "worker.py"
-  if not script.exists():
-    script.write_text(_WORKER)
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  return subprocess.Popen([sys.executable, str(script), *map(str, args)], env=env,
-                          stderr=subprocess.PIPE, text=True, **kw)
+  """The ledger tests' writer process (a trial of tracked steps), on a server URL."""
+  return ledger_worker(tmp_path, *args, stderr=subprocess.PIPE, **kw)
 
 
 # -- many writers, a killed writer ----------------------------------------------------
