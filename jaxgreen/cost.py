@@ -293,11 +293,61 @@ class Cost:
               ("  MUL", self.muls, ""),
               ("transcendentals (also in FPO)", self.transcendentals, ""),
               ("integer ops (not FPO)", self.int_ops, ""), ("bytes (unfused)", self.bytes, "B")]
-    breakdowns = [(title, blank, [(k, c.fpo, c.adds, c.muls) for k, c in by_fpo(m)
-                                  if c.fpo or c.int_ops])
+    # Rows of FPO only: integer-only work (index arithmetic) is the total's own line.
+    breakdowns = [(title, blank, [(k, c.fpo, c.adds, c.muls) for k, c in by_fpo(m) if c.fpo])
                   for title, m, blank in (("primitive", self.by_primitive, "?"),
                                           ("scope", self.by_scope, "<top level>"))]
     return count_report(totals, breakdowns, self._notes(), top=top, markdown=markdown)
+
+  def _integer_note(self) -> list[str]:
+    ints = [k for k, c in by_fpo(self.by_primitive) if c.int_ops and not c.fpo]
+    if not ints:
+      return []
+    more = f" and {len(ints) - 6} more" if len(ints) > 6 else ""
+    return [f"integer-only primitives (no FPO, in 'integer ops'): {', '.join(ints[:6])}{more}"]
+
+  def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    """IPython's text view: the report of :meth:`table` (``repr`` stays one line)."""
+    p.text(repr(self) if cycle else self.table())
+
+  def _repr_html_(self) -> str:
+    """The notebook view: totals, FPO by primitive with share bars, and the scopes as a
+    foldable tree with subtotals."""
+    from jaxgreen import _html
+    from jaxgreen.report import human, number
+
+    total = self.fpo
+    totals = _html.table(
+        ["", "count", "approx."],
+        [[label, number(v), human(v, unit)] for label, v, unit in (
+            ("FPO (ADD + MUL)", self.fpo, ""), ("ADD", self.adds, ""), ("MUL", self.muls, ""),
+            ("transcendentals (also in FPO)", self.transcendentals, ""),
+            ("integer ops (not FPO)", self.int_ops, ""), ("bytes (unfused)", self.bytes, "B"))])
+    prims = _html.table(
+        ["primitive", "FPO", "ADD", "MUL", "share of FPO"],
+        [[k or "?", number(c.fpo), number(c.adds), number(c.muls),
+          _html.bar(c.fpo / total if total else None)]
+         for k, c in by_fpo(self.by_primitive) if c.fpo], "lrrrl")
+    scopes = _html.tree(["scope", "FPO", "own FPO", "ADD", "MUL"], _scope_tree(self.by_scope),
+                        bar_header="share of FPO")
+    exact = _html.badge("exact" if self.exact else "NOT exact", self.exact)
+    return _html.fragment(
+        totals, _html.section("by primitive", prims),
+        _html.section("by scope (name stack)", scopes, open=len(self.by_scope) > 1),
+        _html.notes(self._notes()), title=_html.Html(
+            f"Cost: {_html.esc(number(total))} FPO ({_html.esc(human(total))}) {exact}"))
+
+  def to_pandas(self, by: str = "primitive") -> Any:
+    """The breakdown ``by`` ``"primitive"`` or ``"scope"`` as a ``pandas.DataFrame``, one
+    row per name with every count and ``fpo``, sorted by FPO (needs pandas:
+    ``pip install 'jaxgreen[pandas]'``)."""
+    tables = {"primitive": self.by_primitive, "scope": self.by_scope}
+    if by not in tables:
+      raise ValueError(f"Cost.to_pandas(by={by!r}): use one of {', '.join(tables)}")
+    from jaxgreen.report import data_frame
+
+    return data_frame([{by: k, **c.to_dict()} for k, c in by_fpo(tables[by])],
+                      "Cost.to_pandas")
 
   def _notes(self) -> list[str]:
     if self.exact:
@@ -310,7 +360,9 @@ class Cost:
     out += [f"rests on a given figure: {why}" for why in self.assumed]
     if self.cond != "max":
       out.append(f"cond/switch branches counted by policy {self.cond!r}")
-    return out
+    if any(isinstance(v, float) and not v.is_integer() for v in (self.adds, self.muls)):
+      out.append("~: a fraction rounded (a mean, e.g. over cond branches); to_dict() has it")
+    return out + self._integer_note()
 
 
 def _with_counts(c: Counts, **rest: Any) -> Cost:
@@ -325,3 +377,25 @@ def _unique(xs: Iterable[str]) -> tuple[str, ...]:
 def by_fpo(m: Mapping[str, Counts]) -> list[tuple[str, Counts]]:
   """Rows sorted by FPO, then integer ops (both descending), then name."""
   return sorted(m.items(), key=lambda kv: (-kv[1].fpo, -kv[1].int_ops, kv[0]))
+
+
+def _scope_tree(by_scope: Mapping[str, Counts], limit: int = 2000
+                ) -> list[tuple[tuple[str, ...], list[str], float | None]]:
+  """Rows of the scope tree (path, cells, share), parents first, siblings by FPO; each
+  node's figures include its descendants'."""
+  from jaxgreen.report import number
+
+  sub: dict[tuple[str, ...], Counts] = {}
+  own: dict[tuple[str, ...], Counts] = {}
+  for scope, c in by_scope.items():
+    if not c.fpo:  # integer-only work: in the totals, not in an FPO tree
+      continue
+    path = tuple(s for s in scope.split("/") if s) or ("<top level>",)
+    own[path] = own.get(path, ZERO) + c
+    for k in range(1, len(path) + 1):
+      sub[path[:k]] = sub.get(path[:k], ZERO) + c
+  total = sum(c.fpo for c in by_scope.values())
+  ordered = sorted(sub, key=lambda p: [(-sub[p[:k]].fpo, p[k - 1]) for k in range(1, len(p) + 1)])
+  return [(p, [number(sub[p].fpo), number(own.get(p, ZERO).fpo), number(sub[p].adds),
+               number(sub[p].muls)], sub[p].fpo / total if total else None)
+          for p in ordered[:limit]]

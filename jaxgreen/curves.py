@@ -23,13 +23,15 @@ notebook shows a returned figure inline).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jaxgreen.account.ledger import Ledger
+from jaxgreen.report import number, table
 
 if TYPE_CHECKING:  # matplotlib is the optional [plot] extra
   from matplotlib.figure import Figure
@@ -171,7 +173,7 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
 def _figure(**kw: Any) -> Figure:
   """A new figure, without pyplot: the user's backend is left as it is."""
   try:
-    from matplotlib.figure import Figure
+    from jaxgreen._figure import Figure  # shows inline in a notebook, without pyplot
   except ImportError as e:
     raise ImportError("plotting needs matplotlib: pip install 'jaxgreen[plot]' "
                       "(the CSV files were written without it)") from e
@@ -186,7 +188,12 @@ def training_figure(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
     metric: the y axis label.
   """
   fig = _figure(figsize=(6, 4))
-  ax = fig.subplots()
+  _draw_training(fig.subplots(), rows, metric)
+  fig.tight_layout()
+  return fig
+
+
+def _draw_training(ax: Any, rows: Sequence[dict[str, Any]], metric: str) -> None:
   by_trial: dict[str, list[dict[str, Any]]] = {}
   for r in rows:
     by_trial.setdefault(r["trial_id"], []).append(r)
@@ -198,8 +205,6 @@ def training_figure(rows: Sequence[dict[str, Any]], metric: str) -> Figure:
   ax.set_title("training curves")
   if len(by_trial) <= 10:
     ax.legend(fontsize="small")
-  fig.tight_layout()
-  return fig
 
 
 def budget_figure(rows: Sequence[dict[str, Any]]) -> Figure:
@@ -208,11 +213,18 @@ def budget_figure(rows: Sequence[dict[str, Any]]) -> Figure:
   Args:
     rows: as returned by :func:`budget_curve` (at least one).
   """
+  fig = _figure(figsize=(10, 4))
+  axes = fig.subplots(1, 2, sharey=True)
+  _draw_budget(axes, rows)
+  fig.suptitle("expected best validation score vs budget (Dodge et al. 2019)")
+  fig.tight_layout()
+  return fig
+
+
+def _draw_budget(axes: Sequence[Any], rows: Sequence[dict[str, Any]]) -> None:
   from matplotlib.ticker import MaxNLocator
 
   metric, mode = rows[0]["metric"], rows[0]["mode"]
-  fig = _figure(figsize=(10, 4))
-  axes = fig.subplots(1, 2, sharey=True)
   for ax, key, label in ((axes[0], "n_trials", "budget (trials)"),
                          (axes[1], "budget_fpo", "budget (training FPO)")):
     x = [r[key] for r in rows]
@@ -222,32 +234,110 @@ def budget_figure(rows: Sequence[dict[str, Any]]) -> Figure:
     ax.set_xlabel(label)
   axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))  # whole trials
   axes[0].set_ylabel(f"expected {'max' if mode == 'max' else 'min'} {metric}")
-  fig.suptitle("expected best validation score vs budget (Dodge et al. 2019)")
-  fig.tight_layout()
-  return fig
 
 
-def plot(ledger: Ledger, out_dir: str | os.PathLike, metric: str | None = None, *,
-         mode: str = "max", experiment: str | None = None, png: bool = True) -> list[Path]:
-  """Writes ``training_curves.csv``, ``budget_curve.csv`` and, with matplotlib, PNGs.
+@dataclasses.dataclass(frozen=True)
+class Curves:
+  """The training and budget curves of one metric, as :func:`plot` returns them.
 
-  The PNGs are :func:`training_figure` and :func:`budget_figure` of the same rows; call
-  those to get the figures themselves (e.g. to show them in a notebook).
+  In a notebook it shows the budget table and both figures; :meth:`figure` is the
+  three panels as one ``Figure``. Iterating gives the files :func:`plot` wrote.
+
+  Attributes:
+    metric: the metric's name.
+    mode: ``"max"`` (higher is better) or ``"min"``.
+    training: rows of :func:`training_curves`.
+    budget: rows of :func:`budget_curve`.
+    paths: the files written (none without ``out_dir``).
+  """
+
+  metric: str
+  mode: str
+  training: tuple[dict[str, Any], ...]
+  budget: tuple[dict[str, Any], ...]
+  paths: tuple[Path, ...] = ()
+
+  def __iter__(self) -> Iterator[Path]:
+    return iter(self.paths)
+
+  def __len__(self) -> int:
+    return len(self.paths)
+
+  def __bool__(self) -> bool:  # a result, even when no file was written
+    return True
+
+  def figure(self) -> Figure:
+    """Training curves, then the budget curve in trials and in FPO (needs ``[plot]``)."""
+    fig = _figure(figsize=(15, 4))
+    axes = fig.subplots(1, 3)
+    _draw_training(axes[0], self.training, self.metric)
+    _draw_budget(axes[1:], self.budget)
+    axes[1].set_title("expected best score vs budget (Dodge et al. 2019)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+  def to_pandas(self, which: str = "budget") -> Any:
+    """The ``"budget"`` or ``"training"`` rows as a ``pandas.DataFrame`` (needs pandas:
+    ``pip install 'jaxgreen[pandas]'``)."""
+    if which not in ("budget", "training"):
+      raise ValueError(f"to_pandas(which={which!r}): use 'budget' or 'training'")
+    from jaxgreen.report import data_frame
+
+    rows = self.budget if which == "budget" else self.training
+    return data_frame([dict(r) for r in rows], "Curves.to_pandas")
+
+  def _table(self) -> tuple[list[str], list[list[str]]]:
+    heads = ["trials", "budget FPO", f"expected {self.mode} {self.metric}", "std"]
+    return heads, [[str(r["n_trials"]), number(r["budget_fpo"]), f"{r['expected']:.4g}",
+                    f"{r['std']:.3g}"] for r in self.budget]
+
+  def __str__(self) -> str:
+    return (f"Expected best {self.metric} vs budget ({len(self.training)} logged values)\n"
+            + table(*self._table()))
+
+  def __repr__(self) -> str:
+    best = self.budget[-1]["expected"] if self.budget else None
+    return (f"Curves(metric={self.metric!r}, mode={self.mode!r}, trials={len(self.budget)}, "
+            f"expected_best={best!r}, files={len(self.paths)})")
+
+  def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    p.text(repr(self) if cycle else str(self))
+
+  def _repr_html_(self) -> str:
+    from jaxgreen import _html
+
+    parts = [_html.table(*self._table())]
+    try:
+      parts.append(_html.image(self.figure()._repr_png_(), "training and budget curves"))
+    except ImportError:
+      parts.append(_html.notes(["figures need matplotlib: pip install 'jaxgreen[plot]'"]))
+    parts.append(_html.notes([str(p) for p in self.paths]))
+    return _html.fragment(*parts, title=f"Expected best {self.metric} vs budget")
+
+
+def plot(ledger: Ledger, out_dir: str | os.PathLike | None = None, metric: str | None = None,
+         *, mode: str = "max", experiment: str | None = None, png: bool = True) -> Curves:
+  """The curves of ``metric``; with ``out_dir``, also written there as
+  ``training_curves.csv``, ``budget_curve.csv`` and, with matplotlib, PNGs.
+
+  The PNGs are :func:`training_figure` and :func:`budget_figure` of the same rows.
 
   Returns:
-    The paths written. CSVs are written first, so they exist even when matplotlib
-    is missing (then ImportError names the ``[plot]`` extra).
+    :class:`Curves`: shown in a notebook as a table and figures; ``.figure()`` is a
+    ``Figure``; iterating gives the paths written. CSVs are written first, so they
+    exist even when matplotlib is missing (then ImportError names the ``[plot]`` extra).
   """
-  out = Path(out_dir)
   metric = _pick_metric(ledger, metric, experiment)
   train = training_curves(ledger, metric, experiment)
   budget = budget_curve(ledger, metric, mode=mode, experiment=experiment)
-  paths = [write_csv(train, out / "training_curves.csv"),
-           write_csv(budget, out / "budget_curve.csv")]
-  if not png:
-    return paths
-  paths.append(out / "training_curves.png")
-  training_figure(train, metric).savefig(paths[-1], dpi=120)
-  paths.append(out / "budget_curve.png")
-  budget_figure(budget).savefig(paths[-1], dpi=120)
-  return paths
+  paths: list[Path] = []
+  if out_dir is not None:
+    out = Path(out_dir)
+    paths += [write_csv(train, out / "training_curves.csv"),
+              write_csv(budget, out / "budget_curve.csv")]
+    if png:
+      paths.append(out / "training_curves.png")
+      training_figure(train, metric).savefig(paths[-1], dpi=120)
+      paths.append(out / "budget_curve.png")
+      budget_figure(budget).savefig(paths[-1], dpi=120)
+  return Curves(metric, mode, tuple(train), tuple(budget), tuple(paths))

@@ -144,6 +144,17 @@ class TargetReport:
     """True when XLA's flops are fully explained (residual exactly 0)."""
     return self.residual == 0
 
+  def __repr__(self) -> str:
+    return (f"TargetReport(target={self.target!r}, devices={self.devices}, "
+            f"jaxpr_fpo={_fmt(self.jaxpr.fpo)}, xla_flops={_fmt(self.xla.flops)}, "
+            f"residual={_fmt(self.residual)}, explained={self.explained})")
+
+  def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    p.text(repr(self) if cycle else reconcile_table(Reconciliation((self,))))
+
+  def _repr_html_(self) -> str:
+    return reconcile_html(Reconciliation((self,)))
+
   def to_dict(self) -> dict[str, Any]:
     return {
         "target": self.target,
@@ -201,6 +212,34 @@ class Reconciliation:
     """A side-by-side plain-text table: one column per target."""
     return reconcile_table(self)
 
+  def __repr__(self) -> str:
+    return (f"Reconciliation(targets={[r.target for r in self.reports]}, "
+            f"explained={[r.explained for r in self.reports]}, "
+            f"unavailable={list(self.unavailable)})")
+
+  def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    p.text(repr(self) if cycle else self.table())
+
+  def _repr_html_(self) -> str:
+    """The notebook view: the side-by-side table, then each target's causes as bars."""
+    return reconcile_html(self)
+
+  def to_pandas(self) -> Any:
+    """One row per target: devices, the four counts (global, as in the table) and every
+    cause (needs pandas: ``pip install 'jaxgreen[pandas]'``)."""
+    from jaxgreen.report import data_frame
+
+    rows = []
+    for r in self.reports:
+      xla = r.xla.flops
+      rows.append({"target": r.target, "devices": r.devices, "jaxpr_fpo": r.jaxpr.fpo,
+                   "lowered_fpo": r.lowered.fpo if r.lowered is not None else None,
+                   "compiled_fpo_global": r.compiled.fpo * r.devices,
+                   "xla_flops_global": xla * r.devices if xla is not None else None,
+                   **{c: r.causes.get(c, 0) for c in CAUSE_ORDER},
+                   "explained": r.explained})
+    return data_frame(rows, "Reconciliation.to_pandas")
+
 
 def _fmt(v: float | None) -> str:
   if v is None:
@@ -212,6 +251,35 @@ def _fmt(v: float | None) -> str:
 
 def reconcile_table(rec: Reconciliation) -> str:
   """Rows: the four counts (per device and global), then every non-zero cause."""
+  heads, body, notes = _reconcile_rows(rec)
+  return "\n".join([table(heads, body), *notes])
+
+
+def reconcile_html(rec: Reconciliation) -> str:
+  """The HTML view of :func:`reconcile_table`, and each target's causes as signed bars
+  (red: jaxgreen counts fewer than XLA)."""
+  from jaxgreen import _html
+
+  heads, body, notes = _reconcile_rows(rec)
+  parts = [_html.table(heads, body)]
+  for r in rec.reports:
+    causes = [(c, r.causes.get(c)) for c in CAUSE_ORDER]
+    causes = [(c, v) for c, v in causes if v not in (0, None) or c == RESIDUAL]
+    scale = max([abs(v) for _, v in causes if v is not None] or [0])
+    rows = [[c, _fmt(v), _html.bar(v / scale if v is not None and scale else None)]
+            for c, v in causes]
+    gap = r.jaxpr.fpo - r.xla.flops * r.devices if r.xla.flops is not None else None
+    parts.append(_html.section(
+        f"{r.target}: jaxpr FPO - XLA flops = {_fmt(gap)}, by cause",
+        _html.table(["cause", "FPO", "share of the largest"], rows, "lrl"),
+        open=len(rec.reports) == 1))
+  title = "Reconciliation with XLA: " + ", ".join(
+      [r.target for r in rec.reports] + [f"{t} (unavailable)" for t in rec.unavailable])
+  return _html.fragment(*parts, _html.notes(notes), title=title)
+
+
+def _reconcile_rows(rec: Reconciliation) -> tuple[list[str], list[list[str]], list[str]]:
+  """Headers, rows and notes of the reconciliation's table."""
   rows: list[tuple[str, list[str]]] = []
   reps = rec.reports
 
@@ -248,8 +316,8 @@ def reconcile_table(rec: Reconciliation) -> str:
   rows.append(("compile s / walk s", [f"{r.compile_seconds:.2f} / {r.walk_seconds:.3f}"
                                       for r in reps]))
   gone = list(rec.unavailable)
-  lines = [table(["", *(r.target for r in reps), *gone],
-                 [[label, *vals, *(["unavailable"] * len(gone))] for label, vals in rows])]
+  heads = ["", *(r.target for r in reps), *gone]
+  body = [[label, *vals, *(["unavailable"] * len(gone))] for label, vals in rows]
   notes = [f"{spec}: unavailable: {why}" for spec, why in rec.unavailable.items()]
   for r in reps:
     if r.residual not in (0, None):
@@ -261,7 +329,7 @@ def reconcile_table(rec: Reconciliation) -> str:
     for stage, c in (("jaxpr", r.jaxpr), ("lowered", r.lowered), ("compiled", r.compiled)):
       if c is not None and c.inexact:
         notes.append(f"{r.target}: {stage} count not exact: " + "; ".join(c.inexact))
-  return "\n".join(lines + notes)
+  return heads, body, notes
 
 
 def _uncounted_text(unc: Mapping[str, int] | None) -> str:

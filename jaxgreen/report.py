@@ -15,7 +15,8 @@ dot_general  65,536
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 _PREFIXES = ((1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -34,18 +35,94 @@ def human(x: float, unit: str = "") -> str:
   return f"{x:g} {unit}".rstrip() if isinstance(x, float) else f"{x} {unit}".rstrip()
 
 
-def table(headers: Sequence[str], rows: Sequence[Row], align: str | None = None) -> str:
-  """A fixed-width text table; ``align`` is one char per column, 'l' or 'r'."""
-  cells = [[str(c) for c in r] for r in rows]
-  widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
-  align = align or "l" + "r" * (len(headers) - 1)
+WIDTH = 120  # columns a plain-text table fits by default (a terminal, a CI log)
 
-  def fmt(r):
-    return "  ".join(c.ljust(w) if a == "l" else c.rjust(w)
-                     for c, w, a in zip(r, widths, align, strict=True)).rstrip()
+
+def number(x: float) -> str:
+  """A count with thousands separators: an integer as an integer, a fraction (a mean,
+  e.g. over devices or ``cond`` branches) rounded to one and marked ``~``.
+
+  >>> number(3_295_673_806.0), number(205_979_612.875), number(7), number(0.25)
+  ('3,295,673,806', '~205,979,613', '7', '~0')
+  """
+  if isinstance(x, float) and not x.is_integer():
+    return f"~{round(x):,}"
+  return f"{int(x):,}"
+
+
+def table(headers: Sequence[str], rows: Sequence[Row], align: str | None = None,
+          width: int | None = WIDTH, groups: Sequence[int] = ()) -> str:
+  """A fixed-width text table; ``align`` is one char per column, 'l' or 'r'.
+
+  A header or cell holding newlines spans several lines. A table wider than ``width``
+  is cut into blocks of columns that fit, each repeating the first column (None: never
+  cut); a first column too wide alone has its longest cells shortened in the middle.
+  ``groups`` gives the sizes of runs of columns after the first that stay in one block
+  (e.g. ``(1, 3, 3)``: one column, then two runs of three); the other columns go alone.
+
+  >>> print(table(["name", "a\\nlong header"], [["x", "1\\n2"]]))
+        a
+  name  long header
+  ----  -----------
+  x               1
+                  2
+  """
+  cells = [[str(c) for c in r] for r in rows]
+  heads = [str(h) for h in headers]
+  align = align or "l" + "r" * (len(heads) - 1)
+  widths = [max(_width(c) for c in [h, *(r[i] for r in cells)]) for i, h in enumerate(heads)]
+  if width is None or sum(widths) + 2 * (len(widths) - 1) <= width or len(heads) < 2:
+    return _block(heads, cells, align, widths)
+  first = min(widths[0], max(width - 2 - max(widths[1:]), 12))
+  if first < widths[0]:  # the label column alone is too wide: shorten its longest cells
+    heads[0] = _shorten(heads[0], first)
+    cells = [[_shorten(r[0], first), *r[1:]] for r in cells]
+    widths[0] = first
+  units, i = [], 1
+  for size in [*groups, *([1] * len(heads))]:
+    if i >= len(heads):
+      break
+    units.append(list(range(i, min(i + size, len(heads)))))
+    i += size
+  blocks, cur = [], [0]
+  for unit in units:
+    if len(cur) > 1 and sum(widths[j] + 2 for j in cur + unit) - 2 > width:
+      blocks.append(cur)
+      cur = [0]
+    cur += unit
+  blocks.append(cur)
+  return "\n\n".join(
+      _block([heads[j] for j in b], [[r[j] for j in b] for r in cells],
+             "".join(align[j] for j in b), [widths[j] for j in b]) for b in blocks)
+
+
+def _width(cell: str) -> int:
+  return max(len(line) for line in cell.split("\n"))
+
+
+def _shorten(cell: str, n: int) -> str:
+  """``cell`` in at most ``n`` characters per line: its middle replaced by '...'."""
+  lines = cell.split("\n")
+  keep = max(n - 3, 2)
+  return "\n".join(s if len(s) <= n else s[:keep // 3] + "..." + s[len(s) - (keep - keep // 3):]
+                   for s in lines)
+
+
+def _block(heads: list[str], cells: list[list[str]], align: str, widths: list[int]) -> str:
+  def fmt(r: list[str], head: bool = False) -> list[str]:
+    parts = [c.split("\n") for c in r]
+    height = max(len(p) for p in parts)
+    if head:  # a short header sits on the rule; a short cell at the top
+      parts = [[""] * (height - len(p)) + p for p in parts]
+    out = []
+    for k in range(height):
+      out.append("  ".join((p[k] if k < len(p) else "").ljust(w) if a == "l"
+                           else (p[k] if k < len(p) else "").rjust(w)
+                           for p, w, a in zip(parts, widths, align, strict=True)).rstrip())
+    return out
 
   rule = "  ".join("-" * w for w in widths)
-  return "\n".join([fmt(headers), rule] + [fmt(r) for r in cells])
+  return "\n".join([*fmt(heads, head=True), rule, *(line for r in cells for line in fmt(r))])
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Row],
@@ -95,10 +172,10 @@ def count_report(totals: Sequence[tuple[str, int | float, str]],
   """
   render = markdown_table if markdown else table
   out = [render(["total", "count", "approx."],
-                [[label, f"{v:,}", human(v, unit)] for label, v, unit in totals], "lrr")]
+                [[label, number(v), human(v, unit)] for label, v, unit in totals], "lrr")]
   total = totals[0][1] if totals else 0
   for title, blank, items in breakdowns:
-    rows = [[name or blank, f"{fpo:,}", f"{adds:,}", f"{muls:,}",
+    rows = [[name or blank, number(fpo), number(adds), number(muls),
              f"{100 * fpo / total:.1f}%" if total else "-"]
             for name, fpo, adds, muls in items[:top]]
     if rows:
@@ -109,3 +186,13 @@ def count_report(totals: Sequence[tuple[str, int | float, str]],
   out.append("")
   out.extend(notes)
   return "\n".join(out)
+
+
+def data_frame(rows: Sequence[Mapping[str, Any]], what: str) -> Any:
+  """``pandas.DataFrame(rows)``; pandas is the optional ``[pandas]`` extra, and ``what``
+  (e.g. ``"Cost.to_pandas"``) is named when it is missing."""
+  try:
+    import pandas as pd
+  except ImportError:
+    raise ImportError(f"{what}() needs pandas: pip install 'jaxgreen[pandas]'") from None
+  return pd.DataFrame([dict(r) for r in rows])

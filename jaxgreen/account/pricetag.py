@@ -213,8 +213,29 @@ class PriceTag:
   def markdown(self) -> str:
     return self._render(markdown=True)
 
-  def _render(self, markdown: bool) -> str:
-    render = markdown_table if markdown else table
+  def __repr__(self) -> str:
+    return (f"PriceTag(experiment={self.experiment!r}, H={self.h}, D={_e(self.d)}, "
+            f"E={_e(self.e)}, train_fpo={self.train_fpo:,}, eval_fpo={self.eval_fpo:,}, "
+            f"exact={self.exact})")
+
+  def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    p.text(repr(self) if cycle else self.table())
+
+  def _repr_html_(self) -> str:
+    """The notebook view: the same tables and notes as :meth:`table`."""
+    return self._render(markdown=False, html=True)
+
+  def to_pandas(self) -> Any:
+    """One row per trial: the fields of :class:`TrialCost` with ``fpo``, ``e_train``
+    and ``e_eval`` (needs pandas: ``pip install 'jaxgreen[pandas]'``)."""
+    from jaxgreen.report import data_frame
+
+    return data_frame([t.to_dict() for t in self.trials], "PriceTag.to_pandas")
+
+  def _render(self, markdown: bool, html: bool = False) -> str:
+    from jaxgreen import _html
+
+    render = _html.table if html else markdown_table if markdown else table
     title = self.experiment or "all experiments"
     out = [f"## Price tag: {title}" if markdown else f"Price tag: {title}", ""]
     headers, rows, timed = self._trial_rows()
@@ -226,7 +247,10 @@ class PriceTag:
     e, d, h = self.e, self.d, self.h
     eq = "-"
     if e is not None and d is not None:
-      eq = f"{e:,.1f} x {d:,.1f} x {h} = {e * d * h:,.0f}"
+      # E x D x H is the train FPO exactly; a factor shown rounded says so.
+      rounded = [n for n, x in (("E", e), ("D", d)) if round(x, 1) != x]
+      eq = (f"{_e(e)} x {_e(d)} x {h} = {self.train_fpo:,}"
+            + (f" ({' and '.join(rounded)} rounded to 0.1)" if rounded else ""))
     spread = ""
     es = [t.e_train for t in self.trials if t.e_train is not None]
     if es and max(es) != min(es):
@@ -234,7 +258,7 @@ class PriceTag:
     joules, label = self.energy()
     totals = [
         ["E: train FPO per example", _e(e) + spread],
-        ["D: train examples per trial (mean)", "-" if d is None else f"{d:,.1f}"],
+        ["D: train examples per trial (mean)", _e(d)],
         ["H: trials (every status)", f"{h} ({self._statuses()})"],
         ["E x D x H", eq],
         ["train FPO (sum over trials, steps)", f"{self.train_fpo:,} ({human(self.train_fpo)})"],
@@ -261,6 +285,10 @@ class PriceTag:
     warns = self.warnings()
     if warns:
       out += [""] + [f"WARNING: {w}" for w in warns]
+    if html:
+      return _html.fragment(*(x if isinstance(x, _html.Html) else
+                              _html.Html(f"<div>{_html.esc(x)}</div>") for x in out[2:] if x),
+                            title=out[0])
     return "\n".join(out)
 
   def _trial_rows(self) -> tuple[list[str], list[list[str]], bool]:
@@ -298,7 +326,10 @@ def _date(t: float | None) -> str:
 
 
 def _e(x: float | None) -> str:
-  return "-" if x is None else f"{x:,.1f}"
+  """A mean (E, D): an integer as one, else to 0.1."""
+  if x is None:
+    return "-"
+  return f"{int(x):,}" if float(x).is_integer() else f"{x:,.1f}"
 
 
 def _s(x: float | None) -> str:

@@ -99,6 +99,23 @@ class Throughput:
     return (f"{self.steps:,} timed steps, {rate_text(self.fpo_per_s_per_device)}/device, "
             f"MFU {mfu_text(self.mfu, self)}")
 
+  def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    p.text(repr(self) if cycle else self.line())
+
+  def _repr_html_(self) -> str:
+    """The notebook view: a small table of the timed steps, the rates and MFU."""
+    from jaxgreen import _html
+    from jaxgreen.report import number
+
+    rows = [["timed steps", f"{self.steps:,}"], ["wall time", f"{self.seconds:.4g} s"],
+            ["FPO (all devices)", number(self.fpo)],
+            ["FPO/s (all devices)", rate_text(self.fpo_per_s)],
+            ["FPO/s per device", rate_text(self.fpo_per_s_per_device)],
+            ["MFU", mfu_text(self.mfu, self)]]
+    if self.peak is not None:
+      rows.append(["peak / device", f"{self.peak:.4g} FLOP/s ({self.peak_source})"])
+    return _html.fragment(_html.table(["", "value"], rows, "ll"), title="Throughput")
+
   def to_dict(self) -> dict[str, Any]:
     return dataclasses.asdict(self) | {"fpo_per_s": self.fpo_per_s,
                                        "fpo_per_s_per_device": self.fpo_per_s_per_device,

@@ -31,7 +31,8 @@ def plot_modules(report: ModuleReport, path: str | None = None,
     raise ValueError(f"plot(metric={metric!r}): use one of {', '.join(MODULE_METRICS)}")
   try:
     import matplotlib  # noqa: F401 - fails first where matplotlib is missing
-    from matplotlib.figure import Figure
+
+    from jaxgreen._figure import Figure  # shows inline in a notebook, without pyplot
   except ImportError:
     raise ImportError("ModuleReport.plot needs matplotlib: pip install 'jaxgreen[plot]'"
                       ) from None

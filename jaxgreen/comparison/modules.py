@@ -27,12 +27,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from jaxgreen.hlo.ir import as_int
 from jaxgreen.hlo.traffic import KINDS, CollectiveStats
-from jaxgreen.report import markdown_table, table
+from jaxgreen.report import WIDTH, markdown_table, number, table
 
 if TYPE_CHECKING:
   from jaxgreen.comparison.results import TargetResult
@@ -224,11 +225,11 @@ class ModuleReport:
 
     heads = ["module", "global FPO"]
     for t in self.targets:
-      heads += [f"{t} redundancy", f"{t} coll. sent/dev", f"{t} time (est.)"]
+      heads += [f"{t}\nredundancy", f"{t}\ncoll. sent/dev", f"{t}\ntime (est.)"]
     body = []
     for i, m in enumerate([*self.modules, TOTAL]):
       rs = [self.rows[t][i] for t in self.targets]
-      line = [m, f"{rs[0].global_fpo:,}" if rs else ""]
+      line = [m, number(rs[0].global_fpo) if rs else ""]
       for r in rs:
         line += [_red(r), _bytes(r.sent_bytes), _sec(r.time_s) + _pct(r.time_share)]
       body.append(line)
@@ -239,18 +240,24 @@ class ModuleReport:
 
     heads = ["module", "global FPO", "compiled FPO/dev", "redundancy", "collectives/dev",
              "HBM/dev", "time (est.)"]
-    body = [[r.module, f"{r.global_fpo:,}", f"{r.per_device_fpo:,}", _red(r), _coll(r),
+    body = [[r.module, number(r.global_fpo), number(r.per_device_fpo), _red(r), _coll(r),
              _bytes(r.hbm_bytes), _sec(r.time_s) + _pct(r.time_share)]
             for r in self.rows[target]]
     return heads, body
 
-  def table(self) -> str:
+  def table(self, width: int | None = WIDTH) -> str:
     """Side by side (redundancy, bytes sent, time per target), then one detailed table
-    per target with the same rows."""
-    parts = [table(*self._summary())]
+    per target with the same rows; tables wider than ``width`` columns are cut into
+    blocks that fit (None: never cut)."""
+    parts = [table(*self._summary(), width=width, groups=(1, *[3] * len(self.targets)))]
     for t in self.targets:
-      parts += ["", f"{t} ({self.rows[t][-1].devices} devices)", table(*self._detail(t))]
-    return "\n".join([*parts, "", *self.notes()])
+      heads, body = self._detail(t)
+      body = [[*r[:4], r[4].replace("; ", "\n"), *r[5:]] for r in body]  # a kind a line
+      parts += ["", f"{t} ({self.rows[t][-1].devices} devices)",
+                table(heads, body, "lrrrlrr", width=width)]
+    notes = [textwrap.fill(n, width, subsequent_indent="  ") if width else n
+             for n in self.notes()]
+    return "\n".join([*parts, "", *notes])
 
   def markdown(self) -> str:
     parts = [markdown_table(*self._summary())]
@@ -259,9 +266,53 @@ class ModuleReport:
                 markdown_table(*self._detail(t))]
     return "\n".join([*parts, "", *(f"- {n}" for n in self.notes())])
 
+  def __repr__(self) -> str:
+    return (f"ModuleReport(name={self.name!r}, targets={list(self.targets)}, "
+            f"modules={len(self.modules)}, max_depth={self.max_depth})")
+
+  def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    p.text(repr(self) if cycle else self.table())
+
+  def _repr_html_(self) -> str:
+    """The notebook view: the side-by-side table, then each target's module tree with
+    each module's share of the estimated step time."""
+    from jaxgreen import _html
+
+    heads, body = self._summary()
+    parts = [_html.table(heads, body)]
+    for t in self.targets:
+      dheads, dbody = self._detail(t)
+      rows = [(_path(r.module), cells[1:], r.time_share)
+              for r, cells in zip(self.rows[t], dbody, strict=True) if r.module != TOTAL]
+      total = [cells for r, cells in zip(self.rows[t], dbody, strict=True) if r.module == TOTAL]
+      tree = _html.tree(dheads, rows, bar_header="share of the step time (est.)",
+                        align="rrrlrr")
+      parts.append(_html.section(
+          f"{t} ({self.rows[t][-1].devices} devices)",
+          tree + _html.table(dheads, total, "lrrrlrr")))
+    title = f"{self.name}: by module" if self.name else "By module"
+    return _html.fragment(*parts, _html.notes(self.notes()), title=title)
+
+  def to_pandas(self) -> Any:
+    """One row per target and module (``total`` included): the figures of
+    :class:`ModuleRow` (needs pandas: ``pip install 'jaxgreen[pandas]'``)."""
+    from jaxgreen.report import data_frame
+
+    rows = []
+    for t in self.targets:
+      for r in self.rows[t]:
+        d = r.to_dict()
+        d.pop("collectives")
+        rows.append({"target": t, **d})
+    return data_frame(rows, "ModuleReport.to_pandas")
+
   def notes(self) -> list[str]:
+    frac = any(isinstance(r.per_device_fpo, float) and not r.per_device_fpo.is_integer()
+               for rows in self.rows.values() for r in rows)
+    mean = ["~: a per-device mean, rounded (an all-reduce's n-1 ADDs per element are "
+            "shared by its n devices)."] if frac else []
     return [f"{UNATTRIBUTED}: work outside every named module or without op_name "
-            f"metadata in the compiled HLO.",
+            f"metadata in the compiled HLO.", *mean,
             "redundancy = compiled FPO per device x devices / global FPO (1: sharded, the "
             "device count: replicated); '-' where the jaxpr counts no FPO for the module.",
             "Times are the module's part of the roofline step time (jaxgreen.chips), "
@@ -308,6 +359,11 @@ def module_report(results: Sequence[TargetResult], max_depth: int | None = None,
   mods = order(names)
   rows = {r.target: target_rows(r, max_depth, mods) for r in results}
   return ModuleReport(tuple(r.target for r in results), rows, max_depth, name)
+
+
+def _path(module: str) -> tuple[str, ...]:
+  """A module path as tree segments; the unattributed row is one segment."""
+  return (module,) if module == UNATTRIBUTED else tuple(module.split("/"))
 
 
 def _red(r: ModuleRow) -> str:

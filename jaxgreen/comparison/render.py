@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from jaxgreen.pods import KINDS
-from jaxgreen.report import human
+from jaxgreen.report import human, number
 
 if TYPE_CHECKING:
   from jaxgreen.comparison.results import Comparison, TargetResult
@@ -53,9 +53,9 @@ def rows(results: Sequence[TargetResult]) -> list[tuple[str, list[str]]]:
   row("chip", lambda r: r.roofline.chip if r.roofline else "no figures")
   row("devices (mesh)", lambda r: f"{r.pod.devices} ("
       + " x ".join(f"{k}={v}" for k, v in r.mesh_shape.items()) + ")")
-  row("global FPO (jaxpr)", lambda r: f"{r.global_fpo:,}")
-  row("compiled FPO / device", lambda r: f"{r.pod.per_device.fpo:,}")
-  row("compiled FPO x devices", lambda r: f"{r.pod.compiled_global_fpo:,}")
+  row("global FPO (jaxpr)", lambda r: number(r.global_fpo))
+  row("compiled FPO / device", lambda r: number(r.pod.per_device.fpo))
+  row("compiled FPO x devices", lambda r: number(r.pod.compiled_global_fpo))
   row("redundancy", lambda r: "unavailable" if r.pod.redundancy is None
       else f"{r.pod.redundancy:.3f}")
   row("HBM bytes / device", lambda r: _num(r.pod.hbm_bytes, "B"))
@@ -106,7 +106,8 @@ def plot_comparison(cmp: Comparison, path: str | None = None,
                      f"{', '.join(PLOT_METRICS)}")
   try:
     import matplotlib  # noqa: F401 - fails first where matplotlib is missing
-    from matplotlib.figure import Figure  # not pyplot: the user's backend is left alone
+
+    from jaxgreen._figure import Figure  # not pyplot: the user's backend is left alone
   except ImportError:
     raise ImportError("Comparison.plot needs matplotlib: pip install 'jaxgreen[plot]'"
                       ) from None
@@ -123,7 +124,8 @@ def plot_comparison(cmp: Comparison, path: str | None = None,
     ax.set_title(label, fontsize=9)
     ax.tick_params(axis="x", labelrotation=30, labelsize=8)
   title = f"{cmp.name}: " if cmp.name else ""
-  fig.suptitle(f"{title}global FPO {cmp.results[0].global_fpo:,} (estimates)", fontsize=9)
+  fig.suptitle(f"{title}global FPO {number(cmp.results[0].global_fpo)} (estimates)",
+               fontsize=9)
   fig.tight_layout()
   if path is not None:
     fig.savefig(path, dpi=120)

@@ -17,7 +17,7 @@ from jaxgreen.chips import Roofline, mfu
 from jaxgreen.comparison.modules import ModuleReport, module_report
 from jaxgreen.comparison.render import json_default, plot_comparison, rows
 from jaxgreen.pods import PodReport
-from jaxgreen.report import markdown_table, table
+from jaxgreen.report import markdown_table, number, table
 from jaxgreen.targets import get_target
 
 _INSTANCE = re.compile(r" \(instruction [^)]*\)| \([a-z][\w\-]*(?:\.\d+)*\)")
@@ -65,6 +65,28 @@ class TargetResult:
       return None
     return mfu(self.global_fpo / self.pod.devices, self.measured_step_s, self.roofline.chip,
                self.roofline.dtype)
+
+  def __repr__(self) -> str:
+    step = self.roofline.step_s if self.roofline else None
+    return (f"TargetResult(target={self.target!r}, devices={self.pod.devices}, "
+            f"global_fpo={number(self.global_fpo)}, "
+            f"per_device_fpo={number(self.pod.per_device.fpo)}, step_s={step!r})")
+
+  def _record(self) -> dict[str, Any]:
+    """One flat row of numbers (a DataFrame's row)."""
+    roof, pod = self.roofline, self.pod
+    return {"target": self.target, "chip": roof.chip if roof else None,
+            "devices": pod.devices, "global_fpo": self.global_fpo,
+            "per_device_fpo": pod.per_device.fpo,
+            "compiled_global_fpo": pod.compiled_global_fpo, "redundancy": pod.redundancy,
+            "hbm_bytes": pod.hbm_bytes, "peak_bytes": pod.memory.peak_bytes,
+            "collective_sent_bytes": pod.sent_bytes,
+            "compute_s": roof.compute_s if roof else None,
+            "memory_s": roof.memory_s if roof else None,
+            "collective_s": roof.collective_s if roof else None,
+            "step_s": roof.step_s if roof else None, "energy_j": self.energy_j,
+            "fpo_per_joule": self.fpo_per_joule, "measured_step_s": self.measured_step_s,
+            "mfu": self.mfu}
 
   def to_dict(self) -> dict[str, Any]:
     return {
@@ -154,9 +176,43 @@ class Comparison:
     notes = [f"- {n}" for n in self.notes()]
     return "\n".join([markdown_table(heads, body), "", *notes]).rstrip()
 
+  def __repr__(self) -> str:
+    fpo = number(self.results[0].global_fpo) if self.results else "-"
+    return (f"Comparison(name={self.name!r}, targets={[r.target for r in self.results]}, "
+            f"global_fpo={fpo}, unavailable={list(self.unavailable)}, "
+            f"by_module={self.by_module})")
+
+  def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    p.text(repr(self) if cycle else "\n\n".join(([self.name] if self.name else [])
+                                                 + [self.table()]))
+
+  def _repr_html_(self) -> str:
+    """The notebook view: the side-by-side table, notes, and the module tree (folded)
+    when module figures were collected."""
+    from jaxgreen import _html
+
+    heads = self._heads()
+    body = [[label, *cells] for label, cells in self.rows()]
+    parts = [_html.table(heads, body), _html.notes(self.notes())]
+    if self.by_module and self.results:
+      parts.append(_html.section("by module", self.modules()._repr_html_(), open=False))
+    return _html.fragment(*parts, title=self.name or "Comparison of targets")
+
+  def to_pandas(self) -> Any:
+    """One row per target: chip, devices, FPO (global, per device), redundancy, bytes,
+    the roofline times, energy and MFU (needs pandas: ``pip install 'jaxgreen[pandas]'``).
+    Per-module figures: ``modules().to_pandas()``."""
+    from jaxgreen.report import data_frame
+
+    return data_frame([r._record() for r in self.results], "Comparison.to_pandas")
+
   def notes(self) -> list[str]:
     out = ["Times and energies are roofline estimates from published chip figures "
            "(jaxgreen.chips), not measurements."]
+    if any(isinstance(r.pod.per_device.fpo, float) and not r.pod.per_device.fpo.is_integer()
+           for r in self.results):
+      out.append("~: a per-device mean, rounded: an all-reduce's n-1 ADDs per element are "
+                 "shared by its n devices; x devices is exact.")
     if not self.same_global_fpo:
       out.append("WARNING: the global FPO differs between targets: the jaxpr depends on "
                  "the target (e.g. a shard_map over a different mesh).")

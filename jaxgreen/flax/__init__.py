@@ -121,6 +121,41 @@ class ModuleSummary:
     return "\n\n".join([f"**{self.model}**", markdown_table(headers, body, align),
                         "  \n".join(self._footer())])
 
+  def __repr__(self) -> str:
+    t = self.totals
+    train = f", train_fpo={t['train_fpo']:,}" if self.backward else ""
+    exact = self.forward.exact and (self.train is None or self.train.exact)
+    return (f"ModuleSummary(model={self.model!r}, modules={len(self.rows)}, "
+            f"params={t['params']:,}, fpo={t['fpo']:,}{train}, exact={exact})")
+
+  def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+    p.text(repr(self) if cycle else str(self))
+
+  def _repr_html_(self) -> str:
+    """The notebook view: the module tree, foldable, with each module's share of FPO."""
+    from jaxgreen import _html
+
+    t = self.totals
+    heads = ["module", "type", "params", "ADD", "MUL", "FPO", "own FPO"]
+    heads += ["train FPO"] if self.backward else []
+    rows = []
+    for r in self.rows:
+      cells = [r["module"], f"{r['params']:,}", f"{r['adds']:,}", f"{r['muls']:,}",
+               f"{r['fpo']:,}", f"{r['own_fpo']:,}"]
+      cells += [f"{r['train_fpo']:,}"] if self.backward else []
+      rows.append((r["path"].split("/"), cells, r["fpo"] / t["fpo"] if t["fpo"] else None))
+    tree = _html.tree(heads, rows, bar_header="share of forward FPO",
+                      align="l" + "r" * (len(heads) - 2))
+    return _html.fragment(tree,
+                          _html.notes(self._footer()), title=f"{self.model}: FPO by module")
+
+  def to_pandas(self) -> Any:
+    """:attr:`rows` as a ``pandas.DataFrame`` (needs pandas: ``pip install
+    'jaxgreen[pandas]'``)."""
+    from jaxgreen.report import data_frame
+
+    return data_frame(self.rows, "ModuleSummary.to_pandas")
+
   def to_dict(self) -> dict[str, Any]:
     """JSON-ready: ``model``, ``rows``, ``totals``, ``forward`` and ``train`` costs."""
     return {"model": self.model, "rows": [dict(r) for r in self.rows],
