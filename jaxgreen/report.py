@@ -15,6 +15,7 @@ dot_general  65,536
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -46,7 +47,7 @@ def number(x: float) -> str:
   ('3,295,673,806', '~205,979,613', '7', '~0')
   """
   if isinstance(x, float) and not x.is_integer():
-    return f"~{round(x):,}"
+    return f"~{math.floor(x + 0.5):,}"  # half up, as a reader rounds
   return f"{int(x):,}"
 
 

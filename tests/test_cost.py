@@ -129,3 +129,78 @@ def test_counts_and_cost_reject_negative_and_non_finite_factors(k):
 def test_cost_model_non_string_key_says_keys_are_names():
   with pytest.raises(ValueError, match="keys are primitive names"):
     CostModel({3: (1, 1)})
+
+
+def test_table_lists_fpo_rows_only_and_names_integer_only_work():
+  import jax
+  import jax.numpy as jnp
+
+  def f(x, i):  # index arithmetic (integer) beside one float multiply
+    return x[(i * 3 + 1) % 4] * 2.0
+
+  c = jaxgreen.count(f)(jax.ShapeDtypeStruct((4,), jnp.float32),
+                        jax.ShapeDtypeStruct((), jnp.int32))
+  assert c.fpo == 1 and c.int_ops > 0  # one MUL; the index math is integer
+  text = c.table()
+  rows = [line.split() for line in text.splitlines()]
+  assert ["mul", "1", "0", "1", "100.0%"] in rows
+  # No row of zero FPO (the integer adds, rem) in a table of FPO...
+  assert not any(r[1:5] == ["0", "0", "0", "0.0%"] for r in rows if len(r) == 5)
+  # ...but a line says which primitives did integer-only work.
+  assert "integer-only primitives (no FPO, in 'integer ops'): " in text
+  assert "rem" in text.split("integer-only primitives")[1]
+
+
+def test_fractional_counts_print_rounded_and_say_so():
+  c = Cost(adds=2.5, muls=4, by_primitive={"add": Counts(adds=2.5)})  # a cond "mean"; 2.5/6.5
+  text = c.table()
+  assert ["FPO", "(ADD", "+", "MUL)", "~7", "6.5"] in [line.split() for line in text.splitlines()]
+  assert ["add", "~3", "~3", "0", "38.5%"] in [line.split() for line in text.splitlines()]
+  assert "~: a fraction rounded" in text
+  assert "~" not in _cost().table()  # integers: no mark, no note
+
+
+def test_repr_stays_one_line_and_ipython_shows_the_table():
+  c = _cost()
+  assert repr(c).startswith("Cost(fpo=7,") and "\n" not in repr(c)
+
+  class Printer:  # IPython's RepresentationPrinter, as far as _repr_pretty_ uses it
+    def __init__(self):
+      self.out = ""
+
+    def text(self, s):
+      self.out += s
+
+  p = Printer()
+  c._repr_pretty_(p, False)
+  assert p.out == c.table()
+  p = Printer()
+  c._repr_pretty_(p, True)
+  assert p.out == repr(c)
+
+
+def test_html_view_holds_exact_totals_and_a_foldable_scope_tree():
+  c = Cost(adds=3_000_000_001, muls=5,
+           by_primitive={"dot_general": Counts(adds=3_000_000_001, muls=5)},
+           by_scope={"Model/block_0/mlp": Counts(adds=3_000_000_000, muls=4),
+                     "Model/block_0": Counts(adds=1, muls=1), "": Counts(int_ops=7)})
+  out = c._repr_html_()
+  assert "3,000,000,006" in out  # the exact total, not only "3.00 G"
+  assert "<script" not in out and "http" not in out
+  # Model (subtotal 3,000,000,006) > block_0 (same) > mlp (3,000,000,004): a tree with two
+  # foldable parents; the integer-only top level is no FPO row.
+  assert out.count("<details") == 2 + 2  # plus the two sections
+  assert out.index(">Model<") < out.index(">block_0<") < out.index(">mlp<")
+  assert "&lt;top level&gt;" not in out
+
+
+def test_to_pandas_rows_add_up_to_the_totals():
+  pd = pytest.importorskip("pandas", reason="to_pandas needs the [pandas] extra")
+  c = _cost(3)
+  df = c.to_pandas()
+  assert isinstance(df, pd.DataFrame)
+  assert list(df["primitive"]) == ["mul", "add"]  # by FPO
+  assert df["fpo"].sum() == c.fpo and df["muls"].sum() == c.muls
+  assert list(c.to_pandas("scope")["scope"]) == ["a"]
+  with pytest.raises(ValueError, match="by='source'"):
+    c.to_pandas("source")

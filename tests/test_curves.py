@@ -213,3 +213,27 @@ def test_curves_never_pool_experiments(tmp_path, capsys):
   assert "--experiment NAME" in capsys.readouterr().err
   assert main(["ledger", "plot", str(path), "-o", str(tmp_path / "o"), "--csv-only",
                "--experiment", "cnn"]) == 0
+
+
+def test_plot_returns_the_curves_shown_inline_with_or_without_files(tmp_path):
+  with _ledger(tmp_path / "c.sqlite") as led:
+    shown = curves.plot(led, metric="val_acc")  # nothing written
+    written = curves.plot(led, tmp_path / "out", "val_acc", png=False)
+  assert list(shown) == [] and bool(shown)  # a result, though no file was written
+  assert [p.name for p in written] == ["training_curves.csv", "budget_curve.csv"]
+  assert shown.budget == written.budget and len(shown.training) == 4  # 4 logged values
+  # Trial scores 0.6 (a) and 0.8 (b); budget per trial = mean train FPO over all 3
+  # trials, failed included: (100 + 200 + 300) / 3 = 200.
+  assert [(r["n_trials"], r["budget_fpo"]) for r in shown.budget] == [(1, 200), (2, 400)]
+  assert repr(shown).startswith("Curves(metric='val_acc', mode='max', trials=2,")
+  assert "400" in str(shown) and "0.75" in str(shown)  # n = 2: 0.6/4 + 0.8 * 3/4
+  pytest.importorskip("matplotlib", reason="figures need the [plot] extra")
+  fig = shown.figure()
+  assert len(fig.axes) == 3 and fig._repr_png_()[:4] == b"\x89PNG"
+  assert curves.budget_figure(list(shown.budget))._repr_png_()[:4] == b"\x89PNG"
+  out = shown._repr_html_()
+  assert "data:image/png;base64," in out and "<script" not in out and ">400<" in out
+  pd = pytest.importorskip("pandas", reason="to_pandas needs the [pandas] extra")
+  df = shown.to_pandas()
+  assert isinstance(df, pd.DataFrame) and list(df["n_trials"]) == [1, 2]
+  assert len(shown.to_pandas("training")) == 4

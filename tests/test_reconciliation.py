@@ -274,3 +274,19 @@ def test_nothing_uncounted_reads_none():
   rec = reconcile(scan_matmul, targets=["cpu"])(W, W)
   assert rec["cpu"].uncounted == {"jaxpr": {}, "lowered": {}, "compiled": {}}
   assert "uncounted by jaxgreen: compiled" in rec.table()
+
+
+def test_notebook_and_pandas_views():
+  x = jax.ShapeDtypeStruct((8, 8), jnp.float32)
+  r = jaxgreen.reconcile(lambda a: a @ a, targets=["cpu"], progress=False)(x)
+  assert repr(r) == "Reconciliation(targets=['cpu'], explained=[True], unavailable=[])"
+  assert repr(r["cpu"]).startswith("TargetReport(target='cpu', devices=1, jaxpr_fpo=960,")
+  out = r._repr_html_()
+  # 8*8*8 MUL + 8*8*7 ADD = 960 FPO; XLA: 2*8*8*8 = 1024; FMA convention: -8*8 = -64.
+  assert ">960<" in out and ">1,024<" in out and ">-64<" in out and "FMA convention" in out
+  assert "<script" not in out
+  assert r["cpu"]._repr_html_().count("<table") == 2  # the table and its causes
+  pytest.importorskip("pandas", reason="to_pandas needs the [pandas] extra")
+  df = r.to_pandas()
+  assert list(df["target"]) == ["cpu"] and df["jaxpr_fpo"][0] == 960
+  assert df["FMA convention"][0] == -64 and bool(df["explained"][0])

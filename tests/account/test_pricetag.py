@@ -53,3 +53,35 @@ def test_build_sums_step_rows_exactly_and_collects_why_inexact():
 def test_joules_per_flop_must_be_a_positive_number(bad):
   with pytest.raises(ValueError, match="joules_per_flop"):
     check_joules_per_flop(bad)
+
+
+def _shown_equation(tag: PriceTag) -> str:
+  return next(line for line in tag.table().splitlines() if line.startswith("E x D x H"))
+
+
+def test_shown_factors_multiply_to_the_shown_product():
+  # E = 762,429,888 / (4 x 27,648) = 6,894.097... FPO per example, D = 27,648 examples.
+  fpo, examples = 762_429_888, 27_648
+  tag = PriceTag("e", tuple(_trial(f"t{i}", fpo // 4, examples) for i in range(4)))
+  line = _shown_equation(tag)
+  assert "6,894.1 x 27,648 x 4 = 762,429,888 (E rounded to 0.1)" in line  # D: no ".0"
+  # Integers: nothing rounded, and the factors give the product.
+  tag = PriceTag("e", (_trial("a", 300, 3), _trial("b", 500, 5)))
+  line = _shown_equation(tag)
+  assert line.split(None, 5)[-1].strip() == "100 x 4 x 2 = 800"
+  assert 100 * 4 * 2 == tag.train_fpo
+  # A factor exact at one decimal is not called rounded: 61,212 / 24 = 2,550.5.
+  tag = PriceTag("e", (_trial("a", 61_212, 24),))
+  assert _shown_equation(tag).endswith("2,550.5 x 24 x 1 = 61,212")
+
+
+def test_notebook_and_pandas_views():
+  tag = PriceTag("exp <1>", (_trial("a", 300, 3), _trial("b", 500, 5, status="failed")))
+  out = tag._repr_html_()
+  assert "Price tag: exp &lt;1&gt;" in out and "<table" in out and "800" in out
+  assert "E x D x H" in out and "<script" not in out
+  assert repr(tag).startswith("PriceTag(experiment='exp <1>', H=2,") and len(repr(tag)) < 200
+  pd = pytest.importorskip("pandas", reason="to_pandas needs the [pandas] extra")
+  df = tag.to_pandas()
+  assert isinstance(df, pd.DataFrame) and list(df["train_fpo"]) == [300, 500]
+  assert df["fpo"].sum() == tag.fpo

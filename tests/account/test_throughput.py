@@ -212,3 +212,23 @@ def test_reset_clears_the_rate(clock):
 def test_bad_options_name_the_argument(option, fix):
   with pytest.raises(ValueError, match=fix):
     _step(**option)
+
+
+def test_notebook_and_ipython_views():
+  t = throughput.Throughput(steps=10, seconds=0.5, fpo=10 * 2_000_000,
+                            fpo_per_device=10 * 1e6, chip="h100", dtype="bf16", peak=1e9,
+                            peak_source="given")
+  out = t._repr_html_()
+  # 10 x 1e6 FPO per device / 0.5 s = 20 MFPO/s; / 1e9 peak = 2 %.
+  assert "20,000,000" in out and "20.00 MFPO/s" in out and "2 %" in out
+  assert "1e+09 FLOP/s (given)" in out and "<script" not in out
+
+  class Printer:
+    out = ""
+
+    def text(self, s):
+      self.out += s
+
+  p = Printer()
+  t._repr_pretty_(p, False)
+  assert p.out == t.line()

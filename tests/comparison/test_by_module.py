@@ -9,6 +9,7 @@ dimension flows through and that nothing shards, so every device computes all of
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -194,6 +195,54 @@ def test_reports_and_plot(fwd, tmp_path):
   assert matplotlib.get_backend() == backend
   with pytest.raises(ValueError, match="metric"):
     rep.plot(metric="nope")
+
+
+def test_per_device_means_print_rounded_and_tables_fit_120_columns(fwd):
+  # A sum over all 4 devices: 16 local ADDs a device, then an all-reduce of one element
+  # over n = 4 devices, of which each does (n-1)/n = 3/4 ADD on average: the per-device
+  # FPO is a mean, and x devices an integer again.
+  total = jaxgreen.compare(jnp.sum, [TPU], mesh_axes=AXES, in_specs=(P("data", "model"),),
+                           by_module=True, progress=False)(
+      jax.ShapeDtypeStruct((8, 8), jnp.float32))
+  per_device = total[TPU].pod.per_device.fpo
+  assert per_device == 15 + 0.75  # 4x4 local elements: 15 ADDs; then 3/4 of the all-reduce
+  rows = dict(total.rows())
+  assert rows["compiled FPO / device"][0] == "~16"  # was 15.75
+  assert rows["compiled FPO x devices"][0] == "63"  # was 63.0: 4 x 15 + 3
+  assert any(n.startswith("~: a per-device mean") for n in total.notes())
+  assert "~: a per-device mean" in total.modules().table()
+  assert not any(n.startswith("~") for n in fwd.notes())  # integers: no mark, no note
+  rep = fwd.modules()
+  # Two targets side by side (the rows of one, twice): 2 + 3 x 2 columns, cut into one
+  # block per target, each repeating the module column.
+  two = dataclasses.replace(rep, targets=(TPU, "tpu:v5e:4x4"),
+                            rows={TPU: rep.rows[TPU], "tpu:v5e:4x4": rep.rows[TPU]})
+  for text in (rep.table(), two.table(), fwd.table()):
+    assert max(len(line) for line in text.splitlines()) <= 120
+  summary = two.table().split(f"\n\n{TPU} (")[0]
+  blocks = summary.split("\n\n")
+  assert len(blocks) == 2 and [b.splitlines()[0].split() for b in blocks] == [[TPU] * 3,
+                                                                                ["tpu:v5e:4x4"] * 3]
+  for b in blocks:
+    assert b.count("Model/pos/proj") == 1 and b.count(TOTAL) == 1
+  assert len(two.table(width=None).splitlines()[1]) > 120  # uncut, it would not fit
+
+
+def test_notebook_and_pandas_views(fwd):
+  rep = fwd.modules()
+  out = rep._repr_html_()
+  assert ">proj<" in out and "<details" in out and f"{fwd[TPU].global_fpo:,}" in out
+  assert "<details" in fwd._repr_html_()  # the module tree, folded under the table
+  assert repr(fwd).startswith("Comparison(") and len(repr(fwd)) < 300
+  assert repr(rep).startswith("ModuleReport(") and "\n" not in repr(rep)
+  pd = pytest.importorskip("pandas", reason="to_pandas needs the [pandas] extra")
+  df = rep.to_pandas()
+  assert isinstance(df, pd.DataFrame)
+  body = df[(df.target == TPU) & (df.module != TOTAL)]
+  assert body["global_fpo"].sum() == fwd[TPU].global_fpo  # integers: exact
+  one = fwd.to_pandas()
+  assert list(one["target"]) == [TPU] and one["global_fpo"][0] == fwd[TPU].global_fpo
+  assert one["redundancy"][0] == fwd[TPU].pod.redundancy
 
 
 def test_without_by_module_says_how():

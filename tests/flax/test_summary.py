@@ -335,6 +335,20 @@ def test_outputs_table_markdown_json():
   assert isinstance(s.totals["xla_flops"], float) or s.totals["xla_flops"] == "unavailable"
 
 
+def test_notebook_view_is_a_module_tree_with_exact_counts():
+  s = jf.summary(_MLP(), S((3, 4), F32), backward=True)
+  assert repr(s).startswith("ModuleSummary(model='_MLP', modules=3,") and "\n" not in repr(s)
+  out = s._repr_html_()
+  assert out.count("<details") == 1  # the model folds over its two Dense layers
+  for r in s.rows:
+    assert f">{r['path'].rsplit('/', 1)[-1]}<" in out and f"{r['fpo']:,}" in out
+  assert f"{s.totals['train_fpo']:,}" in out and "<script" not in out
+  pytest.importorskip("pandas", reason="to_pandas needs the [pandas] extra")
+  df = s.to_pandas()
+  assert list(df["path"]) == [r["path"] for r in s.rows]
+  assert df["own_fpo"].sum() == s.totals["fpo"]  # own work adds up to the total
+
+
 def test_xla_flops_is_best_effort(monkeypatch):
   def broken(x):
     raise RuntimeError("cannot lower")
