@@ -34,7 +34,7 @@ from jaxgreen.account.ledger import Ledger
 from jaxgreen.report import number, table
 
 if TYPE_CHECKING:  # matplotlib is the optional [plot] extra
-  from matplotlib.figure import Figure
+  from jaxgreen._figure import Figure
 
 MODES = ("max", "min")
 

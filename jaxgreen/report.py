@@ -74,11 +74,16 @@ def table(headers: Sequence[str], rows: Sequence[Row], align: str | None = None,
   widths = [max(_width(c) for c in [h, *(r[i] for r in cells)]) for i, h in enumerate(heads)]
   if width is None or sum(widths) + 2 * (len(widths) - 1) <= width or len(heads) < 2:
     return _block(heads, cells, align, widths)
-  first = min(widths[0], max(width - 2 - max(widths[1:]), 12))
-  if first < widths[0]:  # the label column alone is too wide: shorten its longest cells
+  # A long label column (scope paths) is shortened first, down to 40 characters, so the
+  # table fits whole; only then is it cut into blocks (each with room for the label).
+  rest = sum(widths[1:]) + 2 * (len(widths) - 1)
+  first = min(widths[0], max(width - rest, 40), max(width - 2 - max(widths[1:]), 12))
+  if first < widths[0]:  # shorten the label column's longest cells
     heads[0] = _shorten(heads[0], first)
     cells = [[_shorten(r[0], first), *r[1:]] for r in cells]
     widths[0] = first
+    if first + rest <= width:
+      return _block(heads, cells, align, widths)
   units, i = [], 1
   for size in [*groups, *([1] * len(heads))]:
     if i >= len(heads):

@@ -60,7 +60,7 @@ RESULTS = [
     ("cmp = jaxgreen.compare(loss, ['cpu'], by_module=True, progress=False)(variables, x)\n"
      "cmp", "text/html"),
     ("cmp.modules()", "text/html"),
-    ("cmp['cpu']", "text/plain"),  # a part of a result: a one-line repr
+    ("cmp['cpu']", "text/html"),
     ("exp.price_tag()", "text/html"),
     ("trial.throughput", "text/html"),
     ("crv = curves.plot(exp.ledger, metric='val_acc', experiment='nb')\ncrv", "text/html"),

@@ -72,6 +72,9 @@ class TargetResult:
             f"global_fpo={number(self.global_fpo)}, "
             f"per_device_fpo={number(self.pod.per_device.fpo)}, step_s={step!r})")
 
+  def _repr_html_(self) -> str:
+    return Comparison((self,))._repr_html_()
+
   def _record(self) -> dict[str, Any]:
     """One flat row of numbers (a DataFrame's row)."""
     roof, pod = self.roofline, self.pod

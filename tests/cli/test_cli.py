@@ -40,6 +40,27 @@ def test_count_prints_table(model_file, capsys):
   assert "dot_general" in out and "exact: yes" in out
 
 
+def test_count_lists_no_zero_fpo_rows_and_fits_120_columns(tmp_path, capsys):
+  path = tmp_path / "ints.py"
+  path.write_text(textwrap.dedent("""
+      import jax, jax.numpy as jnp
+
+      def hist(x, i):  # integer index arithmetic, one float add under a long scope name
+          j = (i * 7 + 3) % 5 - 1
+          with jax.named_scope("a_rather_long_scope_name_" * 6):
+              return x[j] + 1.0
+  """))
+  assert main(["count", f"{path}:hist", "--arg", "f32[5]", "--arg", "i32[]"]) == 0
+  out = capsys.readouterr().out
+  rows = [line.split() for line in out.splitlines()]
+  assert ["add", "1", "1", "0", "100.0%"] in rows  # the one float ADD
+  assert not any(r[-4:] == ["0", "0", "0", "0.0%"] for r in rows)  # no integer-only rows
+  assert "integer-only primitives (no FPO, in 'integer ops'): " in out
+  assert max(len(line) for line in out.splitlines()) <= 120  # the scope: 150 characters
+  scope = next(r for r in rows if r and r[0].startswith("a_rather_long"))
+  assert "..." in scope[0] and scope[1:] == ["1", "1", "0", "100.0%"]  # shortened, one row
+
+
 def test_count_json(model_file, capsys):
   assert main(["count", f"{model_file}:scanned", "--arg", "f32[64,64]", "--json"]) == 0
   d = json.loads(capsys.readouterr().out)
