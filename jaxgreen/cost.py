@@ -328,8 +328,12 @@ class Cost:
         [[k or "?", number(c.fpo), number(c.adds), number(c.muls),
           _html.bar(c.fpo / total if total else None)]
          for k, c in by_fpo(self.by_primitive) if c.fpo], "lrrrl")
-    scopes = _html.tree(["scope", "FPO", "own FPO", "ADD", "MUL"], _scope_tree(self.by_scope),
+    tree = _scope_tree(self.by_scope)
+    scopes = _html.tree(["scope", "FPO", "own FPO", "ADD", "MUL"], tree[:_TREE_ROWS],
                         bar_header="share of FPO")
+    if len(tree) > _TREE_ROWS:
+      scopes = _html.Html(scopes + _html.notes([
+          f"... and {len(tree) - _TREE_ROWS:,} more scopes (all: to_pandas(by='scope'))"]))
     exact = _html.badge("exact" if self.exact else "NOT exact", self.exact)
     return _html.fragment(
         totals, _html.section("by primitive", prims),
@@ -379,7 +383,10 @@ def by_fpo(m: Mapping[str, Counts]) -> list[tuple[str, Counts]]:
   return sorted(m.items(), key=lambda kv: (-kv[1].fpo, -kv[1].int_ops, kv[0]))
 
 
-def _scope_tree(by_scope: Mapping[str, Counts], limit: int = 2000
+_TREE_ROWS = 2000  # scope tree rows a notebook view shows (the first, in tree order)
+
+
+def _scope_tree(by_scope: Mapping[str, Counts]
                 ) -> list[tuple[tuple[str, ...], list[str], float | None]]:
   """Rows of the scope tree (path, cells, share), parents first, siblings by FPO; each
   node's figures include its descendants'."""
@@ -398,4 +405,4 @@ def _scope_tree(by_scope: Mapping[str, Counts], limit: int = 2000
   ordered = sorted(sub, key=lambda p: [(-sub[p[:k]].fpo, p[k - 1]) for k in range(1, len(p) + 1)])
   return [(p, [number(sub[p].fpo), number(own.get(p, ZERO).fpo), number(sub[p].adds),
                number(sub[p].muls)], sub[p].fpo / total if total else None)
-          for p in ordered[:limit]]
+          for p in ordered]

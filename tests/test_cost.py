@@ -192,6 +192,9 @@ def test_html_view_holds_exact_totals_and_a_foldable_scope_tree():
   assert out.count("<details") == 2 + 2  # plus the two sections
   assert out.index(">Model<") < out.index(">block_0<") < out.index(">mlp<")
   assert "&lt;top level&gt;" not in out
+  # A view of a model with thousands of scopes stays small, and says what it left out.
+  many = Cost(adds=2005, by_scope={f"s{i}": Counts(adds=1) for i in range(2005)})
+  assert "... and 5 more scopes (all: to_pandas(by=&#x27;scope&#x27;))" in many._repr_html_()
 
 
 def test_to_pandas_rows_add_up_to_the_totals():
