@@ -310,19 +310,19 @@ Price tag: golden
 
 trial   status     steps    D  E train  train FPO  D eval  E eval  eval FPO     wall
 ------  ---------  -----  ---  -------  ---------  ------  ------  --------  -------
-lr=0.1  completed     30  300    100.0     30,000      10    20.0       200  10.00 s
-lr=1.0  stopped       10  100    100.0     10,000       0       -         0   4.00 s
-lr=10   failed         5   50    100.0      5,000       0       -         0   1.00 s
+lr=0.1  completed     30  300      100     30,000      10      20       200  10.00 s
+lr=1.0  stopped       10  100      100     10,000       0       -         0   4.00 s
+lr=10   failed         5   50      100      5,000       0       -         0   1.00 s
 D: examples; E: FPO per example
 
 Equation 1: Cost(R) ∝ E · D · H     value
 ----------------------------------  ---------------------------------------------------
-E: train FPO per example            100.0
-D: train examples per trial (mean)  150.0
+E: train FPO per example            100
+D: train examples per trial (mean)  150
 H: trials (every status)            3 (1 completed, 1 stopped, 1 failed)
-E x D x H                           100.0 x 150.0 x 3 = 45,000
+E x D x H                           100 x 150 x 3 = 45,000
 train FPO (sum over trials, steps)  45,000 (45.00 k)
-eval FPO (inference, apart)         200 (200; E eval 20.0)
+eval FPO (inference, apart)         200 (200; E eval 20)
 total FPO                           45,200 (45.20 k)
 exact                               yes
 wall-clock (sum over trials)        15.00 s
@@ -341,7 +341,7 @@ def test_report_golden(tmp_path, capsys):
   assert tag.table() == GOLDEN
   md = tag.markdown()
   assert md.startswith("## Price tag: golden\n\n| trial | status |")
-  assert "| E x D x H | 100.0 x 150.0 x 3 = 45,000 |" in md
+  assert "| E x D x H | 100 x 150 x 3 = 45,000 |" in md
   assert main(["ledger", "report", str(path)]) == 0
   assert capsys.readouterr().out.strip() == GOLDEN
   assert main(["ledger", "report", str(path), "--json"]) == 0
