@@ -48,6 +48,7 @@ nb_execution_timeout = 300
 nb_execution_raise_on_error = True  # a failing tutorial fails the build
 nb_execution_show_tb = True
 nb_merge_streams = True
+nb_render_markdown_format = "myst"  # Markdown outputs (tables) render as tables
 
 # -- API reference --------------------------------------------------------------------
 autodoc_member_order = "bysource"
