@@ -31,6 +31,7 @@ extensions = [
   "sphinx.ext.autodoc",
   "sphinx.ext.napoleon",
   "sphinx.ext.mathjax",
+  "sphinx_design",  # the landing page's cards
   "jaxgreen_docs",  # fails the build when a public name has no API entry
 ]
 
