@@ -18,8 +18,10 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 import urllib.parse
+import zlib
 from pathlib import Path
 
 import pytest
@@ -29,13 +31,11 @@ SITE = Path(os.environ.get("JAXGREEN_DOCS_HTML", ROOT / "docs" / "_build" / "htm
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 FAQ_QUESTION = "Why does jaxgreen count my scan 10× more than cost_analysis?"
 
-pytestmark = [
-  pytest.mark.skipif(CHROMIUM is None,
-                     reason="Debian's chromium is not installed (apt-get install chromium)"),
-  pytest.mark.skipif(not (SITE / "index.html").is_file(),
-                     reason=f"the documentation is not built at {SITE} "
-                            "(sphinx-build -W -b html docs docs/_build/html)"),
-]
+pytestmark = pytest.mark.skipif(not (SITE / "index.html").is_file(),
+                                reason=f"the documentation is not built at {SITE} "
+                                       "(sphinx-build -W -b html docs docs/_build/html)")
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Debian's chromium is not installed (apt-get install chromium)")
 
 
 def render(page: str, query: str = "") -> str:
@@ -58,6 +58,7 @@ def text_of(dom: str) -> str:
   return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", dom)))
 
 
+@needs_chromium
 def test_landing_page_links_to_every_part():
   dom = render("index.html")
   text = text_of(dom)
@@ -70,6 +71,7 @@ def test_landing_page_links_to_every_part():
   assert "cost.table()" in re.sub(r"<[^>]+>", "", dom)  # its example, as code
 
 
+@needs_chromium
 def test_tutorial_shows_its_executed_output():
   dom = render("tutorials/count.html")
   text = text_of(dom)
@@ -91,6 +93,7 @@ def search_hits(query: str) -> list[tuple[str, str]]:
   return [(text_of(title).strip(), link) for link, title in hits]
 
 
+@needs_chromium
 @pytest.mark.parametrize("query", [FAQ_QUESTION, FAQ_QUESTION.lower().rstrip("?")])
 def test_faq_question_is_the_first_search_hit(query):
   hits = search_hits(query)
@@ -100,8 +103,34 @@ def test_faq_question_is_the_first_search_hit(query):
       f"first hit for {query!r} is {hits[0]}; then {hits[1:4]}")
 
 
+@needs_chromium
 def test_faq_page_is_the_first_hit_for_the_question_in_other_words():
   # Not the section's title, so no title match: the page holding every word (the FAQ,
   # whose first answer is this one) must still come first.
   hits = search_hits("why does jaxgreen count my scan 10x more than cost_analysis")
   assert hits and hits[0][1] == "guides/faq.html", hits[:4]
+
+
+def documented_names() -> set[str]:
+  """Python objects the built site documents, from its Sphinx inventory (objects.inv)."""
+  raw = (SITE / "objects.inv").read_bytes()
+  body = zlib.decompress(raw.split(b"\n", 4)[4]).decode()
+  return {line.split(" ", 1)[0] for line in body.splitlines() if " py:" in line}
+
+
+def test_api_reference_has_every_public_name_and_nothing_private():
+  sys.path.insert(0, str(ROOT / "docs" / "_ext"))
+  try:
+    from jaxgreen_docs import public_names
+  finally:
+    sys.path.pop(0)
+  names = public_names()
+  import jaxgreen
+  assert {f"jaxgreen.{n}" for n in jaxgreen.__all__} <= set(names)
+  assert "jaxgreen.testing.assert_fpo" in names and "jaxgreen.flax.summary" in names
+  documented = documented_names()
+  missing = [n for n, paths in names.items() if not documented & set(paths)]
+  assert not missing, f"public names without an API entry: {missing}"
+  private = [n for n in documented if any(p.startswith("_") and not p.startswith("__")
+                                          for p in n.split("."))]
+  assert not private, f"private names in the API reference: {private}"
