@@ -52,14 +52,17 @@ class _Entry:
   """The counted cost of one call for one input signature."""
 
   __slots__ = ("calls", "cost", "devices", "examples", "fpo", "fpo_per_device", "function",
-               "id", "signature", "warm")
+               "id", "model_fpo", "model_fpo_per_device", "signature", "warm")
 
   def __init__(self, cost: Cost, signature: str, examples: int, function: str,
-               devices: int = 1):
+               devices: int = 1, recompute_fpo: int = 0):
     self.cost = cost
     self.fpo = int(cost.fpo)
     self.devices = devices
     self.fpo_per_device = self.fpo / devices
+    # PaLM's model FPO: the step as if nothing were rematerialised (account/remat.py).
+    self.model_fpo = self.fpo - int(recompute_fpo)
+    self.model_fpo_per_device = self.model_fpo / devices
     self.warm = False  # False until the first call (trace and compile) has run
     self.signature = signature
     self.examples = examples
@@ -109,7 +112,7 @@ class Tracker:
     self._peak_options = (chip, peak, _dtype_key(dtype))
     self._peak: tuple[str | None, float | None, str] | None = None
     self._last_t: float | None = None
-    self._timed: list[Any] = [0, 0.0, 0, 0.0]  # steps, seconds, FPO, FPO per device
+    self._timed: list[Any] = _tp.new_timed()
     self._logged: Throughput | None = None
 
   # -- examples ----------------------------------------------------------------
@@ -283,9 +286,8 @@ class Tracker:
     """
     chip, peak, source = self.peak()
     with self._lock:
-      steps, seconds, fpo, per_device = self._timed
-    return Throughput(int(steps), seconds, int(fpo), per_device, chip, self._peak_options[2],
-                      peak, source)
+      timed = list(self._timed)
+    return _tp.from_timed(timed, chip, self._peak_options[2], peak, source)
 
   def _log(self) -> None:
     now = self.throughput()
@@ -312,7 +314,7 @@ class Tracker:
   def reset(self) -> None:
     """Zeroes the running totals and the throughput; counted signatures are kept."""
     self.steps = self.examples = 0
-    self._last_t, self._timed, self._logged = None, [0, 0.0, 0, 0.0], None
+    self._last_t, self._timed, self._logged = None, _tp.new_timed(), None
     for e in self.entries.values():
       e.calls = 0
 
