@@ -41,7 +41,8 @@ from jaxgreen.account.signatures import (
     _static_args,
 )
 from jaxgreen.account.throughput import Throughput
-from jaxgreen.api import count
+from jaxgreen.account.remat import recompute_fpo
+from jaxgreen.api import count, count_jaxpr
 from jaxgreen.chips import _dtype_key
 from jaxgreen.cost import Cost
 
@@ -223,8 +224,9 @@ class Tracker:
       out = fn(*full, **kw)
       return (out, final_state((full, kw))) if stateful else out
 
+    recompute = 0
     try:
-      cost = count(call, **self._count_options)(*abstract)
+      cost, recompute = self._count_and_recompute(call, abstract)
     except Exception as e:  # a tracker must never stop training; the gap is recorded
       warnings.warn(f"jaxgreen.track: could not count {self.name}: {e!r}; its FPO is "
                     f"recorded as 0 and marked inexact", stacklevel=4)
@@ -235,7 +237,23 @@ class Tracker:
     elif self._examples_arg is not None:
       examples = self._examples_from_arg(args, kwargs)
     return _Entry(cost, _describe(leaves, [v for _, v in statics], self.jitted), examples,
-                  self.name, _tp.devices_of(leaves))
+                  self.name, _tp.devices_of(leaves), recompute)
+
+  def _count_and_recompute(self, call: Callable, abstract: list) -> tuple[Cost, int]:
+    """The step's count (hardware FPO) and the FPO its rematerialisation recomputes
+    (model FPO = the difference; :mod:`jaxgreen.account.remat`), from one trace."""
+    options = self._count_options
+    if options.get("stage", "jaxpr") != "jaxpr":  # an HLO stage: no checkpoint left
+      return count(call, **options)(*abstract), 0
+    closed = jax.make_jaxpr(call)(*abstract)
+    cost = count_jaxpr(closed, **{k: v for k, v in options.items() if k != "target"})
+    try:
+      recompute = recompute_fpo(closed)[0]
+    except Exception as e:  # model FPO then equals the hardware FPO: MFU = HFU
+      warnings.warn(f"jaxgreen.track: could not find what {self.name} rematerialises "
+                    f"({e!r}); its MFU is reported equal to its HFU", stacklevel=5)
+      recompute = 0
+    return cost, recompute
 
   # -- totals ------------------------------------------------------------------
 
