@@ -32,6 +32,7 @@ from jaxgreen._state import final_state, has_graph_nodes
 from jaxgreen.account import throughput as _tp
 from jaxgreen.account.attribution import ACTIVE, RUNNING, fallback_trial
 from jaxgreen.account.ledger import KINDS
+from jaxgreen.account.remat import recompute_fpo
 from jaxgreen.account.signatures import (
     _check_count_options,
     _describe,
@@ -41,7 +42,6 @@ from jaxgreen.account.signatures import (
     _static_args,
 )
 from jaxgreen.account.throughput import Throughput
-from jaxgreen.account.remat import recompute_fpo
 from jaxgreen.api import count, count_jaxpr
 from jaxgreen.chips import _dtype_key
 from jaxgreen.cost import Cost
