@@ -26,7 +26,7 @@ Example:
   >>> r.hours, r.kwh  # 3600 steps x 1 s; 700 W x 4 x 1 h
   (1.0, 2.8)
   >>> round(r.co2e_kg, 4), round(r.usd, 2)  # 2.8 kWh x 44 g/kWh x 1.56; 4 x $88.49 / 8
-  (0.1922, 44.25)
+  (0.1922, 44.24)
 """
 
 from __future__ import annotations
