@@ -96,3 +96,17 @@ def test_gpt2_step_forecast_on_tpu_and_gpu():
   d = json.loads(f.to_json())
   assert [r["target"] for r in d["rows"]] == ["tpu:v5e:2x2", "gpu:h100x4"]
   assert d["label"].startswith("estimate")
+
+
+def test_cli_compare_forecasts_with_steps_and_regions(tmp_path, capsys):
+  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  from jaxgreen.cli import main
+
+  (tmp_path / "m.py").write_text("import jax.numpy as jnp\n\n"
+                                 "def step(x, w):\n  return jnp.tanh(x @ w).sum()\n")
+  assert main(["compare", f"{tmp_path}/m.py:step", "--arg", "f32[64,256]", "--arg",
+               "f32[256,256]", "--target", "gpu:h100", "--steps", "1000", "--region", "FR",
+               "--region", "aws:us-east-1"]) == 0
+  out = capsys.readouterr().out
+  assert "Forecast (estimate)" in out and "FR" in out and "aws:us-east-1" in out
+  assert "cloud.google.com/compute/gpus-pricing" in out
