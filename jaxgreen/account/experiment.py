@@ -106,7 +106,9 @@ class Experiment:
     flush_seconds: ...or after this many seconds, whichever comes first. A killed
       process loses at most this window; trial ends and exit always commit.
     all_processes: record on every process, not only ``jax.process_index() == 0``.
-    measure_energy: read NVML energy counters per trial where available. Under
+    measure_energy: read NVML energy counters per trial where available (or pass a
+      :class:`~jaxgreen.account.energy.Meter` class or factory, e.g.
+      :class:`~jaxgreen.account.energy.RaplMeter` for the CPU's counters). Under
       ``jax.distributed`` every host measures its own devices and process 0 records
       the sum, gathered through the distributed runtime's key-value store (waiting at
       most :data:`~jaxgreen.account.energy.GATHER_TIMEOUT_S`; a partial sum says which
@@ -375,6 +377,7 @@ class Trial:
     self._stop_reason: str | None = None
     self._stopped = False
     self._meter: Meter | None = None
+    self._meter_name = "NVML"
     self._energy: float | None = None
     self._energy_key: str | None = None  # multi-host: where hosts publish their energy
     self._started = 0.0
@@ -414,7 +417,7 @@ class Trial:
     if exp._gather_energy:
       self._energy_key = trial_key(exp.name)
     if exp.measure_energy:
-      meter = NvmlMeter()
+      meter = exp.measure_energy() if callable(exp.measure_energy) else NvmlMeter()
       if meter.available:
         meter.start()
         self._meter = meter
@@ -661,9 +664,10 @@ class Trial:
     with RUNNING_LOCK:
       RUNNING.pop(self, None)
     if self._meter is not None:
+      self._meter_name = getattr(self._meter, "name", "NVML")
       self._energy = self._meter.stop()
       self._meter = None
-    energy, source = self._energy, "NVML" if self._energy is not None else None
+    energy, source = self._energy, self._meter_name if self._energy is not None else None
     if self._energy_key is not None:  # multi-host: process 0 records every host's sum
       wait = GATHER_TIMEOUT_S if timeout is None else min(GATHER_TIMEOUT_S, timeout)
       energy, source = gather_energy(energy, self._energy_key, jax.process_index(),

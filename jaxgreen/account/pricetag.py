@@ -178,23 +178,24 @@ class PriceTag:
 
   def energy(self) -> tuple[float | None, str]:
     """(joules, label): measured where every trial was measured, else an estimate."""
-    total, measured, estimates = 0.0, 0, []
+    total, measured, estimates = 0.0, [], []
     for t in self.trials:
       j, label = trial_energy(t, self.joules_per_flop)
       if j is None:
         return None, label
       total += j
       if label.startswith("measured"):
-        measured += 1
+        measured.append((t.energy_source or "NVML").split(",")[0])
       else:
         estimates.append(label)
     if not self.trials:
       return None, "unavailable: no trials"
+    meters = "/".join(sorted(set(measured)))  # NVML, RAPL
     if not estimates:
-      return total, "measured (NVML)"
+      return total, f"measured ({meters})"
     if not measured:
       return total, estimates[0] if len(set(estimates)) == 1 else "estimate, mixed chips"
-    return total, (f"mixed: {measured} trial(s) measured (NVML), {len(estimates)} "
+    return total, (f"mixed: {len(measured)} trial(s) measured ({meters}), {len(estimates)} "
                    f"estimate(s)")
 
   def co2e(self) -> tuple[float | None, str]:

@@ -32,7 +32,7 @@ def _ledger(tmp_path, region: str | None = "gcp:europe-west9"):
     for i, lr in enumerate((0.1, 0.01, 10.0)):
       try:
         with exp.trial({"lr": lr}) as trial:
-          for s in range(3):
+          for _ in range(3):
             step(jnp.ones(N))
           trial.log(3, val_acc=[0.8, 0.6, 0.1][i])
           if lr == 0.01:
