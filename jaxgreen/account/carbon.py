@@ -145,8 +145,8 @@ def _intensity(key: str) -> tuple[float | None, str, str | None]:
     return g, f"{location} grid, {data.GCP_SOURCE}", "gcp"
   table = {"aws": data.AWS, "azure": data.AZURE}.get(provider)
   if table is not None and name in table:
-    g, source, _ = _intensity(table[name])
-    return g, f"{source}; same grid as {key}", provider
+    via, source, _ = _intensity(table[name])
+    return via, f"{source}; same grid as {key}", provider
   return None, f"unavailable: no published intensity for {key!r} in jaxgreen's table", None
 
 

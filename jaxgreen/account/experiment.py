@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -136,7 +136,8 @@ class Experiment:
 
   def __init__(self, name: str, ledger: str | os.PathLike | Ledger | None = "green.sqlite", *,
                flush_steps: int = 1000, flush_seconds: float = 30.0,
-               all_processes: bool = False, measure_energy: bool = True,
+               all_processes: bool = False,
+               measure_energy: bool | Callable[[], Meter] = True,
                sinks: Sequence[Any] | None = None, region: str | None = None,
                pue: float | None = None):
     if not isinstance(name, str) or not name.strip():
