@@ -31,7 +31,11 @@ place, once, when opened for writing: :mod:`~jaxgreen.account.schema`):
                 its measured throughput (v3; ``NULL`` until measured):
                 ``timed_steps, timed_seconds, timed_fpo`` (decimal text),
                 ``timed_fpo_per_device, chip, peak_dtype, peak, peak_source``
-                (:class:`~jaxgreen.account.throughput.Throughput`'s fields).
+                (:class:`~jaxgreen.account.throughput.Throughput`'s fields); v4:
+                the timed steps' model FPO (``timed_model_fpo``,
+                ``timed_model_fpo_per_device``) and where the energy was drawn
+                (``region, region_source, carbon_intensity, carbon_source, pue,
+                pue_source``: :mod:`jaxgreen.account.schema`).
 ``signatures``  the counted cost of ONE call of a tracked function for one input
                 signature: ``id`` (hash of function, signature and cost),
                 ``function, signature, fpo, adds, muls`` (decimal integer text:
