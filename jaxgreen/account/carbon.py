@@ -146,7 +146,7 @@ def _intensity(key: str) -> tuple[float | None, str, str | None]:
   table = {"aws": data.AWS, "azure": data.AZURE}.get(provider)
   if table is not None and name in table:
     via, source, _ = _intensity(table[name])
-    return via, f"{source}; same grid as {key}", provider
+    return via, f"{source}; {key} draws from the same grid as {table[name]}", provider
   return None, f"unavailable: no published intensity for {key!r} in jaxgreen's table", None
 
 

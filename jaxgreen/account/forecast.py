@@ -96,7 +96,7 @@ class Forecast:
     seen: list[str] = []
     for r in self.rows:
       for n in (f"{r.chip} energy: {r.energy_source}", f"{r.chip} price: {r.price_source}",
-                f"{r.region}: {r.carbon_source}", *r.notes):
+                r.carbon_source, *r.notes):
         if n not in seen:
           seen.append(n)
     return out + seen + [f"not compiled: {u}" for u in self.unavailable]

@@ -40,7 +40,7 @@ def test_aws_and_azure_regions_use_the_same_grids_published_figure():
   aws = carbon.lookup("aws:us-east-1")  # Northern Virginia: the grid of gcp:us-east4
   assert aws.intensity == carbon.GCP["us-east4"][1] == 323.05
   assert aws.pue == 1.15 and "AWS" in aws.pue_source
-  assert "same grid as aws:us-east-1" in aws.intensity_source
+  assert "aws:us-east-1 draws from the same grid as gcp:us-east4" in aws.intensity_source
   az = carbon.lookup("eastus")  # Azure's bare name; Azure publishes no fleet PUE
   assert (az.region, az.intensity, az.pue) == ("azure:eastus", 323.05, data.DEFAULT_PUE[0])
   country = carbon.lookup("aws:eu-north-1")  # Sweden: the country's Ember figure
