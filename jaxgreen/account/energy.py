@@ -14,11 +14,11 @@ to FPO, never added to it or converted from it silently. Two sources:
 
 A trial reads its energy through a :class:`Meter`: :class:`NvmlMeter` (the default)
 or :class:`RaplMeter`, the CPU's own counters (Intel/AMD RAPL through Linux's powercap
-files), chosen with ``Experiment(measure_energy=RaplMeter)``; the label names the
-meter. A TPU has no energy counter jaxgreen can read: its energy is the estimate
-FPO × TDP / peak, which is TDP × time × utilisation (utilisation = FPO / (peak ×
-time)), labelled an estimate, and unavailable for a TPU whose TDP Google does not
-publish.
+files), or :class:`ZeusMeter` (Zeus, where installed: NVIDIA and AMD GPUs and CPUs),
+chosen with ``Experiment(measure_energy=RaplMeter)``; the label names the meter.
+A TPU has no energy counter jaxgreen can read: its energy is the estimate FPO × TDP /
+peak, which is TDP × time × utilisation (utilisation = FPO / (peak × time)),
+labelled an estimate, and unavailable for a TPU whose TDP Google does not publish.
 
 **Multi-host** (``jax.distributed``, one ledger writer): every host measures its own
 GPUs, so at each trial's end every process publishes its joules in the distributed
@@ -174,6 +174,48 @@ class RaplMeter:
     used = sum(b - a if b >= a else b + wrap - a
                for a, b, (_, wrap) in zip(start, end, self._zones, strict=True))
     return used / 1e6  # µJ -> J
+
+
+class ZeusMeter:
+  """Energy from Zeus (``pip install zeus``), where it is installed: its
+  ``ZeusMonitor`` measures NVIDIA and AMD GPUs and the CPU (RAPL) together, over a
+  measurement window from :meth:`start` to :meth:`stop` (``total_energy``, joules).
+  Inert without Zeus or a device it can measure.
+  """
+
+  name = "Zeus"
+  _WINDOW = "jaxgreen-trial"
+
+  def __init__(self) -> None:
+    self._monitor: Any = None
+    try:
+      from zeus.monitor import ZeusMonitor  # an optional library, not an extra
+
+      self._monitor = ZeusMonitor()
+    except Exception:  # not installed, or nothing to measure here
+      self._monitor = None
+    self._open = False
+
+  @property
+  def available(self) -> bool:
+    return self._monitor is not None
+
+  def start(self) -> None:
+    if self._monitor is not None:
+      try:
+        self._monitor.begin_window(self._WINDOW)
+        self._open = True
+      except Exception:
+        self._open = False
+
+  def stop(self) -> float | None:
+    if not self._open:
+      return None
+    self._open = False
+    try:
+      return float(self._monitor.end_window(self._WINDOW).total_energy)
+    except Exception:
+      return None
 
 
 class NvmlMeter:

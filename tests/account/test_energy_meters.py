@@ -61,3 +61,42 @@ def test_an_experiment_records_rapl_energy_and_its_co2e(tmp_path, monkeypatch):
   grams, label = tag.co2e()
   assert grams == pytest.approx(44 * 1.56)  # 1 kWh x France 2024 x industry PUE
   assert label.startswith("measured (RAPL) energy x FR")
+
+
+def test_zeus_meter_uses_a_measurement_window(monkeypatch):
+  import sys
+  import types
+
+  from jaxgreen.account.energy import ZeusMeter
+
+  calls = []
+
+  class Monitor:  # Zeus's ZeusMonitor, as its docs describe it
+    def begin_window(self, key):
+      calls.append(("begin", key))
+
+    def end_window(self, key):
+      calls.append(("end", key))
+      return types.SimpleNamespace(total_energy=42.5, time=1.0)
+
+  zeus = types.ModuleType("zeus")
+  monitor = types.ModuleType("zeus.monitor")
+  monitor.ZeusMonitor = Monitor
+  monkeypatch.setitem(sys.modules, "zeus", zeus)
+  monkeypatch.setitem(sys.modules, "zeus.monitor", monitor)
+  m = ZeusMeter()
+  assert m.available and m.name == "Zeus"
+  m.start()
+  assert m.stop() == 42.5 and calls == [("begin", "jaxgreen-trial"), ("end", "jaxgreen-trial")]
+  assert m.stop() is None  # one window per start
+
+
+def test_zeus_meter_is_inert_without_zeus(monkeypatch):
+  import sys
+
+  from jaxgreen.account.energy import ZeusMeter
+
+  monkeypatch.setitem(sys.modules, "zeus.monitor", None)  # import fails
+  m = ZeusMeter()
+  m.start()
+  assert not m.available and m.stop() is None
