@@ -52,8 +52,8 @@ def _open(j: Any) -> Any:
 
 
 def _key(eqn: Any, names: dict[Any, Any]) -> tuple | None:
-  """What an equation computes: primitive, parameters, inputs (as the enclosing
-  program's values); None when an input is not one of them."""
+  """What an equation computes, but its parameters: primitive and inputs (as the
+  enclosing program's values); None when an input is not one of them."""
   ins = []
   for a in eqn.invars:
     if isinstance(a, jcore.Literal):
@@ -62,15 +62,39 @@ def _key(eqn: Any, names: dict[Any, Any]) -> tuple | None:
       ins.append(names[a])
     else:
       return None
-  return (eqn.primitive.name, str(sorted(eqn.params.items(), key=lambda kv: kv[0])),
-          tuple(ins))
+  return (eqn.primitive.name, tuple(ins))
+
+
+def _same_params(a: Any, b: Any) -> bool:
+  """Equal parameters (sub-programs compared by their text when not the same object)."""
+  try:
+    if a.params == b.params:
+      return True
+  except Exception:  # parameters without a usable ==
+    pass
+  return str(sorted(a.params.items(), key=lambda kv: kv[0])) == str(
+      sorted(b.params.items(), key=lambda kv: kv[0]))
+
+
+def _has_backward(jaxpr: Any) -> bool:
+  """True when a differentiated checkpoint is anywhere in the program."""
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name in _REMAT and eqn.params.get("differentiated"):
+      return True
+    for v in eqn.params.values():
+      subs = v if isinstance(v, tuple | list) else (v,)
+      if any(isinstance(j, jcore.ClosedJaxpr | jcore.Jaxpr) and _has_backward(_open(j))
+             for j in subs):
+        return True
+  return False
 
 
 class _Scan:
   """Walks one program, remembering what each equation computed."""
 
   def __init__(self) -> None:
-    self.seen: dict[tuple, Sequence[Any]] = {}  # what was computed -> its values
+    # (primitive, inputs) -> the equations that computed it (parameters compared apart)
+    self.seen: dict[tuple, list[Any]] = {}
     self.recomputed: list[Any] = []  # equations of backward bodies that recompute
     self.notes: list[str] = []
 
@@ -94,16 +118,23 @@ class _Scan:
     self.recomputed += inner.recomputed
     self.notes += inner.notes
 
+  def _find(self, eqn: Any, key: tuple | None) -> Any:
+    """The equation already run that computes what ``eqn`` computes, or None."""
+    if key is None:
+      return None
+    return next((e for e in self.seen.get(key, ()) if _same_params(e, eqn)), None)
+
   def _record(self, eqn: Any, names: dict[Any, Any]) -> None:
     key = _key(eqn, names)
-    if key is not None and key in self.seen:
-      for v, w in zip(eqn.outvars, self.seen[key], strict=True):
+    same = self._find(eqn, key)
+    if same is not None:
+      for v, w in zip(eqn.outvars, same.outvars, strict=True):
         names[v] = names.get(w, ("out", id(w)))
       return
     for v in eqn.outvars:
       names[v] = ("out", id(v))
     if key is not None:
-      self.seen[key] = eqn.outvars
+      self.seen.setdefault(key, []).append(eqn)
 
   def _inline(self, eqn: Any, names: dict[Any, Any], sub: Any, times: int) -> None:
     if sub is None:
@@ -129,10 +160,10 @@ class _Scan:
                  else names.get(a, ("in", id(a))))
              for v, a in zip(body.invars, eqn.invars, strict=True)}
     for e in body.eqns:
-      key = _key(e, inner)
-      if key is not None and key in self.seen:
+      same = self._find(e, _key(e, inner))
+      if same is not None:
         self.recomputed += [e] * times
-        for v, w in zip(e.outvars, self.seen[key], strict=True):
+        for v, w in zip(e.outvars, same.outvars, strict=True):
           inner[v] = names.get(w, ("out", id(w)))
       else:
         for v in e.outvars:
@@ -161,6 +192,8 @@ def recompute_fpo(closed_jaxpr: Any) -> tuple[int, tuple[str, ...]]:
   differentiated checkpoint is there).
   """
   jaxpr = _open(closed_jaxpr)
+  if not _has_backward(jaxpr):
+    return 0, ()
   # As counted: a forward value nobody uses is not computed, so not recomputed either.
   jaxpr, _ = dce_jaxpr(jaxpr, [True] * len(jaxpr.outvars), instantiate=True)
   scan = _Scan()

@@ -122,3 +122,33 @@ def test_a_remat_step_shows_mfu_below_hfu_by_exactly_the_recompute_ratio(tmp_pat
     table = led.price_tag("remat").table()
   assert "HFU" in table and "PaLM" in table
   assert "HFU" in tp.line() and "MFU" in tp.line()
+
+
+def test_transformers_bert_with_gradient_checkpointing_matches_the_plain_model():
+  transformers = pytest.importorskip("transformers")
+  if not hasattr(transformers, "FlaxBertForMaskedLM"):
+    pytest.skip("transformers without Flax models (install transformers<4.58)")
+  import optax
+
+  cfg = transformers.BertConfig(num_hidden_layers=2, hidden_size=64, num_attention_heads=4,
+                                intermediate_size=128, vocab_size=128,
+                                max_position_embeddings=32)
+
+  def step(remat):
+    model = transformers.FlaxBertForMaskedLM(cfg, _do_init=False)
+    if remat:
+      model.enable_gradient_checkpointing()  # flax remat around each layer
+
+    def loss(p, ids):
+      logits = model(ids, params=p).logits
+      return optax.softmax_cross_entropy_with_integer_labels(logits, ids).mean()
+
+    args = (model.params_shape_tree, jax.ShapeDtypeStruct((2, 16), jnp.int32))
+    return jax.value_and_grad(loss), args
+
+  (fn, args), (plain_fn, plain_args) = step(True), step(False)
+  closed = jax.make_jaxpr(fn)(*args)
+  hardware = jaxgreen.count_jaxpr(closed).fpo
+  recompute, _ = recompute_fpo(closed)
+  assert recompute > 0
+  assert hardware - recompute == jaxgreen.count(plain_fn)(*plain_args).fpo  # model FLOPs
