@@ -326,3 +326,29 @@ def test_reports_read_a_v1_file_as_it_is_and_merge_upgrades_only_the_output(tmp_
   assert {t.name: t.status for t in tag.trials if t.name != "lr=1.0"} == {
       "lr=0.1": "completed", "lr=10.0": "failed", "lr=0.01": "stopped",
       "lr=3.0": "preempted"}
+
+
+def test_a_v3_ledger_upgrades_to_v4_with_carbon_and_model_fpo_unknown(tmp_path):
+  path = _v2_copy(tmp_path)
+  c = sqlite3.connect(path, isolation_level=None)  # as the schema-3 release left it
+  c.execute("BEGIN IMMEDIATE")
+  for name, kind in schema._THROUGHPUT:
+    c.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+  c.execute("PRAGMA user_version = 3")
+  c.execute("COMMIT")
+  c.close()
+  before = _dump(path)
+  with Ledger(path, readonly=True) as led:
+    old_tag = led.price_tag("v1")
+  with Ledger(path) as led:
+    assert led.rows("PRAGMA user_version") == [{"user_version": 4}]
+    assert led.integrity() == "ok"
+    tag = led.price_tag("v1")
+  after = _dump(path)
+  n = len(before["trials"][0])
+  assert [r[:n] for r in after["trials"]] == before["trials"]  # every v3 column kept
+  added = len(schema.CARBON_COLUMNS) + len(schema.MODEL_COLUMNS)
+  assert {r[n:] for r in after["trials"]} == {(None,) * added}  # not known
+  assert "upgraded_from_3" in {k for k, _ in after["meta"]}
+  assert tag.to_dict() == old_tag.to_dict()
+  assert tag.co2e()[0] is None and all(t.carbon is None for t in tag.trials)
