@@ -489,6 +489,44 @@ def mfu(flops: float, measured_step_s: float, chip: str | Chip,
   return flops / (measured_step_s * peak) if peak else None
 
 
+@dataclasses.dataclass(frozen=True)
+class Price:
+  """A published on-demand list price of one chip for one hour.
+
+  Attributes:
+    usd_per_chip_hour: US dollars per chip (one TPU chip, one GPU) per hour.
+    offer: what is priced (provider, machine type, region).
+    source: where the price is published.
+    date: when it was read from there (prices change; check before quoting).
+  """
+
+  usd_per_chip_hour: float
+  offer: str
+  source: str
+  date: str
+
+
+#: On-demand list prices per chip-hour (no committed-use or spot discounts). Chips not
+#: listed have no price here: a forecast's cost is then unavailable unless given.
+PRICES: Mapping[str, Price] = MappingProxyType({
+    # Google Cloud TPU pricing page (cloud.google.com/tpu/pricing), on-demand price per
+    # chip-hour in us-central1 (v5e also us-west4, v4 us-central2).
+    "v4": Price(3.22, "Google Cloud TPU v4, on-demand, us-central2",
+                "cloud.google.com/tpu/pricing", "2024-06"),
+    "v5e": Price(1.20, "Google Cloud TPU v5e, on-demand, us-central1",
+                 "cloud.google.com/tpu/pricing", "2024-06"),
+    "v5p": Price(4.20, "Google Cloud TPU v5p, on-demand, us-east5",
+                 "cloud.google.com/tpu/pricing", "2024-06"),
+    "v6e": Price(2.70, "Google Cloud TPU v6e, on-demand, us-east1",
+                 "cloud.google.com/tpu/pricing", "2024-12"),
+    # Google Compute Engine GPU pricing (cloud.google.com/compute/gpus-pricing): the
+    # a3-highgpu-8g machine (8 x H100 80GB) on demand in us-central1, $88.49 per hour,
+    # divided by its 8 GPUs.
+    "h100": Price(88.49 / 8, "Google Cloud a3-highgpu-8g (8 x H100) / 8, on-demand, "
+                  "us-central1", "cloud.google.com/compute/gpus-pricing", "2024-06"),
+})
+
+
 def chip_table() -> list[list[str]]:
   """Rows (chip, bf16, fp8, fp32 TFLOP/s, HBM GB, HBM TB/s, link GB/s, TDP W) for a table."""
   def f(v, scale, fmt="{:,.0f}"):

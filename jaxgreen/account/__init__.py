@@ -9,7 +9,13 @@
   jaxgreen;
 * :mod:`~jaxgreen.account.schema`: the ledger's tables and the upgrade of older files;
 * :mod:`~jaxgreen.account.pricetag`: the price tag and its text/Markdown/JSON rendering;
-* :mod:`~jaxgreen.account.energy`: energy meters (NVML) and estimates;
+* :mod:`~jaxgreen.account.energy`: energy meters (NVML, RAPL) and estimates;
+* :mod:`~jaxgreen.account.carbon`: CO2e from the region's grid intensity and PUE
+  (published tables in :mod:`~jaxgreen.account._grid_data`);
+* :mod:`~jaxgreen.account.remat`: model FPO (no rematerialisation) for MFU vs HFU;
+* :mod:`~jaxgreen.account.forecast`: the price tag before training (hours, kWh, CO2e, $);
+* :mod:`~jaxgreen.account.card`: the report where it lands (model card, paper appendix,
+  NeurIPS checklist, compute thresholds);
 * :mod:`~jaxgreen.account.sinks`: trackers (TensorBoard, W&B, MLflow) fed by trials;
 * :mod:`~jaxgreen.account.optuna`: Optuna studies as experiments (the ``[optuna]`` extra;
   not imported here).

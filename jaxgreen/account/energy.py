@@ -12,8 +12,13 @@ to FPO, never added to it or converted from it silently. Two sources:
   That is the energy at 100 % utilisation: real runs use more per FLOP, so the
   estimate is a lower bound.
 
-A trial reads its energy through a :class:`Meter`; :class:`NvmlMeter` is the one
-shipped.
+A trial reads its energy through a :class:`Meter`: :class:`NvmlMeter` (the default)
+or :class:`RaplMeter`, the CPU's own counters (Intel/AMD RAPL through Linux's powercap
+files), or :class:`ZeusMeter` (Zeus, where installed: NVIDIA and AMD GPUs and CPUs),
+chosen with ``Experiment(measure_energy=RaplMeter)``; the label names the meter.
+A TPU has no energy counter jaxgreen can read: its energy is the estimate FPO × TDP /
+peak, which is TDP × time × utilisation (utilisation = FPO / (peak × time)),
+labelled an estimate, and unavailable for a TPU whose TDP Google does not publish.
 
 **Multi-host** (``jax.distributed``, one ledger writer): every host measures its own
 GPUs, so at each trial's end every process publishes its joules in the distributed
@@ -112,12 +117,115 @@ def trial_energy(trial: Priced, jpf: float | None = None) -> tuple[float | None,
   return trial.fpo * jpf, f"estimate, {jpf:.3g} J/FLOP, {source}"
 
 
+class RaplMeter:
+  """Reads the CPU's RAPL energy counters (Linux powercap: ``energy_uj`` of each
+  top-level ``intel-rapl:N`` zone, the packages; AMD exposes the same files).
+
+  Counters wrap at ``max_energy_range_uj``; one wrap per zone between start and stop is
+  accounted for (a package at 200 W wraps every ~20 minutes at the usual 2^32 µJ
+  range, so read at least that often for long trials). Inert (``available`` False)
+  where the files are missing or unreadable (non-root on recent kernels).
+
+  Args:
+    root: the powercap directory (tests point it at a fake one).
+  """
+
+  name = "RAPL"
+
+  def __init__(self, root: str = "/sys/class/powercap") -> None:
+    import glob
+    import os
+
+    self._zones: list[tuple[str, int]] = []
+    for d in sorted(glob.glob(os.path.join(root, "intel-rapl:*"))):
+      if os.path.basename(d).count(":") != 1:  # a subzone (core, dram) of a package
+        continue
+      try:
+        with open(os.path.join(d, "max_energy_range_uj")) as f:
+          wrap = int(f.read())
+        self._read_zone(d)
+      except (OSError, ValueError):
+        continue
+      self._zones.append((d, wrap))
+    self._start: list[int] | None = None
+
+  @staticmethod
+  def _read_zone(d: str) -> int:
+    with open(f"{d}/energy_uj") as f:
+      return int(f.read())
+
+  @property
+  def available(self) -> bool:
+    return bool(self._zones)
+
+  def _read(self) -> list[int] | None:
+    try:
+      return [self._read_zone(d) for d, _ in self._zones]
+    except (OSError, ValueError):
+      return None
+
+  def start(self) -> None:
+    self._start = self._read() if self._zones else None
+
+  def stop(self) -> float | None:
+    start, end = self._start, self._read() if self._start is not None else None
+    if start is None or end is None:
+      return None
+    used = sum(b - a if b >= a else b + wrap - a
+               for a, b, (_, wrap) in zip(start, end, self._zones, strict=True))
+    return used / 1e6  # µJ -> J
+
+
+class ZeusMeter:
+  """Energy from Zeus (``pip install zeus``), where it is installed: its
+  ``ZeusMonitor`` measures NVIDIA and AMD GPUs and the CPU (RAPL) together, over a
+  measurement window from :meth:`start` to :meth:`stop` (``total_energy``, joules).
+  Inert without Zeus or a device it can measure.
+  """
+
+  name = "Zeus"
+  _WINDOW = "jaxgreen-trial"
+
+  def __init__(self) -> None:
+    self._monitor: Any = None
+    try:
+      from zeus.monitor import ZeusMonitor  # an optional library, not an extra
+
+      self._monitor = ZeusMonitor()
+    except Exception:  # not installed, or nothing to measure here
+      self._monitor = None
+    self._open = False
+
+  @property
+  def available(self) -> bool:
+    return self._monitor is not None
+
+  def start(self) -> None:
+    if self._monitor is not None:
+      try:
+        self._monitor.begin_window(self._WINDOW)
+        self._open = True
+      except Exception:
+        self._open = False
+
+  def stop(self) -> float | None:
+    if not self._open:
+      return None
+    self._open = False
+    try:
+      return float(self._monitor.end_window(self._WINDOW).total_energy)
+    except Exception:
+      return None
+
+
 class NvmlMeter:
   """Reads NVML's total-energy counters of all of this host's GPUs; inert without NVML.
 
   ``start()`` then ``stop()`` returns joules used in between, or None when NVML (the
   ``nvidia-ml-py`` package, a driver, or a GPU with the counter) is missing.
   """
+
+  name = "NVML"
 
   def __init__(self) -> None:
     self._handles: list[Any] = []

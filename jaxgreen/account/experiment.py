@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -43,12 +43,19 @@ import jax
 from jaxgreen._version import __version__
 from jaxgreen.account import preemption
 from jaxgreen.account.attribution import ACTIVE, RUNNING, RUNNING_LOCK, fallback_trial
+from jaxgreen.account.carbon import RegionFinder
 from jaxgreen.account.energy import GATHER_TIMEOUT_S, Meter, NvmlMeter, gather_energy, trial_key
 from jaxgreen.account.ledger import TRANSACTION_CODE, Ledger, LedgerError, stored_throughput
 from jaxgreen.account.pricetag import PriceTag
 from jaxgreen.account.schema import CRASH_TIMEOUT_S
 from jaxgreen.account.sinks import Sinks
-from jaxgreen.account.throughput import Throughput, add_interval, with_throughput
+from jaxgreen.account.throughput import (
+    Throughput,
+    add_interval,
+    from_timed,
+    new_timed,
+    with_throughput,
+)
 from jaxgreen.account.tracker import Tracker, _Entry
 
 # A flush triggered inside a train step waits at most this long for another process's
@@ -99,7 +106,9 @@ class Experiment:
     flush_seconds: ...or after this many seconds, whichever comes first. A killed
       process loses at most this window; trial ends and exit always commit.
     all_processes: record on every process, not only ``jax.process_index() == 0``.
-    measure_energy: read NVML energy counters per trial where available. Under
+    measure_energy: read NVML energy counters per trial where available (or pass a
+      :class:`~jaxgreen.account.energy.Meter` class or factory, e.g.
+      :class:`~jaxgreen.account.energy.RaplMeter` for the CPU's counters). Under
       ``jax.distributed`` every host measures its own devices and process 0 records
       the sum, gathered through the distributed runtime's key-value store (waiting at
       most :data:`~jaxgreen.account.energy.GATHER_TIMEOUT_S`; a partial sum says which
@@ -108,6 +117,12 @@ class Experiment:
       examples, FPO/s per device, MFU): ``jaxgreen.sinks.TensorBoard("runs")``,
       ``WandB(project=...)``, ``MLflow()``, a :class:`~jaxgreen.account.sinks.Sink` or a
       function ``fn(event, trial, step, values)``; see :mod:`jaxgreen.account.sinks`.
+    region: where the trials draw their energy, for CO2e: ``"gcp:us-central1"``,
+      ``"aws:us-east-1"``, ``"azure:eastus"``, a country code (``"FR"``); default
+      ``$JAXGREEN_REGION``, else the cloud VM's metadata service, else unavailable
+      (:mod:`jaxgreen.account.carbon`).
+    pue: the data centre's power usage effectiveness (default: the provider's
+      published figure, else ``$JAXGREEN_PUE``, else the industry average).
 
   Example::
 
@@ -121,8 +136,10 @@ class Experiment:
 
   def __init__(self, name: str, ledger: str | os.PathLike | Ledger | None = "green.sqlite", *,
                flush_steps: int = 1000, flush_seconds: float = 30.0,
-               all_processes: bool = False, measure_energy: bool = True,
-               sinks: Sequence[Any] | None = None):
+               all_processes: bool = False,
+               measure_energy: bool | Callable[[], Meter] = True,
+               sinks: Sequence[Any] | None = None, region: str | None = None,
+               pue: float | None = None):
     if not isinstance(name, str) or not name.strip():
       raise ValueError(f"Experiment(name={name!r}) must be a non-empty string")
     if not isinstance(flush_steps, int) or flush_steps < 1:
@@ -142,6 +159,7 @@ class Experiment:
     # A running trial silent for this long is reported crashed (by other hosts).
     self.stale_after = max(CRASH_TIMEOUT_S, 3 * self.flush_seconds)
     self.measure_energy = measure_energy
+    self._region = RegionFinder(region, pue)  # never blocks: detection runs in a thread
     info = _device_info()
     self.recording = all_processes or info["process_index"] == 0
     # Trackers are fed by the recording process only, like the ledger.
@@ -360,6 +378,7 @@ class Trial:
     self._stop_reason: str | None = None
     self._stopped = False
     self._meter: Meter | None = None
+    self._meter_name = "NVML"
     self._energy: float | None = None
     self._energy_key: str | None = None  # multi-host: where hosts publish their energy
     self._started = 0.0
@@ -367,7 +386,7 @@ class Trial:
     self._resumed = False
     self._energy_before: float | None = None
     self._last_t: float | None = None
-    self._timed: list[Any] = [0, 0.0, 0, 0.0]  # steps, seconds, FPO, FPO per device
+    self._timed: list[Any] = new_timed()  # steps, seconds, FPO, per device, model FPO...
     self._peak_of: Tracker | None = None
     self._timed_before: Throughput | None = None  # resumed: the earlier runs' figures
     self._hparams_owed: str | None = None
@@ -399,7 +418,7 @@ class Trial:
     if exp._gather_energy:
       self._energy_key = trial_key(exp.name)
     if exp.measure_energy:
-      meter = NvmlMeter()
+      meter = exp.measure_energy() if callable(exp.measure_energy) else NvmlMeter()
       if meter.available:
         meter.start()
         self._meter = meter
@@ -421,13 +440,12 @@ class Trial:
     end (the first call of each signature, which compiles, is not timed). The peak is
     that of the last tracker that recorded a timed step. None before any timed step."""
     with self._lock:
-      steps, seconds, fpo, per_device = self._timed
+      timed = list(self._timed)
       source = self._peak_of
     if source is None:
       return self._timed_before
     chip, peak, why = source.peak()
-    now = Throughput(int(steps), seconds, int(fpo), per_device, chip, source._peak_options[2],
-                     peak, why)
+    now = from_timed(timed, chip, source._peak_options[2], peak, why)
     return now if self._timed_before is None else now.plus(self._timed_before)
 
   def update_hparams(self, hparams: Mapping[str, Any]) -> None:
@@ -547,10 +565,14 @@ class Trial:
     if not (rows or metrics or row or end or hparams):
       return True
     timed = self.throughput if rows or end else None
+    # Where the energy is drawn: at the start as known then, at the end as found.
+    carbon = exp._region.carbon(wait=0 if end is None else 2.0).values() \
+        if row or end else None
     try:
       exp.ledger.write_trial(self.id, start=row, steps=rows, metrics=metrics, end=end,
                              known=exp._signatures, timeout=timeout,
-                             stale_after=exp.stale_after, throughput=timed, hparams=hparams)
+                             stale_after=exp.stale_after, throughput=timed, hparams=hparams,
+                             carbon=carbon)
     except (sqlite3.Error, LedgerError, OSError) as e:
       if raise_errors:
         raise
@@ -643,9 +665,10 @@ class Trial:
     with RUNNING_LOCK:
       RUNNING.pop(self, None)
     if self._meter is not None:
+      self._meter_name = getattr(self._meter, "name", "NVML")
       self._energy = self._meter.stop()
       self._meter = None
-    energy, source = self._energy, "NVML" if self._energy is not None else None
+    energy, source = self._energy, self._meter_name if self._energy is not None else None
     if self._energy_key is not None:  # multi-host: process 0 records every host's sum
       wait = GATHER_TIMEOUT_S if timeout is None else min(GATHER_TIMEOUT_S, timeout)
       energy, source = gather_energy(energy, self._energy_key, jax.process_index(),

@@ -31,7 +31,11 @@ place, once, when opened for writing: :mod:`~jaxgreen.account.schema`):
                 its measured throughput (v3; ``NULL`` until measured):
                 ``timed_steps, timed_seconds, timed_fpo`` (decimal text),
                 ``timed_fpo_per_device, chip, peak_dtype, peak, peak_source``
-                (:class:`~jaxgreen.account.throughput.Throughput`'s fields).
+                (:class:`~jaxgreen.account.throughput.Throughput`'s fields); v4:
+                the timed steps' model FPO (``timed_model_fpo``,
+                ``timed_model_fpo_per_device``) and where the energy was drawn
+                (``region, region_source, carbon_intensity, carbon_source, pue,
+                pue_source``: :mod:`jaxgreen.account.schema`).
 ``signatures``  the counted cost of ONE call of a tracked function for one input
                 signature: ``id`` (hash of function, signature and cost),
                 ``function, signature, fpo, adds, muls`` (decimal integer text:
@@ -63,7 +67,14 @@ from typing import Any, Protocol, TypeVar
 
 from jaxgreen.account import _postgres, pricetag, schema
 from jaxgreen.account.pricetag import PriceTag
-from jaxgreen.account.schema import CRASH_TIMEOUT_S, SCHEMA_VERSION, TABLES, THROUGHPUT_COLUMNS
+from jaxgreen.account.schema import (
+    CARBON_COLUMNS,
+    CRASH_TIMEOUT_S,
+    MODEL_COLUMNS,
+    SCHEMA_VERSION,
+    TABLES,
+    THROUGHPUT_COLUMNS,
+)
 from jaxgreen.account.schema import STATUSES as STATUSES
 from jaxgreen.account.throughput import Throughput, with_throughput
 from jaxgreen.cost import Cost
@@ -519,6 +530,8 @@ class Ledger:
     recorded trial, or None."""
     timed = ", ".join(THROUGHPUT_COLUMNS if self.version >= 3 else
                       [f"NULL AS {c}" for c in THROUGHPUT_COLUMNS])
+    timed += ", " + ", ".join(MODEL_COLUMNS if self.version >= 4 else
+                              [f"NULL AS {c}" for c in MODEL_COLUMNS])
     found = self.rows(f"SELECT name, hparams, experiment, energy_j, {timed} FROM trials "
                       f"WHERE id = ?", (trial_id,))
     return found[0] if found else None
@@ -626,7 +639,7 @@ class Ledger:
                   timeout: float | None = None,
                   stale_after: float = CRASH_TIMEOUT_S,
                   throughput: Sequence[Any] | Throughput | None = None,
-                  hparams: str | None = None) -> None:
+                  hparams: str | None = None, carbon: Sequence[Any] | None = None) -> None:
     """Writes what one trial owes in one transaction (see :meth:`write`).
 
     Every row is written with ``ON CONFLICT (id) DO NOTHING`` on its unique id, so
@@ -650,8 +663,15 @@ class Ledger:
         order; or the Throughput itself), stored in the trial's row.
       hparams: the trial's hyperparameters as JSON, replacing those of its row (some
         are known only once the trial runs: an HPO library's suggestions).
+      carbon: the trial's :data:`~jaxgreen.account.schema.CARBON_COLUMNS` (where its
+        energy was drawn: :meth:`jaxgreen.account.carbon.Carbon.values`).
     """
     timed = None if throughput is None else _throughput_values(throughput)
+    model = (None if not isinstance(throughput, Throughput) or not throughput.model_known
+             else (str(int(throughput.model_fpo or 0)), throughput.model_fpo_per_device))
+    updates = [(cols, vals) for cols, vals in ((THROUGHPUT_COLUMNS, timed),
+                                               (MODEL_COLUMNS, model), (CARBON_COLUMNS, carbon))
+               if vals is not None]
 
     def write(c: sqlite3.Connection) -> None:
       if start is not None and start[-1]:  # resumed: running again, under this run
@@ -673,9 +693,9 @@ class Ledger:
       if end is not None:
         c.execute("UPDATE trials SET status = ?, error = ?, ended = ?, energy_j = ?, "
                   "energy_source = ? WHERE id = ?", (*end, trial_id))
-      if timed is not None:
-        c.execute(f"UPDATE trials SET {', '.join(f'{n} = ?' for n in THROUGHPUT_COLUMNS)} "
-                  f"WHERE id = ?", (*timed, trial_id))
+      for cols, vals in updates:  # throughput (schema 3), model FPO and carbon (4)
+        c.execute(f"UPDATE trials SET {', '.join(f'{n} = ?' for n in cols)} WHERE id = ?",
+                  (*vals, trial_id))
       if hparams is not None:
         c.execute("UPDATE trials SET hparams = ? WHERE id = ?", (hparams, trial_id))
       # The heartbeat: one update by primary key per committed write (bounded cost).
@@ -687,8 +707,8 @@ class Ledger:
 
 def _throughput_values(tp: Sequence[Any] | Throughput) -> tuple[Any, ...]:
   """The 8 throughput columns of a trial's row (``timed_fpo`` as decimal text)."""
-  values = tuple(getattr(tp, f) for f in Throughput.__dataclass_fields__) if isinstance(
-      tp, Throughput) else tuple(tp)
+  values = tuple(getattr(tp, f) for f in list(Throughput.__dataclass_fields__)[:8]
+                 ) if isinstance(tp, Throughput) else tuple(tp)
   if len(values) != len(THROUGHPUT_COLUMNS):
     raise ValueError(f"write_trial(throughput={tp!r}) must hold {len(THROUGHPUT_COLUMNS)} "
                      f"values ({', '.join(THROUGHPUT_COLUMNS)}), or be a Throughput")
@@ -706,7 +726,9 @@ def stored_throughput(row: dict[str, Any]) -> Throughput | None:
       steps=int(row["timed_steps"]), seconds=float(row["timed_seconds"] or 0.0),
       fpo=int(row["timed_fpo"] or 0), fpo_per_device=float(row["timed_fpo_per_device"] or 0),
       chip=row["chip"], dtype=row["peak_dtype"] or "bf16", peak=row["peak"],
-      peak_source=row["peak_source"] or "unavailable: not recorded")
+      peak_source=row["peak_source"] or "unavailable: not recorded",
+      model_fpo=None if row.get("timed_model_fpo") is None else int(row["timed_model_fpo"]),
+      model_fpo_per_device=row.get("timed_model_fpo_per_device"))
 
 
 def _stored_throughput(trials: Sequence[dict[str, Any]]) -> dict[str, Throughput]:

@@ -27,6 +27,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jaxgreen.account.carbon import Carbon
 from jaxgreen.account.energy import trial_energy
 from jaxgreen.account.schema import CRASH_TIMEOUT_S, STATUSES
 from jaxgreen.report import human, markdown_table, table
@@ -60,8 +61,12 @@ class TrialCost:
   run_id: str | None = None
   # Measured by the process that ran the trial (Experiment.price_tag); not in the ledger.
   fpo_per_s_per_device: float | None = None
-  mfu: float | None = None
+  mfu: float | None = None  # PaLM's model FLOPs utilisation (no rematerialisation)
   mfu_reference: str | None = None  # the peak MFU is measured against, or why none
+  hfu: float | None = None  # PaLM's hardware FLOPs utilisation (the program as run)
+  model_fpo_known: bool = True  # False: the model FPO was not recorded, MFU = HFU
+  # Where the trial drew its energy (schema 4), or None when not recorded.
+  carbon: Carbon | None = None
 
   @property
   def fpo(self) -> int:
@@ -77,10 +82,23 @@ class TrialCost:
     """E at inference: evaluation FPO per evaluated example."""
     return self.eval_fpo / self.eval_examples if self.eval_examples else None
 
+  def co2e(self, jpf: float | None = None) -> tuple[float | None, str]:
+    """(grams CO2e, label): energy × intensity × PUE; None with the reason when the
+    energy or the region's intensity is unknown."""
+    joules, energy = trial_energy(self, jpf)
+    carbon = self.carbon or Carbon(region_source="unavailable: no region recorded")
+    grams = carbon.co2e_g(joules)
+    if grams is None:
+      why = energy if joules is None else carbon.label()
+      return None, why if why.startswith("unavailable") else f"unavailable: {why}"
+    return grams, f"{energy.split(',')[0]} energy x {carbon.label()}"
+
   def to_dict(self) -> dict[str, Any]:
     d = dataclasses.asdict(self)
     d["hparams"] = dict(self.hparams)
-    return d | {"fpo": self.fpo, "e_train": self.e_train, "e_eval": self.e_eval}
+    grams, label = self.co2e()
+    return d | {"fpo": self.fpo, "e_train": self.e_train, "e_eval": self.e_eval,
+                "co2e_g": grams, "co2e_label": label}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -160,27 +178,44 @@ class PriceTag:
 
   def energy(self) -> tuple[float | None, str]:
     """(joules, label): measured where every trial was measured, else an estimate."""
-    total, measured, estimates = 0.0, 0, []
+    total, measured, estimates = 0.0, [], []
     for t in self.trials:
       j, label = trial_energy(t, self.joules_per_flop)
       if j is None:
         return None, label
       total += j
       if label.startswith("measured"):
-        measured += 1
+        measured.append((t.energy_source or "NVML").split(",")[0])
       else:
         estimates.append(label)
     if not self.trials:
       return None, "unavailable: no trials"
+    meters = "/".join(sorted(set(measured)))  # NVML, RAPL
     if not estimates:
-      return total, "measured (NVML)"
+      return total, f"measured ({meters})"
     if not measured:
       return total, estimates[0] if len(set(estimates)) == 1 else "estimate, mixed chips"
-    return total, (f"mixed: {measured} trial(s) measured (NVML), {len(estimates)} "
+    return total, (f"mixed: {len(measured)} trial(s) measured ({meters}), {len(estimates)} "
                    f"estimate(s)")
+
+  def co2e(self) -> tuple[float | None, str]:
+    """(grams CO2e, label) of all trials: Σ energy × intensity × PUE per trial; None
+    with the reason when one trial's energy or region is unknown (never a guess)."""
+    if not self.trials:
+      return None, "unavailable: no trials"
+    total, labels = 0.0, []
+    for t in self.trials:
+      grams, label = t.co2e(self.joules_per_flop)
+      if grams is None:
+        return None, label if self.h == 1 else f"{label} (trial {t.name})"
+      total += grams
+      labels.append(label)
+    return total, labels[0] if len(set(labels)) == 1 else (
+        f"per trial, {len(set(labels))} different sources: " + "; ".join(sorted(set(labels))))
 
   def to_dict(self) -> dict[str, Any]:
     joules, label = self.energy()
+    grams, co2e_label = self.co2e()
     return {
         "experiment": self.experiment,
         "H_trials": self.h,
@@ -200,6 +235,8 @@ class PriceTag:
         "devices": self.devices(),
         "energy_j": joules,
         "energy_label": label,
+        "co2e_g": grams,
+        "co2e_label": co2e_label,
         "trials": [t.to_dict() for t in self.trials],
     }
 
@@ -269,6 +306,7 @@ class PriceTag:
         ["wall-clock (sum over trials)", _s(self.wall_s)],
         ["devices", self.devices()],
         ["energy (not FPO)", label if joules is None else f"{joules:.3g} J ({label})"],
+        ["CO2e = kWh x gCO2e/kWh x PUE", _co2e_text(*self.co2e())],
     ]
     if len(self.runs) > 1:
       first, last = self.runs[0], self.runs[-1]
@@ -302,10 +340,12 @@ class PriceTag:
                "eval FPO", "wall"]
     timed = any(t.fpo_per_s_per_device is not None for t in self.trials)
     if timed:  # measured while the trials ran, stored in the ledger
-      headers += ["FPO/s/device", "MFU"]
+      headers += ["FPO/s/device", "MFU", "HFU"]
       for r, t in zip(rows, self.trials, strict=True):
         r += ["-" if t.fpo_per_s_per_device is None else human(t.fpo_per_s_per_device),
-              "-" if t.mfu is None else f"{100 * t.mfu:.3g} %"]
+              "-" if t.mfu is None else f"{100 * t.mfu:.3g} %"
+              + ("" if t.model_fpo_known else " (= HFU: model FPO not recorded)"),
+              "-" if t.hfu is None else f"{100 * t.hfu:.3g} %"]
     return headers, rows, timed
 
   def _statuses(self) -> str:
@@ -317,8 +357,15 @@ def _throughput_note(trials: Sequence[TrialCost]) -> str:
   """What the FPO/s and MFU columns measure, and against which peak."""
   refs = sorted({t.mfu_reference for t in trials if t.mfu_reference})
   return ("FPO/s/device: exact FPO of the timed steps (first call of each signature "
-          "excluded) / their wall time / devices per step; MFU: that / the peak ("
-          + ("; ".join(refs) or "none") + ")")
+          "excluded) / their wall time / devices per step; HFU: that / the peak ("
+          + ("; ".join(refs) or "none") + "); MFU: the same for the model FPO, the steps "
+          "as if nothing were rematerialised (PaLM, Chowdhery et al. 2022, appendix B)")
+
+
+def _co2e_text(grams: float | None, label: str) -> str:
+  if grams is None:
+    return label
+  return f"{grams / 1000:.4g} kg ({label})" if grams >= 1000 else f"{grams:.4g} g ({label})"
 
 
 def _date(t: float | None) -> str:
@@ -434,7 +481,8 @@ def _trial_costs(trials: Sequence[Mapping[str, Any]],
         eval_steps=ev[0], eval_examples=ev[1], eval_fpo=ev[2], wall_s=wall,
         device_kind=t["device_kind"] or "?", device_count=t["device_count"] or 0,
         exact=exact.get(t["id"], True), energy_j=t["energy_j"],
-        energy_source=t["energy_source"], error=t["error"], run_id=t["run_id"]))
+        energy_source=t["energy_source"], error=t["error"], run_id=t["run_id"],
+        carbon=Carbon.from_row(t)))
   return tuple(out)
 
 

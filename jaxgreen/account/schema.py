@@ -1,4 +1,4 @@
-"""The ledger's schema (version 3), its PostgreSQL dialect, and the in-place upgrade
+"""The ledger's schema (version 4), its PostgreSQL dialect, and the in-place upgrade
 of older ledgers.
 
 The tables are described in :mod:`jaxgreen.account.ledger`; this module holds their
@@ -31,6 +31,17 @@ the trial (:class:`~jaxgreen.account.throughput.Throughput`), ``NULL`` until mea
 ``ALTER TABLE trials ADD COLUMN`` (one per column) inside the opening transaction;
 writers of version 2 keep writing valid rows.
 
+Version 4 (``PRAGMA user_version = 4``) adds to ``trials`` where its energy was drawn
+and the model FPO of its timed steps, ``NULL`` when unknown:
+:data:`CARBON_COLUMNS` = ``region, region_source, carbon_intensity, carbon_source,
+pue, pue_source`` (:class:`~jaxgreen.account.carbon.Carbon`'s fields: the grid's
+gCO2e/kWh and the data centre's PUE, each with its source), and
+:data:`MODEL_COLUMNS` = ``timed_model_fpo`` (decimal text),
+``timed_model_fpo_per_device``: the timed steps' FPO as if nothing were rematerialised
+(PaLM's model FLOPs; the throughput columns hold the FPO as run, the hardware FLOPs).
+The 3 → 4 upgrade is ``ALTER TABLE trials ADD COLUMN``, as 2 → 3 was; older ledgers
+chain (1 → 2 → 3 → 4) in one transaction.
+
 The same schema lives in PostgreSQL (a shared ledger server): :func:`ddl` turns each
 statement into that dialect (``REAL`` → ``DOUBLE PRECISION``, since PostgreSQL's
 ``REAL`` is 4 bytes and would round unix times to minutes; ``INTEGER`` → ``BIGINT``;
@@ -42,7 +53,7 @@ Example:
   >>> import sqlite3
   >>> c = sqlite3.connect(":memory:", isolation_level=None)
   >>> create(c)
-  >>> version(c) == SCHEMA_VERSION == 3
+  >>> version(c) == SCHEMA_VERSION == 4
   True
   >>> ddl("CREATE TABLE t (id TEXT PRIMARY KEY, at REAL, n INTEGER)", "postgresql")
   'CREATE TABLE t (id TEXT COLLATE "C" PRIMARY KEY, at DOUBLE PRECISION, n BIGINT)'
@@ -54,7 +65,7 @@ import re
 import time
 from typing import Any
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FORMAT = "jaxgreen-ledger"
 STATUSES = ("running", "completed", "stopped", "failed", "preempted")
 TABLES = ("runs", "trials", "signatures", "steps", "metrics")
@@ -70,6 +81,15 @@ _THROUGHPUT = (("timed_steps", "INTEGER"), ("timed_seconds", "REAL"), ("timed_fp
                ("timed_fpo_per_device", "REAL"), ("chip", "TEXT"), ("peak_dtype", "TEXT"),
                ("peak", "REAL"), ("peak_source", "TEXT"))
 THROUGHPUT_COLUMNS = tuple(name for name, _ in _THROUGHPUT)
+# Version 4: the grid and data centre the trial drew its energy from (Carbon's fields),
+# and the model FPO (no rematerialisation) of the timed steps.
+_CARBON = (("region", "TEXT"), ("region_source", "TEXT"), ("carbon_intensity", "REAL"),
+           ("carbon_source", "TEXT"), ("pue", "REAL"), ("pue_source", "TEXT"))
+CARBON_COLUMNS = tuple(name for name, _ in _CARBON)
+_MODEL = (("timed_model_fpo", "TEXT"), ("timed_model_fpo_per_device", "REAL"))
+MODEL_COLUMNS = tuple(name for name, _ in _MODEL)
+# The columns each upgrade adds to ``trials``, by the version it upgrades to.
+_ADDED = {3: _THROUGHPUT, 4: _CARBON + _MODEL}
 
 _TRIALS = """
 CREATE TABLE {name} (
@@ -86,7 +106,7 @@ CREATE TABLE IF NOT EXISTS runs (
   process_index INTEGER, process_count INTEGER, device_kind TEXT, device_count INTEGER,
   jax_version TEXT, jaxgreen_version TEXT, started REAL);
 {_TRIALS.format(name="IF NOT EXISTS trials",
-                extra="".join(f", {n} {t}" for n, t in _THROUGHPUT))};
+                extra="".join(f", {n} {t}" for n, t in _THROUGHPUT + _CARBON + _MODEL))};
 CREATE TABLE IF NOT EXISTS signatures (
   id TEXT PRIMARY KEY, function TEXT NOT NULL, signature TEXT NOT NULL,
   fpo TEXT NOT NULL, adds TEXT NOT NULL, muls TEXT NOT NULL, exact INTEGER NOT NULL,
@@ -161,21 +181,24 @@ def create(c: Any, dialect: str = "sqlite") -> None:
 
 
 def upgrade(c: Any, version: int, dialect: str = "sqlite") -> None:
-  """Upgrades a ledger of schema ``version`` (1 or 2) to the current one, inside the
-  caller's write transaction; every row is kept.
+  """Upgrades a ledger of schema ``version`` (1, 2 or 3) to the current one, inside
+  the caller's write transaction; every row is kept.
 
   A version-1 trial gets as heartbeat its last known write: the latest of its start,
   its end, its step rows' last calls and its metrics' times. Version-2 trials get the
-  throughput columns, ``NULL`` (not measured).
+  throughput columns, version-3 trials the carbon and model-FPO columns: ``NULL``
+  (not known).
   """
-  if version not in (1, 2) or (version == 1 and dialect != "sqlite"):
-    raise ValueError(f"upgrade(version={version!r}): only schemas 1 (SQLite) and 2 "
+  if version not in (1, 2, 3) or (version == 1 and dialect != "sqlite"):
+    raise ValueError(f"upgrade(version={version!r}): only schemas 1 (SQLite), 2 and 3 "
                      f"are upgraded")
   if version == 1:
     _v1_to_v2(c)
-  for name, kind in _THROUGHPUT:
-    c.execute(ddl(f"ALTER TABLE trials ADD COLUMN {name} {kind}", dialect))
-  _set_meta(c, "upgraded_from_2", str(time.time()))
+    version = 2
+  for to in range(version + 1, SCHEMA_VERSION + 1):
+    for name, kind in _ADDED[to]:
+      c.execute(ddl(f"ALTER TABLE trials ADD COLUMN {name} {kind}", dialect))
+    _set_meta(c, f"upgraded_from_{to - 1}", str(time.time()))
   _stamp(c, SCHEMA_VERSION, dialect)
 
 

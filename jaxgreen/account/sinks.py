@@ -11,8 +11,11 @@ per jaxgreen trial (named after the trial, its hyperparameters as config/params)
 jaxgreen's values are ``jaxgreen/train_pfpo`` (cumulative training FPO / 1e15, a float:
 GPT-3's ~3e23 FPO would overflow an int64 step axis, so FPO is a value, never the step),
 ``jaxgreen/train_examples``, ``jaxgreen/tracked_steps`` (tracked calls, train and eval)
-and, once a step was timed, ``jaxgreen/fpo_per_s_per_device`` and ``jaxgreen/mfu`` (MFU
-only with a known peak: see :mod:`jaxgreen.account.throughput`).
+and, once a step was timed, ``jaxgreen/fpo_per_s_per_device``, ``jaxgreen/mfu`` and
+``jaxgreen/hfu`` (PaLM's model and hardware FLOPs utilisation, only with a known peak:
+see :mod:`jaxgreen.account.throughput`); once the trial's energy was measured and its
+region's grid intensity is known, ``jaxgreen/co2e_g`` (measured kWh × gCO2e/kWh × PUE:
+:mod:`jaxgreen.account.carbon`).
 
 Step axes, each monotonic: your metrics are written at the step you pass to
 ``trial.log``; jaxgreen's series at ``jaxgreen/tracked_steps`` (a point is written only
@@ -66,6 +69,8 @@ EXAMPLES = "jaxgreen/train_examples"
 STEPS = "jaxgreen/tracked_steps"
 RATE = "jaxgreen/fpo_per_s_per_device"
 MFU = "jaxgreen/mfu"
+HFU = "jaxgreen/hfu"
+CO2E = "jaxgreen/co2e_g"
 
 
 def values_of(trial: Trial) -> dict[str, float]:
@@ -78,6 +83,13 @@ def values_of(trial: Trial) -> dict[str, float]:
     out[RATE] = tp.fpo_per_s_per_device
     if tp.mfu is not None:
       out[MFU] = tp.mfu
+    if tp.hfu is not None:
+      out[HFU] = tp.hfu
+  joules = getattr(trial, "_energy", None)
+  if joules is not None:
+    grams = trial.experiment._region.carbon(wait=0).co2e_g(joules)
+    if grams is not None:
+      out[CO2E] = grams
   return out
 
 

@@ -9,16 +9,21 @@ there). What lies between two calls (data loading, logging) is part of the inter
 as in MaxText's per-step TFLOP/s/device line. ``track(sync_every=N)`` waits for the
 device every N steps, so the rate is exact at those points, not only in steady state.
 
-MFU (model FLOPs utilisation) is achieved FPO/s per device over the chip's published
-dense peak for a dtype (:mod:`jaxgreen.chips`). Without a published peak (a CPU, an
-unknown chip) it is unavailable, never guessed; ``track(chip="h100")`` or
+MFU and HFU as PaLM defines them (Chowdhery et al. 2022, appendix B): HFU (hardware
+FLOPs utilisation) is the FPO/s per device of the program as run, rematerialisation
+included (what jaxgreen counts), over the chip's published dense peak for a dtype
+(:mod:`jaxgreen.chips`); MFU (model FLOPs utilisation) is the same for the model FPO,
+the program as if nothing were rematerialised (:mod:`jaxgreen.account.remat`), so
+``HFU / MFU`` is the step's recompute ratio. Without a published peak (a CPU, an
+unknown chip) both are unavailable, never guessed; ``track(chip="h100")`` or
 ``track(peak=989e12)`` names it.
 
 Example:
   >>> t = Throughput(steps=10, seconds=0.5, fpo=10 * 2_000_000, fpo_per_device=10 * 1e6,
-  ...                chip="h100", dtype="bf16", peak=1e9)
-  >>> t.fpo_per_s_per_device, t.mfu  # 10 x 1e6 FPO / 0.5 s; 2e7 / 1e9
-  (20000000.0, 0.02)
+  ...                chip="h100", dtype="bf16", peak=1e9, model_fpo=10 * 1_500_000,
+  ...                model_fpo_per_device=10 * 0.75e6)
+  >>> t.fpo_per_s_per_device, t.hfu, t.mfu  # 1e7 / 0.5 s; 2e7 / 1e9; 1.5e7 / 1e9
+  (20000000.0, 0.02, 0.015)
 """
 
 from __future__ import annotations
@@ -52,6 +57,10 @@ class Throughput:
     dtype: the dtype of that peak (``"bf16"``, ``"fp32"``...).
     peak: dense peak FLOP/s of one device, or None (then MFU is unavailable).
     peak_source: where the peak comes from, or why there is none.
+    model_fpo: the timed steps' model FPO (nothing rematerialised), all devices; None
+      when not known (a ledger of schema 3): then MFU is taken equal to HFU, and
+      :attr:`model_known` says so.
+    model_fpo_per_device: Σ over timed steps of model FPO / devices, or None.
   """
 
   steps: int
@@ -62,6 +71,13 @@ class Throughput:
   dtype: str = "bf16"
   peak: float | None = None
   peak_source: str = "unavailable: no chip named"
+  model_fpo: int | None = None
+  model_fpo_per_device: float | None = None
+
+  @property
+  def model_known(self) -> bool:
+    """False when the model FPO was not recorded (MFU is then HFU)."""
+    return self.model_fpo_per_device is not None
 
   @property
   def fpo_per_s(self) -> float | None:
@@ -74,30 +90,56 @@ class Throughput:
     return self.fpo_per_device / self.seconds if self.seconds > 0 else None
 
   @property
-  def mfu(self) -> float | None:
-    """Achieved FPO/s per device over the peak; None without a peak or a timed step."""
+  def model_fpo_per_s_per_device(self) -> float | None:
+    """Model FPO/s per device (as HFU's rate when the model FPO is not known)."""
+    if self.seconds <= 0:
+      return None
+    per_device = self.fpo_per_device if self.model_fpo_per_device is None else \
+        self.model_fpo_per_device
+    return per_device / self.seconds
+
+  @property
+  def hfu(self) -> float | None:
+    """Hardware FLOPs utilisation: FPO/s per device as run (recompute included) over
+    the peak; None without a peak or a timed step."""
     rate = self.fpo_per_s_per_device
     return rate / self.peak if rate is not None and self.peak else None
 
+  @property
+  def mfu(self) -> float | None:
+    """Model FLOPs utilisation: model FPO/s per device (nothing rematerialised) over
+    the peak; None without a peak or a timed step."""
+    rate = self.model_fpo_per_s_per_device
+    return rate / self.peak if rate is not None and self.peak else None
+
+  def _model(self) -> tuple[int, float]:
+    if self.model_fpo is None or self.model_fpo_per_device is None:
+      return self.fpo, self.fpo_per_device
+    return self.model_fpo, self.model_fpo_per_device
+
+  def _combine(self, earlier: Throughput, sign: int) -> Throughput:
+    mine, theirs = self._model(), earlier._model()
+    known = self.model_known and earlier.model_known
+    return dataclasses.replace(
+        self, steps=self.steps + sign * earlier.steps,
+        seconds=self.seconds + sign * earlier.seconds, fpo=self.fpo + sign * earlier.fpo,
+        fpo_per_device=self.fpo_per_device + sign * earlier.fpo_per_device,
+        model_fpo=mine[0] + sign * theirs[0] if known else None,
+        model_fpo_per_device=mine[1] + sign * theirs[1] if known else None)
+
   def minus(self, earlier: Throughput) -> Throughput:
     """The throughput of the steps since ``earlier`` (a snapshot of the same tracker)."""
-    return dataclasses.replace(self, steps=self.steps - earlier.steps,
-                               seconds=self.seconds - earlier.seconds,
-                               fpo=self.fpo - earlier.fpo,
-                               fpo_per_device=self.fpo_per_device - earlier.fpo_per_device)
+    return self._combine(earlier, -1)
 
   def plus(self, earlier: Throughput) -> Throughput:
     """This throughput and that of ``earlier`` steps together (a resumed trial's
     segments); the peak is this one's."""
-    return dataclasses.replace(self, steps=self.steps + earlier.steps,
-                               seconds=self.seconds + earlier.seconds,
-                               fpo=self.fpo + earlier.fpo,
-                               fpo_per_device=self.fpo_per_device + earlier.fpo_per_device)
+    return self._combine(earlier, 1)
 
   def line(self) -> str:
-    """One line: timed steps, FPO/s per device and MFU."""
+    """One line: timed steps, FPO/s per device, MFU and HFU."""
     return (f"{self.steps:,} timed steps, {rate_text(self.fpo_per_s_per_device)}/device, "
-            f"MFU {mfu_text(self.mfu, self)}")
+            f"MFU {mfu_text(self.mfu, self)}, HFU {mfu_text(self.hfu, None)}")
 
   def _repr_pretty_(self, p: Any, cycle: bool) -> None:
     p.text(repr(self) if cycle else self.line())
@@ -117,18 +159,35 @@ class Throughput:
     return _html.fragment(_html.table(["", "value"], rows, "ll"), title="Throughput")
 
   def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self) | {"fpo_per_s": self.fpo_per_s,
-                                       "fpo_per_s_per_device": self.fpo_per_s_per_device,
-                                       "mfu": self.mfu}
+    return dataclasses.asdict(self) | {
+        "fpo_per_s": self.fpo_per_s, "fpo_per_s_per_device": self.fpo_per_s_per_device,
+        "model_fpo_per_s_per_device": self.model_fpo_per_s_per_device, "mfu": self.mfu,
+        "hfu": self.hfu, "model_known": self.model_known}
+
+
+def new_timed() -> list[Any]:
+  """The running totals of timed steps: steps, seconds, FPO, FPO per device, model FPO,
+  model FPO per device."""
+  return [0, 0.0, 0, 0.0, 0, 0.0]
+
+
+def from_timed(timed: list[Any], chip: str | None, dtype: str, peak: float | None,
+               source: str) -> Throughput:
+  """The :class:`Throughput` of running totals (:func:`new_timed`)."""
+  steps, seconds, fpo, per_device, model, model_per_device = timed
+  return Throughput(int(steps), seconds, int(fpo), per_device, chip, dtype, peak, source,
+                    int(model), model_per_device)
 
 
 def add_interval(timed: list, seconds: float, entry: Any) -> None:
-  """Adds one timed step of ``entry`` (its FPO, and per device) to the running
-  ``[steps, seconds, fpo, fpo per device]`` of a tracker or a trial."""
+  """Adds one timed step of ``entry`` (its FPO and model FPO, and per device) to the
+  running totals (:func:`new_timed`) of a tracker or a trial."""
   timed[0] += 1
   timed[1] += seconds
   timed[2] += entry.fpo
   timed[3] += entry.fpo_per_device
+  timed[4] += entry.model_fpo
+  timed[5] += entry.model_fpo_per_device
 
 
 def rate_text(rate: float | None) -> str:
@@ -210,6 +269,7 @@ def with_throughput(tag: PriceTag, measured: Mapping[str, Throughput | None]) ->
       ref = (tp.peak_source if tp.peak is None else
              f"{tp.chip or 'given'} {tp.dtype} peak {tp.peak:.4g} FLOP/s")
       c = dataclasses.replace(c, fpo_per_s_per_device=tp.fpo_per_s_per_device, mfu=tp.mfu,
-                              mfu_reference=ref)
+                              hfu=tp.hfu, mfu_reference=ref,
+                              model_fpo_known=tp.model_known)
     trials.append(c)
   return dataclasses.replace(tag, trials=tuple(trials))

@@ -32,6 +32,7 @@ from jaxgreen._state import final_state, has_graph_nodes
 from jaxgreen.account import throughput as _tp
 from jaxgreen.account.attribution import ACTIVE, RUNNING, fallback_trial
 from jaxgreen.account.ledger import KINDS
+from jaxgreen.account.remat import recompute_fpo
 from jaxgreen.account.signatures import (
     _check_count_options,
     _describe,
@@ -41,7 +42,7 @@ from jaxgreen.account.signatures import (
     _static_args,
 )
 from jaxgreen.account.throughput import Throughput
-from jaxgreen.api import count
+from jaxgreen.api import count, count_jaxpr
 from jaxgreen.chips import _dtype_key
 from jaxgreen.cost import Cost
 
@@ -52,14 +53,17 @@ class _Entry:
   """The counted cost of one call for one input signature."""
 
   __slots__ = ("calls", "cost", "devices", "examples", "fpo", "fpo_per_device", "function",
-               "id", "signature", "warm")
+               "id", "model_fpo", "model_fpo_per_device", "signature", "warm")
 
   def __init__(self, cost: Cost, signature: str, examples: int, function: str,
-               devices: int = 1):
+               devices: int = 1, recompute_fpo: int = 0):
     self.cost = cost
     self.fpo = int(cost.fpo)
     self.devices = devices
     self.fpo_per_device = self.fpo / devices
+    # PaLM's model FPO: the step as if nothing were rematerialised (account/remat.py).
+    self.model_fpo = self.fpo - int(recompute_fpo)
+    self.model_fpo_per_device = self.model_fpo / devices
     self.warm = False  # False until the first call (trace and compile) has run
     self.signature = signature
     self.examples = examples
@@ -109,7 +113,7 @@ class Tracker:
     self._peak_options = (chip, peak, _dtype_key(dtype))
     self._peak: tuple[str | None, float | None, str] | None = None
     self._last_t: float | None = None
-    self._timed: list[Any] = [0, 0.0, 0, 0.0]  # steps, seconds, FPO, FPO per device
+    self._timed: list[Any] = _tp.new_timed()
     self._logged: Throughput | None = None
 
   # -- examples ----------------------------------------------------------------
@@ -220,8 +224,9 @@ class Tracker:
       out = fn(*full, **kw)
       return (out, final_state((full, kw))) if stateful else out
 
+    recompute = 0
     try:
-      cost = count(call, **self._count_options)(*abstract)
+      cost, recompute = self._count_and_recompute(call, abstract)
     except Exception as e:  # a tracker must never stop training; the gap is recorded
       warnings.warn(f"jaxgreen.track: could not count {self.name}: {e!r}; its FPO is "
                     f"recorded as 0 and marked inexact", stacklevel=4)
@@ -232,7 +237,23 @@ class Tracker:
     elif self._examples_arg is not None:
       examples = self._examples_from_arg(args, kwargs)
     return _Entry(cost, _describe(leaves, [v for _, v in statics], self.jitted), examples,
-                  self.name, _tp.devices_of(leaves))
+                  self.name, _tp.devices_of(leaves), recompute)
+
+  def _count_and_recompute(self, call: Callable, abstract: list) -> tuple[Cost, int]:
+    """The step's count (hardware FPO) and the FPO its rematerialisation recomputes
+    (model FPO = the difference; :mod:`jaxgreen.account.remat`), from one trace."""
+    options = self._count_options
+    if options.get("stage", "jaxpr") != "jaxpr":  # an HLO stage: no checkpoint left
+      return count(call, **options)(*abstract), 0
+    closed = jax.make_jaxpr(call)(*abstract)
+    cost = count_jaxpr(closed, **{k: v for k, v in options.items() if k != "target"})
+    try:
+      recompute = recompute_fpo(closed)[0]
+    except Exception as e:  # model FPO then equals the hardware FPO: MFU = HFU
+      warnings.warn(f"jaxgreen.track: could not find what {self.name} rematerialises "
+                    f"({e!r}); its MFU is reported equal to its HFU", stacklevel=5)
+      recompute = 0
+    return cost, recompute
 
   # -- totals ------------------------------------------------------------------
 
@@ -283,9 +304,8 @@ class Tracker:
     """
     chip, peak, source = self.peak()
     with self._lock:
-      steps, seconds, fpo, per_device = self._timed
-    return Throughput(int(steps), seconds, int(fpo), per_device, chip, self._peak_options[2],
-                      peak, source)
+      timed = list(self._timed)
+    return _tp.from_timed(timed, chip, self._peak_options[2], peak, source)
 
   def _log(self) -> None:
     now = self.throughput()
@@ -312,7 +332,7 @@ class Tracker:
   def reset(self) -> None:
     """Zeroes the running totals and the throughput; counted signatures are kept."""
     self.steps = self.examples = 0
-    self._last_t, self._timed, self._logged = None, [0, 0.0, 0, 0.0], None
+    self._last_t, self._timed, self._logged = None, _tp.new_timed(), None
     for e in self.entries.values():
       e.calls = 0
 

@@ -63,6 +63,12 @@ def add(sub: argparse._SubParsersAction) -> None:
                          "HBM bytes and share of the estimated step time per module")
   pods.add_argument("--max-depth", type=int, default=None, metavar="N",
                     help="with --by-module, aggregate module paths to N segments")
+  pods.add_argument("--steps", type=int, default=None, metavar="N",
+                    help="also forecast a training run of N steps: hours, kWh, CO2e and "
+                         "on-demand cost per target and --region (estimates)")
+  pods.add_argument("--region", action="append", default=[], metavar="REGION",
+                    help="with --steps, a region for CO2e (gcp:us-central1, aws:us-east-1, "
+                         "azure:eastus, FR); repeat (default: gcp:us-central1)")
   p.add_argument("--debug", action="store_true", help="show tracebacks")
   p.set_defaults(func=run)
 
@@ -82,13 +88,14 @@ def run(args: argparse.Namespace) -> int:
   # Bad targets fail before any work; GPU targets set jax's platform themselves (see
   # jaxgreen.devices.start_devices) or say how to.
   parsed = [get_target(s) for s in specs]
-  if args.report or args.setup or args.mesh or args.in_spec or args.by_module:
+  if args.report or args.setup or args.mesh or args.in_spec or args.by_module or args.steps:
     report, done = _progress(sys.stderr)
     fmt = "json" if args.json else "markdown" if args.markdown else args.format
     try:
       return run_cli(args.function, targets=specs, arg_specs=args.arg, mesh=args.mesh,
                      in_specs=args.in_spec, fmt=fmt, plot=args.plot, setup=args.setup,
-                     progress=report, by_module=args.by_module, max_depth=args.max_depth)
+                     progress=report, by_module=args.by_module, max_depth=args.max_depth,
+                     steps=args.steps, regions=args.region)
     finally:
       done()
   from jaxgreen.reconciliation import reconcile
@@ -155,7 +162,8 @@ def run_cli(function: str, *, targets: Sequence[str], arg_specs: Sequence[str] =
             plot: str | None = None, setup: bool = False,
             progress: Callable[[str, int, int], None] | None = None,
             file: IO[str] | None = None, by_module: bool = False,
-            max_depth: int | None = None) -> int:
+            max_depth: int | None = None, steps: int | None = None,
+            regions: Sequence[str] = ()) -> int:
   """The pod report for ``jaxgreen compare --report``: load, compare, print.
 
   Args:
@@ -171,6 +179,8 @@ def run_cli(function: str, *, targets: Sequence[str], arg_specs: Sequence[str] =
     file: where to print.
     by_module: add the per-module report (and plot) to the totals.
     max_depth: aggregate module paths to this many segments.
+    steps: also print the forecast of that many steps (:mod:`jaxgreen.account.forecast`).
+    regions: the forecast's regions (default: ``gcp:us-central1``).
 
   Returns:
     The exit status (0).
@@ -196,4 +206,12 @@ def run_cli(function: str, *, targets: Sequence[str], arg_specs: Sequence[str] =
   cmp = compare(fn, list(targets), mesh_axes=axes, in_specs=specs, name=name,
                 progress=progress, by_module=by_module, max_depth=max_depth)(*args)
   print_report(cmp, fmt=fmt, plot=plot, file=file)
+  if steps is not None:
+    from jaxgreen.account.forecast import from_comparison
+
+    f = from_comparison(cmp, steps, list(regions) or ["gcp:us-central1"])
+    out = file or sys.stdout
+    text = (f.to_json(indent=2) if fmt == "json" else f.markdown() if fmt == "markdown"
+            else f.table())
+    print("\n" + text, file=out)
   return 0

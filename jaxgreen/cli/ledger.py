@@ -1,4 +1,5 @@
-"""``jaxgreen ledger report|plot|merge``: price tags, curves and merging of ledgers.
+"""``jaxgreen ledger report|plot|merge|card``: price tags, curves, merging of ledgers, and
+the report where it lands (model card, paper appendix, NeurIPS answer, EU AI Act).
 
 Each LEDGER is a ``.sqlite`` file or the URL of a ledger server
 (``postgresql://user@host:port/db``, the ``[postgres]`` extra).
@@ -44,6 +45,29 @@ def add(sub: argparse._SubParsersAction) -> None:
   q.add_argument("--csv-only", action="store_true", help="write CSV, skip PNG")
   q.set_defaults(func=run_plot)
 
+  c = lsub.add_parser(
+      "card", help="the report where it lands: model card, paper appendix, checklist",
+      description="Writes one experiment's cost where it is reported: a Hugging Face "
+                  "model card section (co2_eq_emissions metadata and text), a paper "
+                  "appendix (LaTeX or Markdown, with Show Your Work's expected best "
+                  "validation score vs budget), the NeurIPS checklist's compute answer, "
+                  "and the training compute against the EU AI Act's thresholds.")
+  c.add_argument("ledger", metavar="LEDGER", help="a .sqlite file or a postgresql:// URL")
+  c.add_argument("--experiment", help="the experiment (needed when the ledger holds several)")
+  c.add_argument("--format", choices=("hf", "latex", "markdown", "neurips", "thresholds",
+                                      "json"), default="hf",
+                 help="hf: model card section (default); latex / markdown: paper appendix; "
+                      "neurips: checklist answer; thresholds: EU AI Act; json: all figures")
+  c.add_argument("--metric", help="the validation metric for the budget curve")
+  c.add_argument("--mode", choices=("max", "min"), default="max",
+                 help="max for accuracy-like metrics, min for losses (default max)")
+  c.add_argument("--training-type", choices=("pre-training", "fine-tuning"),
+                 default="pre-training", help="for the model card's metadata")
+  c.add_argument("--joules-per-flop", type=float, default=None,
+                 help="energy estimate per FLOP when not measured (e.g. 7.1e-13)")
+  c.add_argument("-o", "--out", metavar="FILE", help="write here (default: print)")
+  c.set_defaults(func=run_card)
+
   m = lsub.add_parser("merge", help="combine ledgers; rows already present are skipped")
   m.add_argument("sources", nargs="+", metavar="LEDGER")
   m.add_argument("-o", "--out", required=True, metavar="OUT",
@@ -88,4 +112,21 @@ def run_merge(args: argparse.Namespace) -> int:
   added = merge(args.sources, args.out)
   out = mask(args.out) if is_url(args.out) else args.out
   print(f"{out}: added " + ", ".join(f"{n} {t}" for t, n in added.items()))
+  return 0
+
+
+def run_card(args: argparse.Namespace) -> int:
+  from jaxgreen.account.card import report
+
+  rep = report(args.ledger, args.experiment, metric=args.metric, mode=args.mode,
+               training_type=args.training_type, joules_per_flop=args.joules_per_flop)
+  text = {"hf": rep.model_card, "latex": rep.latex, "markdown": rep.markdown,
+          "neurips": lambda: rep.neurips() + "\n", "thresholds": lambda: rep.thresholds() + "\n",
+          "json": lambda: json.dumps(rep.to_dict(), indent=2) + "\n"}[args.format]()
+  if args.out:
+    with open(args.out, "w", encoding="utf-8") as f:
+      f.write(text)
+    print(args.out)
+  else:
+    sys.stdout.write(text)
   return 0

@@ -327,7 +327,8 @@ total FPO                           45,200 (45.20 k)
 exact                               yes
 wall-clock (sum over trials)        15.00 s
 devices                             4 x TPU v4
-energy (not FPO)                    3.16e-08 J (estimate, 6.98e-13 J/FLOP, v4 TDP/peak)"""
+energy (not FPO)                    3.16e-08 J (estimate, 6.98e-13 J/FLOP, v4 TDP/peak)
+CO2e = kWh x gCO2e/kWh x PUE        unavailable: no region recorded (trial lr=0.1)"""
 
 
 def test_report_golden(tmp_path, capsys):

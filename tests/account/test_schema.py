@@ -68,7 +68,7 @@ def test_a_v1_ledger_upgrades_in_place_with_every_row_intact(tmp_path):
   with Ledger(path, readonly=True) as led:  # this jaxgreen reads a v1 file as it is
     old_tag = led.price_tag("v1")
   with Ledger(path) as led:  # opened for writing: upgraded, once
-    assert led.rows("PRAGMA user_version") == [{"user_version": 3}]  # 1 -> 2 -> 3
+    assert led.rows("PRAGMA user_version") == [{"user_version": 4}]  # 1 -> 2 -> 3 -> 4
     beats = led.rows("SELECT id, heartbeat, stale_after FROM trials ORDER BY id")
     expected = led.rows(
         "SELECT t.id, MAX(COALESCE(t.started, 0), COALESCE(t.ended, 0), "
@@ -111,7 +111,7 @@ def test_an_upgrade_interrupted_midway_leaves_the_v1_file_intact(tmp_path, monke
   assert _dump(path) == before  # the transaction rolled back: nothing half-done
   monkeypatch.setattr(schema, "upgrade", real)
   with Ledger(path) as led:
-    assert led.rows("PRAGMA user_version") == [{"user_version": 3}]  # 1 -> 2 -> 3
+    assert led.rows("PRAGMA user_version") == [{"user_version": 4}]  # 1 -> 2 -> 3 -> 4
 
 
 def test_a_writer_open_before_the_upgrade_keeps_writing_valid_rows(tmp_path):
@@ -131,14 +131,14 @@ def test_a_writer_open_before_the_upgrade_keeps_writing_valid_rows(tmp_path):
         {"status": "stopped", "heartbeat": None}]
 
 
-def test_a_jaxgreen_that_reads_only_v1_refuses_a_v3_ledger(tmp_path, monkeypatch):
+def test_a_jaxgreen_that_reads_only_v1_refuses_a_v4_ledger(tmp_path, monkeypatch):
   path = tmp_path / "new.sqlite"
-  with Experiment("v3", ledger=path) as exp, exp.trial():
+  with Experiment("v4", ledger=path) as exp, exp.trial():
     _step()(jnp.ones(N))
   digest = _digest(path)
   monkeypatch.setattr(ledger, "SCHEMA_VERSION", 1)  # the check of the schema-1 release
   for readonly in (False, True):
-    with pytest.raises(LedgerError, match=r"schema 3, newer than this jaxgreen reads "
+    with pytest.raises(LedgerError, match=r"schema 4, newer than this jaxgreen reads "
                                           r"\(1\); upgrade jaxgreen"):
       Ledger(path, readonly=readonly)
   assert _digest(path) == digest  # refused before anything was written
@@ -166,14 +166,14 @@ def test_a_v2_ledger_upgrades_to_v3_in_place_with_every_row_intact(tmp_path):
         schema.THROUGHPUT_COLUMNS)
   assert _dump(path) == before  # a reader never upgrades
   with Ledger(path) as led:
-    assert led.rows("PRAGMA user_version") == [{"user_version": 3}]
+    assert led.rows("PRAGMA user_version") == [{"user_version": 4}]  # 2 -> 3 -> 4
     assert led.integrity() == "ok"
     tag = led.price_tag("v1")
   after = _dump(path)
   for table in ("runs", "signatures", "steps", "metrics"):
     assert after[table] == before[table], table
   assert [r[:13] for r in after["trials"]] == before["trials"]  # the 13 v2 columns
-  assert {r[13:] for r in after["trials"]} == {(None,) * 8}  # not measured
+  assert {r[13:] for r in after["trials"]} == {(None,) * 16}  # not measured, not known
   assert "upgraded_from_2" in {k for k, _ in after["meta"]}
   assert tag.to_dict() == old_tag.to_dict()
   with Ledger(path):  # a second open upgrades nothing again
@@ -326,3 +326,29 @@ def test_reports_read_a_v1_file_as_it_is_and_merge_upgrades_only_the_output(tmp_
   assert {t.name: t.status for t in tag.trials if t.name != "lr=1.0"} == {
       "lr=0.1": "completed", "lr=10.0": "failed", "lr=0.01": "stopped",
       "lr=3.0": "preempted"}
+
+
+def test_a_v3_ledger_upgrades_to_v4_with_carbon_and_model_fpo_unknown(tmp_path):
+  path = _v2_copy(tmp_path)
+  c = sqlite3.connect(path, isolation_level=None)  # as the schema-3 release left it
+  c.execute("BEGIN IMMEDIATE")
+  for name, kind in schema._THROUGHPUT:
+    c.execute(f"ALTER TABLE trials ADD COLUMN {name} {kind}")
+  c.execute("PRAGMA user_version = 3")
+  c.execute("COMMIT")
+  c.close()
+  before = _dump(path)
+  with Ledger(path, readonly=True) as led:
+    old_tag = led.price_tag("v1")
+  with Ledger(path) as led:
+    assert led.rows("PRAGMA user_version") == [{"user_version": 4}]
+    assert led.integrity() == "ok"
+    tag = led.price_tag("v1")
+  after = _dump(path)
+  n = len(before["trials"][0])
+  assert [r[:n] for r in after["trials"]] == before["trials"]  # every v3 column kept
+  added = len(schema.CARBON_COLUMNS) + len(schema.MODEL_COLUMNS)
+  assert {r[n:] for r in after["trials"]} == {(None,) * added}  # not known
+  assert "upgraded_from_3" in {k for k, _ in after["meta"]}
+  assert tag.to_dict() == old_tag.to_dict()
+  assert tag.co2e()[0] is None and all(t.carbon is None for t in tag.trials)

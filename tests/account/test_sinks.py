@@ -221,7 +221,7 @@ def test_function_sink_sees_flush_windows_not_every_step():
   # jaxgreen's values only; steps after the first (which compiles) are timed, so the
   # rate is known (MFU too where the chip's peak is: not on a CPU).
   own = {"jaxgreen/train_pfpo", "jaxgreen/train_examples", "jaxgreen/tracked_steps",
-         "jaxgreen/fpo_per_s_per_device", "jaxgreen/mfu"}
+         "jaxgreen/fpo_per_s_per_device", "jaxgreen/mfu", "jaxgreen/hfu"}
   for e, _, v in calls:
     if e == "log":
       assert set(v) <= own and v["jaxgreen/fpo_per_s_per_device"] > 0
@@ -231,8 +231,10 @@ def test_function_sink_sees_flush_windows_not_every_step():
 def test_throughput_values_when_timed_and_known(monkeypatch):
   from jaxgreen.account.throughput import Throughput
 
-  # 4 timed steps x 16 FPO in 2 s on 1 device: 32 FPO/s; a peak of 64 FLOP/s: MFU 0.5.
-  tp = Throughput(steps=4, seconds=2.0, fpo=64, fpo_per_device=64.0, chip="x", peak=64.0)
+  # 4 timed steps x 16 FPO in 2 s on 1 device: 32 FPO/s; a peak of 64 FLOP/s: HFU 0.5;
+  # 12 model FPO per step (4 rematerialised): 24 FPO/s, MFU 0.375.
+  tp = Throughput(steps=4, seconds=2.0, fpo=64, fpo_per_device=64.0, chip="x", peak=64.0,
+                  model_fpo=48, model_fpo_per_device=48.0)
   monkeypatch.setattr(experiment.Trial, "throughput", property(lambda self: tp))
   seen = []
   exp = Experiment("tp", ledger=None, sinks=lambda e, t, s, v: seen.append(v))
@@ -240,7 +242,29 @@ def test_throughput_values_when_timed_and_known(monkeypatch):
     trial.log(1, acc=1.0)
   exp.close()
   assert seen[1]["jaxgreen/fpo_per_s_per_device"] == 4 * 16 / 2
-  assert seen[1]["jaxgreen/mfu"] == 32 / 64
+  assert seen[1]["jaxgreen/hfu"] == 32 / 64
+  assert seen[1]["jaxgreen/mfu"] == 24 / 64
+
+
+def test_measured_energy_in_a_known_region_sends_co2e(monkeypatch):
+  class Meter:  # 1 kWh between start and stop
+    available = True
+
+    def start(self):
+      pass
+
+    def stop(self):
+      return 3.6e6
+
+  monkeypatch.setattr(experiment, "NvmlMeter", Meter)
+  seen = []
+  exp = Experiment("co2", ledger=None, region="FR", sinks=lambda e, t, s, v: seen.append(v))
+  with exp.trial():
+    pass
+  exp.close()
+  # 1 kWh x 44 gCO2e/kWh (France, Ember 2024) x PUE 1.56 (industry average)
+  assert [v["jaxgreen/co2e_g"] for v in seen if "jaxgreen/co2e_g" in v] == [
+      pytest.approx(44 * 1.56)]
 
 
 def test_only_the_recording_process_calls_sinks(monkeypatch):
