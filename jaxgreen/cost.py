@@ -10,6 +10,7 @@ arithmetic: ``step_cost * steps * trials``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import numbers
@@ -128,10 +129,12 @@ class Cost:
       program (a while loop's trip count passed as ``trip_counts=``). The count is
       exact *given* them, so ``exact`` stays True; reports name them.
     cond: the policy used for ``cond``/``switch`` branches ("max", "min", "mean").
-    by_stack: the user's Python stack -> :class:`Counts`, filled when a jaxpr is
-      counted: each stack is ``file:line:function`` frames joined by ``;``, outermost
-      first, library frames folded (``""``: no user frame). Its rows sum to the totals.
-      :attr:`by_source` sums them by line; :meth:`to_pprof` writes them as a profile.
+    by_site: where each piece of work was written, filled when a jaxpr is counted:
+      ``"STACK\tSCOPE\tPRIMITIVE"`` -> :class:`Counts`, where STACK is the user's
+      Python stack (``file:line:function`` frames joined by ``;``, outermost first,
+      library frames folded; ``""`` when no user frame wrote it). Its rows sum to the
+      totals. :attr:`by_stack` and :attr:`by_source` sum it by stack and by line;
+      :meth:`sites` splits the keys; :meth:`to_pprof` writes it as a profile.
 
   Example:
     >>> from jaxgreen.cost import Cost
@@ -151,7 +154,7 @@ class Cost:
   inexact: tuple[str, ...] = ()
   cond: str = "max"
   assumed: tuple[str, ...] = ()
-  by_stack: Mapping[str, Counts] = dataclasses.field(default_factory=dict)
+  by_site: Mapping[str, Counts] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     for name in _COUNT_FIELDS:
@@ -164,7 +167,7 @@ class Cost:
         raise ValueError(f"Cost({name}={v!r}): a count must be a finite number >= 0")
       if not isinstance(v, int | float):  # numpy scalars: plain Python numbers
         object.__setattr__(self, name, int(v) if isinstance(v, numbers.Integral) else float(v))
-    for name in ("by_primitive", "by_scope", "uncounted", "by_stack"):
+    for name in ("by_primitive", "by_scope", "uncounted", "by_site"):
       object.__setattr__(self, name, _frozen(getattr(self, name)))
     object.__setattr__(self, "inexact", tuple(self.inexact))
     object.__setattr__(self, "assumed", tuple(self.assumed))
@@ -187,7 +190,25 @@ class Cost:
 
   # -- source lines, profiles and reports ----------------------------------------------
 
-  @property
+  def sites(self) -> list[tuple[str, str, str, Counts]]:
+    """:attr:`by_site` as ``(stack, scope, primitive, counts)`` rows, largest FPO first."""
+    out = []
+    for key, c in by_fpo(self.by_site):
+      stack, scope, prim = key.split("\t")
+      out.append((stack, scope, prim, c))
+    return out
+
+  @functools.cached_property
+  def by_stack(self) -> Mapping[str, Counts]:
+    """The user's Python stack (see :attr:`by_site`) -> :class:`Counts`, largest FPO
+    first; its rows sum to the totals."""
+    stacks: dict[str, Counts] = {}
+    for key, c in self.by_site.items():
+      stack = key.split("\t", 1)[0]
+      stacks[stack] = stacks[stack] + c if stack in stacks else c
+    return _frozen(dict(by_fpo(stacks)))
+
+  @functools.cached_property
   def by_source(self) -> Mapping[str, Counts]:
     """The user's source line (``file:line:function``, the innermost user frame of
     :attr:`by_stack`) -> :class:`Counts`, largest FPO first. Its rows sum to the totals
@@ -195,7 +216,7 @@ class Cost:
     carry no Python stacks.
 
     Example:
-      >>> c = Cost(adds=3, muls=4, by_stack={"t.py:1:main;m.py:9:f": Counts(3, 4)})
+      >>> c = Cost(adds=3, muls=4, by_site={"t.py:1:main;m.py:9:f\tmlp\tmul": Counts(3, 4)})
       >>> dict(c.by_source)
       {'m.py:9:f': Counts(adds=3, muls=4, transcendentals=0, int_ops=0, bytes=0)}
     """
@@ -216,7 +237,7 @@ class Cost:
             if c.fpo or c.int_ops]
     totals = [("FPO (ADD + MUL)", self.fpo, ""), ("  ADD", self.adds, ""),
               ("  MUL", self.muls, "")]
-    notes = [] if self.by_stack else ["no source lines: only jaxpr counts carry them"]
+    notes = [] if self.by_site else ["no source lines: only jaxpr counts carry them"]
     return count_report(totals, [("source line", "", rows)], notes, top=top,
                         markdown=markdown)
 
@@ -262,7 +283,7 @@ class Cost:
         inexact=_unique(self.inexact + other.inexact),
         cond=self.cond,
         assumed=_unique(self.assumed + other.assumed),
-        by_stack=_merge(self.by_stack, other.by_stack),
+        by_site=_merge(self.by_site, other.by_site),
     )
 
   __radd__ = __add__
@@ -275,7 +296,7 @@ class Cost:
         self.counts * f,
         by_primitive={n: v * f for n, v in self.by_primitive.items()},
         by_scope={n: v * f for n, v in self.by_scope.items()},
-        by_stack={n: v * f for n, v in self.by_stack.items()},
+        by_site={n: v * f for n, v in self.by_site.items()},
         uncounted={n: _scale(v, f) for n, v in self.uncounted.items()},
         inexact=self.inexact,
         cond=self.cond,
@@ -296,7 +317,7 @@ class Cost:
         self.counts / f,
         by_primitive={n: v / f for n, v in self.by_primitive.items()},
         by_scope={n: v / f for n, v in self.by_scope.items()},
-        by_stack={n: v / f for n, v in self.by_stack.items()},
+        by_site={n: v / f for n, v in self.by_site.items()},
         uncounted=dict(self.uncounted),
         inexact=self.inexact,
         cond=self.cond,
@@ -306,11 +327,11 @@ class Cost:
   def __eq__(self, other: object) -> bool:
     if not isinstance(other, Cost):
       return NotImplemented
-    # Where the work was written (by_stack) is provenance, not part of the count: one
+    # Where the work was written (by_site) is provenance, not part of the count: one
     # program traced from two places costs the same.
     a, b = self.to_dict(), other.to_dict()
-    a.pop("by_stack", None)
-    b.pop("by_stack", None)
+    a.pop("by_site", None)
+    b.pop("by_site", None)
     return a == b
 
   __hash__ = None  # type: ignore[assignment]
@@ -329,7 +350,7 @@ class Cost:
         "uncounted": dict(sorted(self.uncounted.items())),
         "by_primitive": {k: v.to_dict() for k, v in by_fpo(self.by_primitive)},
         "by_scope": {k: v.to_dict() for k, v in by_fpo(self.by_scope)},
-        "by_stack": {k: v.to_dict() for k, v in by_fpo(self.by_stack)},
+        "by_site": {k: v.to_dict() for k, v in by_fpo(self.by_site)},
     }
 
   @classmethod
@@ -345,7 +366,7 @@ class Cost:
         inexact=tuple(d.get("inexact", ())),
         cond=d.get("cond", "max"),
         assumed=tuple(d.get("assumed", ())),
-        by_stack=counts(d.get("by_stack", {})),  # absent from JSON written before it
+        by_site=counts(d.get("by_site", {})),  # absent from JSON written before it
     )
 
   def to_json(self, **kw) -> str:

@@ -30,6 +30,7 @@ def line_of(fn, text: str) -> str:
 
 
 def check_sums(c: Cost) -> None:
+  assert sum(c.by_site.values(), Counts()) == c.counts
   assert sum(c.by_stack.values(), Counts()) == c.counts
   assert sum(c.by_source.values(), Counts()) == c.counts
 
@@ -176,13 +177,27 @@ def test_json_round_trip_and_old_json():
   c = jaxgreen.count(mlp)(*_mlp_args())
   back = Cost.from_json(c.to_json())
   assert back.by_stack == c.by_stack and back == c
+  assert back.by_site == c.by_site
   old = c.to_dict()
-  del old["by_stack"]  # JSON written before stacks were recorded still loads
+  del old["by_site"]  # JSON written before sites were recorded still loads
   legacy = Cost.from_dict(old)
   assert legacy.by_stack == {} and legacy.by_source == {} and legacy == c
   scaled = c * 3 + c
   assert scaled.by_stack == {k: v * 4 for k, v in c.by_stack.items()}
-  assert (scaled / 4).by_stack == c.by_stack
+  assert (scaled / 4).by_site == c.by_site
+
+
+def test_sites_name_scope_and_primitive():
+  def f(w1, w2, x):
+    with jax.named_scope("layer"):
+      return mlp(w1, w2, x)
+
+  c = jaxgreen.count(jax.jit(f))(*_mlp_args())
+  rows = {(_source.innermost(stack), scope, prim): n for stack, scope, prim, n in c.sites()}
+  dot = rows[(line_of(mlp, "x @ w1"), "layer", "dot_general")]
+  assert dot.fpo == B * H * (2 * I - 1)  # B·H·(I MUL + I-1 ADD)
+  assert rows[(line_of(mlp, "x @ w1"), "layer", "tanh")].transcendentals == B * H
+  assert sum(n.fpo for n in rows.values()) == c.fpo
 
 
 def test_source_table_lists_lines():

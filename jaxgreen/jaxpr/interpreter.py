@@ -92,11 +92,13 @@ class _Acc:
     self.unc: dict[str, Any] = {}
     self.inexact: dict[str, None] = {}
     self.assumed: dict[str, None] = {}
-    self.src: dict[str, list] = {}  # the user's stack (see _source.py) -> counts
+    # (the user's stack (see _source.py), scope, primitive) -> counts
+    self.src: dict[tuple[str, str, str], list] = {}
 
   def leaf(self, prim: str, scope: str, c: Sequence, src: str = "") -> None:
     a, m, t, i, b = c
-    for row in (self.tot, self.prim.get(prim), self.scope.get(scope), self.src.get(src)):
+    site = (src, scope, prim)
+    for row in (self.tot, self.prim.get(prim), self.scope.get(scope), self.src.get(site)):
       if row is not None:
         row[0] += a
         row[1] += m
@@ -107,10 +109,10 @@ class _Acc:
       self.prim[prim] = [a, m, t, i, b]
     if scope not in self.scope:
       self.scope[scope] = [a, m, t, i, b]
-    if src not in self.src:
-      self.src[src] = [a, m, t, i, b]
+    if site not in self.src:
+      self.src[site] = [a, m, t, i, b]
 
-  def cost(self, cost: Cost, prefix: str, src: str = "") -> None:
+  def cost(self, cost: Cost, prefix: str, src: str = "", prim: str = "") -> None:
     t = self.tot
     for i, v in enumerate((cost.adds, cost.muls, cost.transcendentals, cost.int_ops,
                            cost.bytes)):
@@ -119,7 +121,7 @@ class _Acc:
       self._row(self.prim, key, c)
     for key, c in cost.by_scope.items():
       self._row(self.scope, join(prefix, key), c)
-    self._stacks(cost, src)
+    self._sites(cost, prefix, src, prim)
     for key, n in cost.uncounted.items():
       self.unc[key] = self.unc.get(key, 0) + n
     for why in cost.inexact:
@@ -127,21 +129,22 @@ class _Acc:
     for why in cost.assumed:
       self.assumed[why] = None
 
-  def _stacks(self, cost: Cost, src: str) -> None:
-    """Merges the stacks of a walked body; what no user frame of the body wrote (an
-    equation without a traceback, a rule's own figures) goes to the calling equation's
-    stack ``src``, so the stacks always sum to the totals."""
+  def _sites(self, cost: Cost, prefix: str, src: str, prim: str) -> None:
+    """Merges the sites of a walked body (see ``Cost.by_site``), its scopes below
+    ``prefix``; work no user frame of the body wrote goes to the calling equation's
+    stack ``src``, and work the rule gave without sites to the calling primitive
+    ``prim``, so the sites always sum to the totals."""
     rest = [cost.adds, cost.muls, cost.transcendentals, cost.int_ops, cost.bytes]
-    for key, c in cost.by_stack.items():
-      if key:
-        self._row(self.src, key, c)
-        rest[0] -= c.adds
-        rest[1] -= c.muls
-        rest[2] -= c.transcendentals
-        rest[3] -= c.int_ops
-        rest[4] -= c.bytes
+    for key, c in cost.by_site.items():
+      stack, scope, name = key.split("\t")
+      self._row(self.src, (stack or src, join(prefix, scope), name), c)
+      rest[0] -= c.adds
+      rest[1] -= c.muls
+      rest[2] -= c.transcendentals
+      rest[3] -= c.int_ops
+      rest[4] -= c.bytes
     if any(rest):
-      self._row(self.src, src, Counts(*rest))
+      self._row(self.src, (src, prefix, prim), Counts(*rest))
 
   @staticmethod
   def _row(table, key, c: Counts):
@@ -160,7 +163,8 @@ class _Acc:
     a, m, t, i, b = self.tot
     return Cost(a, m, t, i, b, by_primitive=counts(self.prim), by_scope=counts(self.scope),
                 uncounted=self.unc, inexact=tuple(self.inexact), cond=cond,
-                assumed=tuple(self.assumed), by_stack=counts(self.src))
+                assumed=tuple(self.assumed),
+                by_site={"\t".join(k): Counts(*v) for k, v in self.src.items() if any(v)})
 
 
 class Walker:
@@ -299,7 +303,7 @@ def _add_out(acc: _Acc, eqn, name: str, scope: str, out: Cost | Counts, src: str
   equation's bytes (integer and boolean arithmetic kept out of FPO); ``src`` is the
   equation's user stack."""
   if isinstance(out, Cost):
-    acc.cost(out, scope, src)
+    acc.cost(out, scope, src, name)
     return
   b = eqn_bytes(eqn)
   if not eqn.invars or any(_is_float(v.aval) for v in eqn.invars):
