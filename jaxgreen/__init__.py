@@ -45,6 +45,7 @@ _EXPORTS = {
     # The trackers module: jaxgreen.sinks.TensorBoard("runs"), .WandB(...), .MLflow(...).
     "sinks": ("jaxgreen.account", "sinks"),
     "expected_max": ("jaxgreen.curves", "expected_max"),
+    "report_html": ("jaxgreen._report_html", "report_html"),
 }
 # Public submodules: ``jaxgreen.flax.summary(...)``, ``jaxgreen.targets.get_target(...)``.
 _SUBMODULES = ("chips", "curves", "flax", "targets", "testing")
@@ -76,6 +77,7 @@ __all__ = [
     "mesh",
     "reconcile",
     "register_rule",
+    "report_html",
     "sinks",
     "targets",
     "testing",
@@ -134,4 +136,5 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
   from jaxgreen.jaxpr.rules.pallas import kernel_estimates as kernel_estimates
   from jaxgreen.reconciliation import Reconciliation as Reconciliation
   from jaxgreen.reconciliation import reconcile as reconcile
+  from jaxgreen._report_html import report_html as report_html
   from jaxgreen.targets import mesh as mesh
