@@ -130,7 +130,7 @@ class Cost:
       exact *given* them, so ``exact`` stays True; reports name them.
     cond: the policy used for ``cond``/``switch`` branches ("max", "min", "mean").
     by_site: where each piece of work was written, filled when a jaxpr is counted:
-      ``"STACK\tSCOPE\tPRIMITIVE"`` -> :class:`Counts`, where STACK is the user's
+      ``"STACK\\tSCOPE\\tPRIMITIVE"`` -> :class:`Counts`, where STACK is the user's
       Python stack (``file:line:function`` frames joined by ``;``, outermost first,
       library frames folded; ``""`` when no user frame wrote it). Its rows sum to the
       totals. :attr:`by_stack` and :attr:`by_source` sum it by stack and by line;
@@ -216,7 +216,7 @@ class Cost:
     carry no Python stacks.
 
     Example:
-      >>> c = Cost(adds=3, muls=4, by_site={"t.py:1:main;m.py:9:f\tmlp\tmul": Counts(3, 4)})
+      >>> c = Cost(adds=3, muls=4, by_site={"t.py:1:main;m.py:9:f\\tmlp\\tmul": Counts(3, 4)})
       >>> dict(c.by_source)
       {'m.py:9:f': Counts(adds=3, muls=4, transcendentals=0, int_ops=0, bytes=0)}
     """
