@@ -46,7 +46,19 @@ _raw: dict[Any, str] = {}
 _MAX_STACKS = 1 << 16
 
 
+_prefixes: dict[tuple[bool, ...], tuple[str, ...]] = {}
+
+
 def _library_prefixes() -> tuple[str, ...]:
+  """Folders (or files) of the libraries loaded now, and the standard library's."""
+  loaded = tuple(name in sys.modules for name in _LIBRARIES)
+  hit = _prefixes.get(loaded)
+  if hit is None:
+    hit = _prefixes[loaded] = _find_prefixes()
+  return hit
+
+
+def _find_prefixes() -> tuple[str, ...]:
   out = [p for p in {sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib")} if p]
   for name in _LIBRARIES:
     mod = sys.modules.get(name)

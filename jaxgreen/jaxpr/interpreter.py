@@ -83,7 +83,7 @@ def eqn_bytes(eqn) -> int:
 class _Acc:
   """Mutable accumulator used during one walk; frozen into a Cost at the end."""
 
-  __slots__ = ("tot", "prim", "scope", "unc", "inexact", "assumed", "src")
+  __slots__ = ("tot", "prim", "scope", "unc", "inexact", "assumed", "src", "leaves")
 
   def __init__(self) -> None:
     self.tot: list[Any] = [0, 0, 0, 0, 0]
@@ -92,25 +92,25 @@ class _Acc:
     self.unc: dict[str, Any] = {}
     self.inexact: dict[str, None] = {}
     self.assumed: dict[str, None] = {}
-    # (the user's stack (see _source.py), scope, primitive) -> counts
+    # Sites: (the user's stack (see _source.py), scope, primitive) -> counts, of walked
+    # bodies (src) and of this jaxpr's own equations (leaves). The leaves are added to
+    # the totals and to the primitive and scope tables once, when frozen: one row per
+    # equation instead of four.
     self.src: dict[tuple[str, str, str], list] = {}
+    self.leaves: dict[tuple[str, str, str], list] = {}
 
   def leaf(self, prim: str, scope: str, c: Sequence, src: str = "") -> None:
-    a, m, t, i, b = c
     site = (src, scope, prim)
-    for row in (self.tot, self.prim.get(prim), self.scope.get(scope), self.src.get(site)):
-      if row is not None:
-        row[0] += a
-        row[1] += m
-        row[2] += t
-        row[3] += i
-        row[4] += b
-    if prim not in self.prim:
-      self.prim[prim] = [a, m, t, i, b]
-    if scope not in self.scope:
-      self.scope[scope] = [a, m, t, i, b]
-    if site not in self.src:
-      self.src[site] = [a, m, t, i, b]
+    row = self.leaves.get(site)
+    if row is None:
+      self.leaves[site] = list(c)
+    else:
+      a, m, t, i, b = c
+      row[0] += a
+      row[1] += m
+      row[2] += t
+      row[3] += i
+      row[4] += b
 
   def cost(self, cost: Cost, prefix: str, src: str = "", prim: str = "") -> None:
     t = self.tot
@@ -160,7 +160,16 @@ class _Acc:
     def counts(table):
       return {k: Counts(*v) for k, v in table.items() if any(v)}
 
-    a, m, t, i, b = self.tot
+    tot = self.tot
+    for site, v in self.leaves.items():
+      for row in (tot, self.prim.get(site[2]), self.scope.get(site[1]), self.src.get(site)):
+        if row is not None:
+          for j in range(5):
+            row[j] += v[j]
+      for table, key in ((self.prim, site[2]), (self.scope, site[1]), (self.src, site)):
+        if key not in table:
+          table[key] = list(v)
+    a, m, t, i, b = tot
     return Cost(a, m, t, i, b, by_primitive=counts(self.prim), by_scope=counts(self.scope),
                 uncounted=self.unc, inexact=tuple(self.inexact), cond=cond,
                 assumed=tuple(self.assumed),
