@@ -112,6 +112,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
   from jaxgreen import flax as flax
   from jaxgreen import targets as targets
   from jaxgreen import testing as testing
+  from jaxgreen._report_html import report_html as report_html
   from jaxgreen.account import Experiment as Experiment
   from jaxgreen.account import Ledger as Ledger
   from jaxgreen.account import PriceTag as PriceTag
@@ -136,5 +137,4 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
   from jaxgreen.jaxpr.rules.pallas import kernel_estimates as kernel_estimates
   from jaxgreen.reconciliation import Reconciliation as Reconciliation
   from jaxgreen.reconciliation import reconcile as reconcile
-  from jaxgreen._report_html import report_html as report_html
   from jaxgreen.targets import mesh as mesh

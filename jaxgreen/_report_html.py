@@ -88,6 +88,8 @@ def num(v: Any) -> str:
 
 
 def _td(v: Any, attr: str = "") -> str:
+  if v is None:
+    return f"<td{attr}>-</td>"
   if isinstance(v, int | float) and not isinstance(v, bool):
     return f'<td class="n" data-v="{v}"{attr}>{num(v)}</td>'
   return f"<td{attr}>{_e(v)}</td>"
@@ -231,8 +233,8 @@ def _waterfall(r: Mapping[str, Any]) -> str:
     left, width = 100 * lo / top, max(100 * (hi - lo) / top, 0.2)
     out.append(f"<tr><td>{_e(label)}</td>{_td(shown)}<td><div class=\"wf\"><span class=\"{cls}\" "
                f'style="left:{left:.3f}%;width:{width:.3f}%"></span></div></td></tr>')
-  return ("<table class=\"waterfall\"><thead><tr><th>stage / step by cause</th><th>FPO</th><th></th>"
-          f"</tr></thead><tbody>{''.join(out)}</tbody></table>")
+  return ('<table class="waterfall"><thead><tr><th>stage / step by cause</th><th>FPO</th>'
+          f"<th></th></tr></thead><tbody>{''.join(out)}</tbody></table>")
 
 
 def reconcile_section(rec: Any) -> str:

@@ -16,7 +16,7 @@ import jaxgreen
 from jaxgreen import _pprof
 from jaxgreen.cost import Cost
 
-B, I, H = 32, 64, 256
+B, K, H = 32, 64, 256
 
 
 def mlp(w1, w2, x):
@@ -29,8 +29,8 @@ def loss_grad(w1, w2, x):
 
 
 def _cost():
-  return jaxgreen.count(jax.jit(loss_grad))(jnp.ones((I, H)), jnp.ones((H, 10)),
-                                            jnp.ones((B, I)))
+  return jaxgreen.count(jax.jit(loss_grad))(jnp.ones((K, H)), jnp.ones((H, 10)),
+                                            jnp.ones((B, K)))
 
 
 # -- a protobuf wire-format reader (varints and length-delimited fields only) ---------

@@ -15,7 +15,7 @@ import pytest
 import jaxgreen
 from jaxgreen.account.pricetag import PriceTag, TrialCost
 
-B, I, H, O = 32, 64, 256, 10
+B, K, H, N = 32, 64, 256, 10
 
 
 def mlp(w1, w2, x):
@@ -24,8 +24,8 @@ def mlp(w1, w2, x):
   return jnp.sum(h @ w2)
 
 
-ARGS = (jax.ShapeDtypeStruct((I, H), jnp.float32), jax.ShapeDtypeStruct((H, O), jnp.float32),
-        jax.ShapeDtypeStruct((B, I), jnp.float32))
+ARGS = (jax.ShapeDtypeStruct((K, H), jnp.float32), jax.ShapeDtypeStruct((H, N), jnp.float32),
+        jax.ShapeDtypeStruct((B, K), jnp.float32))
 
 
 def _tag() -> PriceTag:
@@ -48,16 +48,17 @@ TRAINING = [{"trial_id": t, "step": s, "train_fpo": 100 * s, "metric": "loss",
 def results():
   cost = jaxgreen.count(jax.jit(mlp))(*ARGS)
   rec = jaxgreen.reconcile(mlp, targets=["cpu"], progress=False)(*ARGS)
-  return cost, rec
+  cmp = jaxgreen.compare(mlp, targets=["cpu"], progress=False, by_module=True)(*ARGS)
+  return cost, rec, cmp
 
 
 def _page(results) -> str:
-  cost, rec = results
-  return jaxgreen.report_html(cost, rec, _tag(), BUDGET, TRAINING, title="MLP <report>")
+  cost, rec, cmp = results
+  return jaxgreen.report_html(cost, rec, cmp, _tag(), BUDGET, TRAINING, title="MLP <report>")
 
 
 def test_page_is_self_contained_and_exact(results):
-  cost, rec = results
+  cost, rec, cmp = results
   page = _page(results)
   assert "http://" not in page and "https://" not in page and "<link" not in page
   assert "Content-Security-Policy" in page and "default-src 'none'" in page
@@ -69,12 +70,18 @@ def test_page_is_self_contained_and_exact(results):
     if v:
       assert f"{-int(v):,}" in page, cause  # one step per named cause
   assert "6,400,000" in page and "Budget curve" in page and "Training curves" in page
+  dense = cmp.modules().row("cpu", "dense1")
+  assert "Modules on the pod" in page and f"<td>dense1</td>{_cell(dense.global_fpo)}" in page
   top = next(iter(cost.by_source))
   assert f"{os.path.basename(__file__)}:{top.split(':')[-2]}:mlp" in page
 
 
+def _cell(v: int) -> str:
+  return f'<td class="n" data-v="{v}">{v:,}</td>'
+
+
 def test_to_html_writes_the_file(results, tmp_path):
-  cost, _ = results
+  cost = results[0]
   path = tmp_path / "cost.html"
   page = cost.to_html(str(path), title="one cost")
   assert path.read_text() == page and page.count("<section>") == 1
@@ -129,14 +136,16 @@ def test_the_harness_sees_errors_and_fetches(tmp_path):
 
 @needs_chromium
 def test_report_renders_in_chromium(results, tmp_path):
-  cost, rec = results
+  cost, rec, _ = results
   path = tmp_path / "report.html"
   path.write_text(_page(results))
   dom, log = _chromium_dom(str(path))
   assert _console(log) == []  # no console message at all: no error, no blocked fetch
   html_tag = re.search(r"<html[^>]*>", dom).group(0)
   assert "data-errors" not in html_tag  # no script error, no blocked fetch
-  assert 'data-rendered="5"' in html_tag  # the load handler ran: five sections
+  # the load handler ran: cost, reconciliation, comparison and its modules, price tag,
+  # budget and training curves
+  assert 'data-rendered="7"' in html_tag
   fpo = re.search(r'id="total-fpo"[^>]*>([^<]*)<', dom)
   assert fpo and fpo.group(1) == f"{cost.fpo:,}"
   for key in ("adds", "muls", "transcendentals", "bytes"):

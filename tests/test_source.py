@@ -40,12 +40,12 @@ def mlp(w1, w2, x):
   return jnp.sum(h @ w2)
 
 
-B, I, H, O = 3, 16, 8, 2
+B, K, H, N = 3, 16, 8, 2
 
 
 def _mlp_args():
-  return (jax.ShapeDtypeStruct((I, H), jnp.float32), jax.ShapeDtypeStruct((H, O), jnp.float32),
-          jax.ShapeDtypeStruct((B, I), jnp.float32))
+  return (jax.ShapeDtypeStruct((K, H), jnp.float32), jax.ShapeDtypeStruct((H, N), jnp.float32),
+          jax.ShapeDtypeStruct((B, K), jnp.float32))
 
 
 def test_matmul_line_on_top_with_exact_fpo():
@@ -53,13 +53,13 @@ def test_matmul_line_on_top_with_exact_fpo():
   check_sums(c)
   top, counts = next(iter(c.by_source.items()))
   assert top == line_of(mlp, "x @ w1")
-  # dot B·H·(I MUL + I-1 ADD), then tanh on B·H elements at the cost model's price
+  # dot B·H·(K MUL + K-1 ADD), then tanh on B·H elements at the cost model's price
   tanh_a, tanh_m = jaxgreen.CostModel().price("tanh")
-  assert counts.muls == B * H * I + B * H * tanh_m
-  assert counts.adds == B * H * (I - 1) + B * H * tanh_a
+  assert counts.muls == B * H * K + B * H * tanh_m
+  assert counts.adds == B * H * (K - 1) + B * H * tanh_a
   assert counts.transcendentals == B * H
   second = c.by_source[line_of(mlp, "h @ w2")]
-  assert second.fpo == B * O * (2 * H - 1) + (B * O - 1)  # dot, then the sum's ADDs
+  assert second.fpo == B * N * (2 * H - 1) + (B * N - 1)  # dot, then the sum's ADDs
 
 
 def test_stack_names_the_callers_and_folds_libraries():
@@ -83,13 +83,18 @@ def test_stack_names_the_callers_and_folds_libraries():
 
 
 def test_grad_adds_the_backward_pass_to_the_forward_line():
-  fwd = jaxgreen.count(mlp)(*_mlp_args())
-  both = jaxgreen.count(jax.grad(mlp, argnums=(0, 1)))(*_mlp_args())
-  check_sums(both)
-  line = line_of(mlp, "x @ w1")
-  # forward dot x@w1, plus its backward: dL/dw1 = xᵀ·g (I·H·(B MUL + B-1 ADD)), no dL/dx
-  bwd_dot = I * H * (2 * B - 1)
-  assert both.by_source[line].fpo > fwd.by_source[line].fpo + bwd_dot - 1
+  c = jaxgreen.count(jax.grad(mlp, argnums=(0, 1)))(*_mlp_args())
+  check_sums(c)
+  dots = {_source.innermost(stack): n for stack, _, prim, n in c.sites()
+          if prim == "dot_general"}
+  first = dots[line_of(mlp, "x @ w1")]
+  # forward x·w1: B·H·(K MUL + K-1 ADD); backward dL/dw1 = xᵀ·g: K·H·(B MUL + B-1 ADD)
+  assert (first.muls, first.adds) == (B * H * K + K * H * B, B * H * (K - 1) + K * H * (B - 1))
+  second = dots[line_of(mlp, "h @ w2")]
+  # the forward h·w2 and the sum are dead under grad; dL/dw2 = hᵀ·1: H·N·(B MUL + B-1
+  # ADD); dL/dh = 1·w2ᵀ: B·H·(N MUL + N-1 ADD)
+  assert (second.muls, second.adds) == (H * N * B + B * H * N,
+                                        H * N * (B - 1) + B * H * (N - 1))
 
 
 def test_scan_body_line_is_scaled_by_its_trip_count():
@@ -144,17 +149,17 @@ def test_flax_linen_dense_line():
     @nn.compact
     def __call__(self, x):
       x = nn.relu(nn.Dense(H)(x))
-      return nn.Dense(O)(x)
+      return nn.Dense(N)(x)
 
-  x = jnp.ones((B, I))
+  x = jnp.ones((B, K))
   params = jax.eval_shape(MLP().init, jax.random.key(0), x)
   c = jaxgreen.count(MLP().apply)(params, x)
   check_sums(c)
   top, counts = next(iter(c.by_source.items()))
   assert top == line_of(MLP.__call__, "nn.Dense(H)")
-  # dot B·H·(I MUL + I-1 ADD), the bias B·H ADD, relu B·H max (an ADD)
-  assert counts.fpo == B * H * (2 * I - 1) + B * H + B * H
-  assert c.by_source[line_of(MLP.__call__, "nn.Dense(O)")].fpo == 2 * B * H * O  # dot+bias
+  # dot B·H·(K MUL + K-1 ADD), the bias B·H ADD, relu B·H max (an ADD)
+  assert counts.fpo == B * H * (2 * K - 1) + B * H + B * H
+  assert c.by_source[line_of(MLP.__call__, "nn.Dense(N)")].fpo == 2 * B * H * N  # dot+bias
 
 
 def test_flax_nnx_linear_line():
@@ -162,15 +167,15 @@ def test_flax_nnx_linear_line():
 
   class Net(nnx.Module):
     def __init__(self, rngs):
-      self.lin = nnx.Linear(I, H, rngs=rngs)
+      self.lin = nnx.Linear(K, H, rngs=rngs)
 
     def __call__(self, x):
       return self.lin(x)
 
   net = Net(nnx.Rngs(0))
-  c = jaxgreen.count(lambda m, x: m(x))(net, jnp.ones((B, I)))
+  c = jaxgreen.count(lambda m, x: m(x))(net, jnp.ones((B, K)))
   check_sums(c)
-  assert c.by_source[line_of(Net.__call__, "self.lin(x)")].fpo == 2 * B * I * H  # dot+bias
+  assert c.by_source[line_of(Net.__call__, "self.lin(x)")].fpo == 2 * B * K * H  # dot+bias
 
 
 def test_json_round_trip_and_old_json():
@@ -195,7 +200,7 @@ def test_sites_name_scope_and_primitive():
   c = jaxgreen.count(jax.jit(f))(*_mlp_args())
   rows = {(_source.innermost(stack), scope, prim): n for stack, scope, prim, n in c.sites()}
   dot = rows[(line_of(mlp, "x @ w1"), "layer", "dot_general")]
-  assert dot.fpo == B * H * (2 * I - 1)  # B·H·(I MUL + I-1 ADD)
+  assert dot.fpo == B * H * (2 * K - 1)  # B·H·(K MUL + K-1 ADD)
   assert rows[(line_of(mlp, "x @ w1"), "layer", "tanh")].transcendentals == B * H
   assert sum(n.fpo for n in rows.values()) == c.fpo
 
