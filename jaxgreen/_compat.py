@@ -106,7 +106,7 @@ def raw_frames(traceback: Any) -> tuple[Any, Any]:
     return (), ()
 
 
-def code_line(traceback_type: type, code: Any, lasti: int) -> int:
+def code_line(traceback_type: Any, code: Any, lasti: int) -> int:
   """The line of ``code`` executing at offset ``lasti`` (jaxlib's
   ``Traceback.code_addr2line``; jax 0.10 .. 0.12), else the function's first line."""
   try:

@@ -118,9 +118,10 @@ class _Node:
   __slots__ = ("children", "name", "value")
 
   def __init__(self, name: str):
-    self.name, self.value, self.children = name, 0.0, {}
+    self.name, self.value = name, 0.0
+    self.children: dict[str, _Node] = {}
 
-  def add(self, path: Sequence[str], v: float) -> None:
+  def add(self, path: tuple[str, ...], v: float) -> None:
     self.value += v
     node = self
     for p in path:
@@ -128,7 +129,7 @@ class _Node:
       node.value += v
 
 
-def icicle(rows: Mapping[Sequence[str], float], label: str, caption: str) -> str:
+def icicle(rows: Mapping[tuple[str, ...], float], label: str, caption: str) -> str:
   """An SVG icicle (a flame graph, root on top) of paths -> values; hover for figures."""
   root = _Node(label)
   for path, v in rows.items():

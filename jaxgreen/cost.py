@@ -9,6 +9,7 @@ arithmetic: ``step_cost * steps * trials``.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
 import functools
 import json
@@ -241,7 +242,7 @@ class Cost:
     return count_report(totals, [("source line", "", rows)], notes, top=top,
                         markdown=markdown)
 
-  def to_pprof(self, path: str | None = None) -> bytes:
+  def to_pprof(self, path: str | None = None) -> builtins.bytes:
     """This cost as a pprof profile (gzipped ``profile.proto``), for ``go tool pprof``,
     speedscope or any flame-graph viewer: sample types FPO, ADD, MUL, transcendentals
     and bytes; one sample per (stack, primitive, scope), its locations the user's Python

@@ -166,9 +166,12 @@ class _Acc:
         if row is not None:
           for j in range(5):
             row[j] += v[j]
-      for table, key in ((self.prim, site[2]), (self.scope, site[1]), (self.src, site)):
-        if key not in table:
-          table[key] = list(v)
+      if site[2] not in self.prim:
+        self.prim[site[2]] = list(v)
+      if site[1] not in self.scope:
+        self.scope[site[1]] = list(v)
+      if site not in self.src:
+        self.src[site] = list(v)
     a, m, t, i, b = tot
     return Cost(a, m, t, i, b, by_primitive=counts(self.prim), by_scope=counts(self.scope),
                 uncounted=self.unc, inexact=tuple(self.inexact), cond=cond,
