@@ -222,3 +222,22 @@ def test_user_file_rules():
   assert not _source.is_user_file(os.path.join(sys.prefix, "lib", "site-packages", "x.py"))
   assert _source.short("") == _source.UNATTRIBUTED
   assert _source.short(f"{os.getcwd()}/a/b.py:3:f") == "a/b.py:3:f"
+
+
+def test_gpt2_train_step_tops_with_its_logits_matmul():
+  """A Flax GPT-2 with optax AdamW (the benchmarks' model, small): the tied LM head's
+  matmul is the costliest line, with the exact FPO of its three matmuls."""
+  from benchmarks.zoo import gpt2
+
+  cfg = gpt2.GPT2Config(n_layer=2, d_model=64, n_head=4, vocab=1000, seq_len=32)
+  step, example = gpt2.make_train_step(cfg, 2)
+  c = jaxgreen.count(step)(*example)
+  check_sums(c)
+  top, counts = next(iter(c.by_source.items()))
+  file, line, fn = _source.split_frame(top)
+  assert file == os.path.abspath(gpt2.__file__) and fn == "GPT2.__call__"
+  with open(file) as f:
+    assert "wte.attend(x)" in f.read().splitlines()[line - 1]
+  m, d, v = 2 * 32, 64, 1000  # M = B·T tokens, width, vocabulary
+  # logits x·Eᵀ: M·V·(2d-1); its backward dx = g·E: M·d·(2V-1) and dE = gᵀ·x: V·d·(2M-1)
+  assert counts.fpo == m * v * (2 * d - 1) + m * d * (2 * v - 1) + d * v * (2 * m - 1)
