@@ -241,3 +241,19 @@ def test_gpt2_train_step_tops_with_its_logits_matmul():
   m, d, v = 2 * 32, 64, 1000  # M = B·T tokens, width, vocabulary
   # logits x·Eᵀ: M·V·(2d-1); its backward dx = g·E: M·d·(2V-1) and dE = gᵀ·x: V·d·(2M-1)
   assert counts.fpo == m * v * (2 * d - 1) + m * d * (2 * v - 1) + d * v * (2 * m - 1)
+
+
+def test_equinox_module_line():
+  eqx = pytest.importorskip("equinox", reason="Equinox is optional (not a dependency)")
+
+  class Net(eqx.Module):
+    lin: eqx.nn.Linear
+
+    def __call__(self, x):
+      return self.lin(x)
+
+  net = Net(eqx.nn.Linear(K, H, key=jax.random.key(0)))
+  c = jaxgreen.count(jax.vmap(net))(jnp.ones((B, K)))
+  check_sums(c)
+  # vmapped over B rows: a matvec H·(K MUL + K-1 ADD) and the bias H ADD per row
+  assert c.by_source[line_of(Net.__call__, "self.lin(x)")].fpo == B * 2 * K * H
