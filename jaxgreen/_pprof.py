@@ -5,7 +5,7 @@ The format is Go's pprof profile (github.com/google/pprof, ``proto/profile.proto
 which ``go tool pprof``, speedscope and most flame-graph viewers read. Each site of a
 count (the user's Python stack, the scope, the primitive; see ``Cost.by_site``) is one
 sample: its locations are the stack's frames, innermost first, as the format wants; its
-values FPO, ADD, MUL, transcendentals and bytes (sample types, FPO the default); its
+values ADD, MUL, transcendentals, bytes and FPO (sample types, FPO the default); its
 labels ``scope`` and ``primitive``. Counts are integers (a ``cond="mean"`` average is
 rounded to the nearest one).
 
@@ -18,8 +18,10 @@ from __future__ import annotations
 import gzip
 from typing import Any
 
-SAMPLE_TYPES = (("fpo", "count"), ("adds", "count"), ("muls", "count"),
-                ("transcendentals", "count"), ("bytes", "bytes"))
+# FPO is last and the default: Go's pprof reads ``default_sample_type`` (a string index
+# of the type's name), speedscope takes the last type when that index is past its list.
+SAMPLE_TYPES = (("adds", "count"), ("muls", "count"), ("transcendentals", "count"),
+                ("bytes", "bytes"), ("fpo", "count"))
 NO_FRAME = "<no user frame>"
 TOP_LEVEL = "<top level>"
 
@@ -109,8 +111,8 @@ def encode(sites: list[tuple[str, str, str, Any]]) -> bytes:
   out = [_bytes(_P_SAMPLE_TYPE, _int(1, strings(t)) + _int(2, strings(u)))
          for t, u in SAMPLE_TYPES]
   for stack, scope, prim, c in sites:
-    values = [round(c.adds + c.muls), round(c.adds), round(c.muls),
-              round(c.transcendentals), round(c.bytes)]
+    values = [round(c.adds), round(c.muls), round(c.transcendentals), round(c.bytes),
+              round(c.adds + c.muls)]
     if not any(values):
       continue
     frames = stack.split(";") if stack else [NO_FRAME]

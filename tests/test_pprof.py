@@ -97,7 +97,9 @@ def _read(data: bytes) -> dict:
       lid = dict(d)[1]
       line = dict(_fields(dict(d)[4]))
       locations[lid] = (*functions[line[1]], line.get(2, 0))
-  return {"strings": strings, "types": types, "samples": samples, "locations": locations}
+  default = next((v for f, v in fields if f == 14), 0)
+  return {"strings": strings, "types": types, "samples": samples, "locations": locations,
+          "default": default}
 
 
 def test_varint():
@@ -114,10 +116,12 @@ def test_profile_holds_every_site_and_the_totals(tmp_path):
   assert path.read_bytes() == data and data[:2] == b"\x1f\x8b"  # gzip
   p = _read(data)
   assert p["strings"][0] == ""
-  assert p["types"] == [["fpo", "count"], ["adds", "count"], ["muls", "count"],
-                        ["transcendentals", "count"], ["bytes", "bytes"]]
+  # FPO last: the default of Go's pprof (default_sample_type) and of speedscope (the last)
+  assert p["types"] == [["adds", "count"], ["muls", "count"], ["transcendentals", "count"],
+                        ["bytes", "bytes"], ["fpo", "count"]]
+  assert p["strings"][p["default"]] == "fpo" and p["default"] > len(p["types"]) - 1
   totals = [sum(s[1][i] for s in p["samples"]) for i in range(5)]
-  assert totals == [c.fpo, c.adds, c.muls, c.transcendentals, c.bytes]
+  assert totals == [c.adds, c.muls, c.transcendentals, c.bytes, c.fpo]
   dots = [s for s in p["samples"] if s[2]["primitive"] == "dot_general"]
   assert {s[2]["scope"] for s in dots} <= {"<top level>"} and dots
   # locations: leaf first, the user's function and line
