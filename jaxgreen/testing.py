@@ -236,7 +236,10 @@ class Diff:
     return "\n\n".join(parts)
 
   def markdown(self) -> str:
-    parts = [f"**{self.headline()}**", *self._tables(markdown_table)]
+    parts = [f"**{self.headline()}**"]
+    if self.lines and (self.totals or self.scopes):
+      parts.append("\n".join(f"- {note}" for note in self.line_notes()))
+    parts += self._tables(markdown_table)
     if note := self._versions_note():
       parts.append(f"> {note}")
     return "\n\n".join(parts)

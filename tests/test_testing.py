@@ -176,6 +176,7 @@ def test_diff_says_which_line_changed():
   assert e.value.diff.lines == [(loop_line, rec["by_source"][loop_line],
                                  2 * rec["by_source"][loop_line])]
   assert testing.change(3, 3 * 1.5) == "x1.50" and testing.change(5, 0) == "is gone"
+  assert f"- {loop_line}: this line's FPO doubled" in e.value.diff.markdown()
 
 
 def test_bare_number_diffs_show_no_lines():
