@@ -238,6 +238,19 @@ def _waterfall(r: Mapping[str, Any]) -> str:
           f"<th></th></tr></thead><tbody>{''.join(out)}</tbody></table>")
 
 
+def _stages(d: Mapping[str, Any]) -> str:
+  """The four counts of one target: jaxpr, lowered, compiled and XLA's."""
+  n = d.get("devices") or 1
+  low = (d.get("lowered") or {}).get("fpo")
+  comp = (d.get("compiled_per_device") or {}).get("fpo")
+  xla = (d.get("xla_per_device") or {}).get("flops")
+  rows = [("jaxpr (what the user wrote)", d["jaxpr"]["fpo"], None),
+          ("lowered (what jax gave XLA)", low, None),
+          ("compiled HLO (what XLA kept)", comp * n if comp is not None else None, comp),
+          ("XLA cost_analysis flops", xla * n if xla is not None else None, xla)]
+  return _table(("stage", "FPO (global)", "per device"), rows, "stages")
+
+
 def reconcile_section(rec: Any) -> str:
   """One waterfall per target: jaxpr FPO, minus each named cause, gives XLA's flops."""
   reports = list(getattr(rec, "reports", [rec]))
@@ -247,7 +260,7 @@ def reconcile_section(rec: Any) -> str:
     d = r.to_dict()
     n = d.get("devices", 1)
     out.append(f"<h3>{_e(d['target'])} ({n} device{'s' if n != 1 else ''})</h3>"
-               + _waterfall(d))
+               + _stages(d) + _waterfall(d))
   for spec, why in (getattr(rec, "unavailable", None) or {}).items():
     out.append(f'<p class="note">{_e(spec)}: unavailable: {_e(why)}</p>')
   return "".join(out) + "</section>"
