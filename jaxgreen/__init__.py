@@ -45,6 +45,7 @@ _EXPORTS = {
     # The trackers module: jaxgreen.sinks.TensorBoard("runs"), .WandB(...), .MLflow(...).
     "sinks": ("jaxgreen.account", "sinks"),
     "expected_max": ("jaxgreen.curves", "expected_max"),
+    "report_html": ("jaxgreen._report_html", "report_html"),
 }
 # Public submodules: ``jaxgreen.flax.summary(...)``, ``jaxgreen.targets.get_target(...)``.
 _SUBMODULES = ("chips", "curves", "flax", "targets", "testing")
@@ -76,6 +77,7 @@ __all__ = [
     "mesh",
     "reconcile",
     "register_rule",
+    "report_html",
     "sinks",
     "targets",
     "testing",
@@ -110,6 +112,7 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
   from jaxgreen import flax as flax
   from jaxgreen import targets as targets
   from jaxgreen import testing as testing
+  from jaxgreen._report_html import report_html as report_html
   from jaxgreen.account import Experiment as Experiment
   from jaxgreen.account import Ledger as Ledger
   from jaxgreen.account import PriceTag as PriceTag

@@ -90,3 +90,26 @@ def distributed_client() -> Any | None:
     return None
   state = getattr(distributed, "global_state", None)
   return getattr(state, "client", None)
+
+# -- source locations ----------------------------------------------------------------
+
+
+def raw_frames(traceback: Any) -> tuple[Any, Any]:
+  """(code objects, last instruction offsets), innermost frame first, of the traceback
+  jax records on every jaxpr equation (``eqn.source_info.traceback``, a jaxlib
+  ``Traceback``; jax 0.10 .. 0.12). Empty when there is none or its layout moved."""
+  if traceback is None:
+    return (), ()
+  try:
+    return traceback.raw_frames()
+  except AttributeError:  # pragma: no cover - moved: equations are then unattributed
+    return (), ()
+
+
+def code_line(traceback_type: Any, code: Any, lasti: int) -> int:
+  """The line of ``code`` executing at offset ``lasti`` (jaxlib's
+  ``Traceback.code_addr2line``; jax 0.10 .. 0.12), else the function's first line."""
+  try:
+    return int(traceback_type.code_addr2line(code, lasti))
+  except (AttributeError, TypeError, ValueError):  # pragma: no cover - moved
+    return int(code.co_firstlineno)

@@ -9,7 +9,9 @@ arithmetic: ``step_cost * steps * trials``.
 
 from __future__ import annotations
 
+import builtins
 import dataclasses
+import functools
 import json
 import math
 import numbers
@@ -128,6 +130,12 @@ class Cost:
       program (a while loop's trip count passed as ``trip_counts=``). The count is
       exact *given* them, so ``exact`` stays True; reports name them.
     cond: the policy used for ``cond``/``switch`` branches ("max", "min", "mean").
+    by_site: where each piece of work was written, filled when a jaxpr is counted:
+      ``"STACK\\tSCOPE\\tPRIMITIVE"`` -> :class:`Counts`, where STACK is the user's
+      Python stack (``file:line:function`` frames joined by ``;``, outermost first,
+      library frames folded; ``""`` when no user frame wrote it). Its rows sum to the
+      totals. :attr:`by_stack` and :attr:`by_source` sum it by stack and by line;
+      :meth:`sites` splits the keys; :meth:`to_pprof` writes it as a profile.
 
   Example:
     >>> from jaxgreen.cost import Cost
@@ -147,6 +155,7 @@ class Cost:
   inexact: tuple[str, ...] = ()
   cond: str = "max"
   assumed: tuple[str, ...] = ()
+  by_site: Mapping[str, Counts] = dataclasses.field(default_factory=dict)
 
   def __post_init__(self):
     for name in _COUNT_FIELDS:
@@ -159,7 +168,7 @@ class Cost:
         raise ValueError(f"Cost({name}={v!r}): a count must be a finite number >= 0")
       if not isinstance(v, int | float):  # numpy scalars: plain Python numbers
         object.__setattr__(self, name, int(v) if isinstance(v, numbers.Integral) else float(v))
-    for name in ("by_primitive", "by_scope", "uncounted"):
+    for name in ("by_primitive", "by_scope", "uncounted", "by_site"):
       object.__setattr__(self, name, _frozen(getattr(self, name)))
     object.__setattr__(self, "inexact", tuple(self.inexact))
     object.__setattr__(self, "assumed", tuple(self.assumed))
@@ -180,6 +189,86 @@ class Cost:
   def counts(self) -> Counts:
     return Counts(self.adds, self.muls, self.transcendentals, self.int_ops, self.bytes)
 
+  # -- source lines, profiles and reports ----------------------------------------------
+
+  def sites(self) -> list[tuple[str, str, str, Counts]]:
+    """:attr:`by_site` as ``(stack, scope, primitive, counts)`` rows, largest FPO first."""
+    out = []
+    for key, c in by_fpo(self.by_site):
+      stack, scope, prim = key.split("\t")
+      out.append((stack, scope, prim, c))
+    return out
+
+  @functools.cached_property
+  def by_stack(self) -> Mapping[str, Counts]:
+    """The user's Python stack (see :attr:`by_site`) -> :class:`Counts`, largest FPO
+    first; its rows sum to the totals."""
+    stacks: dict[str, Counts] = {}
+    for key, c in self.by_site.items():
+      stack = key.split("\t", 1)[0]
+      stacks[stack] = stacks[stack] + c if stack in stacks else c
+    return _frozen(dict(by_fpo(stacks)))
+
+  @functools.cached_property
+  def by_source(self) -> Mapping[str, Counts]:
+    """The user's source line (``file:line:function``, the innermost user frame of
+    :attr:`by_stack`) -> :class:`Counts`, largest FPO first. Its rows sum to the totals
+    (``""`` holds work no user frame wrote); empty for counts of compiled HLO, which
+    carry no Python stacks.
+
+    Example:
+      >>> c = Cost(adds=3, muls=4, by_site={"t.py:1:main;m.py:9:f\\tmlp\\tmul": Counts(3, 4)})
+      >>> dict(c.by_source)
+      {'m.py:9:f': Counts(adds=3, muls=4, transcendentals=0, int_ops=0, bytes=0)}
+    """
+    from jaxgreen._source import innermost
+
+    lines: dict[str, Counts] = {}
+    for stack, c in self.by_stack.items():
+      line = innermost(stack)
+      lines[line] = lines[line] + c if line in lines else c
+    return _frozen(dict(by_fpo(lines)))
+
+  def source_table(self, top: int = 12, markdown: bool = False) -> str:
+    """A plain-text (or Markdown) table of the ``top`` source lines by FPO, with their
+    share of the total (files shown relative to the working directory)."""
+    from jaxgreen._source import short
+
+    rows = [(short(k), c.fpo, c.adds, c.muls) for k, c in self.by_source.items()
+            if c.fpo or c.int_ops]
+    totals = [("FPO (ADD + MUL)", self.fpo, ""), ("  ADD", self.adds, ""),
+              ("  MUL", self.muls, "")]
+    notes = [] if self.by_site else ["no source lines: only jaxpr counts carry them"]
+    return count_report(totals, [("source line", "", rows)], notes, top=top,
+                        markdown=markdown)
+
+  def to_pprof(self, path: str | None = None) -> builtins.bytes:
+    """This cost as a pprof profile (gzipped ``profile.proto``), for ``go tool pprof``,
+    speedscope or any flame-graph viewer: sample types FPO, ADD, MUL, transcendentals
+    and bytes; one sample per (stack, primitive, scope), its locations the user's Python
+    stack and its labels ``scope`` and ``primitive``. Written to ``path`` when given.
+
+    Returns:
+      The gzipped profile.
+    """
+    from jaxgreen._pprof import profile
+
+    data = profile(self)
+    if path is not None:
+      with open(path, "wb") as f:
+        f.write(data)
+    return data
+
+  def to_html(self, path: str | None = None, *, title: str = "FPO report") -> str:
+    """A self-contained HTML report of this cost (see :func:`jaxgreen.report_html`).
+
+    Returns:
+      The page; also written to ``path`` when given.
+    """
+    from jaxgreen._report_html import report_html
+
+    return report_html(self, path=path, title=title)
+
   # -- arithmetic --------------------------------------------------------------
 
   def __add__(self, other: Cost) -> Cost:
@@ -195,6 +284,7 @@ class Cost:
         inexact=_unique(self.inexact + other.inexact),
         cond=self.cond,
         assumed=_unique(self.assumed + other.assumed),
+        by_site=_merge(self.by_site, other.by_site),
     )
 
   __radd__ = __add__
@@ -207,6 +297,7 @@ class Cost:
         self.counts * f,
         by_primitive={n: v * f for n, v in self.by_primitive.items()},
         by_scope={n: v * f for n, v in self.by_scope.items()},
+        by_site={n: v * f for n, v in self.by_site.items()},
         uncounted={n: _scale(v, f) for n, v in self.uncounted.items()},
         inexact=self.inexact,
         cond=self.cond,
@@ -227,6 +318,7 @@ class Cost:
         self.counts / f,
         by_primitive={n: v / f for n, v in self.by_primitive.items()},
         by_scope={n: v / f for n, v in self.by_scope.items()},
+        by_site={n: v / f for n, v in self.by_site.items()},
         uncounted=dict(self.uncounted),
         inexact=self.inexact,
         cond=self.cond,
@@ -236,7 +328,12 @@ class Cost:
   def __eq__(self, other: object) -> bool:
     if not isinstance(other, Cost):
       return NotImplemented
-    return self.to_dict() == other.to_dict()
+    # Where the work was written (by_site) is provenance, not part of the count: one
+    # program traced from two places costs the same.
+    a, b = self.to_dict(), other.to_dict()
+    a.pop("by_site", None)
+    b.pop("by_site", None)
+    return a == b
 
   __hash__ = None  # type: ignore[assignment]
 
@@ -254,6 +351,7 @@ class Cost:
         "uncounted": dict(sorted(self.uncounted.items())),
         "by_primitive": {k: v.to_dict() for k, v in by_fpo(self.by_primitive)},
         "by_scope": {k: v.to_dict() for k, v in by_fpo(self.by_scope)},
+        "by_site": {k: v.to_dict() for k, v in by_fpo(self.by_site)},
     }
 
   @classmethod
@@ -269,6 +367,7 @@ class Cost:
         inexact=tuple(d.get("inexact", ())),
         cond=d.get("cond", "max"),
         assumed=tuple(d.get("assumed", ())),
+        by_site=counts(d.get("by_site", {})),  # absent from JSON written before it
     )
 
   def to_json(self, **kw) -> str:

@@ -77,8 +77,16 @@ def versions(cost_model: CostModel | None = None) -> dict[str, str]:
 
 def record(cost: Cost, *, cost_model: CostModel | None = None,
            stage: str = "jaxpr") -> dict[str, Any]:
-  """The JSON-ready baseline of ``cost``: totals, FPO by scope and by primitive (sorted,
-  one number per line in a diff), whether the count is exact, and :func:`versions`."""
+  """The JSON-ready baseline of ``cost``: totals, FPO by scope, by primitive and by
+  source line (files relative to the working directory; sorted, one number per line in a
+  diff), whether the count is exact, and :func:`versions`."""
+  from jaxgreen._source import short
+
+  lines: dict[str, float] = {}
+  for k, c in cost.by_source.items():
+    if c.fpo:
+      key = short(k)
+      lines[key] = lines.get(key, 0) + c.fpo
   return {
       "fpo": cost.fpo,
       "adds": cost.adds,
@@ -87,6 +95,7 @@ def record(cost: Cost, *, cost_model: CostModel | None = None,
       "stage": stage,
       "by_scope": {k: c.fpo for k, c in sorted(cost.by_scope.items()) if c.fpo},
       "by_primitive": {k: c.fpo for k, c in sorted(cost.by_primitive.items()) if c.fpo},
+      "by_source": dict(sorted(lines.items())),
       "uncounted": dict(sorted(cost.uncounted.items())),
       "versions": versions(cost_model),
   }
@@ -107,6 +116,28 @@ def _check_record(rec: Any, where: str) -> dict[str, Any]:
 
 
 # -- the difference ------------------------------------------------------------------
+
+_TOP_LINES = 10  # source lines shown in a diff
+
+
+def change(old: float, new: float) -> str:
+  """A change in words: ``doubled``, ``halved``, ``x1.50``, ``is new``, ``is gone``.
+
+  >>> change(512, 1024), change(9, 3), change(0, 5), change(2, 3)
+  ('doubled', 'fell to a third', 'is new', 'x1.50')
+  """
+  if not old:
+    return "is new"
+  if not new:
+    return "is gone"
+  r = new / old
+  words = {2: "doubled", 3: "tripled", 4: "quadrupled", 0.5: "halved",
+           1 / 3: "fell to a third", 0.25: "fell to a quarter"}
+  for k, w in words.items():
+    if math.isclose(r, k, rel_tol=1e-12):
+      return w
+  return f"x{r:.2f}"
+
 
 def _delta(old: float, new: float) -> str:
   d = new - old
@@ -130,6 +161,7 @@ class Diff:
                    if k in old and k in new and not self._close(old[k], new[k])]
     self.scopes = self._rows("by_scope")
     self.primitives = self._rows("by_primitive")
+    self.lines = self._rows("by_source")  # shown, never failing: lines move with edits
     ov, nv = old.get("versions") or {}, new.get("versions") or {}
     self.versions_changed = {k: (ov[k], nv[k]) for k in sorted(ov)
                              if k in nv and ov[k] != nv[k]}
@@ -167,7 +199,19 @@ class Diff:
         out.append(render((title, "baseline FPO", "now", "delta"),
                           [(k or "(top level)", _n(o), _n(n), _delta(o, n))
                            for k, o, n in rows]))
+    if self.lines and (self.totals or self.scopes):
+      rows = sorted(self.lines, key=lambda r: -abs(r[2] - r[1]))
+      shown = [(k, _n(o), _n(n), _delta(o, n), change(o, n)) for k, o, n in rows[:_TOP_LINES]]
+      out.append(render(("source line", "baseline FPO", "now", "delta", "change"), shown))
+      if len(rows) > _TOP_LINES:
+        out.append(f"... and {len(rows) - _TOP_LINES} more lines")
     return out
+
+  def line_notes(self) -> list[str]:
+    """One sentence per source line whose FPO changed most (up to three), e.g.
+    ``model.py:12:MLP.__call__: this line's FPO doubled (1,024 -> 2,048)``."""
+    rows = sorted(self.lines, key=lambda r: -abs(r[2] - r[1]))[:3]
+    return [f"{k}: this line's FPO {change(o, n)} ({_n(o)} -> {_n(n)})" for k, o, n in rows]
 
   def _versions_note(self) -> str:
     if not self.versions_changed:
@@ -179,7 +223,10 @@ class Diff:
             f"record them again (pytest --jaxgreen-update, or jaxgreen check --update).")
 
   def text(self) -> str:
-    parts = [self.headline(), *self._tables(table)]
+    parts = [self.headline()]
+    if self.lines and (self.totals or self.scopes):
+      parts.append("\n".join(self.line_notes()))
+    parts += self._tables(table)
     if self.new.get("exact") is False and self.old.get("exact", True):
       parts.append("The new count is not exact (see Cost.inexact).")
     if self.new.get("uncounted"):
@@ -189,7 +236,10 @@ class Diff:
     return "\n\n".join(parts)
 
   def markdown(self) -> str:
-    parts = [f"**{self.headline()}**", *self._tables(markdown_table)]
+    parts = [f"**{self.headline()}**"]
+    if self.lines and (self.totals or self.scopes):
+      parts.append("\n".join(f"- {note}" for note in self.line_notes()))
+    parts += self._tables(markdown_table)
     if note := self._versions_note():
       parts.append(f"> {note}")
     return "\n\n".join(parts)

@@ -107,6 +107,10 @@ def test_baseline_fails_on_a_model_change_and_passes_after_update(tmp_path):
   assert "test_train_step_fpo: FPO changed:" in out
   # (Flax names the outer Dense first: Dense_1 is the 16 -> 64 layer, recomputed.)
   assert "Model/block0/Dense_1" in out and "Model/block1/Dense_1" in out
+  # ... and the line: the block's forward, no longer recomputed in the backward pass
+  block = 1 + MODEL.splitlines().index("    return x + nn.Dense(self.width)(nn.gelu(nn.Dense("
+                                       "4 * self.width)(x)))")
+  assert f"model.py:{block}:Block.__call__: this line's FPO" in out
   assert "pytest --jaxgreen-update" in out
   cli = _check(tmp_path, "--markdown")  # the same verdict on the command line
   assert cli.returncode == 1, cli.stderr

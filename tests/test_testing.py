@@ -150,3 +150,36 @@ def test_parallel_writers_never_drop_entries(tmp_path):
   procs = [subprocess.Popen([sys.executable, "-c", code, path, who]) for who in "abc"]
   assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
   assert len(testing.load(path).entries) == 3 * 15
+
+
+def repeated(n: int):
+  def f(x, w):
+    for _ in range(n):
+      x = jnp.tanh(x @ w)  # the line whose FPO doubles
+    return jnp.sum(x)
+
+  return f
+
+
+def test_diff_says_which_line_changed():
+  sq = jax.ShapeDtypeStruct((16, 16), jnp.float32)
+  once, twice = repeated(1), repeated(2)  # one code, so the same lines
+  rec = testing.record(jaxgreen.count(once)(X, sq))
+  loop_line = next(k for k in rec["by_source"] if rec["by_source"][k] > 8 * 16 * 31)
+  assert loop_line.endswith(f"{once.__code__.co_firstlineno + 2}:repeated.<locals>.f")
+  with pytest.raises(FpoMismatch) as e:
+    assert_fpo(twice, X, sq, expected=rec)
+  text = str(e.value)
+  # the loop body's line: 8·16·(16 MUL + 15 ADD) and a tanh per element, now twice
+  assert f"{loop_line}: this line's FPO doubled" in text
+  assert "source line" in text and "| doubled" not in text and " doubled" in text
+  assert e.value.diff.lines == [(loop_line, rec["by_source"][loop_line],
+                                 2 * rec["by_source"][loop_line])]
+  assert testing.change(3, 3 * 1.5) == "x1.50" and testing.change(5, 0) == "is gone"
+  assert f"- {loop_line}: this line's FPO doubled" in e.value.diff.markdown()
+
+
+def test_bare_number_diffs_show_no_lines():
+  with pytest.raises(FpoMismatch) as e:
+    assert_fpo(matmul, X, W, expected=1)
+  assert "source line" not in str(e.value) and e.value.diff.lines == []

@@ -20,11 +20,20 @@ def add(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--strict", action="store_true",
                  help="fail if any primitive has no cost rule")
   p.add_argument("--top", type=int, default=12, help="rows per breakdown (default 12)")
+  p.add_argument("--by", default="scope", choices=("primitive", "scope", "source"),
+                 help="breakdown: by primitive and scope (the default), or by the Python "
+                      "source line the work is written on")
+  p.add_argument("--pprof", metavar="PATH",
+                 help="also write the FPO as a pprof profile (gzipped profile.proto) for "
+                      "go tool pprof or speedscope")
+  p.add_argument("--html", metavar="PATH",
+                 help="also write a self-contained HTML report (opens offline)")
   p.add_argument("--debug", action="store_true", help="show tracebacks")
   p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+  import sys
   import warnings
 
   import jaxgreen
@@ -38,5 +47,10 @@ def run(args: argparse.Namespace) -> int:
     # The report lists uncounted primitives itself.
     warnings.simplefilter("ignore", jaxgreen.UncountedPrimitiveWarning)
     cost = jaxgreen.count(fn, cond=args.cond, strict=args.strict)(*specs)
-  print_result(args, cost.to_dict(), cost.table(top=args.top))
+  text = cost.source_table(top=args.top) if args.by == "source" else cost.table(top=args.top)
+  print_result(args, cost.to_dict(), text)
+  for path, write in ((args.pprof, cost.to_pprof), (args.html, cost.to_html)):
+    if path:
+      write(path)
+      print(f"wrote {path}", file=sys.stderr)
   return 0

@@ -21,6 +21,7 @@ import numpy as np
 from jax.extend import core as jcore
 
 from jaxgreen._scope import clean_scope, join
+from jaxgreen._source import stack_of
 from jaxgreen.cost import Cost, Counts
 from jaxgreen.cost_model import CostModel
 from jaxgreen.jaxpr import registry
@@ -82,7 +83,7 @@ def eqn_bytes(eqn) -> int:
 class _Acc:
   """Mutable accumulator used during one walk; frozen into a Cost at the end."""
 
-  __slots__ = ("tot", "prim", "scope", "unc", "inexact", "assumed")
+  __slots__ = ("tot", "prim", "scope", "unc", "inexact", "assumed", "src", "leaves")
 
   def __init__(self) -> None:
     self.tot: list[Any] = [0, 0, 0, 0, 0]
@@ -91,22 +92,27 @@ class _Acc:
     self.unc: dict[str, Any] = {}
     self.inexact: dict[str, None] = {}
     self.assumed: dict[str, None] = {}
+    # Sites: (the user's stack (see _source.py), scope, primitive) -> counts, of walked
+    # bodies (src) and of this jaxpr's own equations (leaves). The leaves are added to
+    # the totals and to the primitive and scope tables once, when frozen: one row per
+    # equation instead of four.
+    self.src: dict[tuple[str, str, str], list] = {}
+    self.leaves: dict[tuple[str, str, str], list] = {}
 
-  def leaf(self, prim: str, scope: str, c: Sequence) -> None:
-    a, m, t, i, b = c
-    for row in (self.tot, self.prim.get(prim), self.scope.get(scope)):
-      if row is not None:
-        row[0] += a
-        row[1] += m
-        row[2] += t
-        row[3] += i
-        row[4] += b
-    if prim not in self.prim:
-      self.prim[prim] = [a, m, t, i, b]
-    if scope not in self.scope:
-      self.scope[scope] = [a, m, t, i, b]
+  def leaf(self, prim: str, scope: str, c: Sequence, src: str = "") -> None:
+    site = (src, scope, prim)
+    row = self.leaves.get(site)
+    if row is None:
+      self.leaves[site] = list(c)
+    else:
+      a, m, t, i, b = c
+      row[0] += a
+      row[1] += m
+      row[2] += t
+      row[3] += i
+      row[4] += b
 
-  def cost(self, cost: Cost, prefix: str) -> None:
+  def cost(self, cost: Cost, prefix: str, src: str = "", prim: str = "") -> None:
     t = self.tot
     for i, v in enumerate((cost.adds, cost.muls, cost.transcendentals, cost.int_ops,
                            cost.bytes)):
@@ -115,12 +121,30 @@ class _Acc:
       self._row(self.prim, key, c)
     for key, c in cost.by_scope.items():
       self._row(self.scope, join(prefix, key), c)
+    self._sites(cost, prefix, src, prim)
     for key, n in cost.uncounted.items():
       self.unc[key] = self.unc.get(key, 0) + n
     for why in cost.inexact:
       self.inexact[why] = None
     for why in cost.assumed:
       self.assumed[why] = None
+
+  def _sites(self, cost: Cost, prefix: str, src: str, prim: str) -> None:
+    """Merges the sites of a walked body (see ``Cost.by_site``), its scopes below
+    ``prefix``; work no user frame of the body wrote goes to the calling equation's
+    stack ``src``, and work the rule gave without sites to the calling primitive
+    ``prim``, so the sites always sum to the totals."""
+    rest = [cost.adds, cost.muls, cost.transcendentals, cost.int_ops, cost.bytes]
+    for key, c in cost.by_site.items():
+      stack, scope, name = key.split("\t")
+      self._row(self.src, (stack or src, join(prefix, scope), name), c)
+      rest[0] -= c.adds
+      rest[1] -= c.muls
+      rest[2] -= c.transcendentals
+      rest[3] -= c.int_ops
+      rest[4] -= c.bytes
+    if any(rest):
+      self._row(self.src, (src, prefix, prim), Counts(*rest))
 
   @staticmethod
   def _row(table, key, c: Counts):
@@ -136,10 +160,23 @@ class _Acc:
     def counts(table):
       return {k: Counts(*v) for k, v in table.items() if any(v)}
 
-    a, m, t, i, b = self.tot
+    tot = self.tot
+    for site, v in self.leaves.items():
+      for row in (tot, self.prim.get(site[2]), self.scope.get(site[1]), self.src.get(site)):
+        if row is not None:
+          for j in range(5):
+            row[j] += v[j]
+      if site[2] not in self.prim:
+        self.prim[site[2]] = list(v)
+      if site[1] not in self.scope:
+        self.scope[site[1]] = list(v)
+      if site not in self.src:
+        self.src[site] = list(v)
+    a, m, t, i, b = tot
     return Cost(a, m, t, i, b, by_primitive=counts(self.prim), by_scope=counts(self.scope),
                 uncounted=self.unc, inexact=tuple(self.inexact), cond=cond,
-                assumed=tuple(self.assumed))
+                assumed=tuple(self.assumed),
+                by_site={"\t".join(k): Counts(*v) for k, v in self.src.items() if any(v)})
 
 
 class Walker:
@@ -211,11 +248,13 @@ class Walker:
       if name == "while":
         self._scoped = True
       rule = lookup(prim)
+      src = stack_of(eqn.source_info.traceback)
       if rule is None:
-        self._no_rule(acc, eqn, name, scope, env)
+        self._no_rule(acc, eqn, name, scope, env, src)
         continue
       ctx = RuleContext(self, eqn, env, axis_sizes, join(outer_scope, scope))
-      _add_out(acc, eqn, name, scope, rule(ctx, *[v.aval for v in eqn.invars], **eqn.params))
+      _add_out(acc, eqn, name, scope, rule(ctx, *[v.aval for v in eqn.invars], **eqn.params),
+               src)
       if name in _FOLD:
         _propagate_known(eqn, env)
       elif name in _FOLD_CALLS:
@@ -233,7 +272,8 @@ class Walker:
     self._scope_cache[id(ns)] = (ns, scope)
     return scope
 
-  def _no_rule(self, acc: _Acc, eqn, name: str, scope: str, env: dict[Any, Any]) -> None:
+  def _no_rule(self, acc: _Acc, eqn, name: str, scope: str, env: dict[Any, Any],
+               src: str) -> None:
     """An equation without a rule: free (bytes only) when reviewed as zero-cost, else
     uncounted."""
     if name not in registry.ZERO_COST:
@@ -242,7 +282,7 @@ class Walker:
     if name not in registry.NO_BYTES:
       b = eqn_bytes(eqn)
       if b:
-        acc.leaf(name, scope, (0, 0, 0, 0, b))
+        acc.leaf(name, scope, (0, 0, 0, 0, b), src)
     if name in _FOLD:
       _propagate_known(eqn, env)
 
@@ -270,18 +310,19 @@ class Walker:
     return tc.get(scope if scope or scope in tc else TOP_LEVEL)
 
 
-def _add_out(acc: _Acc, eqn, name: str, scope: str, out: Cost | Counts) -> None:
+def _add_out(acc: _Acc, eqn, name: str, scope: str, out: Cost | Counts, src: str) -> None:
   """Adds what a rule returned: a walked Cost as is, a leaf's Counts plus the
-  equation's bytes (integer and boolean arithmetic kept out of FPO)."""
+  equation's bytes (integer and boolean arithmetic kept out of FPO); ``src`` is the
+  equation's user stack."""
   if isinstance(out, Cost):
-    acc.cost(out, scope)
+    acc.cost(out, scope, src, name)
     return
   b = eqn_bytes(eqn)
   if not eqn.invars or any(_is_float(v.aval) for v in eqn.invars):
     acc.leaf(name, scope, (out.adds, out.muls, out.transcendentals, out.int_ops,
-                           out.bytes + b))
+                           out.bytes + b), src)
   else:
-    acc.leaf(name, scope, (0, 0, 0, out.int_ops + out.adds + out.muls, out.bytes + b))
+    acc.leaf(name, scope, (0, 0, 0, out.int_ops + out.adds + out.muls, out.bytes + b), src)
 
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep

@@ -126,3 +126,15 @@ def test_python_dash_m(model_file):
                      capture_output=True, text=True, timeout=120)
   assert r.returncode == 0, r.stderr
   assert json.loads(r.stdout)["muls"] == 2 * 4 * 3  # M·N·K
+
+
+def test_count_by_source_pprof_and_html(model_file, tmp_path, capsys):
+  prof, page = tmp_path / "fpo.pb.gz", tmp_path / "fpo.html"
+  assert main(["count", f"{model_file}:layer", "--arg", "f32[8,128]", "--arg", "f32[128,256]",
+               "--by", "source", "--pprof", str(prof), "--html", str(page)]) == 0
+  out, err = capsys.readouterr()
+  # the matmul and the relu are one line: M·N·(K MUL + K-1 ADD) + M·N max
+  assert "model.py:12:layer" in out and f"{8 * 256 * (2 * 128 - 1) + 8 * 256:,}" in out
+  assert "source line" in out and "dot_general" not in out
+  assert prof.read_bytes()[:2] == b"\x1f\x8b" and f"wrote {prof}" in err
+  assert f'id="total-fpo" data-v="{8 * 256 * (2 * 128 - 1) + 8 * 256}"' in page.read_text()
