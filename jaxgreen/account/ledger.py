@@ -54,6 +54,7 @@ in Python with exact integers (:mod:`jaxgreen.account.pricetag`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import inspect
 import os
@@ -742,7 +743,9 @@ def _write_signature(c: sqlite3.Connection, sig: CountedSignature) -> None:
   c.execute("INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT (id) DO NOTHING",
             (sig.id, sig.function, sig.signature, str(sig.fpo), str(int(cost.adds)),
-             str(int(cost.muls)), int(cost.exact), cost.to_json()))
+             str(int(cost.muls)), int(cost.exact),
+             # source sites are provenance of this checkout, not part of the count
+             dataclasses.replace(cost, by_site={}).to_json()))
 
 
 def _where(experiment: str | None) -> tuple[str, tuple]:

@@ -15,6 +15,7 @@ own trace cache).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import inspect
@@ -69,8 +70,10 @@ class _Entry:
     self.examples = examples
     self.function = function
     self.calls = 0
-    digest = hashlib.sha256(f"{function}\n{signature}\n{cost.to_json(sort_keys=True)}"
-                            .encode()).hexdigest()
+    # The id names the program, not where its lines are: source sites (paths, line
+    # numbers) are left out, so the same step from another checkout has the same id.
+    counted = dataclasses.replace(cost, by_site={}).to_json(sort_keys=True)
+    digest = hashlib.sha256(f"{function}\n{signature}\n{counted}".encode()).hexdigest()
     self.id = digest[:32]
 
 
