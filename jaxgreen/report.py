@@ -16,6 +16,7 @@ dot_general  65,536
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -74,6 +75,8 @@ def table(headers: Sequence[str], rows: Sequence[Row], align: str | None = None,
   widths = [max(_width(c) for c in [h, *(r[i] for r in cells)]) for i, h in enumerate(heads)]
   if width is None or sum(widths) + 2 * (len(widths) - 1) <= width or len(heads) < 2:
     return _block(heads, cells, align, widths)
+  if align[-1] == "l" and _wrap_last(heads, cells, widths, width):
+    return _block(heads, cells, align, widths)
   # A long label column (scope paths) is shortened first, down to 40 characters, so the
   # table fits whole; only then is it cut into blocks (each with room for the label).
   rest = sum(widths[1:]) + 2 * (len(widths) - 1)
@@ -100,6 +103,18 @@ def table(headers: Sequence[str], rows: Sequence[Row], align: str | None = None,
   return "\n\n".join(
       _block([heads[j] for j in b], [[r[j] for j in b] for r in cells],
              "".join(align[j] for j in b), [widths[j] for j in b]) for b in blocks)
+
+
+def _wrap_last(heads: list[str], cells: list[list[str]], widths: list[int],
+               width: int) -> bool:
+  """Wraps a last column of prose (notes, reasons) in place, labels kept whole; whether
+  the table then fits ``width``."""
+  room = max(width - sum(widths[:-1]) - 2 * (len(widths) - 1), 30)
+  for r in cells:
+    r[-1] = "\n".join(textwrap.fill(line, room, break_on_hyphens=False) or line
+                      for line in r[-1].split("\n"))
+  widths[-1] = max(_width(c) for c in [heads[-1], *(r[-1] for r in cells)])
+  return sum(widths) + 2 * (len(widths) - 1) <= width
 
 
 def _width(cell: str) -> int:
