@@ -47,10 +47,18 @@ def physical_aval(aval: Any) -> Any:
   return _jax_core.physical_aval(aval)
 
 
-try:  # jax 0.10 .. 0.12: the sampler jax lowers random_gamma to
+try:  # jax 0.10 .. 0.12.0: the sampler jax lowers random_gamma to
   from jax._src.random.core import _gamma_impl as gamma_impl
-except ImportError:  # pragma: no cover - random_gamma is then reported as uncounted
-  gamma_impl = None  # type: ignore[assignment]
+except ImportError:
+  try:  # jax 0.12.1
+    from jax._src.random.core import _gamma_impl_local as gamma_impl
+  except ImportError:  # pragma: no cover - random_gamma is then reported as uncounted
+    gamma_impl = None  # type: ignore[assignment]
+
+try:  # jax >= 0.12.1: the sampler jax lowers random_poisson to
+  from jax._src.random.core import _poisson_impl_local as poisson_impl
+except ImportError:  # older releases have no random_poisson primitive
+  poisson_impl = None  # type: ignore[assignment]
 
 # -- backends and plugins ------------------------------------------------------------
 
