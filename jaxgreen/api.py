@@ -37,7 +37,8 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
   ``Cost.uncounted``, never counted as a silent zero.
 
   Conventions: ``dot_general`` is MUL = B*M*N*K, ADD = B*M*N*(K-1); a convolution
-  counts every window tap on input or edge padding (never on lhs-dilation holes); a
+  counts every window tap on input or edge padding, a transposed one (``conv_transpose``,
+  input gradients) every input element times every kernel tap; a
   reduction of n elements is n - 1 operations; transcendentals are priced by the
   :class:`CostModel`.
 
