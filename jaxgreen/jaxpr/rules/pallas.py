@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -280,21 +280,36 @@ def kernel_estimates(fn: Callable, *args, cost_model: CostModel | None = None,
   return jaxpr_kernels(closed.jaxpr, cost_model=cost_model, cond=cond)
 
 
-def jaxpr_kernels(jaxpr, *, cost_model: CostModel | None = None,
-                  cond: str = "max") -> list[KernelEstimate]:
-  """Every ``pallas_call`` of an already traced jaxpr (see :func:`kernel_estimates`)."""
-  walker = Walker(cost_model=cost_model or DEFAULT, cond=cond)
-  return list(_estimates(getattr(jaxpr, "jaxpr", jaxpr), walker, ""))
+def jaxpr_kernels(jaxpr, *, cost_model: CostModel | None = None, cond: str = "max",
+                  trip_counts: Mapping[str, int] | int | None = None) -> list[KernelEstimate]:
+  """Every ``pallas_call`` of an already traced jaxpr (see :func:`kernel_estimates`);
+  ``trip_counts`` as for :func:`jaxgreen.count` (runtime grid dimensions, loops)."""
+  walker = Walker(cost_model=cost_model or DEFAULT, cond=cond, trip_counts=trip_counts)
+  inner = getattr(jaxpr, "jaxpr", jaxpr)
+  env = _known_env(inner, getattr(jaxpr, "consts", ()), ())
+  return list(_estimates(inner, walker, "", env))
 
 
-def _estimates(jaxpr, walker: Walker, outer: str) -> Iterator[KernelEstimate]:
+def _known_env(jaxpr, consts, vals) -> dict[Any, Any]:
+  """Known values of a jaxpr's constvars and invars (small constant tables, scalars)."""
+  pairs = list(zip(jaxpr.constvars, [known_scalar(c) for c in consts], strict=False))
+  pairs += list(zip(jaxpr.invars, vals, strict=False))
+  return {v: k for v, k in pairs if k is not None}
+
+
+def _estimates(jaxpr, walker: Walker, outer: str, env: dict) -> Iterator[KernelEstimate]:
   for eqn in jaxpr.eqns:
     scope = join(outer, clean_scope(str(eqn.source_info.name_stack)))
     if eqn.primitive.name != "pallas_call":
+      vals = [known_scalar(v.val) if isinstance(v, jcore.Literal) else env.get(v)
+              for v in eqn.invars]
       for sub in jcore.jaxprs_in_params(eqn.params):
-        yield from _estimates(getattr(sub, "jaxpr", sub), walker, scope)
+        inner = getattr(sub, "jaxpr", sub)
+        passed = vals if len(inner.invars) == len(vals) else ()  # a call: its operands
+        yield from _estimates(inner, walker, scope,
+                              _known_env(inner, getattr(sub, "consts", ()), passed))
       continue
-    ctx = RuleContext(walker, eqn, {}, {}, scope)
+    ctx = RuleContext(walker, eqn, env, {}, scope)
     cost = _pallas_call(ctx, *[v.aval for v in eqn.invars], **eqn.params)
     grid, _, _ = _grid(ctx, eqn.params["grid_mapping"], scope)
     est = eqn.params.get("cost_estimate")
