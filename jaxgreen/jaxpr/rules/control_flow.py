@@ -76,7 +76,7 @@ def _expansion(call_p: jcore.Primitive, prim, avals) -> jcore.ClosedJaxpr:
   import jax  # noqa: PLC0415 - traced only when such a primitive is met
 
   def lojax(*args):
-    return call_p.to_lojax(*args, _prim=prim)  # type: ignore[attr-defined]
+    return call_p.to_lojax(*args, _prim=prim)
 
   closed = jax.make_jaxpr(lojax)(*[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals])
   if len(_EXPANDED) > 256:

@@ -27,6 +27,7 @@ the HLO walker.
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 from jax.extend.core import primitives as P
@@ -68,8 +69,8 @@ def _key_program(kind: str, keys_aval, extra, partitionable: bool):
     return jax.make_jaxpr(lambda b: _prng.random_bits_impl_base(
         impl, b, keys_aval.ndim, bit_width=bit_width, shape=shape))(base)
   if kind == "raw":  # jax >= 0.12.1: the key implementation's raw words
-    return jax.make_jaxpr(lambda b: _prng.raw_bits_impl_base(
-        impl, b, keys_aval.ndim, shape=extra))(base)
+    raw: Any = getattr(_prng, "raw_bits_impl_base", None)  # jax >= 0.12.1
+    return jax.make_jaxpr(lambda b: raw(impl, b, keys_aval.ndim, shape=extra))(base)
   if kind == "split":
     return jax.make_jaxpr(lambda b: _prng.random_split_impl_base(
         impl, b, keys_aval.ndim, shape=extra))(base)
