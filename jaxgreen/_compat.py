@@ -47,10 +47,16 @@ def physical_aval(aval: Any) -> Any:
   return _jax_core.physical_aval(aval)
 
 
-try:  # jax 0.10 .. 0.12: the sampler jax lowers random_gamma to
-  from jax._src.random.core import _gamma_impl as gamma_impl
+try:
+  from jax._src.random import core as _random_core
 except ImportError:  # pragma: no cover - random_gamma is then reported as uncounted
-  gamma_impl = None  # type: ignore[assignment]
+  _random_core = None  # type: ignore[assignment]
+# The samplers jax lowers random_gamma (``_gamma_impl`` in jax 0.10 .. 0.12.0,
+# ``_gamma_impl_local`` from 0.12.1) and random_poisson (jax >= 0.12.1) to; None where
+# absent (the primitive is then reported as uncounted).
+gamma_impl: Any = (getattr(_random_core, "_gamma_impl", None)
+                   or getattr(_random_core, "_gamma_impl_local", None))
+poisson_impl: Any = getattr(_random_core, "_poisson_impl_local", None)
 
 # -- backends and plugins ------------------------------------------------------------
 

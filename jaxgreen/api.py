@@ -37,7 +37,8 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
   ``Cost.uncounted``, never counted as a silent zero.
 
   Conventions: ``dot_general`` is MUL = B*M*N*K, ADD = B*M*N*(K-1); a convolution
-  counts every window tap on input or edge padding (never on lhs-dilation holes); a
+  counts every window tap on input or edge padding, a transposed one (``conv_transpose``,
+  input gradients) every input element times every kernel tap; a
   reduction of n elements is n - 1 operations; transcendentals are priced by the
   :class:`CostModel`.
 
@@ -56,8 +57,8 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
     stage: what is counted: ``"jaxpr"`` (default, the traced program), ``"lowered"``
       (the StableHLO module jax hands to XLA) or ``"compiled"`` (the optimized HLO XLA
       produces for ``target``; per device when inputs are sharded). The HLO stages use
-      the same conventions and cost model; ``strict`` and ``trip_counts`` apply to the
-      jaxpr stage.
+      the same conventions, cost model and ``trip_counts`` (for the loops the module
+      does not prove); ``strict`` applies to the jaxpr stage.
     target: for ``stage="compiled"``: ``"cpu"``, ``"tpu:v5e:2x2"``, ``"gpu:h100"``, ...
       (see :mod:`jaxgreen.targets`), compiled without the hardware; for
       ``stage="lowered"``, the platform the program is lowered for (Pallas TPU kernels
@@ -100,8 +101,10 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
                                                                static_argnums=static_argnums)
       lowered = jitted.lower(*_placed(target, args, static_argnums), **kwargs)
       kernels = kernel_table(fn, *args, text=lowered.as_text(), cost_model=cost_model,
-                             cond=cond, static_argnums=static_argnums, **kwargs)
-      return count_lowered(lowered, cost_model=cost_model, cond=cond, kernels=kernels)
+                             cond=cond, static_argnums=static_argnums,
+                             trip_counts=trip_counts, **kwargs)
+      return count_lowered(lowered, cost_model=cost_model, cond=cond, kernels=kernels,
+                           trip_counts=trip_counts)
     if stage == "compiled":
       from jaxgreen.hlo import count_hlo_text
       from jaxgreen.targets import get_target
@@ -110,8 +113,9 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
                                                **kwargs)
       text = compiled.as_text()
       kernels = kernel_table(fn, *args, text=text, cost_model=cost_model, cond=cond,
-                             static_argnums=static_argnums, **kwargs)
-      return count_hlo_text(text, cost_model=cost_model, cond=cond, kernels=kernels).cost
+                             static_argnums=static_argnums, trip_counts=trip_counts, **kwargs)
+      return count_hlo_text(text, cost_model=cost_model, cond=cond, kernels=kernels,
+                            trip_counts=trip_counts).cost
     closed = jax.make_jaxpr(traced, static_argnums=static_argnums)(*args, **kwargs)
     return count_jaxpr(closed, cond=cond, strict=strict, cost_model=cost_model,
                        trip_counts=trip_counts, dce=dce)
@@ -121,13 +125,16 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
 
 def kernel_table(fn: Callable, *args, text: str | None = None,
                  cost_model: CostModel | None = None, cond: str = "max",
-                 static_argnums: int | Sequence[int] = (), **kwargs) -> KernelTable | None:
+                 static_argnums: int | Sequence[int] = (),
+                 trip_counts: Mapping[str, int] | int | None = None,
+                 **kwargs) -> KernelTable | None:
   """The Pallas kernels of ``fn(*args, **kwargs)``, each counted at the jaxpr stage, for
   the HLO stages to count their custom calls with (:mod:`jaxgreen.hlo.kernels`).
 
   Args:
     text: the HLO or StableHLO text of the program, when at hand: if it holds no kernel
       custom call, nothing is traced and None is returned.
+    trip_counts: as for :func:`count` (a kernel's runtime grid dimensions, its loops).
 
   Example:
     >>> import jax, jax.numpy as jnp
@@ -144,7 +151,7 @@ def kernel_table(fn: Callable, *args, text: str | None = None,
   if has_graph_nodes((args, kwargs)):
     fn = jax.jit(with_final_state(fn), static_argnums=nums)
   closed = jax.make_jaxpr(fn, static_argnums=nums)(*args, **kwargs)
-  found = jaxpr_kernels(closed, cost_model=cost_model, cond=cond)
+  found = jaxpr_kernels(closed, cost_model=cost_model, cond=cond, trip_counts=trip_counts)
   return KernelTable(KernelEntry(k.scope, k.name, k.shapes, k.cost) for k in found)
 
 

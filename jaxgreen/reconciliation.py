@@ -16,7 +16,7 @@ the jaxpr count and XLA's flops is broken down into causes that add up exactly::
                                the jaxpr walk when the lowered module is not counted)
     + FMA convention          (XLA: a dot is 2*M*N*K; jaxgreen: M*N*K + M*N*(K-1))
     + padded conv taps        (jaxgreen counts taps on edge padding; XLA only taps on
-                               real input; lhs-dilation holes count in neither)
+                               real input)
     + transcendentals         (XLA keeps them apart at 0 flops; jaxgreen prices them)
     + elementwise pricing     (XLA: 1 flop per element of every elementwise op,
                                select and convert included; jaxgreen: CostModel prices)

@@ -193,8 +193,9 @@ def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype
     t1 = time.perf_counter()
     compiled, text, notes = compile_readable(t, fn, *placed, static_argnums=static)
     t2 = time.perf_counter()
+    kernels = api.kernel_table(fn, *placed, text=text, static_argnums=static)
   pod = report_compiled(compiled, t.spec, logical, compile_s=t2 - t1, count_s=t1 - t0,
-                        text=text, notes=notes, by_module=by_module)
+                        text=text, notes=notes, by_module=by_module, kernels=kernels)
   roof = None
   try:
     chip = get_chip(t)

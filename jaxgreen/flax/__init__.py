@@ -14,7 +14,8 @@ throwaway copy of the model is given a subclass whose methods run under
 
 Conventions are those of :func:`jaxgreen.count`: a ``Dense`` of ``n_in -> n_out`` on
 ``b`` rows is MUL = b·n_in·n_out, ADD = b·(n_in-1)·n_out plus b·n_out for the bias; a
-convolution counts every window tap on input or edge padding (lhs-dilation holes excluded).
+convolution counts every window tap on input or edge padding (a transposed one: every input
+element times every kernel tap).
 """
 
 from __future__ import annotations

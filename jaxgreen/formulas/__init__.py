@@ -31,8 +31,11 @@ from jaxgreen.formulas.control_flow import loop_trips as loop_trips
 from jaxgreen.formulas.control_flow import pick_branches as pick_branches
 from jaxgreen.formulas.conv import ConvCounts as ConvCounts
 from jaxgreen.formulas.conv import conv_counts as conv_counts
+from jaxgreen.formulas.conv import conv_dim_products as conv_dim_products
 from jaxgreen.formulas.conv import conv_dim_taps as conv_dim_taps
+from jaxgreen.formulas.conv import conv_filter_grad_dim as conv_filter_grad_dim
 from jaxgreen.formulas.conv import conv_input_grad_dim as conv_input_grad_dim
+from jaxgreen.formulas.conv import transposed_kind as transposed_kind
 from jaxgreen.formulas.elementwise import BITWISE as BITWISE
 from jaxgreen.formulas.elementwise import DEFAULT_PRICES as DEFAULT_PRICES
 from jaxgreen.formulas.elementwise import PRICE_TABLE as PRICE_TABLE

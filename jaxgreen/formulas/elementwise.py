@@ -91,6 +91,16 @@ PRICE_TABLE: tuple[tuple[tuple[str, ...], Price, str], ...] = (
     (("atan2",), _add(_DIV, _ATAN, (1, 0)), "atan(y / x) + quadrant fix-up"),
     (("asin",), _add(_ATAN, _RSQRT, (1, 2)), "atan(x * rsqrt(1 - x^2))"),
     (("acos",), _add(_ATAN, _RSQRT, (2, 2)), "pi/2 - asin(x)"),
+    # jax >= 0.12.1: the pi-scaled and base-2 forms, and fused multiply-adds
+    (("sinpi", "cospi"), _add(_SINCOS, (0, 1)), "sin(pi x): one MUL, then as sin"),
+    (("tanpi",), _add(_SINCOS, _SINCOS, _DIV, (0, 1)), "tan(pi x): one MUL, then as tan"),
+    (("atanpi",), _add(_ATAN, (0, 1)), "atan(x) / pi"),
+    (("atan2pi",), _add(_DIV, _ATAN, (1, 0), (0, 1)), "atan2(y, x) / pi"),
+    (("asinpi",), _add(_ATAN, _RSQRT, (1, 2), (0, 1)), "asin(x) / pi"),
+    (("acospi",), _add(_ATAN, _RSQRT, (2, 2), (0, 1)), "acos(x) / pi"),
+    (("exp2m1",), _add(_EXP, (0, 1), (1, 0)), "exp2(x) - 1 with a compensating ADD"),
+    (("log2p1",), _add(_LOG, (1, 0), _DIV), "log1p(x) / ln 2"),
+    (("fma", "fmuladd"), (1, 1), "a * b + c: one MUL, one ADD"),
     (("sinh", "cosh"), _add(_EXP, _DIV, (1, 1)), "(e^x -/+ 1/e^x) / 2"),
     (("asinh", "acosh"), _add(_LOG, _RSQRT, (0, 1), (2, 1)), "log(x + sqrt(x^2 +/- 1))"),
     (("atanh",), _add(_LOG, _DIV, (2, 1)), "log((1 + x) / (1 - x)) / 2"),
@@ -130,7 +140,8 @@ TRANSCENDENTALS: frozenset[str] = frozenset({
     "cbrt", "sin", "cos", "tan", "atan", "atan2", "asin", "acos", "sinh", "cosh", "asinh",
     "acosh", "atanh", "erf", "erfc", "erf_inv", "lgamma", "digamma", "igamma", "igammac",
     "igamma_grad_a", "random_gamma_grad", "polygamma", "zeta", "bessel_i0e", "bessel_i1e",
-    "regularized_incomplete_beta",
+    "regularized_incomplete_beta", "sinpi", "cospi", "tanpi", "atanpi", "atan2pi", "asinpi",
+    "acospi", "exp2m1", "log2p1",
 })
 
 

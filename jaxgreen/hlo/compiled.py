@@ -22,6 +22,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from jaxgreen.cost_model import CostModel
@@ -37,7 +38,8 @@ __all__ = ["CAUSES", "HloCount", "LoopInfo", "count_compiled", "count_hlo_text",
 
 
 def count_hlo_text(text: str, *, cost_model: CostModel | None = None,
-                   cond: str = "max", kernels: KernelTable | None = None) -> HloCount:
+                   cond: str = "max", kernels: KernelTable | None = None,
+                   trip_counts: Mapping[str, int] | int | None = None) -> HloCount:
   """Counts the entry computation of an HLO module given as text.
 
   Args:
@@ -49,6 +51,8 @@ def count_hlo_text(text: str, *, cost_model: CostModel | None = None,
       (:class:`~jaxgreen.hlo.kernels.KernelTable`, as :func:`jaxgreen.api.kernel_table`
       builds it); without it a kernel custom call is its author's ``cost_estimate``,
       marked inexact, or uncounted.
+    trip_counts: trip counts of loops the module does not prove (as
+      :func:`jaxgreen.hlo.count.count_module`).
 
   Returns:
     An :class:`HloCount` (per device for an SPMD-partitioned module).
@@ -65,11 +69,13 @@ def count_hlo_text(text: str, *, cost_model: CostModel | None = None,
   if not module.computations:
     raise HloParseError("count_hlo_text(text=...): no HLO computation found; pass "
                         "compiled.as_text() or lowered.as_text('hlo')")
-  return count_module(module, cost_model=cost_model, cond=cond, kernels=kernels)
+  return count_module(module, cost_model=cost_model, cond=cond, kernels=kernels,
+                      trip_counts=trip_counts)
 
 
 def count_compiled(compiled: Any, *, cost_model: CostModel | None = None,
-                   cond: str = "max", kernels: KernelTable | None = None) -> HloCount:
+                   cond: str = "max", kernels: KernelTable | None = None,
+                   trip_counts: Mapping[str, int] | int | None = None) -> HloCount:
   """Counts a ``jax.stages.Compiled`` from its optimized HLO (see :func:`count_hlo_text`).
 
   Example::
@@ -81,4 +87,5 @@ def count_compiled(compiled: Any, *, cost_model: CostModel | None = None,
   if not isinstance(text, str) or not text:
     raise ValueError("count_compiled(compiled=...): this executable has no HLO text; pass "
                      "the result of jax.jit(f).lower(*args).compile()")
-  return count_hlo_text(text, cost_model=cost_model, cond=cond, kernels=kernels)
+  return count_hlo_text(text, cost_model=cost_model, cond=cond, kernels=kernels,
+                        trip_counts=trip_counts)

@@ -28,7 +28,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 
 from jaxgreen.cost_model import DEFAULT, CostModel
 from jaxgreen.formulas import loop_factors, pick_branches
@@ -44,8 +44,14 @@ from jaxgreen.hlo.xla import OTHER, PRICING
 Rule = Callable[["Counter", Tally, Computation, Instr, str], None]
 
 
+TOP_LEVEL = "<top level>"  # how notes and trip_counts name the outermost scope
+
+
 class Counter(SpecialRules):
   """jaxgreen's count and XLA's replay of one module (see the module docstring)."""
+
+  # Trip counts the caller gives for loops the module does not prove (trip_counts=).
+  trip_counts: Mapping[str, int] | int | None = None
 
   def leaf(self, acc: Tally, comp: Computation, ins: Instr, ctx: Hashable) -> None:
     op = ins.opcode
@@ -113,9 +119,15 @@ class Counter(SpecialRules):
     op_name = ins.op_name or str(ctx)
     scope = self.scope(op_name)
     body, cnd, trips, how = self.loop(comp, ins, op_name)
-    if trips is None:
-      acc.inexact[f"while loop at scope {scope or '<top level>'!r} ({ins.name}): trip count "
-                  f"unknown, body counted once"] = None
+    where = scope or TOP_LEVEL
+    given = trip_count_given(self.trip_counts, scope) if trips is None else None
+    if given is not None:
+      trips, how = given, "given"
+      acc.assumed[f"while loop at scope {where!r}: {given} trips, as given by "
+                  f"trip_counts="] = None
+    elif trips is None:
+      acc.inexact[f"while loop at scope {where!r} ({ins.name}): trip count unknown, body "
+                  f"counted once (pass trip_counts={{{where!r}: n}} to count it exactly)"] = None
     # As at the jaxpr stage: body x trips, condition x (trips + 1); an unknown count is
     # one iteration (body once, condition twice). XLA counts each once.
     k_body, k_cond = loop_factors(trips)
@@ -183,8 +195,20 @@ RULES: dict[str, Rule] = {
 }
 
 
+def trip_count_given(trip_counts: Mapping[str, int] | int | None, scope: str) -> int | None:
+  """The trip count ``trip_counts=`` gives a loop at ``scope`` whose count is not
+  proven: one int for every such loop, or by scope (``"<top level>"`` or ``""`` for the
+  outermost), as at the jaxpr stage."""
+  if trip_counts is None:
+    return None
+  if isinstance(trip_counts, int):
+    return trip_counts
+  return trip_counts.get(scope if scope or scope in trip_counts else TOP_LEVEL)
+
+
 def count_module(module: Module, *, cost_model: CostModel | None = None,
-                 cond: str = "max", kernels: KernelTable | None = None) -> HloCount:
+                 cond: str = "max", kernels: KernelTable | None = None,
+                 trip_counts: Mapping[str, int] | int | None = None) -> HloCount:
   """Counts the entry computation of an already parsed (or built) module.
 
   Args:
@@ -193,6 +217,10 @@ def count_module(module: Module, *, cost_model: CostModel | None = None,
     cost_model: prices of non-elementary operations; default ``CostModel()``.
     cond: ``"max"`` (default), ``"min"`` or ``"mean"`` for conditionals, as in
       :func:`jaxgreen.count`.
+    kernels: the program's Pallas kernels counted at the jaxpr stage.
+    trip_counts: trip counts of while loops whose count the module does not prove, by
+      scope (as the ``Cost.inexact`` notes name them) or one int for all, as at the
+      jaxpr stage (:func:`jaxgreen.count`); noted in ``Cost.assumed``.
 
   Raises:
     HloParseError: the module's instructions do not fit together.
@@ -201,6 +229,7 @@ def count_module(module: Module, *, cost_model: CostModel | None = None,
     raise ValueError(f"cond={cond!r}: use 'max', 'min' or 'mean'")
   walker = Counter(module, cost_model or DEFAULT, cond)
   walker.kernels = kernels
+  walker.trip_counts = trip_counts
   try:
     return walker.walk(module.entry, "").freeze(cond)
   except (IndexError, KeyError, ValueError, TypeError, ZeroDivisionError, AttributeError,

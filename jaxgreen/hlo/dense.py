@@ -2,8 +2,9 @@
 convolution custom calls (cuBLAS, cuDNN, oneDNN).
 
 Conventions, as the jaxpr rules: a dot is MUL = B*M*N*K, ADD = B*M*N*(K-1); a
-convolution counts the window taps on real input or edge padding, never those on
-lhs-dilation holes (:func:`jaxgreen.formulas.conv_counts`); a ragged dot as
+convolution counts the window taps on real input or edge padding, a transposed one each
+real input element times each kernel tap (:func:`jaxgreen.formulas.conv_counts`); a
+ragged dot as
 :func:`jaxgreen.formulas.ragged_dot_counts`. XLA's figure is 2 flops per product on
 real input; the difference is filed under FMA, padding and custom-call causes.
 
@@ -22,6 +23,7 @@ from jaxgreen.formulas import (
   ConvCounts,
   contraction_counts,
   conv_counts,
+  conv_filter_grad_dim,
   conv_input_grad_dim,
   ragged_dot_counts,
 )
@@ -58,6 +60,9 @@ def conv_info(labels: str, lhs: Array, rhs: Array, out: Array, win: tuple[Window
   for d in range(len(ker_l)):
     w = win[d] if d < len(win) else _NO_WINDOW
     dims.append((ins_l[d], ker_l[d], outs_l[d], w.stride, w.lo, w.hi, w.base, w.dil))
+  # A group-selection dimension (XLA's rewrite of a grouped weight gradient) pairs
+  # each output with one real element: counted in the outputs, not as a dimension.
+  dims = [d for d in dims if not _selects_group(d)]
   complex_ = lhs.is_complex or rhs.is_complex
   if grad == "input" and all(d[6] == 1 for d in dims):
     # d(input): the output gradient, dilated by the strides, against the kernel.
@@ -69,12 +74,27 @@ def conv_info(labels: str, lhs: Array, rhs: Array, out: Array, win: tuple[Window
   # is (C_in / fgc) * C_out * (batch / bgc) * valid positions, the same product.
   fwd = conv_counts(out.size, rhs.dims[rhs_l.index("i")], dims, complex_)
   if grad:
-    # d(filter): the forward products, summed per filter element (and, for an input
-    # gradient of an lhs-dilated convolution, per input element).
-    adds, muls = contraction_counts(fwd.products, (rhs if grad == "filter" else lhs).size,
+    # d(filter): the products of the weight-gradient convolution jax writes (the
+    # forward's, but where a kernel wider than the input makes it a transposed one),
+    # summed per filter element; for an input gradient of an lhs-dilated convolution,
+    # the forward products summed per input element.
+    products = fwd.products
+    if grad == "filter" and all(d[6] == 1 for d in dims):
+      products = conv_counts(rhs.size, lhs.dims[lhs_l.index("b")],
+                             [conv_filter_grad_dim(n, k, o, s, lo, hi, r)
+                              for n, k, o, s, lo, hi, _, r in dims]).products
+    adds, muls = contraction_counts(products, (rhs if grad == "filter" else lhs).size,
                                     complex_)
-    return ConvCounts(adds, muls, fwd.products, fwd.valid)
+    return ConvCounts(adds, muls, products, fwd.valid)
   return fwd
+
+
+def _selects_group(dim: tuple[int, ...]) -> bool:
+  """Whether a convolution dimension is the group selector XLA writes for
+  ``batch_group_count`` (a weight gradient of a grouped convolution): G inputs spread G
+  apart, a window of G at stride G - 1, G outputs, each window holding one input."""
+  n, k, o, s, lo, hi, b, r = dim
+  return n == k == b == o > 1 and lo == hi == 0 and s == max(1, n - 1) and r == 1
 
 
 class DenseRules(CounterBase):
@@ -119,8 +139,9 @@ class DenseRules(CounterBase):
            custom: bool = False) -> None:
     """A convolution, or a cuDNN/oneDNN convolution custom call (``custom``).
 
-    Counted as :func:`jaxgreen.formulas.conv_counts` (taps on lhs-dilation holes never
-    count, edge padding does), as the jaxpr rule counts it. cuDNN's backward calls
+    Counted as :func:`jaxgreen.formulas.conv_counts` (edge padding taps count; a
+    transposed convolution counts input elements x kernel taps), as the jaxpr rule
+    counts it. cuDNN's backward calls
     carry the forward convolution's ``dim_labels`` and ``window`` (input, filter ->
     output) and compute one of the three from the other two: ``convBackwardInput``
     returns the input (operands: output gradient, filter), ``convBackwardFilter`` the

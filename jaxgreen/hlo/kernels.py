@@ -177,6 +177,7 @@ def counted_tally(entry: KernelEntry, xla: float, xla_tr: float) -> Tally:
       row[i] += v
   t.unc = cast(dict[str, int], dict(cost.uncounted))
   t.inexact = dict.fromkeys(cost.inexact)
+  t.assumed = dict.fromkeys(cost.assumed)
   t.x = t.xt = xla
   t.xtr = xla_tr
   t.cur32 = np.float32(xla)

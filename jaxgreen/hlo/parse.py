@@ -238,11 +238,32 @@ class _Reader:
     return Module(self.comps, self.entry, self.devices)
 
 
+def _open_braces(line: str) -> int:
+  """Braces opened and not closed on ``line``, outside double-quoted strings."""
+  depth, quoted, escaped = 0, False, False
+  for ch in line:
+    if escaped:
+      escaped = False
+    elif ch == "\\":
+      escaped = quoted
+    elif ch == '"':
+      quoted = not quoted
+    elif not quoted:
+      depth += (ch == "{") - (ch == "}")
+  return depth
+
+
 def _parse_module(text: str) -> Module:
   r = _Reader()
+  pending = ""  # an instruction whose attributes run over several lines
   for n, line in enumerate(text.splitlines(), start=1):
     if r.cur is not None:
-      r.inside(n, line, r.cur)
+      joined = f"{pending} {line.strip()}" if pending else line
+      if _open_braces(joined) > 0:  # TPU kernels' frontend_attributes hold newlines
+        pending = joined
+        continue
+      pending = ""
+      r.inside(n, joined, r.cur)
     elif not r.outside(n, line):
       break
   return r.module()

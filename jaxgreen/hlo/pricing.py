@@ -50,6 +50,7 @@ ELEMENTWISE: Mapping[str, str] = {
     "shift-right-arithmetic": "shift_right_arithmetic", "popcnt": "population_count",
     "count-leading-zeros": "clz", "compare": "compare",
     "bitcast-convert": "bitcast_convert_type",
+    "exponential2": "exp2", "exp2": "exp2", "fma": "fma",  # XLA with jax >= 0.12.1
     # CHLO (lowered StableHLO only)
     "chlo.erf": "erf", "chlo.erfc": "erfc", "chlo.erf_inv": "erf_inv",
     "chlo.lgamma": "lgamma", "chlo.digamma": "digamma", "chlo.polygamma": "polygamma",

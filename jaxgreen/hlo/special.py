@@ -21,6 +21,8 @@ import math
 import re
 
 from jaxgreen.formulas import (
+  TRANSCENDENTALS,
+  elementwise_price,
   reduce_steps,
   rng_bit_generator_ops,
   rng_uniform_ops,
@@ -43,7 +45,7 @@ from jaxgreen.hlo.kernels import (
 )
 from jaxgreen.hlo.reductions import ReductionRules
 from jaxgreen.hlo.tally import Tally, recounted
-from jaxgreen.hlo.xla import CUSTOM, INTEGER, OTHER, XLA_CUSTOM_CALL, fft_flops
+from jaxgreen.hlo.xla import CUSTOM, INTEGER, OTHER, PRICING, XLA_CUSTOM_CALL, fft_flops
 
 # Custom calls that select the top k of each row: CPU and TPU ("TopK"), GPU
 # ("__gpu$TopK"), and approx_top_k ("ApproxTopK", counted as the exact top-k; TPU
@@ -69,6 +71,11 @@ _THREEFRY_CALLEE = re.compile(r"threefry2x32(?:_\d+)?(?:[@.]|$)")
 def is_threefry_callee(name: str) -> bool:
   """Whether computation ``name`` is jax's outlined Threefry-2x32 function."""
   return _THREEFRY_CALLEE.match(name) is not None
+
+
+# Special functions jax lowers to foreign calls (jax >= 0.12.1): target -> primitive.
+MATH_FFI_TARGETS = {f"{p}_{f}_ffi": f for p in ("cpu", "cu", "hip")
+                    for f in ("lgamma", "digamma")}
 
 
 class SpecialRules(DenseRules, ReductionRules):
@@ -139,10 +146,8 @@ class SpecialRules(DenseRules, ReductionRules):
       self.top_k(t, comp, ins, scope, xla, "approx_top_k" if "Approx" in target else "top_k")
     elif target == "PartialReduce" and self.partial_reduce(t, comp, ins, scope):
       pass
-    elif target in THREEFRY_TARGETS:
-      pairs = ins.arrays[0].size if ins.arrays else 0
-      t.leaf("threefry2x32", scope, (0, 0, 0, threefry_ops(pairs), self.bytes_of(comp, ins)),
-             xla, 0, {CUSTOM: -xla})
+    elif target in THREEFRY_TARGETS or target in MATH_FFI_TARGETS:
+      self.elementwise_call(t, comp, ins, scope, target)
     elif target.startswith(CONV_TARGETS) and ins.text("dim_labels"):
       self.conv(t, comp, ins, scope, custom=True)
     elif target.startswith(FMHA_PREFIX) and self.fmha(t, comp, ins, scope, target):
@@ -151,6 +156,28 @@ class SpecialRules(DenseRules, ReductionRules):
       name = f"custom-call {target}" if target else "custom-call"
       t.uncounted(name)
       t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
+
+  def elementwise_call(self, t: Tally, comp: Computation, ins: Instr, scope: str,
+                       target: str) -> None:
+    """A custom call computing one function per element: jax's Threefry-2x32 GPU kernel
+    (the block formula, as the jaxpr primitive), or a special function jax (>= 0.12.1)
+    lowers to a foreign call (``cpu_lgamma_ffi``), priced as its jaxpr primitive."""
+    out = ins.arrays[0] if ins.arrays else None
+    n = out.size if out is not None else 0
+    if target in THREEFRY_TARGETS:
+      t.leaf("threefry2x32", scope, (0, 0, 0, threefry_ops(n), self.bytes_of(comp, ins)),
+             XLA_CUSTOM_CALL, 0, {CUSTOM: -XLA_CUSTOM_CALL})
+      return
+    prim = MATH_FFI_TARGETS[target]
+    cprice = elementwise_price(self.model, prim, False)
+    if cprice is None:
+      t.uncounted(prim)
+      t.leaf(prim, scope, (0, 0, 0, 0, 0), XLA_CUSTOM_CALL, 0, {CUSTOM: -XLA_CUSTOM_CALL})
+      return
+    a, m = cprice
+    tr = n if prim in TRANSCENDENTALS else 0
+    t.leaf(prim, scope, (a * n, m * n, tr, 0, self.bytes_of(comp, ins)), XLA_CUSTOM_CALL, 0,
+           {PRICING: (a + m) * n, CUSTOM: -XLA_CUSTOM_CALL})
 
   def partial_reduce(self, t: Tally, comp: Computation, ins: Instr, scope: str) -> bool:
     """TPU's approx_top_k: each output keeps the best of its bin of inputs (a

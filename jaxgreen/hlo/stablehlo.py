@@ -26,7 +26,7 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from jaxgreen.cost import Cost
@@ -457,16 +457,19 @@ def lowered_module(lowered: Any) -> Module:
 
 
 def count_lowered_detail(lowered: Any, *, cost_model: CostModel | None = None,
-                         cond: str = "max", kernels: KernelTable | None = None) -> HloCount:
+                         cond: str = "max", kernels: KernelTable | None = None,
+                         trip_counts: Mapping[str, int] | int | None = None) -> HloCount:
   """Like :func:`count_lowered`, with the XLA replay and the loops found."""
   module = lowered_module(lowered)
   walker = Counter(module, cost_model or DEFAULT, cond)
   walker.kernels = kernels
+  walker.trip_counts = trip_counts
   return walker.walk(module.entry, "").freeze(cond)
 
 
 def count_lowered(lowered: Any, *, cost_model: CostModel | None = None,
-                  cond: str = "max", kernels: KernelTable | None = None) -> Cost:
+                  cond: str = "max", kernels: KernelTable | None = None,
+                  trip_counts: Mapping[str, int] | int | None = None) -> Cost:
   """Counts the StableHLO of a ``jax.stages.Lowered`` (``jax.jit(f).lower(*args)``).
 
   Args:
@@ -475,6 +478,8 @@ def count_lowered(lowered: Any, *, cost_model: CostModel | None = None,
     cond: ``"max"`` (default), ``"min"`` or ``"mean"`` for ``case``/``if``.
     kernels: the program's Pallas kernels counted at the jaxpr stage, to count their
       custom calls (see :func:`jaxgreen.hlo.count.count_module`).
+    trip_counts: trip counts of loops the module does not prove (as
+      :func:`jaxgreen.hlo.count.count_module`).
 
   Returns:
     A :class:`~jaxgreen.Cost` with the jaxpr counter's conventions.
@@ -485,4 +490,4 @@ def count_lowered(lowered: Any, *, cost_model: CostModel | None = None,
     c.muls  # M*N*K
   """
   return count_lowered_detail(lowered, cost_model=cost_model, cond=cond,
-                              kernels=kernels).cost
+                              kernels=kernels, trip_counts=trip_counts).cost

@@ -68,8 +68,8 @@ class HloCount:
 class Tally:
   """Mutable sums of one computation's walk."""
 
-  __slots__ = ("tot", "prim", "scope", "unc", "inexact", "x", "xt", "xtr", "causes",
-               "loops", "x32", "cur32")
+  __slots__ = ("tot", "prim", "scope", "unc", "inexact", "assumed", "x", "xt", "xtr",
+               "causes", "loops", "x32", "cur32")
 
   def __init__(self) -> None:
     self.tot: Row = [0, 0, 0, 0, 0]
@@ -77,6 +77,7 @@ class Tally:
     self.scope: dict[str, Row] = {}
     self.unc: dict[str, int] = {}
     self.inexact: dict[str, None] = {}
+    self.assumed: dict[str, None] = {}  # figures the caller gave (trip_counts=)
     self.x: float = 0.0    # XLA flops, loops once
     self.xt: float = 0.0   # XLA flops, loops x trips
     self.xtr: float = 0.0  # XLA transcendentals, loops once
@@ -134,6 +135,7 @@ class Tally:
     for key, n in o.unc.items():
       self.unc[key] = self.unc.get(key, 0) + n
     self.inexact.update(o.inexact)
+    self.assumed.update(o.assumed)
     self.x += o.x * k_xla
     self.xt += o.xt * k_ours
     self.cur32 = _F32(self.cur32 + _F32(o.total32() * _F32(k_xla)))
@@ -158,7 +160,7 @@ class Tally:
     adds, muls, tr, iops, nbytes = (as_int(v) for v in self.tot)
     cost = Cost(adds, muls, tr, iops, nbytes, by_primitive=counts(self.prim),
                 by_scope=counts(self.scope), uncounted=self.unc,
-                inexact=tuple(self.inexact), cond=cond)
+                inexact=tuple(self.inexact), assumed=tuple(self.assumed), cond=cond)
     return HloCount(cost, as_int(self.x), as_int(self.xt), as_int(self.xtr),
                     {k: as_int(v) for k, v in self.causes.items() if v},
                     tuple(self.loops), as_int(float(self.total32())))

@@ -26,7 +26,7 @@ XLA_FMA_FLOPS = 2
 
 # Named causes of the per-instruction difference between jaxgreen's count and XLA's.
 FMA = "FMA convention"
-PADDING = "padded conv taps"  # taps on edge padding (lhs-dilation holes count nowhere)
+PADDING = "padded conv taps"  # products XLA skips: on edge padding, or cropped (transposed)
 TRANSC = "transcendentals"
 PRICING = "elementwise pricing"
 INTEGER = "integer ops"

@@ -376,17 +376,59 @@ class RuleContext:
     return self.walker.walk(inner, known, axes, self.scope)
 
 
+class KnownTable:
+  """A small constant integer array (a Pallas kernel's scalar-prefetch table, such as
+  splash attention's block masks), hashable so it can key the memo. Scalar reads of it
+  (``get``) fold to Python ints."""
+
+  __slots__ = ("array", "_hash")
+  MAX_ELEMENTS = 1 << 16
+
+  def __init__(self, array: np.ndarray):
+    self.array = array
+    self._hash = hash((array.shape, array.dtype.str, array.tobytes()))
+
+  def __hash__(self) -> int:
+    return self._hash
+
+  def __eq__(self, other: object) -> bool:
+    return (isinstance(other, KnownTable) and self._hash == other._hash
+            and self.array.shape == other.array.shape
+            and np.array_equal(self.array, other.array))
+
+
 def known_scalar(val) -> Any:
-  """A hashable Python scalar for a 0-d constant, else None."""
+  """A hashable Python scalar for a 0-d constant, a :class:`KnownTable` for a small
+  constant integer or boolean array, else None."""
   if isinstance(val, bool | int | float):
     return val
   shape = getattr(val, "shape", None)
-  if shape == ():
-    try:
+  if shape is None or getattr(val, "dtype", None) is None:
+    return None
+  try:
+    if shape == ():
       return np.asarray(val).item()
-    except Exception:  # noqa: BLE001 - tracers and opaque constants stay unknown
-      return None
+    if (np.dtype(val.dtype).kind in "iub" and 0 < math.prod(shape) <= KnownTable.MAX_ELEMENTS):
+      return KnownTable(np.asarray(val))
+  except Exception:  # noqa: BLE001 - tracers and opaque constants stay unknown
+    return None
   return None
+
+
+def _table_read(ref, *indices, tree=None, **_) -> Any:
+  """``ref[i, j, ...]`` of a known table at known integer indices, or None."""
+  if not isinstance(ref, KnownTable) or tree is None:
+    return None
+  import jax  # noqa: PLC0415 - jax.tree_util only here
+
+  try:
+    (indexer,) = jax.tree_util.tree_unflatten(tree, indices)
+    idx = tuple(getattr(indexer, "indices", ()))
+    if len(idx) != ref.array.ndim or not all(isinstance(i, int) for i in idx):
+      return None
+    return ref.array[idx].item()
+  except Exception:  # noqa: BLE001 - an indexer this fold does not read: unknown
+    return None
 
 
 def _read(v, env) -> Any:
@@ -433,6 +475,7 @@ _FOLD: dict[str, Callable[..., Any]] = {
     "sign": lambda a, **_: (a > 0) - (a < 0), "abs": lambda a, **_: abs(a),
     "and": lambda a, b, **_: a & b, "or": lambda a, b, **_: a | b,
     "not": lambda a, **_: (not a) if isinstance(a, bool) else ~a,
+    "get": _table_read,  # a scalar read of a known table (a Pallas scalar-prefetch ref)
 }
 
 

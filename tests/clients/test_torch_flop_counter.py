@@ -17,11 +17,13 @@ conventions, read from torch/utils/flop_counter.py:
   CPU flash kernel has no formula and counts 0, so attention here runs torch's math backend,
   which FlopCounterMode sees as bmm.
 
-jaxgreen's convention: every window tap of the convolution that actually runs, edge padding
-included, except taps on the holes that lhs_dilation inserts between input elements (the
-input gradient of a strided convolution and a transposed convolution run as such a
-convolution), counted per spatial dimension and multiplied. Torch tensors live on the meta
-device: nothing is computed (but for one numerical check of the transposed convolutions).
+jaxgreen's convention is torch's: an ordinary convolution counts every window tap, edge
+padding included; a transposed convolution (lhs-dilated, as `conv_transpose` and the input
+gradient of a strided convolution run, or at stride 1 with an output longer than its
+input, as the input gradient of an unpadded convolution runs) counts every input element
+times the whole kernel. So ∂x counts exactly the forward's taps, as torch does; the only
+gap left is torch's groups factor on ∂W. Torch tensors live on the meta device: nothing is
+computed (but for one numerical check of the transposed convolutions).
 
 The file is a little over 500 lines and kept whole: it is one cross-check against one peer
 tool, and its paired models read together with the torch conventions listed above.
@@ -88,19 +90,14 @@ def _dim_taps(out: int, k: int, *, n_in: int, lo: int, stride: int = 1, dilation
   return out * k, inside, real
 
 
-def counted_taps(dims: list[tuple[int, int, int]], *, unambiguous: bool = True) -> int:
-  """Taps jaxgreen counts over all spatial dims: per dim, the taps not on a hole (on an
-  input element or on edge padding), multiplied across dims.
-
-  A tap on edge padding in one dim and between two input elements in another is thereby a
-  hole; read as "every tap outside the dilated input is padding" it would count. With
-  `unambiguous`, the shapes must be ones where the two readings agree.
-  """
+def counted_taps(dims: list[tuple[int, int, int]]) -> int:
+  """Window taps over all spatial dims: per dim, the taps not on a hole (on an input
+  element or on edge padding), multiplied across dims; the shapes must be ones where no
+  tap is both on padding in one dim and on a hole in another."""
   per_dim = math.prod(a - (i - r) for a, i, r in dims)
-  if unambiguous:
-    total = math.prod(a for a, _, _ in dims)
-    holes = math.prod(i for _, i, _ in dims) - math.prod(r for _, _, r in dims)
-    assert total - holes == per_dim, "a tap is both on padding and on a hole: other shapes"
+  total = math.prod(a for a, _, _ in dims)
+  holes = math.prod(i for _, i, _ in dims) - math.prod(r for _, _, r in dims)
+  assert total - holes == per_dim, "a tap is both on padding and on a hole: other shapes"
   return per_dim
 
 
@@ -130,19 +127,6 @@ class Conv:
   def macs(self) -> int:  # every window tap of the forward pass, padding included
     return self.b * self.cout * math.prod(self.m) * self.cin // self.groups * math.prod(self.k)
 
-  def input_grad_taps(self, *, unambiguous: bool = True) -> int:
-    """Taps of jax's ∂x: a convolution of ∂y dilated by the stride, padded by
-    dilation·(k−1) − pad in front, one output per input element."""
-    return counted_taps([
-      _dim_taps(n, k, n_in=m, lo=d * (k - 1) - p, dilation=d, lhs_dilation=s)
-      for n, m, k, s, p, d in zip(self.n, self.m, self.k, self.stride, self.pad, self.dilation,
-                                  strict=True)], unambiguous=unambiguous)
-
-  @property
-  def input_grad_macs(self) -> int:
-    return self.b * self.cin * (self.cout // self.groups) * self.input_grad_taps(
-      unambiguous=False)
-
   def jax_fn(self):
     def conv(x, w):
       return lax.conv_general_dilated(
@@ -158,14 +142,14 @@ class Conv:
 
 
 CONVS = {
-  # stride 1, "same" padding: ∂x has exactly the forward's taps
+  # stride 1, "same" padding: ∂x is the same convolution, with the forward's taps
   "same3x3": Conv(2, 4, (9, 9), 6, (3, 3), pad=(1, 1)),
-  # stride 1, no padding: ∂x is a "full" convolution, whose edge padding taps count
+  # stride 1, no padding: ∂x is a "full" convolution, counted transposed (∂y x kernel)
   "valid5x3": Conv(2, 3, (10, 8), 4, (5, 3)),
   "grouped": Conv(2, 8, (9, 9), 12, (3, 3), pad=(1, 1), groups=2),
   "depthwise": Conv(2, 8, (9, 9), 8, (3, 3), pad=(1, 1), groups=8),
   "dilated": Conv(2, 4, (11, 11), 6, (3, 3), pad=(2, 2), dilation=(2, 2)),
-  # strided: ∂x runs on ∂y spread 2 apart; the taps on the holes between are not counted
+  # strided: ∂x runs on ∂y spread 2 apart, a transposed convolution (∂y x kernel)
   "stride2x1": Conv(2, 4, (11, 9), 6, (3, 3), stride=(2, 1), pad=(1, 2)),
   "stride2_full_pad": Conv(2, 4, (9, 9), 6, (3, 3), stride=(2, 2), pad=(2, 2)),
   "stride2_grouped": Conv(2, 8, (9, 9), 12, (3, 3), stride=(2, 2), pad=(2, 2), groups=4),
@@ -193,34 +177,31 @@ def test_conv_backward(name):
     return jax.vjp(fn, x, w)[1](g)
 
   muls = matmul_muls(jaxgreen.count(backward)(x, w, g))
-  input_grad = c.b * c.cin * (c.cout // c.groups) * c.input_grad_taps()
-  assert muls == c.macs + input_grad  # ∂W: the forward's taps; ∂x: its own taps
+  assert muls == 2 * c.macs  # ∂W: the forward's taps; ∂x: the forward's taps too
 
   tx, tw = meta(*x.shape), meta(*w.shape)
   y = c.torch_fn(tx, tw)
   peer = torch_flops(lambda: y.backward(torch.empty_like(y)))
   assert peer == 2 * (c.macs + c.groups * c.macs)  # ∂x: the forward's taps; ∂W: x groups
-  if c.stride == (1, 1) and c.m == c.n:
-    # no holes and the same edge padding: the two agree once torch's groups are divided out
-    assert muls == peer // 2 - (c.groups - 1) * c.macs
+  assert muls == peer // 2 - (c.groups - 1) * c.macs  # equal once torch's groups are out
 
 
 def test_strided_input_grad_by_hand():
   # Conv(9x9, k=3, stride 2, pad 2): ∂y is 6x6 (13-wide padded input, windows at 0, 2, .., 10).
   # jax's ∂x spreads ∂y to 11 wide (holes at odd positions), pads it by k − 1 − 2 = 0, and
-  # slides the flipped kernel over it: 9 outputs x 3 taps = 27 per dim, all inside, of which
-  # outputs 0, 2, .., 8 see 2 elements of ∂y and 1, 3, .., 7 see 1: 5·2 + 4·1 = 14 real.
+  # slides the flipped kernel over it: 9 outputs x 3 taps = 27 per dim, of which 14 land
+  # on an element of ∂y (outputs 0, 2, .., 8 see 2, and 1, 3, .., 7 see 1: 5·2 + 4·1).
+  # A transposed convolution counts ∂y's 6 elements x 3 taps = 18 per dim: the forward's
+  # taps (6 outputs x 3, 4 of them on its padding), as torch counts ∂x.
   c = CONVS["stride2_full_pad"]
   assert c.m == (6, 6)
   assert _dim_taps(9, 3, n_in=6, lo=0, lhs_dilation=2) == (27, 27, 14)
   fn, x, w = c.jax_fn()
   g = S((2, 6, 6, 6), F32)
   dx = jaxgreen.count(lambda w, g: jax.vjp(lambda x: fn(x, w), x)[1](g))(w, g)
-  assert matmul_muls(dx) == 2 * 4 * 6 * 14 * 14  # b·cin·cout·real taps (27² with the holes)
-  # The forward reads 6·3 = 18 taps per dim, 4 of them on padding (2 at each end): ∂x does
-  # the 14 real products of each dim, torch counts ∂x as the forward's 18.
+  assert matmul_muls(dx) == 2 * 4 * 6 * 18 * 18  # b·cin·cout·(∂y elements x taps)²
   y = c.torch_fn(meta(2, 4, 9, 9), meta(6, 4, 3, 3, grad=False))
-  assert torch_flops(lambda: y.backward(torch.empty_like(y))) == 2 * 2 * 4 * 6 * 18 * 18
+  assert torch_flops(lambda: y.backward(torch.empty_like(y))) == 2 * matmul_muls(dx)
 
 
 # -- transposed convolutions ---------------------------------------------------------
@@ -244,12 +225,18 @@ class ConvT:
     return tuple((n - 1) * s - 2 * p + k
                  for n, k, s, p in zip(self.n, self.k, self.stride, self.pad, strict=True))
 
-  def taps(self) -> int:
-    """Taps of the convolution jax runs: x spread `stride` apart, padded by k − 1 − pad,
-    one output per element of the result."""
+  def window_taps(self) -> int:
+    """Window taps of the convolution jax runs: x spread `stride` apart, padded by
+    k − 1 − pad, one output per element of the result (holes left out)."""
     return counted_taps([_dim_taps(o, k, n_in=n, lo=k - 1 - p, lhs_dilation=s)
                          for o, n, k, s, p in zip(self.out, self.n, self.k, self.stride,
                                                   self.pad, strict=True)])
+
+  @property
+  def every_product(self) -> int:
+    """torch's count: every input element times the whole kernel, per channel pair."""
+    return self.b * self.cin * (self.cout // self.groups) * math.prod(self.n) * math.prod(
+      self.k)
 
   def jax_fn(self):
     nd = len(self.n)
@@ -273,9 +260,9 @@ class ConvT:
 
 
 CONV_TRANSPOSES = {
-  # the usual 2x upsampling: 2 taps of edge padding per dim (one at each end) are counted
+  # the usual 2x upsampling
   "k2s2_1d": ConvT(2, 8, (7,), 6, (2,), (2,), (0,)),
-  # pad = k − 1: no edge padding at all; torch also counts the products cropped away
+  # pad = k − 1: no edge padding at all; the products cropped away count too
   "k3s2p2": ConvT(2, 8, (5, 5), 6, (3, 3), (2, 2), (2, 2)),
   "k3s2x1": ConvT(2, 8, (5, 6), 6, (3, 3), (2, 1), (1, 2)),
   "k3s2p2_grouped": ConvT(2, 8, (5, 5), 6, (3, 3), (2, 2), (2, 2), groups=2),
@@ -291,32 +278,34 @@ def test_conv_transpose(name):
   ours = np.asarray(fn(jnp.asarray(xv.numpy()), jnp.asarray(wv.numpy())))
   np.testing.assert_allclose(ours, c.torch_fn(xv, wv).numpy(), rtol=1e-5, atol=1e-5)
   fwd = matmul_muls(jaxgreen.count(fn)(x, w))
-  assert fwd == c.b * c.cout * (c.cin // c.groups) * c.taps()
-  # torch: every input element times the whole kernel
-  every_product = c.b * c.cin * (c.cout // c.groups) * math.prod(c.n) * math.prod(c.k)
-  assert torch_flops(lambda: c.torch_fn(meta(*x.shape), meta(*w.shape))) == 2 * every_product
+  # both: every input element times the whole kernel
+  assert fwd == c.every_product
+  assert torch_flops(lambda: c.torch_fn(meta(*x.shape), meta(*w.shape))) == 2 * fwd
 
   g = S((c.b, c.cout, *c.out), F32)
   bwd = matmul_muls(jaxgreen.count(lambda x, w, g: jax.vjp(fn, x, w)[1](g))(x, w, g))
-  # ∂W pairs the same (output, tap) positions as the forward; ∂x is a plain strided
-  # convolution of ∂y, every input element times the whole kernel, as torch counts it
-  assert bwd == fwd + every_product
+  # ∂x is a plain strided convolution of ∂y, one window per input element, every tap of
+  # it: the forward's count again. ∂W is the convolution of x (spread) with ∂y that jax
+  # writes, whose kernel (∂y) is longer than its output: not a transposed convolution, so
+  # its window taps count (the forward's products that land in the output, and its taps
+  # on edge padding), where torch counts every product (x groups).
+  weight_grad = c.b * c.cout * (c.cin // c.groups) * c.window_taps()
+  assert bwd == fwd + weight_grad
   tx, tw = meta(*x.shape), meta(*w.shape)
   y = c.torch_fn(tx, tw)
   peer = torch_flops(lambda: y.backward(torch.empty_like(y)))
-  assert peer == 2 * every_product + 2 * c.groups * every_product  # ∂x, ∂W (x groups)
+  assert peer == 2 * fwd + 2 * c.groups * fwd  # ∂x, ∂W (x groups)
 
 
 def test_conv_transpose_by_hand():
   # k=2, stride 2, 7 inputs: jax runs a convolution over x spread to 13 wide, padded by 1 on
   # each side (15), 14 outputs x 2 taps = 28 taps; 14 land on x, 12 on holes, and 2 on the
-  # edge padding (the first tap of output 0, the last of output 13).
+  # edge padding (the first tap of output 0, the last of output 13). Counted transposed:
+  # 7 inputs x 2 taps = 14 products per channel pair, as torch counts them.
   assert _dim_taps(14, 2, n_in=7, lo=1, lhs_dilation=2) == (28, 26, 14)
   c = CONV_TRANSPOSES["k2s2_1d"]
-  assert c.taps() == 14 + 2
   fn, x, w = c.jax_fn()
-  assert matmul_muls(jaxgreen.count(fn)(x, w)) == 2 * 6 * 8 * 16  # b·cout·cin·taps
-  # torch: 7 inputs x 2 taps = 14 products per channel pair
+  assert matmul_muls(jaxgreen.count(fn)(x, w)) == 2 * 6 * 8 * 14  # b·cout·cin·(7 x 2)
   assert torch_flops(lambda: c.torch_fn(meta(*x.shape), meta(*w.shape))) == 2 * 2 * 6 * 8 * 14
 
 
@@ -418,10 +407,10 @@ def test_resnet18():
   assert sum(c.macs for c in convs) + fc == RESNET18_MACS
   assert fwd == RESNET18_MACS  # torchvision publishes 1.81 G
   # forward, ∂W (the forward's products again), ∂x of fc and of every conv but the first
-  # (the image needs no gradient); a stride-2 conv's ∂x skips the holes of the spread ∂y
-  input_grads = sum(c.input_grad_macs for c in convs[1:])
-  assert input_grads == 1_729_380_352  # torch counts the forwards' taps: 1,695,547,392
-  assert both == 2 * RESNET18_MACS + fc + input_grads  # 5,358,039,040
+  # (the image needs no gradient): each conv's ∂x counts its forward's taps
+  input_grads = sum(c.macs for c in convs[1:])
+  assert input_grads == 1_695_547_392
+  assert both == 2 * RESNET18_MACS + fc + input_grads  # 5,324,206,080
 
   with torch.device("meta"):
     net, image = torch_resnet18().train(), torch.empty(1, 3, 224, 224)
@@ -435,9 +424,9 @@ def test_resnet18():
   # layer but the first conv, whose input needs no gradient (jax drops it too)
   conv1 = 112 * 112 * 64 * 3 * 7 * 7
   assert peer_bwd == 2 * (RESNET18_MACS + RESNET18_MACS - conv1)
-  # torch counts ∂x as the forward's taps; jaxgreen counts the taps of the convolution that
-  # runs, edge padding included: +0.64 %
-  assert 2 * both == pytest.approx(peer_fwd + peer_bwd, rel=0.01)
+  # both count ∂x as the forward's taps: equal (the edge-padding taps of the convolutions
+  # that ∂x runs, counted before, made jaxgreen +0.64 %)
+  assert 2 * both == peer_fwd + peer_bwd
 
 
 # -- attention -----------------------------------------------------------------------

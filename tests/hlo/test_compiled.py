@@ -149,18 +149,19 @@ def test_conv_counts_padding_taps_that_xla_skips():
   assert h.causes["padded conv taps"] == 2 * 3 * 5 * 5 * 18 - h.xla_flops
 
 
-def test_conv_transpose_skips_the_holes_at_every_stage():
+def test_conv_transpose_counts_inputs_times_taps_at_every_stage():
   y = jax.ShapeDtypeStruct((1, 2, 6, 6), F32)
   k = jax.ShapeDtypeStruct((3, 3, 2, 4), F32)
   f = lambda y, k: lax.conv_transpose(y, k, (2, 2), "SAME",
                                       dimension_numbers=("NCHW", "HWIO", "NCHW"))
   h = count_compiled(_compile(f, y, k))
-  # Per dim: 6 inputs dilated by 2 (0..10), padded (2, 1) by jax's SAME, 12 windows of 3;
-  # 6 x 3 - 1 = 17 taps on input, 4 on padding (-2, -1 under windows 0, 0, 1; 11 under
-  # window 11); the dense count was 12 x 3 = 36 per dim.
-  assert h.cost.muls == jaxgreen.count(f)(y, k).muls == 4 * 2 * 21**2
+  # A transposed convolution: every input element times every kernel tap, 6 x 3 = 18 per
+  # dim (torch's conv_transpose convention). Of those, 17 land on an output window (6
+  # inputs dilated by 2 at 0..10, padded (2, 1) by jax's SAME, 12 windows of 3: input
+  # 10's third tap falls past the last window); the dense count was 12 x 3 = 36 per dim.
+  assert h.cost.muls == jaxgreen.count(f)(y, k).muls == 4 * 2 * 18**2
   assert h.xla_flops == 2 * 4 * 2 * 17**2  # XLA: taps on real input only
-  assert h.causes["padded conv taps"] == 2 * 4 * 2 * (21**2 - 17**2)
+  assert h.causes["padded conv taps"] == 2 * 4 * 2 * (18**2 - 17**2)
 
 
 _RAGGED_HLO = """

@@ -1,22 +1,26 @@
 """The convolution convention, at every stage (jaxgreen.formulas.conv_counts).
 
-Each output multiplies the kernel taps of its window that land on a real input element
-or on edge padding (torchvision's forward convention); taps on the holes that
-``lhs_dilation`` inserts between input elements never count, and ``rhs_dilation`` adds
-no taps. So the input gradient of a strided convolution and ``conv_transpose`` cost
-about what the forward convolution does, not stride**2 times more.
+Each output of an ordinary convolution multiplies the kernel taps of its window that land
+on a real input element or on edge padding (torchvision's forward convention);
+``rhs_dilation`` adds no taps. A transposed convolution (lhs-dilated, or at stride 1 with
+an output longer than its input) counts each real input element times each kernel tap
+(torch's FlopCounterMode convention), so a convolution's input gradient counts exactly
+its forward's taps, or fewer: never more, whatever the stride, padding and dilation.
 """
 
 import itertools
+import math
 import random
 
 import jax
 import jax.numpy as jnp
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 from jax import lax
 
 import jaxgreen
-from jaxgreen.formulas import conv_counts, conv_dim_taps, conv_input_grad_dim
+from jaxgreen.formulas import conv_counts, conv_dim_taps, conv_input_grad_dim, transposed_kind
 from jaxgreen.hlo import count_compiled, count_hlo_text
 from jaxgreen.hlo.xla import FMA, PADDING
 
@@ -80,17 +84,19 @@ def test_xla_base_dilated_convolution():
   # 16 (output, tap) pairs are on real rows, 2 on the padding (-1 and 28), 30 on holes.
   # Columns: 20 inputs at 0, 5, ..., 95, padded to -1..96; taps at 0, 11, 22; 76 outputs.
   # 46 pairs on real columns, 2 on the padding, 180 on holes.
-  # jaxgreen: (16 + 2) * (46 + 2) = 864 MUL (the dense count was 16*76*9 = 10,944);
-  # XLA: 16 * 46 = 736 FMAs. Most outputs take a single product, so ADD = 864 - 736
-  # outputs with at least one tap (16 rows x 46 columns) = 128.
+  # An lhs-dilated (transposed) convolution: every input element times every tap,
+  # (10 x 3) * (20 x 3) = 1,800 MUL, as torch's FlopCounterMode counts a transposed
+  # convolution (the pairs that land outside the 16 x 76 outputs included); XLA: the
+  # 16 * 46 = 736 pairs on real input. Every output reached by an input element holds one
+  # of them (16 rows x 46 columns), so ADD = 1,800 - 736.
   assert conv_dim_taps(10, 3, 16, 1, 1, 1, 3, 7) == (18, 16, 16)
   assert conv_dim_taps(20, 3, 76, 1, 1, 1, 5, 11) == (48, 46, 46)
   c = jaxgreen.count(f)(*args)
-  assert (c.muls, c.adds) == (864, 128)
+  assert (c.muls, c.adds) == (1800, 1800 - 736)
   h = count_compiled(jax.jit(f).lower(*args).compile())
-  assert (h.cost.muls, h.cost.adds) == (864, 128)
+  assert (h.cost.muls, h.cost.adds) == (1800, 1800 - 736)
   assert h.xla_flops == 1472  # XLA's own figure, replayed
-  assert h.causes[PADDING] == 2 * (864 - 736)  # the 4 x 32 edge-padding products, 2 flops each
+  assert h.causes[PADDING] == 2 * (1800 - 736)  # products off real input, 2 flops each
   assert h.causes[FMA] == -736  # XLA: 2 per product; jaxgreen one ADD fewer per output
 
 
@@ -112,19 +118,17 @@ def _conv_counts(f, *args, stage="jaxpr"):
   return row.muls, row.adds
 
 
-def test_input_gradient_of_a_strided_conv_costs_about_the_forward_conv():
+def test_input_gradient_of_a_strided_conv_costs_the_forward_conv():
   x, w = S((2, 8, 32, 32), F32), S((16, 8, 3, 3), F32)
   # Forward, per spatial dim: 32 inputs, stride 2, SAME pads (0, 1): 16 outputs x 3 taps
   # = 48 (47 on input, 1 on padding). MUL = batch 2 x C_out 16 x C_in 8 x 48^2.
   fwd = 2 * 16 * 8 * 48**2
   assert _conv_counts(_fwd, x, w)[0] == fwd
-  # d(input): dy's 16 rows dilated by 2 (at 0, 2, ..., 30), padded (2, 1), 32 windows of
-  # 3: the 47 real pairs of the forward conv, plus padding taps -2, -1 (windows 0, 0, 1)
-  # and 31 (window 31) = 51. MUL = batch 2 x C_in 8 x C_out 16 x 51^2 (the dense
-  # count, every tap of the dilated window, was 2 x 8 x 32^2 x 16 x 9 = 4 x fwd).
-  dx = 2 * 8 * 16 * 51**2
-  assert _conv_counts(_dx, x, w)[0] == dx
-  assert 1 < dx / fwd < 1.15
+  # d(input): dy's 16 rows dilated by 2, a transposed convolution: each of dy's 16
+  # elements times each of the 3 taps = 48 per dim, the forward's taps (torch counts the
+  # input gradient so). The window view counted 51 (the 47 real pairs and 4 taps on
+  # its edge padding: 1.13 x the forward); the dense count 32 x 3 = 96 (4 x).
+  assert _conv_counts(_dx, x, w)[0] == fwd
   # d(weight): every weight sums over the 2 x 16 x 16 (batch, output) positions of its
   # tap; the same 48^2 (tap, output) pairs per channel pair as the forward conv.
   assert _conv_counts(_dw, x, w) == (fwd, fwd - 16 * 8 * 3 * 3)
@@ -136,15 +140,11 @@ def test_conv_transpose_stride_2():
   def ct(y, k):
     return lax.conv_transpose(y, k, (2, 2), "SAME", dimension_numbers=("NCHW", "HWIO", "NCHW"))
 
-  # Per spatial dim: 16 inputs dilated by 2 (0, 2, ..., 30), padded (2, 1) by jax's SAME,
-  # 32 outputs of 3 taps. On input: 16 x 3 - 1 (input 30's third window is past the
-  # output) = 47; on padding: -2, -1 (windows 0, 0, 1) and 31 (window 31) = 4.
   # torch.utils.flop_counter (conv_flop_count, transposed=True) counts
-  # x_spatial x kernel x C_in x C_out x batch MACs: (16 x 3)^2 x 8 x 16 x 2 = 589,824.
+  # x_spatial x kernel x C_in x C_out x batch MACs: (16 x 3)^2 x 8 x 16 x 2 = 589,824;
+  # jaxgreen the same (the dense count was 32^2 x 9 x 8 x 16 x 2 = 2,359,296, 4 x torch's).
   torch_macs = (16 * 3) ** 2 * 8 * 16 * 2
-  muls = 51**2 * 8 * 16 * 2  # 665,856 (the dense count was 32^2 x 9 x 8 x 16 x 2 =
-  assert _conv_counts(ct, y, k)[0] == muls  # 2,359,296, 4 x torch's)
-  assert (muls - torch_macs) == (51**2 - 48**2) * 8 * 16 * 2
+  assert _conv_counts(ct, y, k)[0] == torch_macs
 
 
 @pytest.mark.parametrize("name", ["forward", "d_input", "d_weight", "conv_transpose",
@@ -220,12 +220,81 @@ def test_lhs_dilation_only_outputs_on_holes_take_no_add():
 @pytest.mark.parametrize("lhs_dil,rhs_dil", list(itertools.product([1, 2], [1, 3])))
 def test_rhs_dilation_adds_no_taps(lhs_dil, rhs_dil):
   def f(x, w):
-    return lax.conv_general_dilated(x, w, (1,), ((4, 4),), lhs_dilation=(lhs_dil,),
+    return lax.conv_general_dilated(x, w, (1,), ((1, 0),), lhs_dilation=(lhs_dil,),
                                     rhs_dilation=(rhs_dil,))
 
   c = jaxgreen.count(f)(S((1, 1, 6), F32), S((1, 1, 2), F32))
   out = jax.eval_shape(f, S((1, 1, 6), F32), S((1, 1, 2), F32)).shape[-1]
-  taps = conv_dim_taps(6, 2, out, 1, 4, 4, lhs_dil, rhs_dil)[0]
-  assert c.muls == taps <= 2 * out  # never more than the kernel's 2 taps per output
-  if lhs_dil == 1:
-    assert c.muls == 2 * out
+  if lhs_dil == 1:  # ordinary: both taps of every window (edge padding included)
+    assert out <= 6 and c.muls == 2 * out
+  else:  # transposed: each of the 6 input elements times each of the 2 taps
+    assert c.muls == 6 * 2
+
+
+# -- the input gradient never counts more than the forward ------------------------------
+
+_dim = st.tuples(st.integers(1, 12), st.integers(1, 5), st.integers(1, 4), st.integers(-1, 5),
+                 st.integers(-1, 5), st.integers(1, 3))  # n, k, stride, lo, hi, rhs dilation
+
+
+def _out(n, k, s, lo, hi, r):
+  return (n + lo + hi - (k - 1) * r - 1) // s + 1 if n + lo + hi >= (k - 1) * r + 1 else 0
+
+
+@settings(max_examples=400, deadline=None, derandomize=True)
+@given(st.lists(_dim, min_size=1, max_size=3))
+def test_input_gradient_never_counts_more_than_the_forward(dims):
+  """Over strides, paddings (negative: cropping), rhs dilations, kernel sizes and 1-3
+  spatial dims, as the formula sees them: the input gradient counts exactly the
+  forward's taps when it is a transposed convolution or every stride is 1, else (a kernel
+  longer than the map it scans) fewer."""
+  outs = [_out(*d) for d in dims]
+  assume(all(o > 0 for o in outs))
+  pairs = list(zip(dims, outs, strict=True))
+  fwd_dims = [(n, k, o, s, lo, hi, 1, r) for (n, k, s, lo, hi, r), o in pairs]
+  dx_dims = [conv_input_grad_dim(n, k, o, s, lo, hi, r) for (n, k, s, lo, hi, r), o in pairs]
+  fwd = conv_counts(math.prod(outs), 3, fwd_dims)
+  dx = conv_counts(math.prod(d[0] for d in dims), 3, dx_dims)
+  assert dx.muls <= fwd.muls
+  assert dx.adds <= dx.muls
+  if transposed_kind(dx_dims) == "scatter" or all(d[2] == 1 for d in dims):
+    assert dx.muls == fwd.muls  # transposed, or every stride 1: exactly the forward
+
+
+@settings(max_examples=40, deadline=None, derandomize=True)
+@given(_dim, _dim, st.sampled_from([1, 2]))
+def test_input_gradient_of_real_convs_at_most_the_forward(h, w, groups):
+  """The same property on the convolutions jax writes (2-D, grouped or not), counted."""
+  (n1, k1, s1, lo1, hi1, r1), (n2, k2, s2, lo2, hi2, r2) = h, w
+  assume(min(lo1, hi1, lo2, hi2) >= 0 and _out(*h) > 0 and _out(*w) > 0)
+
+  def fwd(x, w):
+    return lax.conv_general_dilated(x, w, (s1, s2), ((lo1, hi1), (lo2, hi2)),
+                                    rhs_dilation=(r1, r2), feature_group_count=groups)
+
+  x, k = S((1, 2, n1, n2), F32), S((4, 2 // groups, k1, k2), F32)
+  forward = _conv_counts(fwd, x, k)[0]
+  dx = _conv_counts(lambda x, w: jax.grad(lambda x: fwd(x, w).sum())(x), x, k)[0]
+  assert dx <= forward
+  if (s1, s2) == (1, 1) or (k1 <= n1 and k2 <= n2):
+    assert dx == forward  # every stride 1, or a transposed convolution: the forward's taps
+
+
+def test_cudnn_weight_gradient_of_a_kernel_wider_than_the_map():
+  # A 3x3 SAME conv on a 2x2 map: jax's weight gradient is a convolution of x (2 wide)
+  # with dy (2 wide) padded (1, 1), 3 outputs per dim, at stride 1 and with an output
+  # longer than its input: each dim counts x's 2 elements x dy's 2 = 4 (its 3 x 2 = 6
+  # window taps capped). cuDNN's BackwardFilter call, which carries the forward's window,
+  # counts the same.
+  def dw(x, w):
+    return jax.grad(lambda w: lax.conv_general_dilated(x, w, (1, 1), "SAME").sum())(w)
+
+  x, w = S((1, 2, 2, 2), F32), S((3, 2, 3, 3), F32)
+  muls = _conv_counts(dw, x, w)[0]
+  assert muls == 3 * 2 * 4 * 4  # C_out x C_in x (2 x 2 per dim); the forward: 3·2·(2·3)²
+  attrs = ("window={size=3x3 pad=1_1x1_1}, dim_labels=bf01_oi01->bf01, "
+           'custom_call_target="__cudnn$convBackwardFilter"')
+  text = (_CUDNN.replace("@A@", "1,2,2,2").replace("@B@", "1,3,2,2")
+          .replace("@R@", "3,2,3,3").replace("@ATTRS@", attrs))
+  h = count_hlo_text(text)
+  assert (h.cost.muls, h.cost.adds) == _conv_counts(dw, x, w)

@@ -282,3 +282,45 @@ def test_cudnn_attention_backward_priced_as_flash_attention_backward():
   #      131,072 outputs of 255 adds each; D 63 per row
   assert h.cost.adds == 2 * 63 * n + n + 7 * n + n + 3 * 131_072 * 255 + 63 * rows
   assert h.cost.transcendentals == n and not h.cost.uncounted
+
+
+def _splash_causal(sk, sm, t):
+  mask = sm.MultiHeadMask([sm.CausalMask((t, t)) for _ in range(2)])
+  b = 128
+  sizes = sk.BlockSizes(block_q=b, block_kv=b, block_kv_compute=b, block_q_dkv=b,
+                        block_kv_dkv=b, block_kv_dkv_compute=b, block_q_dq=b, block_kv_dq=b)
+  return sk.make_splash_mha(mask, head_shards=1, q_seq_shards=1, block_sizes=sizes)
+
+
+def test_splash_attention_compiled_counts_the_computed_blocks():
+  _tpu()
+  from jax.experimental.pallas.ops.tpu.splash_attention import (
+    splash_attention_kernel as sk,
+  )
+  from jax.experimental.pallas.ops.tpu.splash_attention import splash_attention_mask as sm
+
+  f = _splash_causal(sk, sm, 512)
+  a = jax.ShapeDtypeStruct((2, 512, 64), F32)
+  compiled = jaxgreen.count(f, stage="compiled", target=TPU)(a, a, a)
+  assert compiled.exact and not compiled.uncounted
+  # causal T = 512 in blocks of 128: 10 of the 4 x 4 block pairs, 2 dots each, 2 heads
+  assert compiled.by_primitive["dot_general"].muls == 2 * 2 * 10 * 128 * 128 * 64
+
+
+def test_trip_counts_reach_the_kernels_of_the_hlo_stages():
+  _tpu()
+  from jax.experimental.pallas.ops.tpu import megablox
+
+  def f(lhs, rhs, sizes):
+    return megablox.gmm(lhs, rhs, sizes, tiling=(128, 128, 128))
+
+  m, k, n = 512, 256, 256
+  args = (jax.ShapeDtypeStruct((m, k), F32), jax.ShapeDtypeStruct((4, k, n), F32),
+          jax.ShapeDtypeStruct((4,), jnp.int32))
+  given = {"pallas_call:grid1": 4}  # 4 active m-tiles (4 equal groups of 128 rows)
+  jx = jaxgreen.count(f, trip_counts=given)(*args)
+  for stage in ("lowered", "compiled"):
+    c = jaxgreen.count(f, stage=stage, target=TPU, trip_counts=given)(*args)
+    assert c.by_primitive["dot_general"].muls == m * k * n == jx.by_primitive[
+        "dot_general"].muls, stage
+    assert any("grid dimension 1 = 4" in why for why in c.assumed), stage

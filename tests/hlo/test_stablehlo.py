@@ -68,7 +68,13 @@ def test_lowered_count_equals_jaxpr_count(name, grad):
   if grad:
     f = jax.grad(lambda *a, f=f: jnp.sum(f(*a)))
   ours = jaxgreen.count(f)(*args)
-  lowered = count_lowered(jax.jit(f).lower(*args))
+  module = jax.jit(f).lower(*args)
+  lowered = count_lowered(module)
+  if name == "erf_inv" and "chlo.erf_inv" not in module.as_text():
+    # jax >= 0.12.1 lowers erf_inv to its polynomial (fused multiply-adds): the lowered
+    # stage counts that program, the jaxpr the primitive's price
+    assert lowered.exact and lowered.muls > ours.muls > 0
+    return
   assert (lowered.adds, lowered.muls) == (ours.adds, ours.muls)
   assert lowered.transcendentals == ours.transcendentals
 

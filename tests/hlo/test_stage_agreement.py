@@ -20,6 +20,7 @@ import jax.numpy as jnp
 import pytest
 from jax import lax
 
+import jaxgreen
 from jaxgreen.reconciliation import COMPILER, LOWERING, RESIDUAL, UNCOUNTED, reconcile
 
 F = jnp.float32
@@ -262,3 +263,27 @@ def test_nested_loops_multiply_at_every_stage():
   rep = reconcile(_nested_loops, targets=["cpu"])(*_LOOP_ARGS)["cpu"]
   for c in (rep.jaxpr, rep.lowered, rep.compiled):
     assert c.muls == 4 * 3 * 4 * 8 * 8 + 4 * 32  # 12 dots of 4x8x8, 4 doublings
+
+
+@pytest.mark.parametrize("stage", ["jaxpr", "lowered", "compiled"])
+def test_given_trip_counts_apply_at_every_stage(stage):
+  def f(x, n):
+    y = lax.while_loop(lambda c: c.sum() < n, lambda c: c * 1.5 + 1.0, x)
+    with jax.named_scope("solver"):
+      return lax.while_loop(lambda c: c.max() < n, lambda c: jnp.sin(c) * 2.0, y)
+
+  args = (S((8,), F), S((), F))
+  count = jaxgreen.count(f, stage=stage)
+  unknown = count(*args)
+  named = [why.split(":")[0].split(" (")[0] for why in unknown.inexact]  # HLO adds the op
+  assert named == ["while loop at scope '<top level>'", "while loop at scope 'solver'"]
+  given = jaxgreen.count(f, stage=stage, trip_counts={"<top level>": 5, "solver": 3})(*args)
+  assert given.exact and len(given.assumed) == 2
+  # Each body once more per extra trip, each condition too: the first loop's body is
+  # 8 MUL + 8 ADD and its condition a sum of 8 and a compare (8 ADD); the second's body
+  # 8 sines and 8 MUL, its condition a max of 8 and a compare (8 ADD).
+  sine = jaxgreen.count(jnp.sin)(S((8,), F)).fpo
+  first, second = (8 + 8) + 8, (sine + 8) + 8
+  assert given.fpo == unknown.fpo + 4 * first + 2 * second
+  everywhere = jaxgreen.count(f, stage=stage, trip_counts=3)(*args)  # one int for all
+  assert everywhere.fpo == unknown.fpo + 2 * first + 2 * second

@@ -65,17 +65,17 @@ def test_conv_follows_the_dense_formula(case):
   assert c.adds == math.prod(out.shape) * (per_out - 1)
 
 
-def test_lhs_dilated_conv_skips_the_holes_but_counts_edge_padding():
+def test_lhs_dilated_conv_counts_each_input_element_times_each_tap():
   c = jaxgreen.count(lambda a, b: lax.conv_general_dilated(
       a, b, (1, 1), ((2, 2), (2, 2)), lhs_dilation=(2, 2)))(
           S((1, 3, 5, 5), F32), S((5, 3, 3, 3), F32))
-  # Per spatial dimension: 5 inputs dilated by 2 sit at 0, 2, ..., 8, padded to -2..10;
-  # the 11 windows cover [i-2, i]. Real taps: each input is under 3 windows = 15;
-  # edge-padding taps: -2, -1 (windows 0, 0, 1) and 9, 10 (windows 9, 10, 10) = 6;
-  # the 3·11 - 21 = 12 taps on holes are not multiplied.
-  per_dim = 15 + 6
-  assert c.muls == 5 * 3 * per_dim**2  # C_out · C_in · (taps per dim)² = 6,615
-  # Every output has at least one tap: ADD = MUL - outputs.
+  # A transposed convolution (torch's convention): per spatial dimension, each of the 5
+  # inputs times each of the 3 taps = 15. (The window view: 5 inputs dilated by 2 sit at
+  # 0, 2, ..., 8, padded to -2..10, 11 windows over [i-2, i]: 15 taps on inputs, 6 on
+  # the edge padding, 12 on holes.)
+  per_dim = 5 * 3
+  assert c.muls == 5 * 3 * per_dim**2  # C_out · C_in · (products per dim)² = 3,375
+  # Every window holds an input element: ADD = MUL - outputs.
   assert c.adds == c.muls - 5 * 11 * 11
 
 

@@ -110,7 +110,7 @@ ALLOWED_UNCOUNTED = {
     "ffi_call",                # foreign (C++/CUDA) kernels: opaque to the jaxpr
     "call_exported",           # a serialized StableHLO module, no jaxpr to walk
     "custom_lin",              # transient inside linearize; never in a final jaxpr
-    "call_hi_primitive", "call_hi_primitive_linearized",  # experimental hijax calls
+    "call_hi_primitive_linearized",  # transient inside linearize of a hijax call
 }
 
 
@@ -169,7 +169,11 @@ _ONLY_0_10 = {"box_get", "box_set", "log_extend", "log_read", "new_box", "new_lo
               "pbroadcast_done", "pbroadcast_start", "reduced_vary_cast_p", "shard_alike",
               "vary_unreduced_cast_p", "psum_start", "unreduced_psum_start",
               "unreduced_reduce_scatter_start", "jaxpr_call"}
-_LEGACY |= _ONLY_0_12 | _ONLY_0_10
+# New in jax 0.12.1 (counted: tests/jaxpr/test_new_primitives.py).
+_ONLY_0_12_1 = {"acospi", "asinpi", "atan2pi", "atanpi", "cospi", "exp2m1", "fma", "fmuladd",
+                "log2p1", "pmax_scatter", "pmin_scatter", "pxor", "random_poisson",
+                "raw_bits", "sinpi", "tanpi", "call_hi_primitive"}
+_LEGACY |= _ONLY_0_12 | _ONLY_0_10 | _ONLY_0_12_1
 
 
 def test_zero_list_and_rule_names_are_real_primitives():

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from jax.extend import core as jcore
 
-from jaxgreen.jaxpr.interpreter import known_scalar
+from jaxgreen.jaxpr.interpreter import KnownTable, known_scalar
 from jaxgreen.jaxpr.rules.control_flow import scan_num_consts
 
 # -- which scalars the cost depends on --------------------------------------------------
@@ -39,6 +39,7 @@ class _Relevance:
 
   nested_axes: set[int] = dataclasses.field(default_factory=set)  # program ids in sub-jaxprs
   unresolved: bool = False  # a decision rests on a value no fold can provide
+  tables: frozenset = frozenset()  # kernel refs holding known constant tables
 
 
 def _relevant(jaxpr, seeds: set[int], rel: _Relevance, nested: bool) -> set:
@@ -69,6 +70,10 @@ def _relevant_inputs(eqn, outs: set[int], rel: _Relevance,  # noqa: C901 - one c
   if name in _FOLDABLE:
     if outs:
       yield from range(len(eqn.invars))
+    return
+  if name == "get" and eqn.invars and eqn.invars[0] in rel.tables:
+    if outs:  # a read of a known table: decided by the indices
+      yield from range(1, len(eqn.invars))
     return
   if name == "cond":
     yield 0
@@ -245,6 +250,11 @@ class _Columns:
     elif name == "num_programs":
       if p["axis"] < len(self.grid) and self.grid[p["axis"]] is not None:
         env[out[0]] = self.grid[p["axis"]]
+    elif name == "get" and isinstance(vals[0], np.ndarray) and len(out) == 1:
+      if all(x is not None for x in vals[1:]):
+        read = _vtable(vals[0], vals[1:], p.get("tree"))
+        if read is not None:
+          env[out[0]] = read
     elif name in _VFOLD and len(out) == 1 and out[0].aval.shape == ():
       if all(x is not None for x in vals):
         with np.errstate(all="ignore"):
@@ -288,6 +298,22 @@ class _Columns:
     self.cols.extend(vals[i] for i in sorted(indices) if vals[i] is not None)
 
 
+def _vtable(table: np.ndarray, indices: Sequence[Any], tree) -> np.ndarray | None:
+  """``table[i, j, ...]`` at every grid point (indices: scalars or per-point arrays)."""
+  if tree is None:
+    return None
+  import jax  # noqa: PLC0415 - jax.tree_util only here
+
+  try:
+    (indexer,) = jax.tree_util.tree_unflatten(tree, list(indices))
+    idx = tuple(getattr(indexer, "indices", ()))
+    if len(idx) != table.ndim or not all(np.asarray(i).dtype.kind in "iu" for i in idx):
+      return None
+    return table[tuple(np.asarray(i, np.int64) for i in idx)]
+  except Exception:  # noqa: BLE001 - an indexer this analysis does not read: unknown
+    return None
+
+
 # -- grouping grid points by what their cost depends on ----------------------------------
 
 @dataclasses.dataclass
@@ -297,9 +323,16 @@ class Plan:
 
 
 def plan(kernel, grid: tuple[int | None, ...], sizes: tuple[int, ...],
-          exhaustive: bool) -> Plan:
-  """Groups the grid points of ``kernel`` by the values of everything its cost reads."""
-  rel = _Relevance()
+          exhaustive: bool, known: Sequence[Any] | None = None) -> Plan:
+  """Groups the grid points of ``kernel`` by the values of everything its cost reads.
+
+  ``known``: values for the kernel's constvars + invars (:class:`KnownTable` for the
+  scalar-prefetch refs that hold constant tables), or None.
+  """
+  seeds = {v: k.array for v, k in zip(list(kernel.constvars) + list(kernel.invars),
+                                      known or (), strict=False)
+           if isinstance(k, KnownTable)}
+  rel = _Relevance(tables=frozenset(seeds))
   live = _relevant(kernel, set(), rel, nested=False)
   axes = set(rel.nested_axes)
   axes.update(e.params["axis"] for e in kernel.eqns
@@ -320,7 +353,7 @@ def plan(kernel, grid: tuple[int | None, ...], sizes: tuple[int, ...],
   if exhaustive:
     return Plan([(point(k), factor) for k in range(npoints)], rel.unresolved)
   cols = _Columns(ids, grid, rel)
-  cols.run(kernel, {})
+  cols.run(kernel, dict(seeds))
   key = _group_key([c for c in cols.cols if np.ndim(c)], npoints)
   _, first, counts = np.unique(key, return_index=True, return_counts=True)
   return Plan([(point(int(k)), factor * int(n)) for k, n in zip(first, counts, strict=True)],

@@ -16,6 +16,9 @@
 * Calls (jit, closed_call, custom_jvp/vjp, checkpoint/remat, custom_linear_solve,
   linear_call, composite, compute_on, custom_vmap, custom_partitioning, run_state):
   the callee, as if inlined. ``remat_opt`` runs its forward program.
+* ``call_hi_primitive`` (jax >= 0.12's high-level primitives, such as
+  ``jnp.searchsorted``'s ``SearchSorted``): the program it expands to, traced once per
+  primitive instance and walked as if inlined.
 * ``addupdate`` (``ref[...] += x`` in stateful code): one ADD per element of ``x``.
 """
 
@@ -60,6 +63,32 @@ register(P.jit_p, P.closed_call_p, P.call_p, P.custom_jvp_call_p, P.custom_vjp_c
 register("composite", "compute_on", "eval_jaxpr", "run_state", "custom_vmap_call",
          "custom_partitioning", "custom_jvp_call_jaxpr", "xla_metadata_call")(_CALLEE)
 register("remat_opt")(_call("fwd_jaxpr"))
+
+_EXPANDED: dict[int, tuple[object, jcore.ClosedJaxpr]] = {}
+
+
+def _expansion(call_p: jcore.Primitive, prim, avals) -> jcore.ClosedJaxpr:
+  """The jaxpr of the low-level program a high-level primitive expands to (its
+  ``to_lojax`` rule, as jax lowers it), traced once per primitive instance."""
+  hit = _EXPANDED.get(id(prim))
+  if hit is not None and hit[0] is prim:
+    return hit[1]
+  import jax  # noqa: PLC0415 - traced only when such a primitive is met
+
+  def lojax(*args):
+    return call_p.to_lojax(*args, _prim=prim)
+
+  closed = jax.make_jaxpr(lojax)(*[jax.ShapeDtypeStruct(a.shape, a.dtype) for a in avals])
+  if len(_EXPANDED) > 256:
+    _EXPANDED.clear()
+  _EXPANDED[id(prim)] = (prim, closed)
+  return closed
+
+
+@register("call_hi_primitive")
+def _call_hi(ctx, *args, _prim, **_):
+  closed = _expansion(ctx.eqn.primitive, _prim, args)
+  return ctx.walk(closed, known=[ctx.known(i) for i in range(len(args))])
 
 
 @register("addupdate")

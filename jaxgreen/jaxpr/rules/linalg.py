@@ -7,13 +7,13 @@ Conventions (stated once, used everywhere):
   first product of each output needs no ADD.)
 * ``conv_general_dilated``: each output element multiplies the kernel taps of its
   window that land on a real input element or on edge padding (torchvision's
-  forward convention: every window tap, padding included), times C_in / groups; taps
-  on the holes ``lhs_dilation`` inserts between input elements never count (no
-  implementation multiplies them: the input gradient of a strided convolution and
-  ``conv_transpose`` cost about what the forward convolution does), and
-  ``rhs_dilation`` adds no taps. Without lhs dilation, MUL = out * (C_in / groups) *
-  prod(kernel_spatial); ADD = MUL - 1 per output. Exact per-dimension counts:
-  :func:`jaxgreen.formulas.conv_counts`.
+  forward convention: every window tap, padding included), times C_in / groups;
+  ``rhs_dilation`` adds no taps. A transposed convolution (lhs-dilated, or at stride 1
+  with an output longer than its input) counts each real input element times each
+  kernel tap instead (torch's convention), so the input gradient of a convolution
+  never counts more than its forward. Without lhs dilation, MUL = out * (C_in /
+  groups) * prod(kernel_spatial); ADD = MUL - 1 per output. Exact per-dimension
+  counts: :func:`jaxgreen.formulas.conv_counts`.
 * Direct factorizations (Cholesky, LU, QR, triangular solve, Householder products,
   Hessenberg / tridiagonal reduction) use the exact multiplication and addition counts
   of LAPACK Working Note 41 (Blackford & Dongarra, "Installation Guide for LAPACK",
@@ -81,7 +81,8 @@ def _ragged_dot_general(ctx, lhs, rhs, group_sizes, *, ragged_dot_dimension_numb
 @register(P.conv_general_dilated_p)
 def _conv(ctx, lhs, rhs, *, dimension_numbers, window_strides, padding, lhs_dilation=None,
           rhs_dilation=None, **_):
-  """Taps on real input or edge padding, never on lhs-dilation holes (formulas.conv_counts)."""
+  """Taps on real input or edge padding; a transposed convolution, input elements x
+  kernel taps (formulas.conv_counts)."""
   lhs_spec, rhs_spec, out_spec = dimension_numbers  # (batch/out feat, feat, *spatial)
   out = ctx.outs[0]
   nd = len(rhs_spec) - 2

@@ -17,12 +17,16 @@ point instead (used to check the grouping).
   data and cost no FPO; ``addupdate`` (``ref[...] += x`` of the state discharge) and
   ``atomic_rmw`` are priced as their add / max / min per element, ``pl.reciprocal`` as a
   ``div`` per element; arithmetic uses the same rules and cost model as elsewhere.
-* A branch or loop bound that depends on runtime data (a scalar-prefetch ref, a ref
-  read, a loop-varying value) is counted by the ``cond`` policy / the ``while`` rule and
-  named in ``Cost.inexact``. A grid dimension given at run time (a dynamic grid bound)
-  is read when it is a constant, else taken from ``trip_counts={"<kernel scope>:grid<d>":
-  n}`` (``"pallas_call:grid1"`` for dimension 1 of an unnamed kernel at the top level;
-  noted in ``Cost.assumed``) or counted as 1 and named in ``Cost.inexact``.
+* Scalar-prefetch refs the caller fills with small constant tables (splash attention's
+  block masks: numpy arrays baked into the program) are read at each grid point, so
+  branches on them take their real branch: only the computed blocks count.
+* A branch or loop bound that depends on runtime data (a scalar-prefetch ref given at
+  run time, a ref read, a loop-varying value) is counted by the ``cond`` policy / the
+  ``while`` rule and named in ``Cost.inexact``. A grid dimension given at run time (a
+  dynamic grid bound) is read when it is a constant, else taken from
+  ``trip_counts={"<kernel scope>:grid<d>": n}`` (``"pallas_call:grid1"`` for dimension 1
+  of an unnamed kernel at the top level; noted in ``Cost.assumed``) or counted as 1 and
+  named in ``Cost.inexact``.
 * Under ``vmap`` the added grid dimensions repeat the kernel; its program ids number
   the other dimensions, as pallas lowers them.
 * The kernel's work is reported under its scope, which jax names after the kernel.
@@ -34,7 +38,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import jax
@@ -44,7 +48,7 @@ from jax.extend import core as jcore
 from jaxgreen._scope import clean_scope, join
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
-from jaxgreen.jaxpr.interpreter import RuleContext, Walker, known_scalar
+from jaxgreen.jaxpr.interpreter import KnownTable, RuleContext, Walker, known_scalar
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._pallas_grid import plan
 from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
@@ -172,6 +176,20 @@ def kernel_label(name: Any) -> str:
   return str(name) if name else "pallas_call"
 
 
+def _prefetch_tables(ctx, kernel, grid_mapping) -> list[Any] | None:
+  """Known values for the kernel's constvars + invars: its scalar-prefetch refs where
+  the caller passes small constant tables (splash attention's block masks), so reads of
+  them at a grid point fold to their values; None when there are none."""
+  ndyn = getattr(grid_mapping, "num_dynamic_grid_bounds", 0)
+  nidx = getattr(grid_mapping, "num_index_operands", 0)
+  tables = [ctx.known(ndyn + i) for i in range(nidx)]
+  if not any(isinstance(t, KnownTable) for t in tables):
+    return None
+  tables = [t if isinstance(t, KnownTable) else None for t in tables]
+  rest = len(kernel.invars) - len(tables)
+  return [None] * len(kernel.constvars) + tables + [None] * rest
+
+
 @register("pallas_call")
 def _pallas_call(ctx, *args, jaxpr, grid_mapping, name=None, **_):
   kernel = getattr(jaxpr, "jaxpr", jaxpr)
@@ -183,8 +201,9 @@ def _pallas_call(ctx, *args, jaxpr, grid_mapping, name=None, **_):
   visible = [d for d in range(len(grid)) if d not in vmapped]
   repeats = math.prod(sizes[d] for d in vmapped)
   grid = tuple(grid[d] for d in visible)
+  known = _prefetch_tables(ctx, kernel, grid_mapping)
   groups = plan(kernel, grid, tuple(sizes[d] for d in visible),
-                exhaustive=not ctx.walker.memo)
+                exhaustive=not ctx.walker.memo, known=known)
   cond = ctx.walker.cond
   total = Cost(cond=cond)
   for point, n in groups.groups:
@@ -193,7 +212,7 @@ def _pallas_call(ctx, *args, jaxpr, grid_mapping, name=None, **_):
     _POINTS.append(point)
     _GRIDS.append(grid)
     try:
-      c = sub.walk(kernel, None, ctx.axis_sizes, scope)
+      c = sub.walk(kernel, known, ctx.axis_sizes, scope)
     finally:
       _POINTS.pop()
       _GRIDS.pop()
@@ -261,21 +280,36 @@ def kernel_estimates(fn: Callable, *args, cost_model: CostModel | None = None,
   return jaxpr_kernels(closed.jaxpr, cost_model=cost_model, cond=cond)
 
 
-def jaxpr_kernels(jaxpr, *, cost_model: CostModel | None = None,
-                  cond: str = "max") -> list[KernelEstimate]:
-  """Every ``pallas_call`` of an already traced jaxpr (see :func:`kernel_estimates`)."""
-  walker = Walker(cost_model=cost_model or DEFAULT, cond=cond)
-  return list(_estimates(getattr(jaxpr, "jaxpr", jaxpr), walker, ""))
+def jaxpr_kernels(jaxpr, *, cost_model: CostModel | None = None, cond: str = "max",
+                  trip_counts: Mapping[str, int] | int | None = None) -> list[KernelEstimate]:
+  """Every ``pallas_call`` of an already traced jaxpr (see :func:`kernel_estimates`);
+  ``trip_counts`` as for :func:`jaxgreen.count` (runtime grid dimensions, loops)."""
+  walker = Walker(cost_model=cost_model or DEFAULT, cond=cond, trip_counts=trip_counts)
+  inner = getattr(jaxpr, "jaxpr", jaxpr)
+  env = _known_env(inner, getattr(jaxpr, "consts", ()), ())
+  return list(_estimates(inner, walker, "", env))
 
 
-def _estimates(jaxpr, walker: Walker, outer: str) -> Iterator[KernelEstimate]:
+def _known_env(jaxpr, consts, vals) -> dict[Any, Any]:
+  """Known values of a jaxpr's constvars and invars (small constant tables, scalars)."""
+  pairs = list(zip(jaxpr.constvars, [known_scalar(c) for c in consts], strict=False))
+  pairs += list(zip(jaxpr.invars, vals, strict=False))
+  return {v: k for v, k in pairs if k is not None}
+
+
+def _estimates(jaxpr, walker: Walker, outer: str, env: dict) -> Iterator[KernelEstimate]:
   for eqn in jaxpr.eqns:
     scope = join(outer, clean_scope(str(eqn.source_info.name_stack)))
     if eqn.primitive.name != "pallas_call":
+      vals = [known_scalar(v.val) if isinstance(v, jcore.Literal) else env.get(v)
+              for v in eqn.invars]
       for sub in jcore.jaxprs_in_params(eqn.params):
-        yield from _estimates(getattr(sub, "jaxpr", sub), walker, scope)
+        inner = getattr(sub, "jaxpr", sub)
+        passed = vals if len(inner.invars) == len(vals) else ()  # a call: its operands
+        yield from _estimates(inner, walker, scope,
+                              _known_env(inner, getattr(sub, "consts", ()), passed))
       continue
-    ctx = RuleContext(walker, eqn, {}, {}, scope)
+    ctx = RuleContext(walker, eqn, env, {}, scope)
     cost = _pallas_call(ctx, *[v.aval for v in eqn.invars], **eqn.params)
     grid, _, _ = _grid(ctx, eqn.params["grid_mapping"], scope)
     est = eqn.params.get("cost_estimate")

@@ -56,6 +56,7 @@ def _allreduce(ctx, *args, axes=None, axis_name=None, **_):
 
 
 register(P.psum_p, P.pmax_p, P.pmin_p)(_allreduce)
+register("pxor")(_allreduce)  # jax >= 0.12.1: integers only, so integer operations
 # psum inside shard_map with check_vma, reductions of "unreduced" arrays, and the start
 # halves of asynchronous collectives (the done halves are on the zero-cost list).
 register("psum_invariant", "unreduced_psum", "psum_start", "psum_invariant_start",
@@ -63,11 +64,12 @@ register("psum_invariant", "unreduced_psum", "psum_start", "psum_invariant_start
 
 
 @register("reduce_scatter", "reduce_scatter_start", "unreduced_reduce_scatter",
-          "unreduced_reduce_scatter_start")
+          "unreduced_reduce_scatter_start", "pmax_scatter", "pmin_scatter")
 def _reduce_scatter(ctx, x, *, axis_name=None, axes=None, **_):
   n = _axis_size(ctx, axis_name if axis_name is not None else axes)
   total = (n - 1) * size(x) / n if n > 1 else 0
-  return priced(ctx.model, "add", _whole(total), is_complex(x))
+  name = {"pmax_scatter": "max", "pmin_scatter": "min"}.get(ctx.eqn.primitive.name, "add")
+  return priced(ctx.model, name, _whole(total), is_complex(x))
 
 
 def _movement(ctx, *args, **_):

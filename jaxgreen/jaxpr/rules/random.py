@@ -17,19 +17,22 @@ implementation's ``random_bits``/``split``/``fold_in``: Threefry blocks, counter
 xors), so the lowered program counts the same. ``random_gamma`` is counted from jax's
 own sampler program (Marsaglia-Tsang rejection sampling): its loop runs a
 data-dependent number of times, so it is counted once per element and the result is
-marked inexact. ``rng_uniform`` (XLA's RngUniform) is one block of bits per element
-plus, for floats, a scale and a shift (1 ADD, 1 MUL). The block prices live in
-:mod:`jaxgreen.formulas`, shared with the HLO walker.
+marked inexact; ``random_poisson`` (jax >= 0.12.1) likewise from jax's sampler, and
+``raw_bits`` (jax >= 0.12.1) from the key implementation's program. ``rng_uniform``
+(XLA's RngUniform) is one block of bits per element plus, for floats, a scale and a
+shift (1 ADD, 1 MUL). The block prices live in :mod:`jaxgreen.formulas`, shared with
+the HLO walker.
 """
 
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 from jax.extend.core import primitives as P
 
-from jaxgreen._compat import gamma_impl, physical_aval
+from jaxgreen._compat import gamma_impl, physical_aval, poisson_impl
 from jaxgreen._compat import prng as _prng
 from jaxgreen.formulas import (
   PHILOX2_OPS_PER_BLOCK,
@@ -65,6 +68,9 @@ def _key_program(kind: str, keys_aval, extra, partitionable: bool):
     bit_width, shape = extra
     return jax.make_jaxpr(lambda b: _prng.random_bits_impl_base(
         impl, b, keys_aval.ndim, bit_width=bit_width, shape=shape))(base)
+  if kind == "raw":  # jax >= 0.12.1: the key implementation's raw words
+    raw: Any = getattr(_prng, "raw_bits_impl_base", None)  # jax >= 0.12.1
+    return jax.make_jaxpr(lambda b: raw(impl, b, keys_aval.ndim, shape=extra))(base)
   if kind == "split":
     return jax.make_jaxpr(lambda b: _prng.random_split_impl_base(
         impl, b, keys_aval.ndim, shape=extra))(base)
@@ -92,6 +98,14 @@ def _random_bits(ctx, keys, *, bit_width, shape, **_):
   if walked is not None:
     return walked
   return ops(int_ops=threefry_ops(-(-_words(ctx.outs[0]) // 2)))
+
+
+@register("raw_bits")
+def _raw_bits(ctx, keys, *, shape, **_):
+  walked = _walk_key_program(ctx, "raw", keys, tuple(shape))
+  if walked is not None:
+    return walked
+  return ops(int_ops=threefry_ops(-(-sum(_words(o) for o in ctx.outs) // 2)))
 
 
 @register(P.random_split_p)
@@ -159,3 +173,19 @@ def _random_gamma(ctx, key, a, *, log_space, **_):
 
 if gamma_impl is not None:
   register("random_gamma")(_random_gamma)
+
+
+@functools.lru_cache(maxsize=64)
+def _poisson_program(key_shape, key_dtype, lam_shape, lam_dtype, dtype):
+  impl = functools.partial(poisson_impl, dtype=dtype)
+  return jax.make_jaxpr(impl)(jax.ShapeDtypeStruct(key_shape, key_dtype),
+                              jax.ShapeDtypeStruct(lam_shape, lam_dtype))
+
+
+def _random_poisson(ctx, key, lam, *, dtype, **_):
+  program = _poisson_program(tuple(key.shape), key.dtype, tuple(lam.shape), lam.dtype, dtype)
+  return ctx.walk(program)
+
+
+if poisson_impl is not None:
+  register("random_poisson")(_random_poisson)
