@@ -22,7 +22,8 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 #: Public modules reached by their full path rather than through ``jaxgreen.__all__``.
-EXTRA_MODULES = ("jaxgreen.account.optuna",)
+EXTRA_MODULES = ("jaxgreen.account.optuna", "jaxgreen.account.forecast",
+                 "jaxgreen.account.card")
 
 
 def _module_names(module: types.ModuleType) -> list[str]:
