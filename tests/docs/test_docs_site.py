@@ -64,9 +64,9 @@ def test_landing_page_links_to_every_part():
   text = text_of(dom)
   assert "FPO" in text and "Green AI" in text
   for target in ("tutorials/index.html", "guides/index.html", "guides/faq.html",
-                 "api/index.html"):
+                 "guides/report.html", "api/index.html"):
     assert f'href="{target}' in dom, f"the landing page has no link to {target}"
-  for card in ("Tutorials", "Guides", "FAQ", "API reference"):
+  for card in ("Tutorials", "Guides", "FAQ", "The Green AI report", "API reference"):
     assert card in text, f"the landing page has no {card!r} card"
   assert "cost.table()" in re.sub(r"<[^>]+>", "", dom)  # its example, as code
 
@@ -82,6 +82,42 @@ def test_tutorial_shows_its_executed_output():
   assert f"{fpo:,}" in text
   assert "dot_general" in text and "FPO (ADD + MUL)" in text
   assert 'class="cell_output' in dom
+
+
+def cell_outputs(dom: str) -> str:
+  """The text of a page's executed cells' outputs only (not its prose or code)."""
+  # Each output runs from its cell_output block to the next cell, paragraph or section.
+  chunks = re.split(r'(?=<div class="cell docutils)|(?=<p>)|(?=<section)|(?=<h[1-6])', dom)
+  return " ".join(text_of(c[c.index('class="cell_output'):]) for c in chunks
+                  if 'class="cell_output' in c)
+
+
+@needs_chromium
+def test_count_tutorial_shows_the_html_view_and_the_costly_lines():
+  dom = render("tutorials/count.html")
+  # The Cost's notebook view (its own HTML: foldable scopes, a totals table), not a <pre>.
+  assert "<details" in dom and "transcendentals (also in FPO)" in text_of(dom)
+  out = cell_outputs(dom)
+  # source_table() of the attention gradient: the file's lines, by FPO, with shares.
+  for line in ("attention.py:6:attention", "attention.py:7:attention", "attention.py:11:block"):
+    assert line in out, f"no output row for {line}"
+  assert "source line" in out and "share" in out
+
+
+@needs_chromium
+def test_flax_tutorial_finds_the_costly_lines_of_linen_and_nnx():
+  out = cell_outputs(render("tutorials/flax.html"))
+  assert "models.py:8:attend" in out          # shared by both
+  assert "Block.__call__" in out and "NnxBlock.__call__" in out
+
+
+@needs_chromium
+def test_report_tutorial_shows_co2e_mfu_forecast_and_cards():
+  out = cell_outputs(render("tutorials/report.html"))
+  for expected in ("gCO2e/kWh", "MFU", "HFU", "Forecast (estimate)", "gpu:h100x4",
+                   "co2_eq_emissions", "\\begin{tabular}", "Compute resources. Answer:",
+                   "EU AI Act", "10^25 FLOP"):
+    assert expected in out, f"the report tutorial's output lacks {expected!r}"
 
 
 def search_hits(query: str) -> list[tuple[str, str]]:
@@ -128,6 +164,8 @@ def test_api_reference_has_every_public_name_and_nothing_private():
   import jaxgreen
   assert {f"jaxgreen.{n}" for n in jaxgreen.__all__} <= set(names)
   assert "jaxgreen.testing.assert_fpo" in names and "jaxgreen.flax.summary" in names
+  assert {"jaxgreen.report_html", "jaxgreen.account.forecast.forecast",
+          "jaxgreen.account.card.report"} <= set(names)
   documented = documented_names()
   missing = [n for n, paths in names.items() if not documented & set(paths)]
   assert not missing, f"public names without an API entry: {missing}"
