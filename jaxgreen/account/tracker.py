@@ -41,7 +41,7 @@ from jaxgreen.account.signatures import (
     _static_args,
 )
 from jaxgreen.account.throughput import Throughput
-from jaxgreen.api import count
+from jaxgreen.api import array_leaves, count
 from jaxgreen.chips import _dtype_key
 from jaxgreen.cost import Cost
 
@@ -217,7 +217,9 @@ class Tracker:
         if isinstance(i, int):
           full.insert(i, v)
       kw = dict(dyn_kwargs) | {k: v for k, v in statics if isinstance(k, str)}
-      out = fn(*full, **kw)
+      # Only arrays are results of a program: an Equinox step returns its model whole,
+      # activation functions included.
+      out = array_leaves(fn(*full, **kw))
       return (out, final_state((full, kw))) if stateful else out
 
     try:

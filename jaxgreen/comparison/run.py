@@ -184,6 +184,8 @@ def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype
   for i, a in zip(dyn, place([args[i] for i in dyn], select_specs(specs, dyn, len(args)), mesh),
                   strict=True):
     placed[i] = a
+  # Equinox modules and other non-array leaves: arrays traced, the rest fixed.
+  fn, placed, _, static = api.array_arguments(fn, tuple(placed), {}, static)
   ctx = jax.set_mesh(mesh) if hasattr(jax, "set_mesh") else contextlib.nullcontext()
   with ctx:
     t0 = time.perf_counter()
