@@ -36,9 +36,10 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
   run: arguments may be arrays, pytrees, Python scalars or ``jax.ShapeDtypeStruct``)
   and walks the jaxpr. Pytrees with leaves that are not arrays (an Equinox module's
   activation function) and Equinox ``filter_jit`` functions are taken as Equinox
-  takes them (:func:`array_arguments`): arrays traced, everything else static. Loops are multiplied by their trip counts, ``jax.grad`` is
-  counted from the real backward program, and a primitive with no rule is listed in
-  ``Cost.uncounted``, never counted as a silent zero.
+  takes them (:func:`array_arguments`): arrays traced, everything else static. Loops
+  are multiplied by their trip counts, ``jax.grad`` is counted from the real backward
+  program, and a primitive with no rule is listed in ``Cost.uncounted``, never counted
+  as a silent zero.
 
   Conventions: ``dot_general`` is MUL = B*M*N*K, ADD = B*M*N*(K-1); a convolution
   counts every window tap on input or edge padding (never on lhs-dilation holes); a

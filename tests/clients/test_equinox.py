@@ -16,26 +16,26 @@ import jaxgreen
 eqx = pytest.importorskip("equinox", reason="the Equinox tests need the equinox extra")
 
 KEY = jax.random.PRNGKey(0)
-B, I, W, O = 8, 5, 16, 3  # batch, in, hidden width, out
+B, D_IN, W, D_OUT = 8, 5, 16, 3  # batch, in, hidden width, out
 
 
 def _mlp():
-  return eqx.nn.MLP(I, O, W, depth=2, key=KEY)  # I -> W -> W -> O, relu between
+  return eqx.nn.MLP(D_IN, D_OUT, W, depth=2, key=KEY)  # D_IN -> W -> W -> D_OUT, relu between
 
 
 def _batched(model, x):
   return jax.vmap(model)(x)
 
 
-MLP_DOT_MULS = B * (W * I + W * W + O * W)  # 8·384 = 3072
-MLP_DOT_ADDS = B * (W * (I - 1) + W * (W - 1) + O * (W - 1))  # 8·349 = 2792
-MLP_BIAS_ADDS = B * (W + W + O)  # 280
+MLP_DOT_MULS = B * (W * D_IN + W * W + D_OUT * W)  # 8·384 = 3072
+MLP_DOT_ADDS = B * (W * (D_IN - 1) + W * (W - 1) + D_OUT * (W - 1))  # 8·349 = 2792
+MLP_BIAS_ADDS = B * (W + W + D_OUT)  # 280
 MLP_RELU_ADDS = B * 2 * W  # 256: two hidden layers
 
 
 def test_mlp_forward_closed_form():
   # eqx.nn.MLP holds jax.nn.relu (a custom_jvp) as a leaf: arrays traced, it fixed.
-  c = jaxgreen.count(_batched)(_mlp(), jnp.ones((B, I)))
+  c = jaxgreen.count(_batched)(_mlp(), jnp.ones((B, D_IN)))
   assert c.exact and not c.uncounted
   assert c.by_primitive["dot_general"].muls == MLP_DOT_MULS
   assert c.by_primitive["dot_general"].adds == MLP_DOT_ADDS
@@ -48,7 +48,7 @@ def test_filter_jit_function_and_shape_dtype_structs():
   f = eqx.filter_jit(_batched)
   model = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype) if eqx.is_array(a)
                        else a, _mlp())
-  c = jaxgreen.count(f)(model, jax.ShapeDtypeStruct((B, I), jnp.float32))
+  c = jaxgreen.count(f)(model, jax.ShapeDtypeStruct((B, D_IN), jnp.float32))
   assert c.muls == MLP_DOT_MULS
   assert c.adds == MLP_DOT_ADDS + MLP_BIAS_ADDS + MLP_RELU_ADDS
 
@@ -158,21 +158,21 @@ def _train_step():
 
 def test_train_step_counts_the_backward_pass():
   step, model, opt_state = _train_step()
-  x, y = jnp.ones((B, I)), jnp.ones((B, O))
+  x, y = jnp.ones((B, D_IN)), jnp.ones((B, D_OUT))
   c = jaxgreen.count(step)(model, opt_state, x, y)
   assert c.exact and not c.uncounted
   # Forward dots, and two per layer backward (dW and dx) except the first layer's dx:
   # the input is not differentiated.
-  assert c.by_primitive["dot_general"].muls == 3 * MLP_DOT_MULS - B * W * I
+  assert c.by_primitive["dot_general"].muls == 3 * MLP_DOT_MULS - B * W * D_IN
   params = sum(a.size for a in jax.tree.leaves(eqx.filter(model, eqx.is_array)))
   # optax.sgd scales every gradient by -lr, eqx.apply_updates adds it to its parameter.
   assert c.by_primitive["add"].adds == MLP_BIAS_ADDS + params  # forward biases + update
-  assert c.by_primitive["mul"].muls == params + 2 * B * O  # -lr·g; the loss's 2·r and 1/n
+  assert c.by_primitive["mul"].muls == params + 2 * B * D_OUT  # -lr·g; the loss's 2·r and 1/n
 
 
 def test_tracked_step_records_e_exactly(tmp_path):
   step, model, opt_state = _train_step()
-  x, y = jnp.ones((B, I)), jnp.ones((B, O))
+  x, y = jnp.ones((B, D_IN)), jnp.ones((B, D_OUT))
   e = jaxgreen.count(step)(model, opt_state, x, y).fpo
   tracked = jaxgreen.track(step, examples=B)
   exp = jaxgreen.Experiment("eqx", ledger=str(tmp_path / "green.sqlite"))
@@ -188,13 +188,13 @@ def test_tracked_step_records_e_exactly(tmp_path):
 
 
 def test_reconcile_and_the_fpo_guard():
-  rec = jaxgreen.reconcile(_batched, targets=["cpu"])(_mlp(), jnp.ones((B, I)))
+  rec = jaxgreen.reconcile(_batched, targets=["cpu"])(_mlp(), jnp.ones((B, D_IN)))
   r = rec["cpu"]
   assert r.jaxpr.muls == MLP_DOT_MULS
   assert r.compiled.muls == MLP_DOT_MULS  # the same program after XLA
   from jaxgreen.testing import FpoMismatch, assert_fpo
 
   fpo = MLP_DOT_MULS + MLP_DOT_ADDS + MLP_BIAS_ADDS + MLP_RELU_ADDS
-  assert_fpo(_batched, _mlp(), jnp.ones((B, I)), expected=fpo)
+  assert_fpo(_batched, _mlp(), jnp.ones((B, D_IN)), expected=fpo)
   with pytest.raises(FpoMismatch):
-    assert_fpo(_batched, _mlp(), jnp.ones((B, I)), expected=fpo + 1)
+    assert_fpo(_batched, _mlp(), jnp.ones((B, D_IN)), expected=fpo + 1)

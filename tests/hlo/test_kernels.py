@@ -195,7 +195,7 @@ def test_gpt_train_step_with_flash_attention_has_nothing_uncounted():
 # -- Pallas on GPU via Triton --------------------------------------------------------------
 
 def test_gpu_triton_attention_compiled_equals_jaxpr():
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  skip_without_gpu_plugin()
   with warnings.catch_warnings():  # newer jax deprecates these ops for tokamax's
     warnings.simplefilter("ignore", DeprecationWarning)
     from jax.experimental.pallas.ops.gpu import attention
@@ -282,3 +282,11 @@ def test_cudnn_attention_backward_priced_as_flash_attention_backward():
   #      131,072 outputs of 255 adds each; D 63 per row
   assert h.cost.adds == 2 * 63 * n + n + 7 * n + n + 3 * 131_072 * 255 + 63 * rows
   assert h.cost.transcendentals == n and not h.cost.uncounted
+
+
+def skip_without_gpu_plugin():
+  """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
+  from jaxgreen.devices import gpu_plugin_problem
+
+  if (why := gpu_plugin_problem()) is not None:
+    pytest.skip(why)
