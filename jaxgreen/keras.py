@@ -9,8 +9,8 @@ evaluation work, reported apart); inside ``with experiment.trial(...)`` the step
 that trial instead, and a ``fit`` per trial is up to the user.
 
 Keras picks its backend when it is first imported: importing this module sets
-``KERAS_BACKEND=jax`` when Keras is not imported yet, and fails with the fix when Keras
-already runs another backend. Needs the ``[keras]`` extra.
+``KERAS_BACKEND=jax`` when Keras is not imported yet; ``FPOCallback`` fails with the fix
+when Keras already runs another backend. Needs the ``[keras]`` extra.
 
 Example::
 
@@ -36,20 +36,36 @@ import jax
 from jaxgreen.account import Experiment, Trial, track
 from jaxgreen.account.attribution import ACTIVE
 
-if "keras" not in sys.modules:
+if "keras" not in sys.modules:  # Keras reads its backend once, when first imported
   os.environ.setdefault("KERAS_BACKEND", "jax")
-try:
-  import keras
-except ImportError:
-  raise ImportError("jaxgreen.keras needs Keras 3: pip install 'jaxgreen[keras]'") from None
-if keras.backend.backend() != "jax":
-  raise ImportError(f"jaxgreen.keras records Keras on the JAX backend, but Keras runs on "
-                    f"{keras.backend.backend()!r}: set KERAS_BACKEND=jax before Keras is "
-                    f"first imported (or import jaxgreen.keras first)")
 
 # The name of the jitted step in the step function Keras' JAX trainer builds around it
 # (``model.train_function(state, iterator)`` calls it once per batch).
 _STEP = "step_function"
+
+
+def _keras() -> Any:
+  try:
+    import keras
+  except ImportError:
+    raise ImportError("jaxgreen.keras needs Keras 3: pip install 'jaxgreen[keras]'") from None
+  if keras.backend.backend() != "jax":
+    raise ImportError(f"jaxgreen.keras records Keras on the JAX backend, but Keras runs on "
+                      f"{keras.backend.backend()!r}: set KERAS_BACKEND=jax before Keras is "
+                      f"first imported (or import jaxgreen.keras first)")
+  return keras
+
+
+def __getattr__(name: str) -> Any:
+  # The callback class derives from Keras' own: built when first asked for, so that
+  # importing this module (pytest's doctest collection does) needs no Keras.
+  if name == "FPOCallback":
+    keras = _keras()
+    cls = type("FPOCallback", (_Recorder, keras.callbacks.Callback),
+               {"__module__": __name__, "__doc__": _Recorder.__doc__})
+    globals()[name] = cls
+    return cls
+  raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _examples(args: tuple, kwargs: dict) -> int:
@@ -61,7 +77,7 @@ def _examples(args: tuple, kwargs: dict) -> int:
   return 0
 
 
-class FPOCallback(keras.callbacks.Callback):
+class _Recorder:
   """Records the FPO, examples and trials of ``model.fit`` / ``model.evaluate``.
 
   Args:
@@ -75,6 +91,8 @@ class FPOCallback(keras.callbacks.Callback):
     train, eval: the :class:`~jaxgreen.account.tracker.Tracker` of Keras' train and test
       step (``.totals()``, ``.throughput()``), None until Keras ran one.
   """
+
+  model: Any  # set by Keras (Callback.set_model)
 
   def __init__(self, experiment: Experiment, *, hparams: Mapping[str, Any] | None = None,
                name: str | None = None, **count_options: Any):
@@ -137,7 +155,7 @@ class FPOCallback(keras.callbacks.Callback):
     """Tracks the jitted step inside Keras' ``train_function``/``test_function``."""
     code = getattr(step_function, "__code__", None)
     if code is None or _STEP not in code.co_freevars:
-      raise RuntimeError(f"jaxgreen.keras: Keras {keras.__version__}'s {kind} function has "
+      raise RuntimeError(f"jaxgreen.keras: Keras {_keras().__version__}'s {kind} function has "
                          f"no {_STEP!r}; FPOCallback supports the JAX trainer of Keras "
                          f">= 3.15")
     cell = step_function.__closure__[code.co_freevars.index(_STEP)]
