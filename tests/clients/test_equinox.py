@@ -198,3 +198,10 @@ def test_reconcile_and_the_fpo_guard():
   assert_fpo(_batched, _mlp(), jnp.ones((B, D_IN)), expected=fpo)
   with pytest.raises(FpoMismatch):
     assert_fpo(_batched, _mlp(), jnp.ones((B, D_IN)), expected=fpo + 1)
+
+
+def test_compare_on_cpu():
+  cmp = jaxgreen.compare(_batched, ["cpu"], progress=False)(_mlp(), jnp.ones((B, D_IN)))
+  # The compiled program's FPO: the same as the jaxpr's for this MLP (see reconcile above).
+  assert cmp["cpu"].global_fpo == (MLP_DOT_MULS + MLP_DOT_ADDS + MLP_BIAS_ADDS
+                                   + MLP_RELU_ADDS)
