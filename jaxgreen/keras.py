@@ -111,7 +111,7 @@ class _Recorder:
     self._tracked: dict[int, Any] = {}  # id(Keras' jitted step) -> its tracked wrapper
     self._own_trial = False
     self._fitting = False
-    self._restore: list[tuple[Any, Any]] = []
+    self._restore: list[tuple[Any, Any, str]] = []
     self._token: Any = None
 
   # -- fit ---------------------------------------------------------------------

@@ -185,15 +185,15 @@ def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype
                   strict=True):
     placed[i] = a
   # Equinox modules and other non-array leaves: arrays traced, the rest fixed.
-  fn, placed, _, static = api.array_arguments(fn, tuple(placed), {}, static)
+  fn, on_target, _, static = api.array_arguments(fn, tuple(placed), {}, static)
   ctx = jax.set_mesh(mesh) if hasattr(jax, "set_mesh") else contextlib.nullcontext()
   with ctx:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      logical = api.count(fn, static_argnums=static)(*placed)
+      logical = api.count(fn, static_argnums=static)(*on_target)
     t1 = time.perf_counter()
-    compiled, text, notes = compile_readable(t, fn, *placed, static_argnums=static)
+    compiled, text, notes = compile_readable(t, fn, *on_target, static_argnums=static)
     t2 = time.perf_counter()
   pod = report_compiled(compiled, t.spec, logical, compile_s=t2 - t1, count_s=t1 - t0,
                         text=text, notes=notes, by_module=by_module)
