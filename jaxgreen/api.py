@@ -190,8 +190,10 @@ class _Fixed:
 
 
 def _is_array(x: Any) -> bool:
-  # eqx.is_array's arrays, and the abstract ones count takes in their place.
-  return isinstance(x, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct)
+  # eqx.is_array's arrays, and the abstract ones count takes in their place (a
+  # ShapeDtypeStruct, or any object with a shape and a dtype, as jax takes them).
+  return (isinstance(x, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct)
+          or (not isinstance(x, type) and hasattr(x, "shape") and hasattr(x, "dtype")))
 
 
 def _traceable(x: Any) -> bool:
