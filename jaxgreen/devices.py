@@ -192,11 +192,11 @@ def _version_problem(jaxlib_version: str, have: dict[str, str]) -> str | None:
     return None
   plugin = have[_CUDA_PACKAGES[0]]
   if len(set(have.values())) == 1 and _release(plugin) < _release(jaxlib_version):
-    return (f"there is no CUDA 12 plugin for jaxlib {jaxlib_version} (the newest installed, "
-            f"jax-cuda12-plugin {plugin}, is built for jax {plugin}). The newest jax release "
-            f"with a CUDA plugin is {plugin} (pip install -U jax-cuda12-plugin finds a newer "
-            f"one when it is out); to compile for GPU targets: "
-            f"pip install 'jax[cuda12-local]=={plugin}'")
+    return (f"jaxlib {jaxlib_version} has no CUDA 12 plugin yet: the installed "
+            f"jax-cuda12-plugin {plugin} is built for jax {plugin}, the newest jax release "
+            f"with a CUDA plugin when it was installed (pip install -U jax-cuda12-plugin "
+            f"jax-cuda12-pjrt brings a newer one once it is out). To compile for GPU "
+            f"targets now: pip install 'jax[cuda12-local]=={plugin}'")
   pins = " ".join(f"'{n}=={jaxlib_version}'" for n in _CUDA_PACKAGES)
   found = ", ".join(f"{n} {v}" for n, v in have.items())
   return (f"the installed CUDA plugin ({found}) is not built for jaxlib {jaxlib_version}; "
