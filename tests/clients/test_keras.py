@@ -101,6 +101,20 @@ def test_each_fit_is_a_trial_and_validation_is_its_eval(tmp_path):
   exp.close()
 
 
+def test_steps_per_execution_counts_batches(tmp_path):
+  # Keras runs 2 batches per call of its train function: each batch is one step of E.
+  model = _model()
+  model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", steps_per_execution=2)
+  x, y = _data()
+  exp = jaxgreen.Experiment("keras", ledger=str(tmp_path / "green.sqlite"))
+  cb = FPOCallback(exp)
+  model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[cb])
+  (trial,) = exp.price_tag().trials
+  assert trial.train_steps == STEPS
+  assert trial.train_fpo == STEPS * _step_cost(model, model.train_function).fpo
+  exp.close()
+
+
 def test_fit_inside_a_user_trial(tmp_path):
   model = _model()
   x, y = _data()
