@@ -80,6 +80,10 @@ def _examples(args: tuple, kwargs: dict) -> int:
 class _Recorder:
   """Records the FPO, examples and trials of ``model.fit`` / ``model.evaluate``.
 
+  ``evaluate`` inside a fit (validation) or after one is evaluation work of that fit's
+  trial; inside ``with experiment.trial(...)``, of that trial; before any fit and outside
+  a trial it is counted in :attr:`eval` only.
+
   Args:
     experiment: the :class:`~jaxgreen.Experiment` the trials are recorded in.
     hparams: the trial's hyperparameters (as ``experiment.trial(hparams)``).
