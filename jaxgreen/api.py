@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import functools
 import numbers
+import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import jax
+import numpy as np
 from jax.extend import core as jcore
 
 from jaxgreen import jaxpr as _jaxpr_pkg  # noqa: F401  (registers the rules)
@@ -32,9 +34,12 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
 
   ``jaxgreen.count(f)(*args, **kwargs)`` traces ``f`` once (nothing is allocated or
   run: arguments may be arrays, pytrees, Python scalars or ``jax.ShapeDtypeStruct``)
-  and walks the jaxpr. Loops are multiplied by their trip counts, ``jax.grad`` is
-  counted from the real backward program, and a primitive with no rule is listed in
-  ``Cost.uncounted``, never counted as a silent zero.
+  and walks the jaxpr. Pytrees with leaves that are not arrays (an Equinox module's
+  activation function) and Equinox ``filter_jit`` functions are taken as Equinox
+  takes them (:func:`array_arguments`): arrays traced, everything else static. Loops
+  are multiplied by their trip counts, ``jax.grad`` is counted from the real backward
+  program, and a primitive with no rule is listed in ``Cost.uncounted``, never counted
+  as a silent zero.
 
   Conventions: ``dot_general`` is MUL = B*M*N*K, ADD = B*M*N*(K-1); a convolution
   counts every window tap on input or edge padding, a transposed one (``conv_transpose``,
@@ -89,6 +94,11 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
   @functools.wraps(fn)
   def counted(*args, **kwargs) -> Cost:
     _check_shapes(args, kwargs)
+    fn_, args, kwargs, static_argnums_ = array_arguments(fn, args, kwargs, static_argnums)
+    return _count(fn_, args, kwargs, static_argnums_)
+
+  def _count(fn: Callable, args: tuple, kwargs: dict,
+             static_argnums: tuple[int, ...]) -> Cost:
     traced = fn
     if has_graph_nodes((args, kwargs)):
       # nnx objects updated in place (optimizer.update(model, grads)) are outputs of
@@ -121,6 +131,91 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
                        trip_counts=trip_counts, dce=dce)
 
   return counted
+
+
+def array_arguments(fn: Callable, args: tuple, kwargs: Mapping[str, Any],
+                    static_argnums: Sequence[int] = ()
+                    ) -> tuple[Callable, tuple, dict[str, Any], tuple[int, ...]]:
+  """``fn`` and its arguments as a function of their arrays alone, as Equinox splits them.
+
+  When an argument holds a leaf that jax cannot trace (a function, a string, any
+  object), or Equinox is in play (``fn`` is an Equinox transform such as
+  ``eqx.filter_jit``, or an argument holds an ``eqx.Module``), the arguments are split
+  as ``eqx.filter_jit`` splits them: arrays (and ``jax.ShapeDtypeStruct``) are traced,
+  every other leaf, Python scalars included, is fixed at its value; leaves of the output
+  that are not arrays (the updated model's activation) are dropped. Otherwise, and for
+  nnx objects (see :mod:`jaxgreen._state`), everything is returned unchanged.
+
+  Returns:
+    ``(fn, args, kwargs, static_argnums)`` to trace, lower or compile instead.
+
+  Example:
+    >>> import jax.numpy as jnp
+    >>> f, args, kwargs, static = array_arguments(
+    ...     lambda p, x: p["act"](x * p["w"]), ({"act": jnp.tanh, "w": jnp.ones(3)},
+    ...                                          jnp.ones(3)), {})
+    >>> len(args), kwargs, static  # the two arrays; tanh is fixed
+    (2, {}, ())
+  """
+  nums = tuple(static_argnums)
+  kwargs = dict(kwargs)
+  n = len(args)
+  static_pos = {i % n for i in nums if -n <= i < n}
+  dynamic = tuple(a for i, a in enumerate(args) if i not in static_pos)
+  if has_graph_nodes((args, kwargs)) or not _partitioned(fn, (dynamic, kwargs)):
+    return fn, args, kwargs, nums
+  marked = tuple(_Fixed(a) if i in static_pos else a for i, a in enumerate(args))
+  leaves, treedef = jax.tree_util.tree_flatten((marked, kwargs))
+  where = [i for i, x in enumerate(leaves) if _is_array(x)]
+
+  @functools.wraps(fn)
+  def on_arrays(*arrays):
+    ls = list(leaves)
+    for i, a in zip(where, arrays, strict=True):
+      ls[i] = a
+    a, kw = jax.tree_util.tree_unflatten(treedef, ls)
+    return array_leaves(fn(*(x.value if isinstance(x, _Fixed) else x for x in a), **kw))
+
+  return on_arrays, tuple(leaves[i] for i in where), {}, ()
+
+
+def array_leaves(out: Any) -> list:
+  """The array leaves of ``out`` (a traced function's result): what a count keeps of it."""
+  return [x for x in jax.tree_util.tree_leaves(out) if _is_array(x)]
+
+
+class _Fixed:
+  """A static argument, kept whole (not a pytree) while the others are split."""
+
+  __slots__ = ("value",)
+
+  def __init__(self, value: Any):
+    self.value = value
+
+
+def _is_array(x: Any) -> bool:
+  # eqx.is_array's arrays, and the abstract ones count takes in their place (a
+  # ShapeDtypeStruct, or any object with a shape and a dtype, as jax takes them).
+  return (isinstance(x, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct)
+          or (not isinstance(x, type) and hasattr(x, "shape") and hasattr(x, "dtype")))
+
+
+def _traceable(x: Any) -> bool:
+  return _is_array(x) or isinstance(x, bool | int | float | complex)
+
+
+def _partitioned(fn: Callable, tree: Any) -> bool:
+  """Whether ``fn``'s arguments are split into arrays and static leaves."""
+  leaves = jax.tree_util.tree_leaves(tree)
+  if not all(_traceable(x) for x in leaves):
+    return True
+  eqx = sys.modules.get("equinox")  # only a program that imported it can pass its objects
+  if eqx is None:
+    return False
+  if isinstance(fn, eqx.Module) or type(fn).__module__.split(".")[0] == "equinox":
+    return True
+  is_module = lambda x: isinstance(x, eqx.Module)
+  return any(is_module(x) for x in jax.tree_util.tree_leaves(tree, is_leaf=is_module))
 
 
 def kernel_table(fn: Callable, *args, text: str | None = None,

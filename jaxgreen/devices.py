@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import math
 import os
 import threading
@@ -128,16 +129,13 @@ def _tpu_devices(t: Any) -> tuple:
 
 
 def _gpu_devices(t: Any) -> tuple:
-  import importlib.util
-
   local = local_devices(t, int(t.topology or 1))
   if local is not None:
     return local
 
-  if (importlib.util.find_spec("jax_cuda12_plugin") is None
-      or importlib.util.find_spec("jax_plugins.xla_cuda12") is None):
-    raise TargetError(f"target {t.spec!r} needs the CUDA PJRT plugin and ptxas to compile "
-                      f"for GPU without a GPU: pip install 'jaxgreen[gpu]'")
+  problem = gpu_plugin_problem()
+  if problem is not None:
+    raise TargetError(f"target {t.spec!r}: {problem}")
   from jax.experimental import topologies
 
   try:
@@ -151,6 +149,71 @@ def _gpu_devices(t: Any) -> tuple:
                       f"topology ({e}); reinstall it with pip install --force-reinstall "
                       f"'jaxgreen[gpu]'") from None
   return tuple(topo.devices)
+
+
+# The CUDA plugin's two packages; each release is built for the jaxlib of its version.
+_CUDA_PACKAGES = ("jax-cuda12-plugin", "jax-cuda12-pjrt")
+
+
+def gpu_plugin_problem() -> str | None:
+  """Why GPU targets cannot be compiled for without a GPU here, with the fix; None if they can.
+
+  They need the CUDA PJRT plugin of the installed jaxlib's own release (the ``[gpu]``
+  extra installs the newest plugin without touching jax; a new jax often comes out days
+  before its plugin). The plugin is not loaded to find out: only installed versions are
+  compared.
+
+  Example:
+    >>> problem = gpu_plugin_problem()
+    >>> problem is None or "pip install" in problem
+    True
+  """
+  import importlib.metadata
+  import importlib.util
+
+  import jaxlib
+
+  have = {}
+  for name in _CUDA_PACKAGES:
+    try:
+      have[name] = importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+      pass
+  if (len(have) < len(_CUDA_PACKAGES) or importlib.util.find_spec("jax_cuda12_plugin") is None
+      or importlib.util.find_spec("jax_plugins.xla_cuda12") is None):
+    return ("GPU targets need the CUDA PJRT plugin and ptxas to compile for GPU without a "
+            "GPU: pip install 'jaxgreen[gpu]'")
+  return _version_problem(jaxlib.__version__, have)
+
+
+def _version_problem(jaxlib_version: str, have: dict[str, str]) -> str | None:
+  """The mismatch of the installed CUDA plugin packages and jaxlib, with the fix."""
+  if all(v == jaxlib_version for v in have.values()):
+    return None
+  plugin = have[_CUDA_PACKAGES[0]]
+  if len(set(have.values())) == 1 and _release(plugin) < _release(jaxlib_version):
+    return (f"jaxlib {jaxlib_version} has no CUDA 12 plugin yet: the installed "
+            f"jax-cuda12-plugin {plugin} is built for jax {plugin}, the newest jax release "
+            f"with a CUDA plugin when it was installed (pip install -U jax-cuda12-plugin "
+            f"jax-cuda12-pjrt brings a newer one once it is out). To compile for GPU "
+            f"targets now: pip install 'jax[cuda12-local]=={plugin}'")
+  pins = " ".join(f"'{n}=={jaxlib_version}'" for n in _CUDA_PACKAGES)
+  found = ", ".join(f"{n} {v}" for n, v in have.items())
+  return (f"the installed CUDA plugin ({found}) is not built for jaxlib {jaxlib_version}; "
+          f"install the plugin of this jaxlib: pip install {pins}")
+
+
+def _release(version: str) -> tuple[int, ...]:
+  """``"0.12.0.1"`` -> (0, 12, 0, 1); pre-release tags end the numeric part."""
+  out = []
+  for part in version.split("."):
+    digits = "".join(itertools.takewhile(str.isdigit, part))
+    if not digits:
+      break
+    out.append(int(digits))
+    if digits != part:
+      break
+  return tuple(out)
 
 
 _cuda_lock = threading.Lock()

@@ -386,7 +386,8 @@ def reconcile_target(fn: Callable, target: str | Target, args: Sequence[Any],
 
   t = get_target(target)
   start_devices([t])  # before the jaxpr count starts a backend (GPU targets need that)
-  kwargs = dict(kwargs or {})
+  fn, args, kwargs, static_argnums = api.array_arguments(fn, tuple(args), kwargs or {},
+                                                         static_argnums)
   if jaxpr_cost is None:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
@@ -471,13 +472,15 @@ def reconcile(fn: Callable, *, targets: Sequence[str | Target] = ("cpu",),
     import jaxgreen.api as api
 
     start_devices(parsed)
+    # Equinox modules and other non-array leaves: arrays traced, the rest fixed.
+    fn_, args, kwargs, static_ = api.array_arguments(fn, args, kwargs, static)
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      jaxpr_cost = api.count(fn, static_argnums=static, cond=cond,
+      jaxpr_cost = api.count(fn_, static_argnums=static_, cond=cond,
                              cost_model=cost_model)(*args, **kwargs)
     reports, unavailable = each_target(
         "reconcile", parsed, progress,
-        lambda t: reconcile_target(fn, t, args, kwargs, static_argnums=static,
+        lambda t: reconcile_target(fn_, t, args, kwargs, static_argnums=static_,
                                    cost_model=cost_model, cond=cond, jaxpr_cost=jaxpr_cost))
     return Reconciliation(tuple(reports), unavailable)
 

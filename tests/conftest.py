@@ -141,3 +141,24 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
   yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
   with psycopg.connect(postgres_server, autocommit=True) as admin:
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# -- the tests an install skipped ------------------------------------------------------
+# With JAXGREEN_SKIPPED_LOG=path, the node id of every test (or test file) that skips is
+# appended to that file: CI's every-extra install runs exactly the tests that the plain
+# install skipped for want of an extra (.ci/run).
+
+
+def _log_skipped(report) -> None:
+  path = os.environ.get("JAXGREEN_SKIPPED_LOG")
+  if path and report.skipped and report.nodeid.startswith("tests/"):
+    with open(path, "a") as f:
+      f.write(report.nodeid + "\n")
+
+
+def pytest_runtest_logreport(report) -> None:
+  _log_skipped(report)
+
+
+def pytest_collectreport(report) -> None:
+  _log_skipped(report)

@@ -9,9 +9,20 @@ import pytest
 import jaxgreen
 
 
+def skip_without_gpu_plugin():
+  """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
+  from jaxgreen.devices import gpu_plugin_problem
+
+  if (why := gpu_plugin_problem()) is not None:
+    pytest.skip(why)
+
+
+
 @pytest.mark.parametrize("spec, lib", [("tpu:v5e:2x2", "libtpu"),
                                        ("gpu:h100", "jax_cuda12_plugin")])
 def test_second_compilation_comes_from_the_cache(spec, lib, tmp_path, monkeypatch):
+  if lib == "jax_cuda12_plugin":
+    skip_without_gpu_plugin()
   pytest.importorskip(lib, reason=f"{spec} needs its extra")
   from jaxgreen import targets
   from jaxgreen.compile_cache import CachedExecutable

@@ -34,7 +34,7 @@ LAYERS = {
     "jaxgreen.reconciliation": 4, "jaxgreen.comparison": 4, "jaxgreen.testing": 4,
     # 5: accounting for training, and reports on it; models.
     "jaxgreen.account": 5, "jaxgreen.curves": 5, "jaxgreen.flax": 5,
-    "jaxgreen.examples": 5,
+    "jaxgreen.examples": 5, "jaxgreen.keras": 5,
     # 6: the command line and the public surface.
     "jaxgreen.cli": 6, "jaxgreen": 6, "jaxgreen.__main__": 6,
 }

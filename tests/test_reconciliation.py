@@ -70,9 +70,9 @@ def _targets():
     out.append("tpu:v5e:2x2")
   except ImportError:
     pass
-  import importlib.util
+  from jaxgreen.devices import gpu_plugin_problem
 
-  if importlib.util.find_spec("jax_cuda12_plugin") is not None:
+  if gpu_plugin_problem() is None:
     out.append("gpu:h100")
   return out
 
@@ -199,7 +199,7 @@ def test_xla_float32_rounding_is_named():
 
 
 def test_cublas_custom_call_priced_from_shapes():
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  skip_without_gpu_plugin()
   import os
   import subprocess
   import sys
@@ -290,3 +290,11 @@ def test_notebook_and_pandas_views():
   df = r.to_pandas()
   assert list(df["target"]) == ["cpu"] and df["jaxpr_fpo"][0] == 960
   assert df["FMA convention"][0] == -64 and bool(df["explained"][0])
+
+
+def skip_without_gpu_plugin():
+  """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
+  from jaxgreen.devices import gpu_plugin_problem
+
+  if (why := gpu_plugin_problem()) is not None:
+    pytest.skip(why)

@@ -13,6 +13,15 @@ from jaxgreen.chips import gpu_target_config
 from jaxgreen.targets import TargetError, get_target, mesh
 
 
+def skip_without_gpu_plugin():
+  """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
+  from jaxgreen.devices import gpu_plugin_problem
+
+  if (why := gpu_plugin_problem()) is not None:
+    pytest.skip(why)
+
+
+
 @pytest.mark.parametrize("spec, platform, chip, topology", [
     ("cpu", "cpu", "", ""),
     ("tpu:v5e:2x2", "tpu", "v5e", "2x2"),
@@ -157,7 +166,7 @@ print(repr(out))
 
 @pytest.mark.slow
 def test_gpu_and_tpu_targets_in_a_live_session_count_as_a_fresh_process():
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  skip_without_gpu_plugin()
   pytest.importorskip("libtpu", reason="TPU targets need the tpu extra")
   env = {k: v for k, v in os.environ.items() if k != "JAX_PLATFORMS"}
   runs = {}
@@ -172,7 +181,7 @@ def test_gpu_and_tpu_targets_in_a_live_session_count_as_a_fresh_process():
 
 
 def test_gpu_target_does_not_change_jax_platforms():
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  skip_without_gpu_plugin()
   import jax
 
   before = jax.config.jax_platforms

@@ -43,7 +43,7 @@ from jaxgreen.account.signatures import (
     _static_args,
 )
 from jaxgreen.account.throughput import Throughput
-from jaxgreen.api import count, count_jaxpr
+from jaxgreen.api import array_leaves, count, count_jaxpr
 from jaxgreen.chips import _dtype_key
 from jaxgreen.cost import Cost
 
@@ -224,7 +224,9 @@ class Tracker:
         if isinstance(i, int):
           full.insert(i, v)
       kw = dict(dyn_kwargs) | {k: v for k, v in statics if isinstance(k, str)}
-      out = fn(*full, **kw)
+      # Only arrays are results of a program: an Equinox step returns its model whole,
+      # activation functions included.
+      out = array_leaves(fn(*full, **kw))
       return (out, final_state((full, kw))) if stateful else out
 
     recompute = 0

@@ -184,14 +184,16 @@ def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype
   for i, a in zip(dyn, place([args[i] for i in dyn], select_specs(specs, dyn, len(args)), mesh),
                   strict=True):
     placed[i] = a
+  # Equinox modules and other non-array leaves: arrays traced, the rest fixed.
+  fn, on_target, _, static = api.array_arguments(fn, tuple(placed), {}, static)
   ctx = jax.set_mesh(mesh) if hasattr(jax, "set_mesh") else contextlib.nullcontext()
   with ctx:
     t0 = time.perf_counter()
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      logical = api.count(fn, static_argnums=static)(*placed)
+      logical = api.count(fn, static_argnums=static)(*on_target)
     t1 = time.perf_counter()
-    compiled, text, notes = compile_readable(t, fn, *placed, static_argnums=static)
+    compiled, text, notes = compile_readable(t, fn, *on_target, static_argnums=static)
     t2 = time.perf_counter()
     kernels = api.kernel_table(fn, *placed, text=text, static_argnums=static)
   pod = report_compiled(compiled, t.spec, logical, compile_s=t2 - t1, count_s=t1 - t0,

@@ -11,6 +11,15 @@ import pytest
 from jaxgreen.comparison import Comparison, mesh_shape_for
 
 
+def skip_without_gpu_plugin():
+  """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
+  from jaxgreen.devices import gpu_plugin_problem
+
+  if (why := gpu_plugin_problem()) is not None:
+    pytest.skip(why)
+
+
+
 def test_mesh_shape_for():
   assert mesh_shape_for(16, {"data": -1, "model": 2}) == {"data": 8, "model": 2}  # 16 / 2
   assert mesh_shape_for(8, {"data": -1, "model": 2}) == {"data": 4, "model": 2}  # 8 / 2
@@ -54,7 +63,7 @@ def _mlp(params, x):
 @pytest.fixture(scope="module")
 def cmp() -> Comparison:
   pytest.importorskip("libtpu")
-  pytest.importorskip("jax_cuda12_plugin")
+  skip_without_gpu_plugin()
   import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
 
@@ -147,7 +156,7 @@ def test_bad_arguments():
 
 def test_sharded_flax_transformer_on_tpu_and_gpu_pods():
   pytest.importorskip("libtpu")
-  pytest.importorskip("jax_cuda12_plugin")
+  skip_without_gpu_plugin()
   from examples.sharded_transformer import Config, setup
   from jaxgreen.comparison import compare
 
@@ -173,7 +182,7 @@ def test_mesh_that_does_not_fit_names_the_target():
 
 def test_gpu_target_after_another_target_in_a_fresh_process():
   pytest.importorskip("libtpu", reason="TPU targets need the tpu extra")
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  skip_without_gpu_plugin()
   import os
   import subprocess
 

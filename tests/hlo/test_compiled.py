@@ -194,7 +194,7 @@ def test_ragged_dot_instruction_counts_as_the_jaxpr_rule():
 
 
 def test_ragged_dot_lowered_for_gpu_counts_as_the_jaxpr():
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  skip_without_gpu_plugin()
   from jaxgreen._quiet import quiet_stderr
   from jaxgreen.hlo.stablehlo import count_lowered
   from jaxgreen.targets import get_target
@@ -342,3 +342,11 @@ def test_lowered_hlo_text_of_this_jax_is_read():
   assert got.exact and (got.adds, got.muls) == (want.adds, want.muls)
   # 5 forward dots of (4x8)@(8x8): 5 * 4*8*8 = 1280 MUL; the backward has 2 dots per step.
   assert got.muls >= 3 * 1280
+
+
+def skip_without_gpu_plugin():
+  """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
+  from jaxgreen.devices import gpu_plugin_problem
+
+  if (why := gpu_plugin_problem()) is not None:
+    pytest.skip(why)

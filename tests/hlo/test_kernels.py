@@ -195,7 +195,7 @@ def test_gpt_train_step_with_flash_attention_has_nothing_uncounted():
 # -- Pallas on GPU via Triton --------------------------------------------------------------
 
 def test_gpu_triton_attention_compiled_equals_jaxpr():
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+  skip_without_gpu_plugin()
   with warnings.catch_warnings():  # newer jax deprecates these ops for tokamax's
     warnings.simplefilter("ignore", DeprecationWarning)
     from jax.experimental.pallas.ops.gpu import attention
@@ -324,3 +324,11 @@ def test_trip_counts_reach_the_kernels_of_the_hlo_stages():
     assert c.by_primitive["dot_general"].muls == m * k * n == jx.by_primitive[
         "dot_general"].muls, stage
     assert any("grid dimension 1 = 4" in why for why in c.assumed), stage
+
+
+def skip_without_gpu_plugin():
+  """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
+  from jaxgreen.devices import gpu_plugin_problem
+
+  if (why := gpu_plugin_problem()) is not None:
+    pytest.skip(why)
