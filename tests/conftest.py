@@ -162,3 +162,17 @@ def pytest_runtest_logreport(report) -> None:
 
 def pytest_collectreport(report) -> None:
   _log_skipped(report)
+
+
+@pytest.fixture(scope="session")
+def rolled_threefry():
+  """``rolled_threefry(fn, *args)``: whether jax writes ``fn``'s Threefry inline as a
+  rolled while loop (jax 0.12.1 on the CPU) rather than as a ``threefry2x32`` function,
+  which the HLO stages count by its formula."""
+  import jax
+
+  def rolled(fn, *args) -> bool:
+    text = jax.jit(fn).lower(*args).as_text()
+    return "@threefry2x32(" not in text and "stablehlo.while" in text
+
+  return rolled

@@ -174,7 +174,7 @@ def _counts(c):
 
 @pytest.mark.parametrize("fn, args, compiled, lowered_until", CASES)
 def test_every_stage_counts_one_operation_the_same(request, fn, args, compiled,
-                                                   lowered_until):
+                                                   lowered_until, rolled_threefry):
   name = request.node.callspec.id
   jaxpr = jaxgreen.count(fn)(*args)
   assert not jaxpr.uncounted and jaxpr.exact, name
@@ -186,6 +186,16 @@ def test_every_stage_counts_one_operation_the_same(request, fn, args, compiled,
     # This jax lowers the operation to a different formula (e.g. an overflow-safe |z|):
     # the lowered stage counts that formula, which differs from the primitive's price.
     assert lowered.fpo > 0 and lowered.exact, name
+    return
+  if rolled_threefry(fn, *args):
+    # This jax writes Threefry as a rolled loop of 5 trips (jax 0.12.1 on the CPU): the
+    # lowered program does the rounds the jaxpr counts plus the loop's own scalar integer
+    # work (its counters, compares and rotation lookups). ADD and MUL agree.
+    stages = [lowered] + ([jaxgreen.count(fn, stage="compiled")(*args)] if compiled is None
+                          else [])
+    for c in stages:
+      assert (c.adds, c.muls) == (jaxpr.adds, jaxpr.muls), name
+      assert c.int_ops > jaxpr.int_ops and c.exact, name
     return
   assert _counts(lowered) == _counts(jaxpr)
   if not any(getattr(a, "dtype", None) == C64 for a in args):

@@ -146,13 +146,19 @@ def test_top_k_of_zero_elements_compares_nothing():
 
 
 @pytest.mark.parametrize("n", [0, 1, 3])
-def test_random_split_is_one_threefry_block_per_new_key(n):
+def test_random_split_is_one_threefry_block_per_new_key(n, rolled_threefry):
   c = jaxgreen.count(lambda k: jax.random.split(k, n))(jax.random.key(0))
   # jax's split program: per new key, one Threefry block (20 rounds of 5 ops + 5
   # injections of 3) on a counter (iota_2x32_shape: 2 ops per word)
   assert c.int_ops == n * (20 * 5 + 5 * 3 + 2)
-  assert jaxgreen.count(lambda k: jax.random.split(k, n), stage="lowered")(
-      jax.random.key(0)).int_ops == c.int_ops
+  lowered = jaxgreen.count(lambda k: jax.random.split(k, n), stage="lowered")(
+      jax.random.key(0)).int_ops
+  if not rolled_threefry(lambda k: jax.random.split(k, n), jax.random.key(0)):
+    assert lowered == c.int_ops
+    return
+  # A rolled Threefry loop (jax 0.12.1 on the CPU) adds its own control (counters,
+  # compares, rotation lookups): more than the rounds, less than one more block.
+  assert c.int_ops < lowered < c.int_ops + (20 * 5 + 5 * 3 + 2)
 
 
 def test_rng_uniform_low_precision_float_adds_scale_and_shift():
