@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import urllib.parse
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 SCHEMES = ("postgresql://", "postgres://")
 
@@ -39,6 +39,13 @@ class ServerError(Exception):
   def __init__(self, message: str, kind: str):
     super().__init__(message)
     self.kind = kind
+
+
+class Interrupted(BaseException):  # noqa: N818 - raised by the Ctrl-C handler
+  """Ctrl-C inside a blocking call to the server (raised by the SIGINT handler of
+  :mod:`~jaxgreen.account.preemption`): the connection is closed at once, without
+  waiting for a server that may not answer to cancel the statement, and the call
+  raises ``KeyboardInterrupt``; the next write reconnects."""
 
 
 def is_url(path: Any) -> bool:
@@ -93,6 +100,8 @@ class Connection:
       self.raw = psycopg.connect(url, autocommit=True, connect_timeout=wait)
     except psycopg.Error as e:
       raise self._sorted(e, connecting=True) from None
+    except Interrupted:
+      raise KeyboardInterrupt from None
     if readonly:
       self.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
 
@@ -110,6 +119,8 @@ class Connection:
       return self.raw.execute(_placeholders(sql), tuple(params) or None)
     except self._errors as e:
       raise self._sorted(e) from None
+    except Interrupted:
+      self._abandon()
 
   def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
     try:
@@ -118,12 +129,21 @@ class Connection:
       return cur
     except self._errors as e:
       raise self._sorted(e) from None
+    except Interrupted:
+      self._abandon()
+
+  def _abandon(self) -> NoReturn:
+    """Ctrl-C mid-statement: drops the connection (an open transaction is rolled back
+    by the server) and raises ``KeyboardInterrupt``."""
+    self.close()
+    raise KeyboardInterrupt from None
 
   def close(self) -> None:
     try:
       self.raw.close()
-    except self._errors:
+    except Exception:  # closing a connection abandoned mid-statement may complain
       pass
+
 
   def _sorted(self, e: Exception, connecting: bool = False) -> ServerError:
     text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
@@ -132,6 +152,12 @@ class Connection:
       text = text.replace(secret, "***")
     return ServerError(text, _kind(getattr(e, "sqlstate", None), text.lower(), connecting,
                                    not connecting and self.dropped))
+
+
+
+# Blocking calls to the server: Ctrl-C inside them raises Interrupted (see its docstring).
+SERVER_CALLS = frozenset(f.__code__ for f in (Connection.__init__, Connection.execute,
+                                              Connection.executemany))
 
 
 def _kind(code: str | None, msg: str, connecting: bool, dropped: bool) -> str:

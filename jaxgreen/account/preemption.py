@@ -9,6 +9,14 @@ handler runs, or the default kills it.
 Ctrl-C (SIGINT) keeps Python's behaviour, ``KeyboardInterrupt``, with one difference
 (:func:`defer_interrupts`): one landing inside a tracked step's bookkeeping (a few
 microseconds) is raised just after it, so the step that ran is recorded exactly once.
+
+A deferral is bounded: a signal is taken again every few milliseconds, and once
+:data:`MAX_DEFER_S` has passed since it arrived it is acted on wherever it lands. A
+ledger write is never part of a deferred section (it is safe to interrupt: it rolls
+back, and its rows are written again idempotently), so Ctrl-C stops training within
+a fraction of a second however busy or slow the ledger is. Inside a call to a ledger
+server, Ctrl-C closes that connection at once rather than waiting for the server to
+cancel the statement (it reconnects at the next write).
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 import weakref
 from collections.abc import Iterable
 from types import CodeType, FrameType
@@ -24,6 +33,10 @@ from typing import Any, Protocol
 # On SIGTERM the open trials are written within this time (preemption grace periods are
 # typically 30 s or more).
 PREEMPT_TIMEOUT_S = 10.0
+# A signal landing in a deferred section is acted on at most this long after it arrived.
+MAX_DEFER_S = 0.25
+# A deferred signal is sent again after this long.
+_RETRY_S = 0.005
 
 
 class Preemptible(Protocol):
@@ -36,6 +49,14 @@ _WATCHED: weakref.WeakSet[Any] = weakref.WeakSet()
 _previous: Any = None
 _installed = False
 _critical_code: set[CodeType] = set()  # code objects a handler must not interrupt mid-way
+# Code that may wait (a ledger write) and is safe to interrupt: the walk up the stack
+# stops there, so a deferred section that calls it is not deferred while it waits.
+_interruptible_code: set[CodeType] = set()
+# Code of a blocking call to a ledger server: Ctrl-C inside it raises ``abort``.
+_server_code: set[CodeType] = set()
+_server_abort: type[BaseException] | None = None
+_deferred_since: dict[int, float] = {}  # signal -> when its deferral began (monotonic)
+_interrupted = False  # a Ctrl-C reached a process with the handler installed
 
 
 def watch(experiment: Preemptible, critical: Iterable[CodeType]) -> None:
@@ -53,6 +74,25 @@ def watch(experiment: Preemptible, critical: Iterable[CodeType]) -> None:
 
 _interrupt_code: set[CodeType] = set()
 _interrupts_deferred = False
+
+
+def interruptible(code: Iterable[CodeType]) -> None:
+  """Marks ``code`` (functions that wait on a ledger) as never deferred: a signal landing
+  in it, or below it, is acted on at once even when a deferred section called it."""
+  _interruptible_code.update(code)
+
+
+def server_calls(code: Iterable[CodeType], abort: type[BaseException]) -> None:
+  """Ctrl-C landing inside ``code`` (a blocking call to a ledger server) raises ``abort``,
+  which that code turns into ``KeyboardInterrupt`` after closing its connection."""
+  global _server_abort
+  _server_code.update(code)
+  _server_abort = abort
+
+
+def interrupted() -> bool:
+  """Whether Ctrl-C reached this process (through :func:`defer_interrupts`' handler)."""
+  return _interrupted
 
 
 def defer_interrupts(critical: Iterable[CodeType]) -> None:
@@ -74,19 +114,47 @@ def defer_interrupts(critical: Iterable[CodeType]) -> None:
 
 
 def _inside(frame: FrameType | None, code: set[CodeType]) -> bool:
+  """Whether ``frame`` runs inside one of ``code``, not below an interruptible call."""
   f = frame
   while f is not None:
     if f.f_code in code:
       return True
+    if f.f_code in _interruptible_code:
+      return False
     f = f.f_back
   return False
 
 
+def _defer(signum: int, frame: FrameType | None, code: set[CodeType]) -> bool:
+  """True (and the signal is sent again shortly) when it lands inside ``code`` and its
+  deferral has lasted less than :data:`MAX_DEFER_S`."""
+  now = time.monotonic()
+  if _inside(frame, code) and now - _deferred_since.setdefault(signum, now) < MAX_DEFER_S:
+    timer = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))
+    timer.daemon = True
+    timer.start()
+    return True
+  _deferred_since.pop(signum, None)
+  return False
+
+
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
-  if _inside(frame, _interrupt_code):
-    threading.Timer(0.005, os.kill, (os.getpid(), signum)).start()
+  global _interrupted
+  _interrupted = True
+  if _defer(signum, frame, _interrupt_code):
     return
+  if _server_abort is not None and _in_server_call(frame):
+    raise _server_abort()  # the ledger closes the connection, then raises KeyboardInterrupt
   signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt, as without jaxgreen
+
+
+def _in_server_call(frame: FrameType | None) -> bool:
+  f = frame
+  while f is not None:
+    if f.f_code in _server_code:
+      return True
+    f = f.f_back
+  return False
 
 
 def _install() -> None:
@@ -104,10 +172,9 @@ def _install() -> None:
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-  if _inside(frame, _critical_code):
-    # Interrupted inside jaxgreen's own bookkeeping or a ledger transaction: let it
-    # finish (microseconds) and take the signal again just after.
-    threading.Timer(0.005, os.kill, (os.getpid(), signum)).start()
+  # Inside jaxgreen's own bookkeeping or a ledger transaction: let it finish and take
+  # the signal again just after, for at most MAX_DEFER_S (a grace period is short).
+  if _defer(signum, frame, _critical_code):
     return
   for exp in list(_WATCHED):
     exp._preempt(PREEMPT_TIMEOUT_S)
