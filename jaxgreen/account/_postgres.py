@@ -91,6 +91,7 @@ class Connection:
 
   def __init__(self, url: str, *, readonly: bool, timeout: float):
     self.url, self.readonly = url, readonly
+    self.abandoned = False  # closed by Ctrl-C mid-statement
     psycopg = _psycopg()
     self._errors = psycopg.Error
     self._idle = psycopg.pq.TransactionStatus.IDLE
@@ -135,6 +136,7 @@ class Connection:
   def _abandon(self) -> NoReturn:
     """Ctrl-C mid-statement: drops the connection (an open transaction is rolled back
     by the server) and raises ``KeyboardInterrupt``."""
+    self.abandoned = True
     self.close()
     raise KeyboardInterrupt from None
 

@@ -451,8 +451,10 @@ class Trial:
 
   def __exit__(self, exc_type, exc, tb) -> None:
     if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+      # Ctrl-C: out at once; a busy ledger gets the end at close() or exit.
       self.experiment._interrupted = True
-    if exc_type is not None and not (exc_type is SystemExit and exc.code in (0, None)):
+      self._end("failed", f"{exc_type.__name__}: {exc}", timeout=_STEP_FLUSH_TIMEOUT_S)
+    elif exc_type is not None and not (exc_type is SystemExit and exc.code in (0, None)):
       self._end("failed", f"{exc_type.__name__}: {exc}")
     else:  # sys.exit(0) inside the block is a normal end
       self._end("stopped" if self._stopped else "completed", self._stop_reason)

@@ -77,6 +77,9 @@ KINDS = ("train", "eval")
 # After a failed reconnection to a ledger server, writes from inside steps wait this
 # long before trying again (close() and exit always try).
 _RECONNECT_PAUSE_S = 30.0
+# After Ctrl-C closed the server connection, only writes that may wait this long (libpq's
+# shortest connect timeout) reconnect: a trial's end right after Ctrl-C never blocks.
+_RECONNECT_MIN_S = 2.0
 # SQLite waits for another writer's lock in slices of at most this long, retried from
 # Python until the write's deadline: a signal (Ctrl-C) is handled between slices.
 _BUSY_SLICE_S = 0.1
@@ -141,8 +144,10 @@ def _retry(fn: Callable[[], T], timeout: float,
     except Exception as e:
       if not retryable(e) or time.monotonic() > deadline:
         raise
+      # Short sleeps: a signal delivered to another thread (jax's) does not wake this
+      # one, so Ctrl-C is handled only when the sleep ends.
       time.sleep(delay * random.uniform(0.5, 1.5))
-      delay = min(2 * delay, 0.25)
+      delay = min(2 * delay, 0.05)
 
 class CountedSignature(Protocol):
   """The counted cost of one call of a tracked function for one input signature."""
@@ -318,6 +323,9 @@ class Ledger:
     if not self.conn.dropped:
       return self.conn
     now = time.monotonic()
+    if wait is not None and wait < _RECONNECT_MIN_S and self.conn.abandoned:
+      raise _postgres.ServerError("the connection was closed by Ctrl-C; a short write does "
+                                  "not wait to reconnect", "connection")
     if wait is not None and wait < self.timeout and now < self._reconnect_after:
       raise _postgres.ServerError("the server could not be reached a moment ago",
                                   "connection")
