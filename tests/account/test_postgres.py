@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 from test_ledger import _worker as ledger_worker  # the same writer script
+from test_ledger import lines_of
 
 from jaxgreen.account import (
   Experiment,
@@ -70,8 +71,7 @@ def test_a_killed_writer_loses_nothing_committed(tmp_path, postgres_url):
   window = 5
   proc = _worker(tmp_path, postgres_url, -1, window, stdout=subprocess.PIPE)
   seen = 0
-  for line in proc.stdout:
-    seen = int(line)
+  for seen in lines_of(proc):
     if seen >= 3 * window + 2:
       break
   proc.send_signal(signal.SIGKILL)
@@ -227,7 +227,8 @@ def test_hosts_opening_a_new_server_ledger_at_once_create_it_once(postgres_url):
   for t in threads:
     t.start()
   for t in threads:
-    t.join()
+    t.join(timeout=120)
+  assert not any(t.is_alive() for t in threads)
   assert errors == []
   with Ledger(postgres_url, readonly=True) as led:
     assert led.rows("SELECT value FROM meta WHERE key = 'schema_version'") == [
