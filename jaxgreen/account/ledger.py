@@ -413,6 +413,7 @@ class Ledger:
         c.execute("BEGIN IMMEDIATE")
       else:
         ms = max(1, round(1000 * (self.timeout if wait is None else wait)))
+        c.limit = ms / 1000 + 3.0  # a server that never answers: cut off (see _postgres)
         c.execute("BEGIN")
         c.execute(f"SET LOCAL lock_timeout = {ms}")
         c.execute(f"SET LOCAL statement_timeout = {ms + 1000}")
@@ -423,6 +424,9 @@ class Ledger:
         with contextlib.suppress(sqlite3.Error, _postgres.ServerError):
           c.execute("ROLLBACK")
       raise
+    finally:
+      if self.dialect != "sqlite":
+        c.limit = None
 
   def write(self, fn: Callable[[sqlite3.Connection], Any],
             timeout: float | None = None) -> Any:
