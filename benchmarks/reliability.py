@@ -333,8 +333,20 @@ _CTRL_C = textwrap.dedent("""
     step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
     x = jnp.ones(8)
     step(x)  # compiled outside the trials
+
+    class Slow:  # a slow disk: every statement takes SLOW seconds
+        def __init__(self, conn):
+            self.conn = conn
+        def execute(self, *args):
+            time.sleep(float(sys.argv[2]))
+            return self.conn.execute(*args)
+        def __getattr__(self, name):
+            return getattr(self.conn, name)
+
     for line in sys.stdin:  # one run per line: its ledger file
         exp = Experiment("ctrl-c", ledger=line.strip(), flush_steps=int(sys.argv[1]))
+        if float(sys.argv[2]):
+            exp.ledger.conn = Slow(exp.ledger.conn)
         before = step.tracker.steps
         print("ready", flush=True)
         try:
@@ -349,20 +361,21 @@ _CTRL_C = textwrap.dedent("""
 """)
 
 
-def ctrl_c(folder: Path, flush_steps: int, lock: bool, runs: int, rng: random.Random
-           ) -> tuple[float, int, int, int]:
+def ctrl_c(folder: Path, flush_steps: int, lock: bool, runs: int, rng: random.Random,
+           slow: float = 0.0) -> tuple[float, int, int, int]:
   """(max seconds from SIGINT to KeyboardInterrupt, ran, recorded, runs) of ``runs``
   Ctrl-Cs at random points, each in a new ledger. With ``lock`` another process holds
   the ledger's write lock from before training to after the interrupt: on even runs it
   is released once ``KeyboardInterrupt`` was raised, on odd ones only after ``close()``
-  gave up and saved the rows as pending (counted when the next open wrote them)."""
+  gave up and saved the rows as pending (counted when the next open wrote them). With
+  ``slow``, each SQL statement of the trainer takes that many seconds (a slow disk)."""
   script = folder / "ctrl_c.py"
   script.write_text(_CTRL_C)
-  child = Child([str(script), str(flush_steps)], stdin=True)
+  child = Child([str(script), str(flush_steps), str(slow)], stdin=True)
   worst, ran, recorded = 0.0, 0, 0
   try:
     for i in range(runs):
-      path = folder / f"ctrl_c_{flush_steps}_{int(lock)}_{i}.sqlite"
+      path = folder / f"ctrl_c_{flush_steps}_{int(lock)}_{slow}_{i}.sqlite"
       child.send(str(path))
       child.until("ready")
       holder = None
@@ -634,13 +647,15 @@ def ledger_figures(folder: Path, runs: int, rng: random.Random) -> list[tuple[st
 def ctrl_c_figures(folder: Path, runs: int, rng: random.Random) -> list[tuple[str, int, int]]:
   """(f): per scenario, max time from SIGINT to KeyboardInterrupt and steps run vs
   recorded; two scenarios at a time (two child processes)."""
-  jobs = [(fs, lock, random.Random(rng.random())) for lock in (False, True)
+  jobs = [(fs, lock, 0.0, random.Random(rng.random())) for lock in (False, True)
           for fs in (1, 20, 1000)]
+  jobs.append((1, False, 0.2, random.Random(rng.random())))  # a slow disk
   with concurrent.futures.ThreadPoolExecutor(2) as pool:
-    got = list(pool.map(lambda j: ctrl_c(folder, j[0], j[1], runs, j[2]), jobs))
+    got = list(pool.map(lambda j: ctrl_c(folder, j[0], j[1], runs, j[3], j[2]), jobs))
   rows = []
-  for (fs, lock, _), (worst, ran, rec, n) in zip(jobs, got, strict=True):
+  for (fs, lock, slow, _), (worst, ran, rec, n) in zip(jobs, got, strict=True):
     held = "another process holds the lock" if lock else "ledger free"
+    held = f"slow disk ({slow} s a statement)" if slow else held
     print(f"(f) Ctrl-C, flush_steps={fs:<4} {held:<30} ({n} runs): max signal -> "
           f"KeyboardInterrupt {worst:.3f} s (target <= 1 s)  ran {ran:,}  recorded {rec:,}")
     rows += [_line(f"f {fs} {lock}", ran, rec), (f"f {fs} {lock} latency", int(worst > 1.0), 0)]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import weakref
 
 import jax
 import jax.numpy as jnp
@@ -46,6 +47,33 @@ def test_ctrl_c_stops_training_within_a_second(tmp_path, flush_steps, lock):
                                                   random.Random(flush_steps))
   assert worst <= 1.0
   assert ran == recorded  # every step that ran, once (pending rows written at reopen)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_training_within_a_second_on_a_slow_disk(tmp_path):
+  # every SQL statement of the trainer takes 0.2 s
+  worst, ran, recorded, _ = reliability.ctrl_c(tmp_path, 1, False, 2, random.Random(0),
+                                               slow=0.2)
+  assert worst <= 1.0
+  assert ran == recorded
+
+
+def test_a_deferred_sigterm_is_taken_within_the_bound(monkeypatch):
+  monkeypatch.setattr(os, "kill", lambda pid, sig: None)
+  taken = []
+  monkeypatch.setattr(preemption, "_previous", lambda signum, frame: taken.append(signum))
+  monkeypatch.setattr(preemption, "_WATCHED", weakref.WeakSet())
+
+  def transaction():  # stands for a ledger transaction
+    preemption._on_sigterm(15, sys._getframe())
+
+  monkeypatch.setattr(preemption, "_critical_code", {transaction.__code__})
+  transaction()
+  assert taken == []  # deferred: the transaction finishes first
+  monkeypatch.setitem(preemption._deferred_since, 15,
+                      time.monotonic() - preemption.MAX_DEFER_S)
+  transaction()
+  assert taken == [15]  # a grace period is not eaten by deferral
 
 
 def test_a_deferred_ctrl_c_is_raised_within_the_bound(monkeypatch):
