@@ -343,7 +343,9 @@ class Experiment:
   def _save_pending(self, why: str) -> str | None:
     """Saves what every open trial owes to the ledger's pending file (written at the
     ledger's next open, once) and says where in one line; None if nothing was saved."""
-    records, saved, steps = [], [], 0
+    records, steps = [], 0
+    saved: list[tuple[Trial, list[tuple], list[tuple], tuple | None, tuple | None,
+                      str | None]] = []
     for t in list(self._open):
       with t._lock:
         rows = t._take()
@@ -362,8 +364,8 @@ class Experiment:
       return None
     if path is None:
       return None
-    for t, *what in saved:
-      t._settle(*what)
+    for t, rows, metrics, row, end, hparams in saved:
+      t._settle(rows, metrics, row, end, hparams)
     print(f"jaxgreen: the ledger {self.ledger.path!r} {why}; {len(records)} trial(s), "
           f"{steps} step(s) saved to {path!r} and written at the ledger's next open",
           file=sys.stderr, flush=True)
