@@ -176,6 +176,7 @@ class Experiment:
            jax.__version__, __version__, time.time())
     self._warned: set[bool] = set()
     self._interrupted = False  # a KeyboardInterrupt left one of its trials
+    self._created = time.monotonic()
     self._closed = False
     # Throughput of this process's trials by id (the trial while it runs, then its
     # figures): reports of this process show it live; the ledger stores it at each write.
@@ -310,7 +311,7 @@ class Experiment:
     """Ends running trials as failed, then writes everything owed, waiting up to the
     ledger's timeout, or :data:`CLOSE_AFTER_INTERRUPT_S` after Ctrl-C (a trial whose
     end write failed keeps the status it asked for). Ctrl-C during the wait stops it."""
-    interrupted = self._interrupted or preemption.interrupted()
+    interrupted = self._interrupted or preemption.interrupted_since(self._created)
     wait = min(self.ledger.timeout, CLOSE_AFTER_INTERRUPT_S) if interrupted else None
     failed: list[tuple[Trial, Exception]] = []
     try:

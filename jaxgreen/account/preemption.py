@@ -56,7 +56,7 @@ _interruptible_code: set[CodeType] = set()
 _server_code: set[CodeType] = set()
 _server_abort: type[BaseException] | None = None
 _deferred_since: dict[int, float] = {}  # signal -> when its deferral began (monotonic)
-_interrupted = False  # a Ctrl-C reached a process with the handler installed
+_interrupted_at = float("-inf")  # when Ctrl-C last reached the handler (monotonic)
 
 
 def watch(experiment: Preemptible, critical: Iterable[CodeType]) -> None:
@@ -90,9 +90,10 @@ def server_calls(code: Iterable[CodeType], abort: type[BaseException]) -> None:
   _server_abort = abort
 
 
-def interrupted() -> bool:
-  """Whether Ctrl-C reached this process (through :func:`defer_interrupts`' handler)."""
-  return _interrupted
+def interrupted_since(t: float) -> bool:
+  """Whether Ctrl-C reached this process (through :func:`defer_interrupts`' handler)
+  since ``time.monotonic()`` was ``t``."""
+  return _interrupted_at >= t
 
 
 def defer_interrupts(critical: Iterable[CodeType]) -> None:
@@ -139,8 +140,8 @@ def _defer(signum: int, frame: FrameType | None, code: set[CodeType]) -> bool:
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
-  global _interrupted
-  _interrupted = True
+  global _interrupted_at
+  _interrupted_at = time.monotonic()
   if _defer(signum, frame, _interrupt_code):
     return
   if _server_abort is not None and _in_server_call(frame):
