@@ -60,6 +60,7 @@ def test_ctrl_c_stops_training_within_a_second_on_a_slow_disk(tmp_path):
 
 def test_a_deferred_sigterm_is_taken_within_the_bound(monkeypatch):
   monkeypatch.setattr(os, "kill", lambda pid, sig: None)
+  monkeypatch.setattr(preemption, "_deferred_since", {})
   taken = []
   monkeypatch.setattr(preemption, "_previous", lambda signum, frame: taken.append(signum))
   monkeypatch.setattr(preemption, "_WATCHED", weakref.WeakSet())
@@ -70,22 +71,21 @@ def test_a_deferred_sigterm_is_taken_within_the_bound(monkeypatch):
   monkeypatch.setattr(preemption, "_critical_code", {transaction.__code__})
   transaction()
   assert taken == []  # deferred: the transaction finishes first
-  monkeypatch.setitem(preemption._deferred_since, 15,
-                      time.monotonic() - preemption.MAX_DEFER_S)
+  preemption._deferred_since[15] = time.monotonic() - preemption.MAX_DEFER_S
   transaction()
   assert taken == [15]  # a grace period is not eaten by deferral
 
 
 def test_a_deferred_ctrl_c_is_raised_within_the_bound(monkeypatch):
   monkeypatch.setattr(os, "kill", lambda pid, sig: None)
+  monkeypatch.setattr(preemption, "_deferred_since", {})
 
   def bookkeeping():
     preemption._on_sigint(2, sys._getframe())
 
   preemption.defer_interrupts([bookkeeping.__code__])
   bookkeeping()  # deferred: sent again shortly
-  monkeypatch.setitem(preemption._deferred_since, 2,
-                      time.monotonic() - preemption.MAX_DEFER_S)
+  preemption._deferred_since[2] = time.monotonic() - preemption.MAX_DEFER_S
   with pytest.raises(KeyboardInterrupt):  # deferred for MAX_DEFER_S: raised wherever it is
     bookkeeping()
   assert 2 not in preemption._deferred_since
