@@ -345,12 +345,12 @@ _CTRL_C = textwrap.dedent("""
 
     for line in sys.stdin:  # one run per line: its ledger file
         exp = Experiment("ctrl-c", ledger=line.strip(), flush_steps=int(sys.argv[1]))
-        if float(sys.argv[2]):
-            exp.ledger.conn = Slow(exp.ledger.conn)
         before = step.tracker.steps
-        print("ready", flush=True)
         try:
             with exp.trial():
+                if float(sys.argv[2]):  # the disk turns slow once the trial runs
+                    exp.ledger.conn = Slow(exp.ledger.conn)
+                print("ready", flush=True)
                 while True:
                     step(x)
         except KeyboardInterrupt:

@@ -454,9 +454,10 @@ class Trial:
 
   def __exit__(self, exc_type, exc, tb) -> None:
     if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
-      # Ctrl-C: out at once; a busy ledger gets the end at close() or exit.
+      # Ctrl-C: out at once, no ledger I/O (a busy or slow ledger); the end is written
+      # by close(), the exit handler, or the next flush.
       self.experiment._interrupted = True
-      self._end("failed", f"{exc_type.__name__}: {exc}", timeout=_STEP_FLUSH_TIMEOUT_S)
+      self._end("failed", f"{exc_type.__name__}: {exc}", write=False)
     elif exc_type is not None and not (exc_type is SystemExit and exc.code in (0, None)):
       self._end("failed", f"{exc_type.__name__}: {exc}")
     else:  # sys.exit(0) inside the block is a normal end
@@ -717,7 +718,7 @@ class Trial:
     self._end(status, error)
 
   def _end(self, status: str, error: str | None,
-           timeout: float | None = None) -> None:
+           timeout: float | None = None, write: bool = True) -> None:
     with self._lock:
       if self.status != "running":
         return
@@ -741,7 +742,8 @@ class Trial:
       self._end_owed = (status, error, ended, energy, source)
     # If the write fails the trial stays owed (held by the experiment), so a later
     # flush, close() or the exit handler writes it with this status.
-    self._sync(_TRIAL_WRITE_TIMEOUT_S if timeout is None else timeout)
+    if write:
+      self._sync(_TRIAL_WRITE_TIMEOUT_S if timeout is None else timeout)
     if self.experiment._sinks:
       self.experiment._sinks.end(self, status)
 
