@@ -38,6 +38,7 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import contextlib
 import gc
 import os
 import queue
@@ -117,9 +118,10 @@ class Child:
 
   def __init__(self, args: list[str], stdin: bool = False):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
+    self.err = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the child
     self.proc = subprocess.Popen([sys.executable, *args], env=env, text=True,
                                  stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                 stdout=subprocess.PIPE, stderr=self.err)
     self.lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=self._read, daemon=True).start()
 
@@ -134,11 +136,20 @@ class Child:
     try:
       got = self.lines.get(timeout=timeout)
     except queue.Empty:
+      with contextlib.suppress(OSError):  # its stacks (the child's faulthandler), then kill
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
       self.kill()
-      raise RuntimeError(f"the child printed nothing for {timeout} s") from None
+      raise RuntimeError(f"the child printed nothing for {timeout:.0f} s; its stderr ends:"
+                         f"\n{self.stderr()}") from None
     if got is None:
-      raise RuntimeError(f"the child ended (exit status {self.proc.wait(timeout=60)})")
+      raise RuntimeError(f"the child ended (exit status {self.proc.wait(timeout=60)}); its "
+                         f"stderr ends:\n{self.stderr()}")
     return got
+
+  def stderr(self, chars: int = 6000) -> str:
+    self.err.seek(0)
+    return self.err.read().decode(errors="replace")[-chars:]
 
   def until(self, prefix: str, timeout: float = 120.0) -> str:
     """The first line starting with ``prefix`` (within ``timeout`` seconds)."""
@@ -159,12 +170,15 @@ class Child:
 
   def close(self, timeout: float = 120.0) -> int:
     if self.proc.stdin is not None:
-      self.proc.stdin.close()
+      with contextlib.suppress(OSError):
+        self.proc.stdin.close()
     try:
       return self.proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
       self.kill()
       raise RuntimeError(f"the child did not exit within {timeout} s") from None
+    finally:
+      self.err.close()
 
 
 _CHILD = textwrap.dedent("""
@@ -324,7 +338,8 @@ def dropped(folder: Path, trials: int = 5, steps: int = 7) -> tuple[int, int, li
 # -- (f) Ctrl-C latency ----------------------------------------------------------------
 
 _CTRL_C = textwrap.dedent("""
-    import os, signal, sys, time
+    import faulthandler, os, signal, sys, time
+    faulthandler.register(signal.SIGUSR1)  # the parent asks for the stacks of a hang
     # Python's own Ctrl-C handler even when started with SIGINT ignored (nohup ... &)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ["JAX_PLATFORMS"] = "cpu"

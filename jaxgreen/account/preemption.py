@@ -110,6 +110,7 @@ def defer_interrupts(critical: Iterable[CodeType]) -> None:
     return
   if signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
     return
+  _resender()
   signal.signal(signal.SIGINT, _on_sigint)
   _interrupts_deferred = True
 
@@ -131,12 +132,49 @@ def _defer(signum: int, frame: FrameType | None, code: set[CodeType]) -> bool:
   deferral has lasted less than :data:`MAX_DEFER_S`."""
   now = time.monotonic()
   if _inside(frame, code) and now - _deferred_since.setdefault(signum, now) < MAX_DEFER_S:
-    timer = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))
-    timer.daemon = True
-    timer.start()
+    _send_again(signum)
     return True
   _deferred_since.pop(signum, None)
   return False
+
+
+# A deferred signal is sent again by one daemon thread, told through a pipe: a handler
+# only writes a byte (it takes no lock and starts no thread, which could deadlock with
+# the code it interrupted).
+_resend: tuple[int, int] | None = None  # (write end of the pipe, pid that made it)
+
+
+def _resender() -> None:
+  """Starts the thread that sends deferred signals again (once; outside any handler)."""
+  global _resend
+  if _resend is not None and _resend[1] == os.getpid():
+    return
+  read, write = os.pipe()
+  os.set_blocking(write, False)
+  threading.Thread(target=_resend_loop, args=(read,), daemon=True,
+                   name="jaxgreen-signal-again").start()
+  _resend = (write, os.getpid())
+
+
+def _resend_loop(read: int) -> None:
+  while True:
+    got = os.read(read, 1)
+    if not got:
+      return
+    time.sleep(_RETRY_S)
+    os.kill(os.getpid(), got[0])
+
+
+def _send_again(signum: int) -> None:
+  if _resend is not None and _resend[1] == os.getpid():
+    try:
+      os.write(_resend[0], bytes([signum]))
+      return
+    except OSError:  # the pipe is full: plenty are already on their way
+      return
+  timer = threading.Timer(_RETRY_S, os.kill, (os.getpid(), signum))  # a forked child
+  timer.daemon = True
+  timer.start()
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -168,6 +206,7 @@ def _install() -> None:
     return
   if previous is signal.SIG_IGN or previous is None:  # ignored, or a C handler: keep it
     return
+  _resender()
   signal.signal(signal.SIGTERM, _on_sigterm)
   _previous, _installed = previous, True
 

@@ -58,8 +58,17 @@ def test_ctrl_c_stops_training_within_a_second_on_a_slow_disk(tmp_path):
   assert ran == recorded
 
 
+def _resent(sent, timeout=10.0):
+  """Waits until the deferred signal was sent again (to the stand-in for os.kill)."""
+  deadline = time.monotonic() + timeout
+  while not sent and time.monotonic() < deadline:
+    time.sleep(0.005)
+  return sent
+
+
 def test_a_deferred_sigterm_is_taken_within_the_bound(monkeypatch):
-  monkeypatch.setattr(os, "kill", lambda pid, sig: None)
+  sent = []
+  monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append(sig))
   monkeypatch.setattr(preemption, "_deferred_since", {})
   taken = []
   monkeypatch.setattr(preemption, "_previous", lambda signum, frame: taken.append(signum))
@@ -70,14 +79,15 @@ def test_a_deferred_sigterm_is_taken_within_the_bound(monkeypatch):
 
   monkeypatch.setattr(preemption, "_critical_code", {transaction.__code__})
   transaction()
-  assert taken == []  # deferred: the transaction finishes first
+  assert taken == [] and _resent(sent) == [15]  # deferred: taken again after the transaction
   preemption._deferred_since[15] = time.monotonic() - preemption.MAX_DEFER_S
   transaction()
   assert taken == [15]  # a grace period is not eaten by deferral
 
 
 def test_a_deferred_ctrl_c_is_raised_within_the_bound(monkeypatch):
-  monkeypatch.setattr(os, "kill", lambda pid, sig: None)
+  sent = []
+  monkeypatch.setattr(os, "kill", lambda pid, sig: sent.append(sig))
   monkeypatch.setattr(preemption, "_deferred_since", {})
 
   def bookkeeping():
@@ -85,6 +95,7 @@ def test_a_deferred_ctrl_c_is_raised_within_the_bound(monkeypatch):
 
   preemption.defer_interrupts([bookkeeping.__code__])
   bookkeeping()  # deferred: sent again shortly
+  assert _resent(sent) == [2]
   preemption._deferred_since[2] = time.monotonic() - preemption.MAX_DEFER_S
   with pytest.raises(KeyboardInterrupt):  # deferred for MAX_DEFER_S: raised wherever it is
     bookkeeping()
