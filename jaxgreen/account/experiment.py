@@ -368,7 +368,7 @@ class Experiment:
     for t, rows, metrics, row, end, hparams in saved:
       t._settle(rows, metrics, row, end, hparams)
     print(f"jaxgreen: the ledger {self.ledger.path!r} {why}; {len(records)} trial(s), "
-          f"{steps} step(s) saved to {path!r} and written at the ledger's next open",
+          f"{steps} step(s) saved to {path!r}, written by the ledger's next writing open",
           file=sys.stderr, flush=True)
     return path
 

@@ -45,6 +45,12 @@ place, once, when opened for writing: :mod:`~jaxgreen.account.schema`):
 
 FPO of a trial = Σ over its ``steps`` rows of ``steps × signatures.fpo``, computed
 in Python with exact integers (:mod:`jaxgreen.account.pricetag`).
+
+Rows a process could not write before it ended (a ledger locked or unreachable after
+Ctrl-C or SIGTERM) are saved to the ledger's pending file (:meth:`Ledger.pending_path`,
+JSON lines) and written, by id, at its next writing open. A SQLite ledger waits for
+another writer's lock in slices of :data:`_BUSY_SLICE_S`, so Ctrl-C is handled between
+slices; :func:`merge` checks each source against the schema before writing.
 """
 
 from __future__ import annotations
