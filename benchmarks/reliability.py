@@ -10,7 +10,15 @@ steps recorded, in five situations:
   (c) SIGINT (Ctrl-C) landing just after a COMMIT and just after ``BEGIN IMMEDIATE``
       (injected at every write of a run), and at random times in a child process;
   (d) a ledger whose write lock another process holds while training runs;
-  (e) trials whose end write failed, their references dropped, written at close.
+  (e) trials whose end write failed, their references dropped, written at close;
+  (f) Ctrl-C at random points of a training loop with ``flush_steps`` 1, 20 and 1000,
+      with the ledger free and with another process holding its write lock: the time
+      from the signal to ``KeyboardInterrupt`` (max; target <= 1 s), and steps run vs
+      recorded (after a lock held through ``close()``, the rows saved to the ledger's
+      pending file are counted once its next open wrote them);
+  (g) ``merge`` of crafted ledger files (odd table and column names, SQL text as a
+      name, values of the wrong type, repeated ids, huge numbers): each must be refused
+      with a ``LedgerError``, adding no row and leaving the destination unchanged.
 
 Every step run must be recorded exactly once: lost = 0 and over-counted = 0.
 
@@ -20,9 +28,9 @@ in) and counted with :func:`jaxgreen.hlo.count_hlo_text`. Each must be counted o
 raise :class:`jaxgreen.hlo.HloParseError`; raw exceptions per 10,000 texts (target 0)
 and hangs (a text taking over ``--hang-s`` seconds; target 0).
 
-Exits 1 when a figure misses its target. About a minute on 2 cores:
+Exits 1 when a figure misses its target. About three minutes on 2 cores:
 
-  JAX_PLATFORMS=cpu python benchmarks/reliability.py [--fuzz 10000] [--runs 4]
+  JAX_PLATFORMS=cpu python benchmarks/reliability.py [--fuzz 10000] [--runs 4] [--ctrl-c 20]
 """
 
 from __future__ import annotations
@@ -30,8 +38,10 @@ from __future__ import annotations
 import argparse
 import collections
 import concurrent.futures
+import contextlib
 import gc
 import os
+import queue
 import random
 import signal
 import sqlite3
@@ -49,7 +59,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxgreen.account import Experiment, Ledger, track
+from jaxgreen.account import Experiment, Ledger, LedgerError, track
 from jaxgreen.hlo import HloParseError, count_hlo_text
 
 N = 8  # elements of the toy step's input
@@ -102,8 +112,79 @@ def threads(folder: Path, steps: int = 2000) -> tuple[int, int]:
 
 # -- (b), (c) signals in a child process -----------------------------------------------
 
+class Child:
+  """A child Python process whose output lines are read with a timeout (a thread reads
+  them), so a child that hangs fails the run instead of hanging it."""
+
+  def __init__(self, args: list[str], stdin: bool = False):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    self.err = tempfile.TemporaryFile()  # noqa: SIM115 - closed with the child
+    self.proc = subprocess.Popen([sys.executable, *args], env=env, text=True,
+                                 stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=self.err)
+    self.lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=self._read, daemon=True).start()
+
+  def _read(self) -> None:
+    assert self.proc.stdout is not None
+    for line in self.proc.stdout:
+      self.lines.put(line.strip())
+    self.lines.put(None)
+
+  def line(self, timeout: float = 120.0) -> str:
+    """The next line; RuntimeError after ``timeout`` seconds or at the child's end."""
+    try:
+      got = self.lines.get(timeout=timeout)
+    except queue.Empty:
+      with contextlib.suppress(OSError):  # its stacks (the child's faulthandler), then kill
+        self.proc.send_signal(signal.SIGUSR1)
+        time.sleep(1.0)
+      self.kill()
+      raise RuntimeError(f"the child printed nothing for {timeout:.0f} s; its stderr ends:"
+                         f"\n{self.stderr()}") from None
+    if got is None:
+      raise RuntimeError(f"the child ended (exit status {self.proc.wait(timeout=60)}); its "
+                         f"stderr ends:\n{self.stderr()}")
+    return got
+
+  def stderr(self, chars: int = 6000) -> str:
+    self.err.seek(0)
+    return self.err.read().decode(errors="replace")[-chars:]
+
+  def until(self, prefix: str, timeout: float = 120.0) -> str:
+    """The first line starting with ``prefix`` (within ``timeout`` seconds)."""
+    deadline = time.monotonic() + timeout
+    while True:
+      got = self.line(max(0.01, deadline - time.monotonic()))
+      if got.startswith(prefix):
+        return got
+
+  def send(self, text: str) -> None:
+    assert self.proc.stdin is not None
+    self.proc.stdin.write(text + "\n")
+    self.proc.stdin.flush()
+
+  def kill(self) -> None:
+    self.proc.kill()
+    self.proc.wait(timeout=60)
+
+  def close(self, timeout: float = 120.0) -> int:
+    if self.proc.stdin is not None:
+      with contextlib.suppress(OSError):
+        self.proc.stdin.close()
+    try:
+      return self.proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+      self.kill()
+      raise RuntimeError(f"the child did not exit within {timeout} s") from None
+    finally:
+      self.err.close()
+
+
 _CHILD = textwrap.dedent("""
     import os, signal, sys
+    # Python's own Ctrl-C handler even when started with SIGINT ignored (nohup ... &)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
     from jaxgreen.account import Experiment, track
@@ -131,19 +212,15 @@ _CHILD = textwrap.dedent("""
 
 def _child_run(script: Path, path: Path, sig: str, delay: float, flush_steps: int
                ) -> tuple[int, int, str]:
-  env = dict(os.environ, JAX_PLATFORMS="cpu")
-  proc = subprocess.Popen([sys.executable, str(script), str(path), sig, str(flush_steps)],
-                          env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                          text=True)
-  assert proc.stdout is not None
-  if proc.stdout.readline().strip() != "ready":
-    proc.kill()
-    raise RuntimeError(f"the child process for SIG{sig} did not start")
+  child = Child([str(script), str(path), sig, str(flush_steps)])
+  child.until("ready")
   time.sleep(delay)
-  proc.send_signal(signal.SIGTERM if sig == "TERM" else signal.SIGINT)
-  out = proc.stdout.read()
-  proc.wait(timeout=120)
-  ran = int(out.split("steps")[1]) if "steps" in out else -1
+  child.proc.send_signal(signal.SIGTERM if sig == "TERM" else signal.SIGINT)
+  try:
+    ran = int(child.until("steps").split()[1])
+  except RuntimeError:
+    ran = -1
+  child.close()
   (status,) = _statuses(path)
   return ran, _recorded(path), status
 
@@ -256,6 +333,172 @@ def dropped(folder: Path, trials: int = 5, steps: int = 7) -> tuple[int, int, li
   gc.collect()
   exp.close()
   return trials * steps, _recorded(path), _statuses(path)
+
+
+# -- (f) Ctrl-C latency ----------------------------------------------------------------
+
+_CTRL_C = textwrap.dedent("""
+    import faulthandler, os, signal, sys, time
+    faulthandler.register(signal.SIGUSR1)  # the parent asks for the stacks of a hang
+    # Python's own Ctrl-C handler even when started with SIGINT ignored (nohup ... &)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    import jax, jax.numpy as jnp
+    from jaxgreen.account import Experiment, track
+    step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
+    x = jnp.ones(8)
+    step(x)  # compiled outside the trials
+
+    class Slow:  # a slow disk: every statement takes SLOW seconds
+        def __init__(self, conn):
+            self.conn = conn
+        def execute(self, *args):
+            time.sleep(float(sys.argv[2]))
+            return self.conn.execute(*args)
+        def __getattr__(self, name):
+            return getattr(self.conn, name)
+
+    for line in sys.stdin:  # one run per line: its ledger file
+        exp = Experiment("ctrl-c", ledger=line.strip(), flush_steps=int(sys.argv[1]))
+        before = step.tracker.steps
+        try:
+            with exp.trial():
+                if float(sys.argv[2]):  # the disk turns slow once the trial runs
+                    exp.ledger.conn = Slow(exp.ledger.conn)
+                print("ready", flush=True)
+                while True:
+                    step(x)
+        except KeyboardInterrupt:
+            caught = time.monotonic()
+        print("caught", repr(caught), flush=True)
+        exp.close()
+        print("steps", step.tracker.steps - before, flush=True)
+""")
+
+
+def ctrl_c(folder: Path, flush_steps: int, lock: bool, runs: int, rng: random.Random,
+           slow: float = 0.0) -> tuple[float, int, int, int]:
+  """(max seconds from SIGINT to KeyboardInterrupt, ran, recorded, runs) of ``runs``
+  Ctrl-Cs at random points, each in a new ledger. With ``lock`` another process holds
+  the ledger's write lock from before training to after the interrupt: on even runs it
+  is released once ``KeyboardInterrupt`` was raised, on odd ones only after ``close()``
+  gave up and saved the rows as pending (counted when the next open wrote them). With
+  ``slow``, each SQL statement of the trainer takes that many seconds (a slow disk)."""
+  script = folder / "ctrl_c.py"
+  script.write_text(_CTRL_C)
+  child = Child([str(script), str(flush_steps), str(slow)], stdin=True)
+  worst, ran, recorded = 0.0, 0, 0
+  try:
+    for i in range(runs):
+      path = folder / f"ctrl_c_{flush_steps}_{int(lock)}_{slow}_{i}.sqlite"
+      child.send(str(path))
+      child.until("ready")
+      holder = None
+      if lock:
+        holder = sqlite3.connect(path, isolation_level=None, timeout=60)
+        holder.execute("BEGIN IMMEDIATE")
+      time.sleep(rng.uniform(0.05, 0.5))
+      sent = time.monotonic()
+      child.proc.send_signal(signal.SIGINT)
+      worst = max(worst, float(child.until("caught").split()[1]) - sent)
+      if holder is not None and i % 2 == 0:
+        holder.execute("ROLLBACK")
+      ran += int(child.until("steps").split()[1])
+      if holder is not None:
+        holder.close()  # rolls back
+      with Ledger(path) as led:  # writes the rows saved as pending, once
+        recorded += led.rows("SELECT COALESCE(SUM(steps), 0) AS n FROM steps")[0]["n"]
+      recorded += 10**9 * Path(f"{path}.pending").exists()  # a pending file left: a miss
+  finally:
+    child.close()
+  return worst, ran, recorded, runs
+
+
+# -- (g) merge of crafted ledgers --------------------------------------------------------
+
+
+def _crafted(path: Path, kind: str, good: Path) -> None:
+  """A copy of the ledger ``good`` changed as ``kind`` says (the way a crafted or
+  damaged file from another host might be)."""
+  import shutil
+
+  shutil.copy(good, path)
+  c = sqlite3.connect(path, isolation_level=None)
+  c.execute("PRAGMA ignore_check_constraints = ON")  # a file written by other means
+  sid = c.execute("SELECT id FROM steps LIMIT 1").fetchone()[0]
+  edits = {
+      "sql in a column name": ['ALTER TABLE trials ADD COLUMN "x = 1; DROP TABLE steps; --" '
+                               "TEXT"],
+      "quote in a column name": ["ALTER TABLE steps ADD COLUMN \"a\"\"b\" INTEGER"],
+      "unknown column": ["ALTER TABLE metrics ADD COLUMN extra REAL"],
+      "unknown table": ['CREATE TABLE "steps; DELETE FROM trials" (id TEXT)'],
+      "missing table": ["DROP TABLE metrics"],
+      "text in an integer column": [f"UPDATE steps SET steps = 'many' WHERE id = '{sid}'"],
+      "real in an integer column": [f"UPDATE steps SET examples = 2.5 WHERE id = '{sid}'"],
+      "blob id": [f"UPDATE steps SET id = X'00ff' WHERE id = '{sid}'"],
+      "null id": [f"UPDATE steps SET id = NULL WHERE id = '{sid}'"],
+      "huge real": [f"UPDATE steps SET first = 1e999 WHERE id = '{sid}'"],
+      "huge integer as text": [f"UPDATE steps SET steps = '{10**40}' WHERE id = '{sid}'"],
+      "unknown status": ["UPDATE trials SET status = 'weird'"],
+      "unknown kind": [f"UPDATE steps SET kind = 'test' WHERE id = '{sid}'"],
+      "duplicate ids": ["CREATE TABLE s2 AS SELECT * FROM steps", "DROP TABLE steps",
+                        "CREATE TABLE steps AS SELECT * FROM s2 UNION ALL SELECT * FROM s2",
+                        "DROP TABLE s2"],
+  }
+  for sql in edits[kind]:
+    c.execute(sql)
+  c.close()
+
+
+CRAFTED = ("sql in a column name", "quote in a column name", "unknown column", "unknown table",
+           "missing table", "text in an integer column", "real in an integer column",
+           "blob id", "null id", "huge real", "huge integer as text", "unknown status",
+           "unknown kind", "duplicate ids")
+
+
+def _dump(path: Path) -> list[tuple]:
+  with Ledger(path, readonly=True) as led:
+    return [tuple(sorted(r.items())) for t in ("runs", "trials", "signatures", "steps",
+                                                "metrics")
+            for r in led.rows(f"SELECT * FROM {t} ORDER BY id")]
+
+
+def merge_fuzz(folder: Path) -> tuple[int, int, int, int, list[str]]:
+  """(crafted sources, refused with a LedgerError, raw exceptions, destinations
+  changed, raw exception texts) of merging each crafted file, alone and after a good
+  source, into a ledger that already holds rows."""
+  good, dest = folder / "good.sqlite", folder / "dest.sqlite"
+  step, x = _step(), jnp.ones(N)
+  for path in (good, dest):
+    with Experiment("merge", ledger=path) as exp, exp.trial() as t:
+      for _ in range(3):
+        step(x)
+      t.log(3, val_acc=0.5)
+  other = folder / "other.sqlite"
+  with Experiment("merge", ledger=other) as exp, exp.trial():
+    step(x)
+  before = _dump(dest)
+  refused = raw = changed = 0
+  texts = []
+  for i, kind in enumerate(CRAFTED):
+    bad = folder / f"crafted{i}.sqlite"
+    _crafted(bad, kind, good)
+    for sources in ([bad], [other, bad]):
+      try:
+        jaxgreen_merge(sources, dest)
+      except LedgerError:
+        refused += 1
+      except Exception as e:  # the figure this measures: must never happen
+        raw += 1
+        texts.append(f"{kind}: {type(e).__name__}: {str(e)[:100]}")
+      changed += _dump(dest) != before
+  return 2 * len(CRAFTED), refused, raw, changed, texts
+
+
+def jaxgreen_merge(sources: list[Path], dest: Path) -> dict[str, int]:
+  from jaxgreen.account.ledger import merge
+
+  return merge(sources, dest)
 
 
 # -- HLO fuzzing -----------------------------------------------------------------------
@@ -416,16 +659,48 @@ def ledger_figures(folder: Path, runs: int, rng: random.Random) -> list[tuple[st
   return rows
 
 
+def ctrl_c_figures(folder: Path, runs: int, rng: random.Random) -> list[tuple[str, int, int]]:
+  """(f): per scenario, max time from SIGINT to KeyboardInterrupt and steps run vs
+  recorded; two scenarios at a time (two child processes)."""
+  jobs = [(fs, lock, 0.0, random.Random(rng.random())) for lock in (False, True)
+          for fs in (1, 20, 1000)]
+  jobs.append((1, False, 0.2, random.Random(rng.random())))  # a slow disk
+  with concurrent.futures.ThreadPoolExecutor(2) as pool:
+    got = list(pool.map(lambda j: ctrl_c(folder, j[0], j[1], runs, j[3], j[2]), jobs))
+  rows = []
+  for (fs, lock, slow, _), (worst, ran, rec, n) in zip(jobs, got, strict=True):
+    held = "another process holds the lock" if lock else "ledger free"
+    held = f"slow disk ({slow} s a statement)" if slow else held
+    print(f"(f) Ctrl-C, flush_steps={fs:<4} {held:<30} ({n} runs): max signal -> "
+          f"KeyboardInterrupt {worst:.3f} s (target <= 1 s)  ran {ran:,}  recorded {rec:,}")
+    rows += [_line(f"f {fs} {lock}", ran, rec), (f"f {fs} {lock} latency", int(worst > 1.0), 0)]
+  return rows
+
+
+def merge_figures(folder: Path) -> list[tuple[str, int, int]]:
+  n, refused, raw, changed, texts = merge_fuzz(folder)
+  print(f"(g) merge of crafted ledgers: {n} merges, refused {refused} (target {n}), raw "
+        f"exceptions {raw} (target 0), destination changed {changed} (target 0)")
+  for t in texts:
+    print(f"  {t}")
+  return [("g", int(refused != n) + raw + changed, 0)]
+
+
 def main(argv: list[str] | None = None) -> int:
   p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   p.add_argument("--fuzz", type=int, default=10_000, help="fuzzed HLO texts (default 10000)")
   p.add_argument("--runs", type=int, default=4, help="child processes per signal (default 4)")
   p.add_argument("--hang-s", type=float, default=5.0, help="a text counted longer hangs")
+  p.add_argument("--ctrl-c", type=int, default=20, help="Ctrl-Cs per scenario of (f) "
+                 "(default 20)")
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args(argv)
   t0 = time.perf_counter()
   with tempfile.TemporaryDirectory() as tmp:
     rows = ledger_figures(Path(tmp), args.runs, random.Random(args.seed))
+    if args.ctrl_c:
+      rows += ctrl_c_figures(Path(tmp), args.ctrl_c, random.Random(args.seed))
+    rows += merge_figures(Path(tmp))
   lost, over = sum(r[1] for r in rows), sum(r[2] for r in rows)
   print(f"steps lost: {lost} (target 0); steps over-counted: {over} (target 0)")
   t1 = time.perf_counter()

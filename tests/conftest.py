@@ -88,7 +88,7 @@ def _as_postgres(args: list[str], **kw) -> subprocess.CompletedProcess:
   postgres refuse to run as root)."""
   if os.geteuid() == 0:
     args = ["runuser", "-u", "postgres", "--", *args]
-  return subprocess.run(args, check=True, capture_output=True, text=True, **kw)
+  return subprocess.run(args, check=True, capture_output=True, text=True, timeout=300, **kw)
 
 
 @pytest.fixture(scope="session")
@@ -116,7 +116,7 @@ def postgres_server() -> Iterator[str]:
     _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
                   "-t", "60", "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
                                     f"-c fsync=off", "start"])
-  except (subprocess.CalledProcessError, OSError) as e:
+  except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as e:
     shutil.rmtree(root, ignore_errors=True)
     _unavailable(f"the throwaway PostgreSQL server did not start "
                  f"({getattr(e, 'stderr', '') or e})")
@@ -125,7 +125,7 @@ def postgres_server() -> Iterator[str]:
   finally:
     subprocess.run((["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else [])
                    + [str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                   capture_output=True)
+                   capture_output=True, timeout=120)
     shutil.rmtree(root, ignore_errors=True)
 
 
@@ -135,11 +135,11 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
   import psycopg
 
   name = f"jg_{uuid.uuid4().hex[:12]}"
-  with psycopg.connect(postgres_server, autocommit=True) as admin:
+  with psycopg.connect(postgres_server, autocommit=True, connect_timeout=30) as admin:
     admin.execute(f'CREATE DATABASE "{name}"')
   parts = urllib.parse.urlsplit(postgres_server)
   yield urllib.parse.urlunsplit(parts._replace(path=f"/{name}"))
-  with psycopg.connect(postgres_server, autocommit=True) as admin:
+  with psycopg.connect(postgres_server, autocommit=True, connect_timeout=30) as admin:
     admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 

@@ -16,10 +16,15 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import socket
+import threading
+import time
 import urllib.parse
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 SCHEMES = ("postgresql://", "postgres://")
 
@@ -39,6 +44,13 @@ class ServerError(Exception):
   def __init__(self, message: str, kind: str):
     super().__init__(message)
     self.kind = kind
+
+
+class Interrupted(BaseException):  # noqa: N818 - raised by the Ctrl-C handler
+  """Ctrl-C inside a blocking call to the server (raised by the SIGINT handler of
+  :mod:`~jaxgreen.account.preemption`): the connection is closed at once, without
+  waiting for a server that may not answer to cancel the statement, and the call
+  raises ``KeyboardInterrupt``; the next write reconnects."""
 
 
 def is_url(path: Any) -> bool:
@@ -84,6 +96,14 @@ class Connection:
 
   def __init__(self, url: str, *, readonly: bool, timeout: float):
     self.url, self.readonly = url, readonly
+    self.abandoned = False  # closed by Ctrl-C mid-statement
+    # A statement of a write may wait this long (seconds; None: no limit) for a server
+    # that does not answer before its connection is cut (see _watch).
+    self.limit: float | None = None
+    self._cv = threading.Condition()
+    self._until: float | None = None
+    self._cut_off = False
+    self._watcher: threading.Thread | None = None
     psycopg = _psycopg()
     self._errors = psycopg.Error
     self._idle = psycopg.pq.TransactionStatus.IDLE
@@ -93,37 +113,96 @@ class Connection:
       self.raw = psycopg.connect(url, autocommit=True, connect_timeout=wait)
     except psycopg.Error as e:
       raise self._sorted(e, connecting=True) from None
+    except Interrupted:
+      raise KeyboardInterrupt from None
     if readonly:
       self.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
 
   @property
   def dropped(self) -> bool:
     """The connection is closed or broken (server restart, terminated backend)."""
-    return bool(self.raw.closed or self.raw.broken)
+    return bool(self._cut_off or self.raw.closed or self.raw.broken)
 
   @property
   def in_transaction(self) -> bool:
     return not self.dropped and self.raw.info.transaction_status != self._idle
 
   def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    self._arm()
     try:
       return self.raw.execute(_placeholders(sql), tuple(params) or None)
     except self._errors as e:
       raise self._sorted(e) from None
+    except Interrupted:
+      self._abandon()
+    finally:
+      self._disarm()
 
   def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> Any:
+    self._arm()
     try:
       cur = self.raw.cursor()
       cur.executemany(_placeholders(sql), [tuple(r) for r in rows])
       return cur
     except self._errors as e:
       raise self._sorted(e) from None
+    except Interrupted:
+      self._abandon()
+    finally:
+      self._disarm()
+
+  # A server that does not answer at all (a frozen host, a dead link) never sends the
+  # statement_timeout error: past ``limit`` a watcher thread shuts the socket down, so
+  # the statement fails as a lost connection and the next write reconnects.
+
+  def _arm(self) -> None:
+    if self.limit is None:
+      return
+    with self._cv:
+      self._until = time.monotonic() + self.limit
+      if self._watcher is None:
+        self._watcher = threading.Thread(target=self._watch, daemon=True,
+                                         name="jaxgreen-ledger-watch")
+        self._watcher.start()
+      self._cv.notify()
+
+  def _disarm(self) -> None:
+    if self._until is not None:
+      with self._cv:
+        self._until = None
+
+  def _watch(self) -> None:
+    with self._cv:
+      while not self.dropped:
+        if self._until is None:
+          self._cv.wait(1.0)
+          continue
+        left = self._until - time.monotonic()
+        if left > 0:
+          self._cv.wait(left)
+          continue
+        self._until, self._cut_off = None, True
+        try:
+          fd = os.dup(self.raw.pgconn.socket)
+        except Exception:
+          return
+        with socket.socket(fileno=fd) as sock, contextlib.suppress(OSError):
+          sock.shutdown(socket.SHUT_RDWR)
+        return
+
+  def _abandon(self) -> NoReturn:
+    """Ctrl-C mid-statement: drops the connection (an open transaction is rolled back
+    by the server) and raises ``KeyboardInterrupt``."""
+    self.abandoned = True
+    self.close()
+    raise KeyboardInterrupt from None
 
   def close(self) -> None:
     try:
       self.raw.close()
-    except self._errors:
+    except Exception:  # closing a connection abandoned mid-statement may complain
       pass
+
 
   def _sorted(self, e: Exception, connecting: bool = False) -> ServerError:
     text = "; ".join(line.strip() for line in str(e).splitlines() if line.strip())
@@ -132,6 +211,12 @@ class Connection:
       text = text.replace(secret, "***")
     return ServerError(text, _kind(getattr(e, "sqlstate", None), text.lower(), connecting,
                                    not connecting and self.dropped))
+
+
+
+# Blocking calls to the server: Ctrl-C inside them raises Interrupted (see its docstring).
+SERVER_CALLS = frozenset(f.__code__ for f in (Connection.__init__, Connection.execute,
+                                              Connection.executemany))
 
 
 def _kind(code: str | None, msg: str, connecting: bool, dropped: bool) -> str:

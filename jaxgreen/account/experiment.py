@@ -31,6 +31,7 @@ import numbers
 import os
 import socket
 import sqlite3
+import sys
 import threading
 import time
 import uuid
@@ -41,11 +42,17 @@ from typing import Any
 import jax
 
 from jaxgreen._version import __version__
-from jaxgreen.account import preemption
+from jaxgreen.account import _postgres, preemption
 from jaxgreen.account.attribution import ACTIVE, RUNNING, RUNNING_LOCK, fallback_trial
 from jaxgreen.account.carbon import RegionFinder
 from jaxgreen.account.energy import GATHER_TIMEOUT_S, Meter, NvmlMeter, gather_energy, trial_key
-from jaxgreen.account.ledger import TRANSACTION_CODE, Ledger, LedgerError, stored_throughput
+from jaxgreen.account.ledger import (
+    TRANSACTION_CODE,
+    Ledger,
+    LedgerError,
+    pending_record,
+    stored_throughput,
+)
 from jaxgreen.account.pricetag import PriceTag
 from jaxgreen.account.schema import CRASH_TIMEOUT_S
 from jaxgreen.account.sinks import Sinks
@@ -65,6 +72,10 @@ _STEP_FLUSH_TIMEOUT_S = 0.05
 # Trial start, log and end wait at most this long; a busy or full ledger keeps their rows
 # for the next write (with one warning). Only close() and exit wait the full timeout.
 _TRIAL_WRITE_TIMEOUT_S = 0.5
+# After Ctrl-C, close() and the exit handler wait at most this long for a busy ledger (a
+# second Ctrl-C stops the wait at once); what they could not write is saved to the
+# ledger's pending file (Ledger.pending_path), written at its next open.
+CLOSE_AFTER_INTERRUPT_S = 2.0
 
 
 def current_trial() -> Trial | None:
@@ -182,6 +193,9 @@ class Experiment:
            info["process_count"], info["device_kind"], info["device_count"],
            jax.__version__, __version__, time.time())
     self._warned: set[bool] = set()
+    self._interrupted = False  # a KeyboardInterrupt left one of its trials
+    self._created = time.monotonic()
+    self._closed = False
     # Throughput of this process's trials by id (the trial while it runs, then its
     # figures): reports of this process show it live; the ledger stores it at each write.
     self._throughput: dict[str, Trial | Throughput | None] = {}
@@ -274,10 +288,16 @@ class Experiment:
   def price_tag(self, joules_per_flop: float | None = None,
                 run: str | None = None) -> PriceTag:
     """The :class:`~jaxgreen.PriceTag` of this experiment: all its runs, or one
-    (``run="this"``: this process's, ``"latest"``, or the start of a run id)."""
+    (``run="this"``: this process's, ``"latest"``, or the start of a run id). After
+    :meth:`close` it reads the ledger through a new read-only connection."""
     self.flush()
-    tag = self.ledger.price_tag(self.name, joules_per_flop=joules_per_flop,
-                                run=self.run_id if run == "this" else run)
+    run = self.run_id if run == "this" else run
+    if self._closed and self.ledger.path != ":memory:":
+      again = self.ledger._url if self.ledger.dialect != "sqlite" else self.ledger.path
+      with Ledger(again, readonly=True, timeout=self.ledger.timeout) as led:
+        tag = led.price_tag(self.name, joules_per_flop=joules_per_flop, run=run)
+    else:
+      tag = self.ledger.price_tag(self.name, joules_per_flop=joules_per_flop, run=run)
     live = {k: t.throughput if isinstance(t, Trial) else t
             for k, t in self._throughput.items()}
     return with_throughput(tag, live)
@@ -295,32 +315,80 @@ class Experiment:
     return tag.markdown() if format == "markdown" else tag.table()
 
   def _preempt(self, timeout: float) -> None:
-    """SIGTERM: ends every open trial as preempted and writes what it owes."""
+    """SIGTERM: ends every open trial as preempted and writes what it owes within
+    ``timeout`` seconds in all; what could not be written is saved as pending."""
+    deadline = time.monotonic() + timeout
     for t in list(self._open):
-      t._end("preempted", "SIGTERM", timeout=timeout)
+      t._end("preempted", "SIGTERM", timeout=max(0.001, deadline - time.monotonic()))
       if t._owes():
-        t._sync(timeout)
+        t._sync(max(0.001, deadline - time.monotonic()))
+    if self._open:
+      self._save_pending("was not written within the preemption's wait")
 
   def _finish(self, raise_errors: bool) -> None:
     """Ends running trials as failed, then writes everything owed, waiting up to the
-    ledger's timeout (a trial whose end write failed keeps the status it asked for)."""
-    for t in list(self._open):
-      t._end("failed", "the process exited before the trial ended")
+    ledger's timeout, or :data:`CLOSE_AFTER_INTERRUPT_S` after Ctrl-C (a trial whose
+    end write failed keeps the status it asked for). Ctrl-C during the wait stops it."""
+    interrupted = self._interrupted or preemption.interrupted_since(self._created)
+    wait = min(self.ledger.timeout, CLOSE_AFTER_INTERRUPT_S) if interrupted else None
     failed: list[tuple[Trial, Exception]] = []
-    for t in list(self._open):
-      try:
-        t._sync(None, raise_errors=True)
-      except (sqlite3.Error, LedgerError, OSError) as e:
-        failed.append((t, e))
+    try:
+      for t in list(self._open):
+        t._end("failed", "the process exited before the trial ended",
+               timeout=None if wait is None else min(wait, _TRIAL_WRITE_TIMEOUT_S))
+      deadline = None if wait is None else time.monotonic() + wait
+      for t in list(self._open):
+        try:
+          t._sync(None if deadline is None else max(0.001, deadline - time.monotonic()),
+                  raise_errors=True)
+        except (sqlite3.Error, LedgerError, OSError) as e:
+          failed.append((t, e))
+    except KeyboardInterrupt:  # a Ctrl-C during the wait: stop waiting, keep the rows
+      self._save_pending("was not written: Ctrl-C stopped the wait")
+      if raise_errors:
+        raise
+      return
     if not failed:
       return
     steps = sum(t._owed_steps() for t, _ in failed)
     msg = (f"could not write {len(failed)} trial(s) ({steps} step(s)) to the ledger "
            f"{self.ledger.path!r}: {failed[-1][1]}")
-    if raise_errors:
+    if raise_errors and not interrupted:
       raise LedgerError(f"{msg}; they are kept in memory: fix the cause and call close() "
                         f"again (they are also retried at exit)")
-    warnings.warn(f"jaxgreen: {msg}; they are lost", stacklevel=2)
+    if not self._save_pending(f"was busy or failed ({failed[-1][1]})"):
+      warnings.warn(f"jaxgreen: {msg}; they are lost", stacklevel=2)
+
+  def _save_pending(self, why: str) -> str | None:
+    """Saves what every open trial owes to the ledger's pending file (written at the
+    ledger's next open, once) and says where in one line; None if nothing was saved."""
+    records, steps = [], 0
+    saved: list[tuple[Trial, list[tuple], list[tuple], tuple | None, tuple | None,
+                      str | None]] = []
+    for t in list(self._open):
+      with t._lock:
+        rows = t._take()
+        metrics, row = list(t._metrics_owed), t._row_owed
+        end, hparams = t._end_owed, t._hparams_owed
+      timed = t.throughput if rows or end else None
+      records.append(pending_record(t.id, start=row, steps=rows, metrics=metrics, end=end,
+                                    throughput=timed, hparams=hparams))
+      saved.append((t, rows, metrics, row, end, hparams))
+      steps += sum(r[3] for r in rows)
+    try:
+      path = self.ledger.save_pending(records)
+    except OSError as e:
+      warnings.warn(f"jaxgreen: could not save the rows the ledger {self.ledger.path!r} "
+                    f"did not take to its pending file ({e})", stacklevel=3)
+      return None
+    if path is None:
+      return None
+    for t, rows, metrics, row, end, hparams in saved:
+      t._settle(rows, metrics, row, end, hparams)
+    print(f"jaxgreen: the ledger {self.ledger.path!r} {why}; {len(records)} trial(s), "
+          f"{steps} step(s) saved to {path!r}, written by the ledger's next writing open",
+          file=sys.stderr, flush=True)
+    return path
 
   def _at_exit(self) -> None:
     self._finish(raise_errors=False)
@@ -335,10 +403,18 @@ class Experiment:
     """Ends open trials (as failed), writes what is owed and closes the ledger, a
     passed-in Ledger too. The one call that waits for a busy ledger (its full timeout):
     if the ledger still cannot be written, :class:`~jaxgreen.account.ledger.LedgerError` is
-    raised, the ledger stays open, and the rows are kept for another close() or exit."""
+    raised, the ledger stays open, and the rows are kept for another close() or exit.
+
+    After Ctrl-C it waits at most :data:`CLOSE_AFTER_INTERRUPT_S` (a second Ctrl-C stops
+    the wait), and what could not be written is saved to the ledger's pending file
+    (:meth:`~jaxgreen.account.ledger.Ledger.pending_path`; one line on stderr names it),
+    written by the next open of the same ledger. The exit handler does the same.
+    :meth:`price_tag` and :meth:`report` still work after close()."""
     self._finish(raise_errors=True)
     atexit.unregister(self._at_exit)
-    self.ledger.close()
+    self._closed = True
+    if self.ledger.path != ":memory:":  # one in memory stays readable (price_tag, report)
+      self.ledger.close()
 
 
 class Trial:
@@ -396,7 +472,12 @@ class Trial:
     return self
 
   def __exit__(self, exc_type, exc, tb) -> None:
-    if exc_type is not None and not (exc_type is SystemExit and exc.code in (0, None)):
+    if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
+      # Ctrl-C: out at once, no ledger I/O (a busy or slow ledger); the end is written
+      # by close(), the exit handler, or the next flush.
+      self.experiment._interrupted = True
+      self._end("failed", f"{exc_type.__name__}: {exc}", write=False)
+    elif exc_type is not None and not (exc_type is SystemExit and exc.code in (0, None)):
       self._end("failed", f"{exc_type.__name__}: {exc}")
     else:  # sys.exit(0) inside the block is a normal end
       self._end("stopped" if self._stopped else "completed", self._stop_reason)
@@ -518,10 +599,15 @@ class Trial:
       if due:  # the next window starts now, whatever this flush does
         self._pending = 0
         self._last_flush = time.monotonic()
-    if due:  # inside a train step: never wait long for another process's write lock
-      self._sync(_STEP_FLUSH_TIMEOUT_S, quiet_if_busy=True)
-      if exp._sinks:  # trackers: once per flush window, never every step
-        exp._sinks.flush(self)
+    if due:
+      self._flush_window()
+
+  def _flush_window(self) -> None:
+    """A flush window's write from inside a train step: never waits long for another
+    process's write lock, and Ctrl-C is never deferred while it runs."""
+    self._sync(_STEP_FLUSH_TIMEOUT_S, quiet_if_busy=True)
+    if self.experiment._sinks:  # trackers: once per flush window, never every step
+      self.experiment._sinks.flush(self)
 
   def _time(self, entry: _Entry, now: float, warm: bool, tracker: Tracker) -> None:
     """Times one step (under the lock): the interval since the trial's previous step."""
@@ -654,7 +740,7 @@ class Trial:
     self._end(status, error)
 
   def _end(self, status: str, error: str | None,
-           timeout: float | None = None) -> None:
+           timeout: float | None = None, write: bool = True) -> None:
     with self._lock:
       if self.status != "running":
         return
@@ -679,7 +765,8 @@ class Trial:
       self._end_owed = (status, error, ended, energy, source)
     # If the write fails the trial stays owed (held by the experiment), so a later
     # flush, close() or the exit handler writes it with this status.
-    self._sync(_TRIAL_WRITE_TIMEOUT_S if timeout is None else timeout)
+    if write:
+      self._sync(_TRIAL_WRITE_TIMEOUT_S if timeout is None else timeout)
     if self.experiment._sinks:
       self.experiment._sinks.end(self, status)
 
@@ -733,6 +820,11 @@ def _check_state(state: Mapping[str, Any], experiment: str) -> dict[str, Any]:
 # just after, so a step that ran is in the trial's buffer exactly once.
 _STEP_BOOKKEEPING = frozenset(f.__code__ for f in (Tracker._record, Trial._add, Trial._time,
                                                    Trial._take))
+
+# Writes from inside a step: Ctrl-C landing in them (even below the bookkeeping that calls
+# them) is raised at once; the rows they held are written again idempotently.
+preemption.interruptible(f.__code__ for f in (Trial._flush_window, Trial._sync))
+preemption.server_calls(_postgres.SERVER_CALLS, _postgres.Interrupted)
 
 # The code of jaxgreen's bookkeeping: SIGTERM landing inside it is taken again just after.
 _CRITICAL = frozenset({

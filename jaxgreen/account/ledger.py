@@ -49,6 +49,12 @@ place, once, when opened for writing: :mod:`~jaxgreen.account.schema`):
 
 FPO of a trial = Σ over its ``steps`` rows of ``steps × signatures.fpo``, computed
 in Python with exact integers (:mod:`jaxgreen.account.pricetag`).
+
+Rows a process could not write before it ended (a ledger locked or unreachable after
+Ctrl-C or SIGTERM) are saved to the ledger's pending file (:meth:`Ledger.pending_path`,
+JSON lines) and written, by id, at its next writing open. A SQLite ledger waits for
+another writer's lock in slices of :data:`_BUSY_SLICE_S`, so Ctrl-C is handled between
+slices; :func:`merge` checks each source against the schema before writing.
 """
 
 from __future__ import annotations
@@ -56,13 +62,18 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import glob
+import hashlib
 import inspect
+import json
+import math
 import os
 import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -84,6 +95,12 @@ KINDS = ("train", "eval")
 # After a failed reconnection to a ledger server, writes from inside steps wait this
 # long before trying again (close() and exit always try).
 _RECONNECT_PAUSE_S = 30.0
+# After Ctrl-C closed the server connection, only writes that may wait this long (libpq's
+# shortest connect timeout) reconnect: a trial's end right after Ctrl-C never blocks.
+_RECONNECT_MIN_S = 2.0
+# SQLite waits for another writer's lock in slices of at most this long, retried from
+# Python until the write's deadline: a signal (Ctrl-C) is handled between slices.
+_BUSY_SLICE_S = 0.1
 _TABLES = TABLES
 
 T = TypeVar("T")
@@ -145,8 +162,10 @@ def _retry(fn: Callable[[], T], timeout: float,
     except Exception as e:
       if not retryable(e) or time.monotonic() > deadline:
         raise
+      # Short sleeps: a signal delivered to another thread (jax's) does not wake this
+      # one, so Ctrl-C is handled only when the sleep ends.
       time.sleep(delay * random.uniform(0.5, 1.5))
-      delay = min(2 * delay, 0.25)
+      delay = min(2 * delay, 0.05)
 
 class CountedSignature(Protocol):
   """The counted cost of one call of a tracked function for one input signature."""
@@ -201,6 +220,9 @@ class Ledger:
     # A sqlite3.Connection, or a _postgres.Connection (same calling convention).
     self.conn: Any = None
     self._reconnect_after = 0.0
+    self._closed = False
+    self._slice = min(self.timeout, _BUSY_SLICE_S)
+    self._busy_ms = round(1000 * self._slice)
     if _postgres.is_url(path):
       self.dialect = "postgresql"
       self._url = str(path).strip()
@@ -226,7 +248,7 @@ class Ledger:
       raise FileNotFoundError(f"no ledger at {self.path!r}; check the path "
                               f"(ledgers are written by jaxgreen.Experiment)")
     uri = f"{Path(self.path).resolve().as_uri()}?mode=ro"
-    self.conn = sqlite3.connect(uri, uri=True, timeout=self.timeout, isolation_level=None,
+    self.conn = sqlite3.connect(uri, uri=True, timeout=self._slice, isolation_level=None,
                                 check_same_thread=False)
     with self._not_sqlite():
       try:
@@ -245,7 +267,7 @@ class Ledger:
     if on_disk and not folder.is_dir():
       raise FileNotFoundError(f"Ledger(path={self.path!r}): the folder {str(folder)!r} does "
                               f"not exist; create it or choose another path")
-    self.conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+    self.conn = sqlite3.connect(self.path, timeout=self._slice, isolation_level=None,
                                 check_same_thread=False)
     with self._not_sqlite():
       if on_disk:
@@ -256,6 +278,7 @@ class Ledger:
       self._init_schema()
       if on_disk:
         self._refuse_damaged()
+        self._replay_pending()
 
   def _refuse_damaged(self) -> None:
     """Never writes new trials into a damaged file (reads of it would fail later)."""
@@ -276,7 +299,7 @@ class Ledger:
       raise LedgerError(f"cannot read the ledger {self.path!r}: its folder is read-only "
                         f"and its last commits are still in {str(wal)!r}; copy both files "
                         f"to a writable folder and read the copy") from error
-    self.conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=self.timeout,
+    self.conn = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=self._slice,
                                 isolation_level=None, check_same_thread=False)
     return self._read_version()
 
@@ -290,6 +313,7 @@ class Ledger:
         self._check_version(self.version, writable=False)
       else:
         self._init_schema()
+        self._replay_pending()
     except BaseException:
       self.conn.close()
       raise
@@ -317,6 +341,9 @@ class Ledger:
     if not self.conn.dropped:
       return self.conn
     now = time.monotonic()
+    if wait is not None and wait < _RECONNECT_MIN_S and self.conn.abandoned:
+      raise _postgres.ServerError("the connection was closed by Ctrl-C; a short write does "
+                                  "not wait to reconnect", "connection")
     if wait is not None and wait < self.timeout and now < self._reconnect_after:
       raise _postgres.ServerError("the server could not be reached a moment ago",
                                   "connection")
@@ -404,6 +431,7 @@ class Ledger:
         c.execute("BEGIN IMMEDIATE")
       else:
         ms = max(1, round(1000 * (self.timeout if wait is None else wait)))
+        c.limit = ms / 1000 + 3.0  # a server that never answers: cut off (see _postgres)
         c.execute("BEGIN")
         c.execute(f"SET LOCAL lock_timeout = {ms}")
         c.execute(f"SET LOCAL statement_timeout = {ms + 1000}")
@@ -414,6 +442,9 @@ class Ledger:
         with contextlib.suppress(sqlite3.Error, _postgres.ServerError):
           c.execute("ROLLBACK")
       raise
+    finally:
+      if self.dialect != "sqlite":
+        c.limit = None
 
   def write(self, fn: Callable[[sqlite3.Connection], Any],
             timeout: float | None = None) -> Any:
@@ -428,10 +459,12 @@ class Ledger:
         or read-only file); the message names the cause and the fix. The transaction
         was rolled back: nothing of it was written.
     """
+    self._check_open()
     if self.readonly:
       raise LedgerError(f"ledger {self.path!r} was opened readonly=True")
     wait = self.timeout if timeout is None else float(timeout)
     server = self.dialect != "sqlite"
+    deadline = time.monotonic() + wait
 
     def attempt():
       # One connection serves every thread (check_same_thread=False): one
@@ -447,14 +480,9 @@ class Ledger:
           self._live(wait)
           with self.transaction(wait) as c:
             return fn(c)
-        if wait != self.timeout:
-          self.conn.execute(f"PRAGMA busy_timeout = {int(wait * 1000)}")
-        try:
-          with self.transaction() as c:
-            return fn(c)
-        finally:
-          if wait != self.timeout:
-            self.conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+        self._busy(deadline - time.monotonic())
+        with self.transaction() as c:
+          return fn(c)
       finally:
         self._lock.release()
 
@@ -465,7 +493,23 @@ class Ledger:
     except sqlite3.Error as e:
       raise _clear_error(e, self.path, "write") from e
 
+  def _busy(self, left: float) -> None:
+    """SQLite waits at most one slice (and never past the write's deadline) for a lock;
+    :func:`_retry` tries again until the deadline."""
+    ms = max(1, min(round(1000 * self._slice), round(1000 * left)))
+    if ms != self._busy_ms:
+      self.conn.execute(f"PRAGMA busy_timeout = {ms}")
+      self._busy_ms = ms
+
+  def _check_open(self) -> None:
+    if self._closed:
+      how = ("jaxgreen.Ledger(URL, readonly=True)" if self.dialect != "sqlite"
+             else "jaxgreen.Ledger(path, readonly=True)")
+      raise LedgerError(f"the ledger {self.path!r} was closed (by Ledger.close() or "
+                        f"Experiment.close()); read it again through a new one: {how}")
+
   def close(self) -> None:
+    self._closed = True
     with contextlib.suppress(sqlite3.Error, _postgres.ServerError):
       self.conn.close()
 
@@ -475,10 +519,63 @@ class Ledger:
   def __exit__(self, *exc) -> None:
     self.close()
 
+  # -- rows that could not be written ---------------------------------------------
+
+  def pending_path(self) -> str | None:
+    """Where rows that could not be written are saved (:meth:`save_pending`): the file
+    ``LEDGER.pending`` beside a SQLite ledger; for a ledger server a local file,
+    ``$JAXGREEN_PENDING_DIR`` (default ``~/.cache/jaxgreen/pending``) ``/<hash of the
+    URL without its password>.pending``. None for a ledger kept in memory."""
+    if self.dialect == "sqlite":
+      return None if self.path == ":memory:" else self.path + ".pending"
+    folder = os.environ.get("JAXGREEN_PENDING_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "jaxgreen",
+        "pending")
+    return os.path.join(folder, hashlib.sha256(self.path.encode()).hexdigest()[:16]
+                        + ".pending")
+
+  def save_pending(self, records: Sequence[Mapping[str, Any]]) -> str | None:
+    """Appends ``records`` (:func:`pending_record`) to :meth:`pending_path`, synced to
+    disk; the next writable open of this ledger writes them, once (every row keeps its
+    id). Returns the file, or None when there is none (a ledger in memory)."""
+    path = self.pending_path()
+    if path is None or not records:
+      return None
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    text = "".join(json.dumps(r, default=str) + "\n" for r in records)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    try:
+      os.write(fd, text.encode())
+      os.fsync(fd)
+    finally:
+      os.close(fd)
+    return path
+
+  def _replay_pending(self) -> None:
+    """Writes the rows an earlier process saved with :meth:`save_pending`, then removes
+    the file. The file is first renamed, so rows saved meanwhile wait for the next open;
+    replaying one twice (two processes opening at once) adds nothing twice."""
+    path = self.pending_path()
+    if path is None:
+      return
+    with contextlib.suppress(OSError):
+      os.rename(path, f"{path}.replaying-{uuid.uuid4().hex[:8]}")
+    for taken in sorted(glob.glob(glob.escape(path) + ".replaying-*")):
+      try:
+        with open(taken, encoding="utf-8") as f:
+          records = _read_pending(f.read())
+        if records:
+          self.write(functools.partial(_replay, records=records))
+      except (OSError, LedgerError):  # kept for the next open
+        continue
+      with contextlib.suppress(OSError):
+        os.unlink(taken)
+
   # -- reading -----------------------------------------------------------------
 
   def rows(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
     """The rows of a query, each as a dict of column -> value."""
+    self._check_open()
     if self.dialect != "sqlite":
       return self._server(lambda: self._server_rows(sql, params), "read", self.timeout)
     try:
@@ -738,14 +835,81 @@ def _stored_throughput(trials: Sequence[dict[str, Any]]) -> dict[str, Throughput
   return {k: v for k, v in found.items() if v is not None}
 
 
-def _write_signature(c: sqlite3.Connection, sig: CountedSignature) -> None:
+def _signature_values(sig: CountedSignature) -> tuple[Any, ...]:
   cost = sig.cost
+  return (sig.id, sig.function, sig.signature, str(sig.fpo), str(int(cost.adds)),
+          str(int(cost.muls)), int(cost.exact),
+          # source sites are provenance of this checkout, not part of the count
+          dataclasses.replace(cost, by_site={}).to_json())
+
+
+def _write_signature(c: sqlite3.Connection, sig: CountedSignature | Sequence[Any]) -> None:
+  values = tuple(sig) if isinstance(sig, Sequence) else _signature_values(sig)
   c.execute("INSERT INTO signatures VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (id) DO NOTHING",
-            (sig.id, sig.function, sig.signature, str(sig.fpo), str(int(cost.adds)),
-             str(int(cost.muls)), int(cost.exact),
-             # source sites are provenance of this checkout, not part of the count
-             dataclasses.replace(cost, by_site={}).to_json()))
+            "ON CONFLICT (id) DO NOTHING", values)
+
+
+# -- rows saved for a later write ------------------------------------------------------
+
+PENDING_FORMAT = "jaxgreen-pending/1"
+
+
+def pending_record(trial_id: str, *, start: Sequence[Any] | None = None,
+                   steps: Sequence[StepRow] = (), metrics: Sequence[Sequence[Any]] = (),
+                   end: Sequence[Any] | None = None,
+                   throughput: Sequence[Any] | Throughput | None = None,
+                   hparams: str | None = None) -> dict[str, Any]:
+  """What :meth:`Ledger.write_trial` would have written, as JSON-able data for
+  :meth:`Ledger.save_pending` (arguments as there)."""
+  sigs = {sig.id: list(_signature_values(sig)) for _, sig, *_ in steps}
+  return {"format": PENDING_FORMAT, "trial": trial_id,
+          "start": None if start is None else list(start),
+          "signatures": list(sigs.values()),
+          "steps": [[r, trial_id, sig.id, kind, n, ex, first, last]
+                    for r, sig, kind, n, ex, first, last in steps],
+          "metrics": [list(m) for m in metrics], "end": None if end is None else list(end),
+          "throughput": None if throughput is None else list(_throughput_values(throughput)),
+          "hparams": hparams}
+
+
+def _read_pending(text: str) -> list[dict[str, Any]]:
+  """The records of a pending file (a line torn by a crash mid-write is skipped)."""
+  records = []
+  for line in text.splitlines():
+    try:
+      r = json.loads(line)
+    except ValueError:
+      continue
+    if isinstance(r, dict) and r.get("format") == PENDING_FORMAT:
+      records.append(r)
+  return records
+
+
+def _replay(c: sqlite3.Connection, records: Sequence[Mapping[str, Any]]) -> None:
+  """Writes saved records: rows by id (never twice); an end only over a trial still
+  ``running`` (a later process may have resumed and ended it since)."""
+  for r in records:
+    tid = r["trial"]
+    if r["start"]:
+      c.execute("INSERT INTO trials (id, run_id, experiment, name, hparams, status, "
+                "started) VALUES (?, ?, ?, ?, ?, 'running', ?) ON CONFLICT (id) DO NOTHING",
+                tuple(r["start"][:6]))
+    for sig in r["signatures"]:
+      _write_signature(c, sig)
+    for row in r["steps"]:
+      c.execute("INSERT INTO steps VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING", tuple(row))
+    if r["metrics"]:
+      c.executemany("INSERT INTO metrics VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (id) DO NOTHING", [tuple(m) for m in r["metrics"]])
+    if r["throughput"]:
+      c.execute(f"UPDATE trials SET {', '.join(f'{n} = ?' for n in THROUGHPUT_COLUMNS)} "
+                f"WHERE id = ?", (*r["throughput"], tid))
+    if r["hparams"] is not None:
+      c.execute("UPDATE trials SET hparams = ? WHERE id = ?", (r["hparams"], tid))
+    if r["end"]:
+      c.execute("UPDATE trials SET status = ?, error = ?, ended = ?, energy_j = ?, "
+                "energy_source = ? WHERE id = ? AND status = 'running'", (*r["end"], tid))
 
 
 def _where(experiment: str | None) -> tuple[str, tuple]:
@@ -770,6 +934,12 @@ def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict
   opened read-only and never changed. Either may be a ledger server's URL: merging
   offline SQLite files into ``dest="postgresql://..."`` uploads them to the server.
 
+  Every source is checked before anything is written: its tables and columns must be
+  those the schema defines (:mod:`~jaxgreen.account.schema`; no name read from a
+  source is ever put into SQL), each value of the declared type and within the
+  schema's constraints, each id unique. A source failing a check is refused with one
+  :class:`LedgerError` naming the table, column or row, and nothing is written.
+
   Returns:
     New rows added per table.
 
@@ -785,8 +955,9 @@ def merge(sources: Iterable[str | os.PathLike], dest: str | os.PathLike) -> dict
     raise ValueError(f"merge(dest={dest!r}) must be the path of the merged ledger, e.g. "
                      f"'all.sqlite', or a ledger server's URL")
   dest = os.fspath(dest)
-  for s in paths:
-    Ledger(s, readonly=True).close()  # validates each input before writing anything
+  for s in paths:  # checks every source before writing anything
+    with Ledger(s, readonly=True) as src:
+      _merge_batches(src)
   out = Ledger(dest)
   added = dict.fromkeys(_TABLES, 0)
   try:
@@ -808,24 +979,128 @@ def _same_ledger(a: str, b: str) -> bool:
   return Path(a).resolve() == Path(b).resolve()
 
 
+@functools.cache
+def known_columns() -> dict[str, tuple[tuple[str, str, bool], ...]]:
+  """Each table's columns in the schema this jaxgreen writes: ``(name, declared type,
+  NOT NULL)``, read from :func:`jaxgreen.account.schema.create` run on an empty
+  database, so the definitions there are the only list. Older schemas only added
+  columns, so an older ledger's columns are a subset."""
+  c = sqlite3.connect(":memory:", isolation_level=None)
+  try:
+    schema.create(c)
+    return {t: tuple((r[1], str(r[2]).upper(), bool(r[3] or r[5]))
+                     for r in c.execute(f"PRAGMA table_info({t})"))
+            for t in _TABLES}
+  finally:
+    c.close()
+
+
+def _refuse(src: Ledger, what: str) -> LedgerError:
+  return LedgerError(f"merge: refused the source {src.path!r} (ledger schema "
+                     f"{src.version}): {what}; nothing of it was written (is it a ledger "
+                     f"written by jaxgreen, unchanged?)")
+
+
+def _name(text: Any) -> str:
+  r = repr(text)
+  return r if len(r) <= 80 else r[:77] + "..."
+
+
+def _source_columns(src: Ledger, table: str) -> list[str]:
+  if src.dialect == "sqlite":
+    return [r[1] for r in src.conn.execute(f"PRAGMA table_info({table})")]
+  return [r["column_name"] for r in src.rows(
+      "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+      "current_schema() AND table_name = ? ORDER BY ordinal_position", (table,))]
+
+
+def _check_tables(src: Ledger) -> None:
+  """Refuses a source holding a table the schema does not define, or lacking one."""
+  try:
+    found = schema.tables(src.conn, src.dialect)
+  except (sqlite3.Error, _postgres.ServerError) as e:
+    raise _refuse(src, f"its tables could not be listed ({e})") from None
+  extra = sorted(t for t in found - {"meta", *_TABLES} if not t.startswith("sqlite_"))
+  if extra:
+    raise _refuse(src, f"it holds a table {_name(extra[0])} that the schema does not define")
+  missing = [t for t in _TABLES if t not in found]
+  if missing:
+    raise _refuse(src, f"it lacks the table {missing[0]!r}")
+
+
+def _typed(value: Any, declared: str) -> bool:
+  if declared == "INTEGER":
+    return isinstance(value, int) and not isinstance(value, bool) and -2**63 <= value < 2**63
+  if declared == "REAL":
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value) and abs(value) < 2**1023)
+  return isinstance(value, str) if declared == "TEXT" else False
+
+
+def _check_rows(src: Ledger, table: str, cols: Sequence[tuple[str, str, bool]],
+                rows: Sequence[Mapping[str, Any]]) -> None:
+  """Refuses a value of the wrong type, a missing required value, or a repeated id."""
+  seen: set[Any] = set()
+  for r in rows:
+    for name, declared, required in cols:
+      v = r.get(name)
+      if v is None and not required:
+        continue
+      if not _typed(v, declared):
+        raise _refuse(src, f"{table}.{name} of row id {_name(r.get('id'))} holds "
+                           f"{_name(v)}, not a value of type {declared}")
+    if r["id"] in seen:
+      raise _refuse(src, f"{table} holds the id {_name(r['id'])} twice")
+    seen.add(r["id"])
+
+
 def _merge_batches(src: Ledger) -> list[tuple[str, str, list[tuple]]]:
-  """(table, INSERT statement, rows) of every non-empty table of ``src``."""
+  """(table, INSERT statement, rows) of every non-empty table of ``src``, after its
+  check (:func:`merge`): every name in a statement is one of the schema's own."""
+  _check_tables(src)
+  known = known_columns()
   batches = []
   for table in _TABLES:
-    rows = src.rows(f"SELECT * FROM {table}")
+    have = _source_columns(src, table)
+    names = {n for n, _, _ in known[table]}
+    odd = [c for c in have if c not in names]
+    if odd:
+      raise _refuse(src, f"its table {table!r} has a column {_name(odd[0])} that the schema "
+                         f"does not define")
+    cols = [c for c in known[table] if c[0] in have]
+    if "id" not in have:
+      raise _refuse(src, f"its table {table!r} has no id column")
+    rows = src.rows(f"SELECT {', '.join(n for n, _, _ in cols)} FROM {table}")
+    _check_rows(src, table, cols, rows)
     if not rows:
       continue
-    cols = list(rows[0])
-    sql = (f"INSERT INTO {table} ({', '.join(cols)}) VALUES "
-           f"({', '.join('?' * len(cols))}) ON CONFLICT(id) DO ")
+    names_in = [n for n, _, _ in cols]
+    sql = (f"INSERT INTO {table} ({', '.join(names_in)}) VALUES "
+           f"({', '.join('?' * len(names_in))}) ON CONFLICT(id) DO ")
     if table == "trials":
-      sets = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "id")
+      sets = ", ".join(f"{c} = excluded.{c}" for c in names_in if c != "id")
       sql += (f"UPDATE SET {sets} WHERE trials.status = 'running' "
               f"AND excluded.status != 'running'")
     else:
       sql += "NOTHING"
-    batches.append((table, sql, [tuple(r.values()) for r in rows]))
+    batches.append((table, sql, [tuple(r[n] for n in names_in) for r in rows]))
+  _check_constraints(src, batches)
   return batches
+
+
+def _check_constraints(src: Ledger, batches: Sequence[tuple[str, str, list[tuple]]]) -> None:
+  """Runs the batches on an empty database of the schema: a value the schema's
+  constraints forbid (a status or kind it does not know) refuses the source."""
+  c = sqlite3.connect(":memory:", isolation_level=None)
+  try:
+    schema.create(c)
+    for table, sql, values in batches:
+      try:
+        c.executemany(sql, values)
+      except sqlite3.Error as e:
+        raise _refuse(src, f"a row of its table {table!r} breaks the schema ({e})") from None
+  finally:
+    c.close()
 
 
 def _insert(c: sqlite3.Connection, batches: Sequence[tuple[str, str, list[tuple]]]

@@ -70,7 +70,7 @@ def _run_pair(folder: Path) -> list[dict]:
     for p in procs:  # torn down whatever happened; a timeout shows as a kill's code
       if p.poll() is None:
         p.kill()
-        p.wait()
+        p.wait(timeout=60)
     for f in logs:
       f.close()
   text = [(folder / f"log{i}.txt").read_text() for i in range(2)]

@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import queue
 import re
 import signal
 import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import jax
@@ -169,6 +171,29 @@ def _worker(tmp_path, *args, **kw):
                           text=True, **kw)
 
 
+def lines_of(proc, timeout=120.0):
+  """The output lines of ``proc`` as ints, each awaited at most ``timeout`` seconds (a
+  reader thread; the process is killed and the test fails if one does not come)."""
+  got: queue.Queue = queue.Queue()
+
+  def read():
+    for line in proc.stdout:
+      got.put(line)
+    got.put(None)
+
+  threading.Thread(target=read, daemon=True).start()
+  while True:
+    try:
+      line = got.get(timeout=timeout)
+    except queue.Empty:
+      proc.kill()
+      proc.wait(timeout=60)
+      pytest.fail(f"the writer process printed nothing for {timeout} s")
+    if line is None:
+      return
+    yield int(line)
+
+
 @pytest.mark.slow
 def test_eight_processes_write_one_ledger(tmp_path):
   path = tmp_path / "shared.sqlite"
@@ -190,8 +215,7 @@ def test_kill_9_loses_at_most_the_unflushed_window(tmp_path):
   window = 10
   proc = _worker(tmp_path, path, -1, window, stdout=subprocess.PIPE)
   seen = 0
-  for line in proc.stdout:
-    seen = int(line)
+  for seen in lines_of(proc):
     if seen >= 3 * window + 5:
       break
   proc.send_signal(signal.SIGKILL)

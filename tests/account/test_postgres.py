@@ -10,12 +10,15 @@ import json
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
+import time
 
 import jax
 import jax.numpy as jnp
 import pytest
 from test_ledger import _worker as ledger_worker  # the same writer script
+from test_ledger import lines_of
 
 from jaxgreen.account import (
   Experiment,
@@ -70,8 +73,7 @@ def test_a_killed_writer_loses_nothing_committed(tmp_path, postgres_url):
   window = 5
   proc = _worker(tmp_path, postgres_url, -1, window, stdout=subprocess.PIPE)
   seen = 0
-  for line in proc.stdout:
-    seen = int(line)
+  for seen in lines_of(proc):
     if seen >= 3 * window + 2:
       break
   proc.send_signal(signal.SIGKILL)
@@ -227,7 +229,8 @@ def test_hosts_opening_a_new_server_ledger_at_once_create_it_once(postgres_url):
   for t in threads:
     t.start()
   for t in threads:
-    t.join()
+    t.join(timeout=120)
+  assert not any(t.is_alive() for t in threads)
   assert errors == []
   with Ledger(postgres_url, readonly=True) as led:
     assert led.rows("SELECT value FROM meta WHERE key = 'schema_version'") == [
@@ -312,3 +315,99 @@ def test_an_unreachable_server_is_retried_at_most_every_pause_from_steps(postgre
   assert len(connects) == 2 and ledger._RECONNECT_PAUSE_S == 30.0
   assert led.rows("SELECT value FROM meta WHERE key = 'k'") == [{"value": "v"}]
   led.close()
+
+
+# -- Ctrl-C with a server that stops answering ------------------------------------------
+
+
+class _Proxy:
+  """A loopback TCP relay to the server that can freeze: it then keeps every connection
+  open but passes no byte either way (a hung host), and answers new ones with silence."""
+
+  def __init__(self, url: str):
+    import socket
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(url)
+    self.upstream = (parts.hostname, parts.port)
+    self.listener = socket.create_server(("127.0.0.1", 0))
+    self.url = urllib.parse.urlunsplit(parts._replace(
+        netloc=f"{parts.username}@127.0.0.1:{self.listener.getsockname()[1]}"))
+    self.frozen = threading.Event()
+    threading.Thread(target=self._accept, daemon=True).start()
+
+  def _accept(self):
+    import socket
+
+    while True:
+      client, _ = self.listener.accept()
+      if self.frozen.is_set():
+        continue  # accepted, never answered
+      server = socket.create_connection(self.upstream)
+      for a, b in ((client, server), (server, client)):
+        threading.Thread(target=self._relay, args=(a, b), daemon=True).start()
+
+  def _relay(self, src, dst):
+    while True:
+      data = src.recv(65536)
+      while self.frozen.is_set():
+        time.sleep(0.01)
+      if not data:
+        return
+      dst.sendall(data)
+
+
+_CTRL_C_SERVER = textwrap.dedent("""
+    import os, signal, sys, time
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    os.environ["JAX_PLATFORMS"] = "cpu"
+    import jax, jax.numpy as jnp
+    from jaxgreen.account import Experiment, track
+    step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
+    x = jnp.ones(8)
+    step(x)
+    exp = Experiment("frozen", ledger=sys.argv[1], flush_steps=1)
+    print("ready", flush=True)
+    try:
+        with exp.trial():
+            while True:
+                step(x)
+    except KeyboardInterrupt:
+        caught = time.monotonic()
+    print("caught", repr(caught), flush=True)
+    t0 = time.monotonic()
+    exp.close()
+    print("closed", time.monotonic() - t0, flush=True)
+    print("steps", step.tracker.steps - 1, flush=True)
+""")
+
+
+@pytest.mark.slow
+def test_ctrl_c_with_a_server_that_stopped_answering(tmp_path, postgres_url, monkeypatch):
+  from benchmarks.reliability import Child
+
+  monkeypatch.setenv("JAXGREEN_PENDING_DIR", str(tmp_path / "pending"))
+  proxy = _Proxy(postgres_url)
+  script = tmp_path / "frozen.py"
+  script.write_text(_CTRL_C_SERVER)
+  child = Child([str(script), proxy.url])
+  try:
+    child.until("ready", timeout=120)
+    time.sleep(0.3)
+    proxy.frozen.set()  # the server stops answering mid-training
+    time.sleep(0.5)
+    sent = time.monotonic()
+    child.proc.send_signal(signal.SIGINT)
+    assert float(child.until("caught", timeout=30).split()[1]) - sent <= 1.0
+    closed = float(child.until("closed", timeout=60).split()[1])
+    ran = int(child.until("steps", timeout=30).split()[1])
+  finally:
+    child.close(timeout=60)
+  assert closed < 10  # bounded: never the ledger's 60 s timeout, never forever
+  pending = list((tmp_path / "pending").glob("*.pending"))
+  assert len(pending) == 1  # what the frozen server did not take
+  proxy.frozen.clear()
+  Ledger(proxy.url).close()  # the next open of the same ledger writes them, once
+  with Ledger(postgres_url, readonly=True) as led:
+    assert _steps_in(led) == ran
+  assert not list((tmp_path / "pending").glob("*.pending"))

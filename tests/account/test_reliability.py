@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
+from benchmarks.reliability import Child
 from jaxgreen.account import Experiment, Ledger, LedgerError, track
 from jaxgreen.cli import main
 
@@ -179,7 +180,12 @@ def test_an_interrupt_during_begin_never_leaves_a_transaction_open(tmp_path):
 
 # -- signals ---------------------------------------------------------------------------
 
-_PREEMPTED = textwrap.dedent("""
+# Child scripts start with Python's own signal handlers even when the test runner was
+# started with SIGINT ignored (nohup ... &, some CI runners).
+_RESET = ("import signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+          "signal.signal(signal.SIGTERM, signal.SIG_DFL)\n")
+
+_PREEMPTED = _RESET + textwrap.dedent("""
     import os, signal, sys
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
@@ -209,17 +215,16 @@ def test_sigterm_flushes_ends_the_trial_and_exits_as_before(tmp_path, mode):
   script = tmp_path / "preempted.py"
   script.write_text(_PREEMPTED)
   path = tmp_path / "g.sqlite"
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.getcwd())
-  proc = subprocess.Popen([sys.executable, str(script), str(path), mode], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  child = Child([str(script), str(path), mode])
   seen = 0
-  for line in proc.stdout:
-    seen = int(line)
-    if seen >= 200:
-      break
-  proc.send_signal(signal.SIGTERM)
-  rest = proc.stdout.read()
-  rc = proc.wait(timeout=60)
+  while seen < 200:
+    seen = int(child.line(timeout=120))
+  child.proc.send_signal(signal.SIGTERM)
+  rest = ""
+  with contextlib.suppress(RuntimeError):  # the child's end
+    while True:
+      rest += child.line(timeout=120) + "\n"
+  rc = child.close(timeout=60)
   with Ledger(path, readonly=True) as led:
     (trial,) = led.rows("SELECT status, error FROM trials")
   recorded = _steps_in(path)
@@ -420,7 +425,7 @@ def test_a_resumed_trial_continues_its_cumulative_fpo(tmp_path):
   other.close()
 
 
-_INTERRUPTED = textwrap.dedent("""
+_INTERRUPTED = _RESET + textwrap.dedent("""
     import os, sys
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
@@ -445,15 +450,12 @@ _INTERRUPTED = textwrap.dedent("""
 def test_ctrl_c_at_any_point_never_counts_a_step_twice(tmp_path):
   script = tmp_path / "interrupted.py"
   script.write_text(_INTERRUPTED)
-  env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=os.getcwd())
   for i, delay in enumerate((0.05, 0.1, 0.15, 0.2, 0.25, 0.3)):
     path = tmp_path / f"g{i}.sqlite"
-    proc = subprocess.Popen([sys.executable, str(script), str(path)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    assert proc.stdout.readline().strip() == "ready"
+    child = Child([str(script), str(path)])
+    assert child.line(timeout=120) == "ready"
     time.sleep(delay)
-    proc.send_signal(signal.SIGINT)
-    out = proc.stdout.read()
-    proc.wait(timeout=60)
-    ran = int(out.split("steps")[1])  # the ledger stayed writable: close() succeeded
+    child.proc.send_signal(signal.SIGINT)
+    ran = int(child.until("steps", timeout=60).split()[1])  # close() succeeded
+    child.close(timeout=60)
     assert _steps_in(path) == ran  # 14 of 28 such runs over-counted before

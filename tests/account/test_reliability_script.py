@@ -49,6 +49,8 @@ def test_ctrl_c_at_every_commit_and_begin_counts_each_step_once(tmp_path):
 @pytest.mark.parametrize("lost", [0, 1])
 def test_the_script_exits_non_zero_when_a_figure_misses(monkeypatch, capsys, lost):
   monkeypatch.setattr(reliability, "ledger_figures", lambda *a: [("a", lost, 0)])
+  monkeypatch.setattr(reliability, "ctrl_c_figures", lambda *a: [])
+  monkeypatch.setattr(reliability, "merge_figures", lambda *a: [])
   monkeypatch.setattr(reliability, "seed_texts", lambda: ["x"])
   monkeypatch.setattr(reliability, "fuzz", lambda *a: collections.Counter({"rejected": 5}))
   assert reliability.main([]) == lost
