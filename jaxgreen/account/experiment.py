@@ -371,8 +371,9 @@ class Experiment:
         metrics, row = list(t._metrics_owed), t._row_owed
         end, hparams = t._end_owed, t._hparams_owed
       timed = t.throughput if rows or end else None
+      carbon = self._region.carbon(wait=0).values() if row or end else None
       records.append(pending_record(t.id, start=row, steps=rows, metrics=metrics, end=end,
-                                    throughput=timed, hparams=hparams))
+                                    throughput=timed, hparams=hparams, carbon=carbon))
       saved.append((t, rows, metrics, row, end, hparams))
       steps += sum(r[3] for r in rows)
     try:

@@ -840,7 +840,8 @@ def _signature_values(sig: CountedSignature) -> tuple[Any, ...]:
   return (sig.id, sig.function, sig.signature, str(sig.fpo), str(int(cost.adds)),
           str(int(cost.muls)), int(cost.exact),
           # source sites are provenance of this checkout, not part of the count
-          dataclasses.replace(cost, by_site={}).to_json())
+          (dataclasses.replace(cost, by_site={}) if isinstance(cost, Cost) else cost)
+          .to_json())
 
 
 def _write_signature(c: sqlite3.Connection, sig: CountedSignature | Sequence[Any]) -> None:
@@ -858,7 +859,8 @@ def pending_record(trial_id: str, *, start: Sequence[Any] | None = None,
                    steps: Sequence[StepRow] = (), metrics: Sequence[Sequence[Any]] = (),
                    end: Sequence[Any] | None = None,
                    throughput: Sequence[Any] | Throughput | None = None,
-                   hparams: str | None = None) -> dict[str, Any]:
+                   hparams: str | None = None,
+                   carbon: Sequence[Any] | None = None) -> dict[str, Any]:
   """What :meth:`Ledger.write_trial` would have written, as JSON-able data for
   :meth:`Ledger.save_pending` (arguments as there)."""
   sigs = {sig.id: list(_signature_values(sig)) for _, sig, *_ in steps}
@@ -869,7 +871,7 @@ def pending_record(trial_id: str, *, start: Sequence[Any] | None = None,
                     for r, sig, kind, n, ex, first, last in steps],
           "metrics": [list(m) for m in metrics], "end": None if end is None else list(end),
           "throughput": None if throughput is None else list(_throughput_values(throughput)),
-          "hparams": hparams}
+          "hparams": hparams, "carbon": None if carbon is None else list(carbon)}
 
 
 def _read_pending(text: str) -> list[dict[str, Any]]:
@@ -907,6 +909,9 @@ def _replay(c: sqlite3.Connection, records: Sequence[Mapping[str, Any]]) -> None
                 f"WHERE id = ?", (*r["throughput"], tid))
     if r["hparams"] is not None:
       c.execute("UPDATE trials SET hparams = ? WHERE id = ?", (r["hparams"], tid))
+    if r.get("carbon"):  # absent from files written before schema 4
+      c.execute(f"UPDATE trials SET {', '.join(f'{n} = ?' for n in CARBON_COLUMNS)} "
+                f"WHERE id = ?", (*r["carbon"], tid))
     if r["end"]:
       c.execute("UPDATE trials SET status = ?, error = ?, ended = ?, energy_j = ?, "
                 "energy_source = ? WHERE id = ? AND status = 'running'", (*r["end"], tid))

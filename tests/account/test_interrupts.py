@@ -193,13 +193,18 @@ def test_pending_rows_saved_twice_are_written_once(tmp_path):
 
   rec = pending_record("t", start=("t", "r", "e", "t", "{}", 1.0, False),
                        steps=[("row", Sig, "train", 4, 32, 1.0, 2.0)],
-                       end=("completed", None, 3.0, None, None))
+                       end=("completed", None, 3.0, None, None),
+                       carbon=("FR", "given", 21.7, "Ember 2024", 1.56, "Uptime 2024"))
   led.save_pending([rec])
   led.save_pending([rec])  # e.g. saved by a close() and again by the exit handler
   led.close()
   with Ledger(path) as led:
     (t,) = led.price_tag("e").trials
   assert (t.status, t.train_steps, t.train_fpo) == ("completed", 4, 4 * 16)
+  con = sqlite3.connect(path)  # where the energy was drawn is kept with the rows
+  assert con.execute("SELECT region, carbon_intensity FROM trials").fetchall() == [
+      ("FR", 21.7)]
+  con.close()
 
 
 # -- results after close() -----------------------------------------------------------------
