@@ -89,6 +89,12 @@ def train_step(params, opt_state, tokens):
   return optax.apply_updates(params, updates), opt_state, value
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _needs_libtpu():
+  """Every test here compiles for a TPU target (before the module's shared fixtures)."""
+  pytest.importorskip("libtpu", reason="TPU targets need the tpu extra")
+
+
 @pytest.fixture(scope="module")
 def fwd():
   return jaxgreen.compare(forward, [TPU], mesh_axes=AXES, in_specs=(PSPECS, P("data")),
