@@ -317,4 +317,12 @@ def test_lowered_program_counts_like_its_jaxpr(name, program, t5_clip_keywords):
   # The whole program, not only its matmuls: the StableHLO jax hands to XLA is the
   # jaxpr, operation for operation (less the dead code jax may leave in it).
   jaxpr, lowered = _count(name, program, "jaxpr"), _count(name, program, "lowered")
-  assert (lowered.adds, lowered.muls) == (jaxpr.adds, jaxpr.muls)
+  # Where jax itself lowers erfc (exact GELU: BERT, ViT) to its own polynomial (jax
+  # 0.12.1), the lowered stage counts that polynomial: each evaluation differs from the
+  # jaxpr's price by what one erfc differs, and by nothing else.
+  evals = jaxpr.by_primitive["erfc"].transcendentals if "erfc" in jaxpr.by_primitive else 0
+  one = [jaxgreen.count(jax.lax.erfc, stage=stage)(S((1,), jnp.float32))
+         for stage in ("jaxpr", "lowered")]
+  d_adds, d_muls = one[1].adds - one[0].adds, one[1].muls - one[0].muls
+  assert (lowered.adds, lowered.muls) == (jaxpr.adds + evals * d_adds,
+                                          jaxpr.muls + evals * d_muls)
