@@ -176,3 +176,13 @@ def rolled_threefry():
     return "@threefry2x32(" not in text and "stablehlo.while" in text
 
   return rolled
+
+
+@pytest.fixture
+def gpu_targets():
+  """Skips a test that compiles for ``gpu:*`` targets when the gpu extra's CUDA plugin is
+  missing or is not the installed jaxlib's release (the reason says how to get one)."""
+  from jaxgreen.devices import gpu_plugin_problem
+
+  if (why := gpu_plugin_problem()) is not None:
+    pytest.skip(why)

@@ -141,13 +141,7 @@ class _Scan:
       self._record(eqn, names)
       return
     body = _open(sub)
-    inner = dict(names)
-    for v, a in zip(body.invars, eqn.invars[len(eqn.invars) - len(body.invars):],
-                    strict=True):
-      inner[v] = (("literal", repr(a.val), str(a.aval)) if isinstance(a, jcore.Literal)
-                  else names.get(a, ("in", id(a))))
-    for v in body.constvars:
-      inner[v] = ("const", id(v))
+    inner = dict(names) | _bind(body, eqn.invars, names)
     self.walk(body, inner, times)
     for v, w in zip(eqn.outvars, body.outvars, strict=True):
       names[v] = inner.get(w, ("out", id(w))) if isinstance(w, jcore.Var) else ("out", id(v))
@@ -156,10 +150,24 @@ class _Scan:
     """A differentiated checkpoint: its body's equations that compute what the
     enclosing program already computed are the recomputation."""
     body = _open(eqn.params["jaxpr"])
-    inner = {v: (("literal", repr(a.val), str(a.aval)) if isinstance(a, jcore.Literal)
-                 else names.get(a, ("in", id(a))))
-             for v, a in zip(body.invars, eqn.invars, strict=True)}
+    self._replay(body, _bind(body, eqn.invars, names), names, times)
+    for v in eqn.outvars:
+      names[v] = ("out", id(v))
+
+  def _replay(self, body: Any, inner: dict[Any, Any], names: dict[Any, Any],
+              times: int) -> None:
+    """Matches a backward body's equations against what already ran; calls in it
+    (a ``custom_jvp`` GELU, a nested ``jit``) are entered, as the forward's were."""
     for e in body.eqns:
+      sub = _sub_program(e)
+      if sub is not None:
+        sub = _open(sub)
+        sub_inner = _bind(sub, e.invars, inner)
+        self._replay(sub, sub_inner, names, times)
+        for v, w in zip(e.outvars, sub.outvars, strict=True):
+          inner[v] = sub_inner.get(w, ("bwd", id(v))) if isinstance(w, jcore.Var) \
+              else ("bwd", id(v))
+        continue
       same = self._find(e, _key(e, inner))
       if same is not None:
         self.recomputed += [e] * times
@@ -168,8 +176,23 @@ class _Scan:
       else:
         for v in e.outvars:
           inner[v] = ("bwd", id(v))
-    for v in eqn.outvars:
-      names[v] = ("out", id(v))
+
+
+def _sub_program(eqn: Any) -> Any:
+  """The program a call (or a checkpoint not differentiated) runs once, else None."""
+  name = eqn.primitive.name
+  if name in _REMAT and not eqn.params.get("differentiated"):
+    return eqn.params.get("jaxpr")
+  return eqn.params.get(_CALLS[name]) if name in _CALLS else None
+
+
+def _bind(body: Any, args: Sequence[Any], names: dict[Any, Any]) -> dict[Any, Any]:
+  """Names of a sub-program's inputs: the enclosing program's values passed to it."""
+  inner = {v: ("const", id(v)) for v in body.constvars}
+  for v, a in zip(body.invars, args[len(args) - len(body.invars):], strict=True):
+    inner[v] = (("literal", repr(a.val), str(a.aval)) if isinstance(a, jcore.Literal)
+                else names.get(a, ("in", id(a))))
+  return inner
 
 
 def _fpo_of(eqns: Sequence[Any]) -> int:

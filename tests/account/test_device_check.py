@@ -79,8 +79,7 @@ def test_timed_loop_and_count_comparison():
   assert "ratio 1.1000" in dc.counts_check(1000, 1100).line
 
 
-def test_roofline_check_against_the_deviceless_target():
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+def test_roofline_check_against_the_deviceless_target(gpu_targets):
   step, args = dc.make_step(width=64, layers=1, batch=16)
   c = dc.roofline_check(step, args, "h100", measured_step_s=1e-3)
   assert c.ok and "measured / roofline" in c.line

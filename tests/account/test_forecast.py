@@ -60,9 +60,8 @@ def test_bad_arguments_name_the_fix(kw, match):
 
 
 @pytest.mark.slow
-def test_gpt2_step_forecast_on_tpu_and_gpu():
+def test_gpt2_step_forecast_on_tpu_and_gpu(gpu_targets):
   pytest.importorskip("libtpu", reason="TPU targets need the tpu extra")
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
   transformers = pytest.importorskip("transformers")
   if not hasattr(transformers, "FlaxGPT2LMHeadModel"):
     pytest.skip("transformers without Flax models (install transformers<4.58)")
@@ -98,8 +97,7 @@ def test_gpt2_step_forecast_on_tpu_and_gpu():
   assert d["label"].startswith("estimate")
 
 
-def test_cli_compare_forecasts_with_steps_and_regions(tmp_path, capsys):
-  pytest.importorskip("jax_cuda12_plugin", reason="GPU targets need the gpu extra")
+def test_cli_compare_forecasts_with_steps_and_regions(tmp_path, capsys, gpu_targets):
   from jaxgreen.cli import main
 
   (tmp_path / "m.py").write_text("import jax.numpy as jnp\n\n"
