@@ -188,7 +188,7 @@ def _sub_program(eqn: Any) -> Any:
 
 def _bind(body: Any, args: Sequence[Any], names: dict[Any, Any]) -> dict[Any, Any]:
   """Names of a sub-program's inputs: the enclosing program's values passed to it."""
-  inner = {v: ("const", id(v)) for v in body.constvars}
+  inner: dict[Any, Any] = {v: ("const", id(v)) for v in body.constvars}
   for v, a in zip(body.invars, args[len(args) - len(body.invars):], strict=True):
     inner[v] = (("literal", repr(a.val), str(a.aval)) if isinstance(a, jcore.Literal)
                 else names.get(a, ("in", id(a))))
