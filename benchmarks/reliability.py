@@ -386,13 +386,26 @@ def ctrl_c(folder: Path, flush_steps: int, lock: bool, runs: int, rng: random.Ra
   ``slow``, each SQL statement of the trainer takes that many seconds (a slow disk)."""
   script = folder / "ctrl_c.py"
   script.write_text(_CTRL_C)
-  child = Child([str(script), str(flush_steps), str(slow)], stdin=True)
-  worst, ran, recorded = 0.0, 0, 0
+  args = [str(script), str(flush_steps), str(slow)]
+  child = Child(args, stdin=True)
+  worst, ran, recorded, restarts = 0.0, 0, 0, 0
   try:
     for i in range(runs):
       path = folder / f"ctrl_c_{flush_steps}_{int(lock)}_{slow}_{i}.sqlite"
       child.send(str(path))
-      child.until("ready")
+      try:
+        child.until("ready")
+      except RuntimeError as e:  # the trainer died before its trial began: no Ctrl-C sent,
+        restarts += 1            # no step at stake; said, then once per scenario retried
+        print(f"  (f) flush_steps={flush_steps}: the trainer ended before run {i} began "
+              f"({e}); a new one runs it", flush=True)
+        if restarts > 1:
+          raise
+        child.close()
+        child = Child(args, stdin=True)
+        path = path.with_name(f"{path.stem}_again.sqlite")
+        child.send(str(path))
+        child.until("ready")
       holder = None
       if lock:
         holder = sqlite3.connect(path, isolation_level=None, timeout=60)
