@@ -1,10 +1,11 @@
 """Native start-up noise of libtpu and the CUDA plugin, kept off the user's terminal.
 
-This module is imported by ``import jaxgreen`` and, through the ``jaxgreen-startup.pth``
-file the wheel installs, at the start of every Python process of the environment. So it
-imports only ``os`` and ``sys`` at load (about a millisecond, measured in
-``tests/test_quiet.py``); the rest of the standard library and jax's private internals
-(:mod:`jaxgreen._compat`) are reached on first use.
+This module is imported by ``import jaxgreen``, and, in an environment that opted in
+with ``jaxgreen quiet-jax --install``, at the start of every Python process. So it
+imports only ``os``, ``sys`` and :mod:`jaxgreen._hardware` (which imports ``os``) at
+load; the rest of the standard library and jax's private internals
+(:mod:`jaxgreen._compat`) are reached on first use. Whether the machine has the chips
+is :mod:`jaxgreen._hardware`'s to say; this module only keeps their absence quiet.
 
 Example:
   >>> import os
@@ -16,6 +17,8 @@ from __future__ import annotations
 
 import os
 import sys
+
+from jaxgreen._hardware import hardware_present
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing at start-up
 if TYPE_CHECKING:
@@ -144,10 +147,11 @@ def install() -> None:
   If jax is imported already, :func:`quiet_jax_startup` runs now; otherwise a one-shot
   import hook waits for the first ``import jax`` (the user's own, in any order with
   jaxgreen), runs it with native stderr filtered (:func:`quiet_stderr`: the CUDA plugin's
-  import-time lines) and then runs :func:`quiet_jax_startup`. Installed at interpreter
-  start by the ``jaxgreen-startup.pth`` file the wheel puts in site-packages, so the
-  extras' noise never reaches a plain jax program either. Nothing happens on a machine
-  that has the accelerators, or with ``JAXGREEN_QUIET=0``.
+  import-time lines) and then runs :func:`quiet_jax_startup`. Run by ``import jaxgreen``;
+  at interpreter start too only where the environment opted in (``jaxgreen quiet-jax
+  --install``: a one-line ``.pth`` that imports jaxgreen), so that plain jax programs
+  are quiet as well. Nothing happens on a machine that has the accelerators, or with
+  ``JAXGREEN_QUIET=0``.
   """
   if os.environ.get("JAXGREEN_QUIET", "1") == "0":
     return
@@ -290,24 +294,3 @@ def quiet_jax_startup() -> None:
   except Exception:  # noqa: BLE001 - jax internals moved: stay out of the way
     return
 
-
-def hardware_present(platform: str) -> bool:
-  """Whether the machine has ``platform``'s accelerators (``"gpu"`` or ``"tpu"``).
-
-  NVIDIA's driver exposes /proc/driver/nvidia and /dev/nvidia<N>; a TPU VM exposes its
-  chips as /dev/accel<N> (v4, v5e, v6e) or /dev/vfio/<N> (v5p). Checked without
-  starting jax.
-  """
-  if platform == "gpu":
-    return (os.path.exists("/proc/driver/nvidia/version")
-            or _numbered("/dev", "nvidia"))
-  return _numbered("/dev", "accel") or _numbered("/dev/vfio", "")
-
-
-def _numbered(folder: str, prefix: str) -> bool:
-  """Whether ``folder`` has an entry ``<prefix><digits>...`` (as /dev/nvidia0)."""
-  try:
-    names = os.listdir(folder)
-  except OSError:
-    return False
-  return any(n.startswith(prefix) and n[len(prefix):len(prefix) + 1].isdigit() for n in names)

@@ -3,6 +3,14 @@
 Every figure carries its source (a comment next to it and :attr:`Chip.sources`); a figure
 that is not published is ``None`` and shows as "unavailable" downstream, never guessed.
 
+Why one long module: it is mostly data. Every published figure jaxgreen uses (peak rates,
+memory, bandwidths, power, the device properties XLA compiles for, list prices) is here,
+each beside its source, so one file is all a reviewer reads to check a figure, and a new
+chip or price is one entry here. In order: the record types (:class:`GpuTarget`,
+:class:`Chip`); the tables (:data:`CHIPS`, the GPU device properties, :data:`TPU_CHIPS`,
+:data:`GPU_CHIPS`); look-ups (:func:`get_chip`, :func:`gpu_target_config`); the
+roofline (:func:`roofline`, :func:`mfu`); the prices (:class:`Price`, :data:`PRICES`).
+
 An NVIDIA chip has two sets of figures: the datasheet's (decimal "80 GB", "3.35 TB/s"),
 for roofline estimates, and the device properties the CUDA driver reports
 (:class:`GpuTarget`: an H100's 84,942,979,072 B at 3,352,320,000,000 B/s), which XLA needs
@@ -142,6 +150,8 @@ def _nvidia(name, description, bf16, fp16, fp8, fp32, hbm, hbm_bw, link, tdp, sr
               hbm, hbm_bw, link, tdp, {f: src for f in _FIGURES}, gpu_target)
 
 
+# -- the tables -------------------------------------------------------------------------
+
 _KIB = 2**10
 _MIB = 2**20
 _XLA_SPECS = "XLA's device specs (xla/tools/hlo_opt/gpu_specs/{}.txtpb)"
@@ -260,6 +270,8 @@ TPU_CHIPS: Mapping[str, tuple[str, int]] = MappingProxyType({
 GPU_CHIPS: Mapping[str, GpuTarget] = MappingProxyType(
     {name: c.gpu_target for name, c in CHIPS.items() if c.gpu_target is not None})
 
+
+# -- look-ups ---------------------------------------------------------------------------
 
 def gpu_target_config(chip: str | GpuTarget) -> str:
   """The ``GpuTargetConfigProto`` text for ``chip`` (only fields jaxlib 0.10.2 knows).
@@ -488,6 +500,8 @@ def mfu(flops: float, measured_step_s: float, chip: str | Chip,
   peak = c.peak(dtype) or c.peak("bf16") or c.peak("fp16")
   return flops / (measured_step_s * peak) if peak else None
 
+
+# -- prices -----------------------------------------------------------------------------
 
 @dataclasses.dataclass(frozen=True)
 class Price:

@@ -23,7 +23,8 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from jaxgreen._quiet import hardware_present, quiet_plugin_log, quiet_stderr
+from jaxgreen._hardware import hardware_present
+from jaxgreen._quiet import quiet_plugin_log, quiet_stderr
 from jaxgreen._target_error import TargetError
 from jaxgreen.chips import TPU_CHIPS, chip_of_device_kind, gpu_target_config
 
@@ -69,7 +70,7 @@ def start_devices(targets: Sequence[Any]) -> None:
 def has_local_hardware(platform: str) -> bool:
   """Whether this machine has accelerators of ``platform``, checked without starting jax.
 
-  See :func:`jaxgreen._quiet.hardware_present`. Set JAXGREEN_DEVICELESS=1 to compile
+  See :func:`jaxgreen._hardware.hardware_present`. Set JAXGREEN_DEVICELESS=1 to compile
   deviceless even on such a machine.
   """
   if os.environ.get("JAXGREEN_DEVICELESS", "").lower() in ("1", "true", "yes"):

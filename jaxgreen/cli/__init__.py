@@ -1,7 +1,8 @@
 """The ``jaxgreen`` command line: ``jaxgreen count``, ``jaxgreen compare``, ``jaxgreen ledger``.
 
-Each subcommand lives in ``jaxgreen/cli/<name>.py`` and exposes ``add(subparsers)``,
-which registers its parser and sets ``func`` to the function that runs it.
+Each subcommand lives in ``jaxgreen/cli/<name>.py`` (``quiet-jax`` in ``quiet_jax.py``)
+and exposes ``add(subparsers)``, which registers its parser and sets ``func`` to the
+function that runs it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 from jaxgreen._version import __version__
 from jaxgreen.jaxpr.interpreter import UncountedPrimitiveError
 
-SUBCOMMANDS = ("count", "demo", "compare", "check", "ledger")
+SUBCOMMANDS = ("count", "demo", "compare", "check", "ledger", "quiet_jax")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -31,6 +31,7 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from jaxgreen.comparison.render import json_default, quantity, seconds
 from jaxgreen.hlo.ir import as_int
 from jaxgreen.hlo.traffic import KINDS, CollectiveStats
 from jaxgreen.report import WIDTH, markdown_table, number, table
@@ -221,8 +222,6 @@ class ModuleReport:
     raise KeyError(f"no row {module!r} on {spec}; modules: {', '.join(self.modules)}")
 
   def _summary(self) -> tuple[list[str], list[list[str]]]:
-    from jaxgreen.comparison.render import _sec
-
     heads = ["module", "global FPO"]
     for t in self.targets:
       heads += [f"{t}\nredundancy", f"{t}\ncoll. sent/dev", f"{t}\ntime (est.)"]
@@ -231,17 +230,15 @@ class ModuleReport:
       rs = [self.rows[t][i] for t in self.targets]
       line = [m, number(rs[0].global_fpo) if rs else ""]
       for r in rs:
-        line += [_red(r), _bytes(r.sent_bytes), _sec(r.time_s) + _pct(r.time_share)]
+        line += [_red(r), _bytes(r.sent_bytes), seconds(r.time_s) + _pct(r.time_share)]
       body.append(line)
     return heads, body
 
   def _detail(self, target: str) -> tuple[list[str], list[list[str]]]:
-    from jaxgreen.comparison.render import _sec
-
     heads = ["module", "global FPO", "compiled FPO/dev", "redundancy", "collectives/dev",
              "HBM/dev", "time (est.)"]
     body = [[r.module, number(r.global_fpo), number(r.per_device_fpo), _red(r), _coll(r),
-             _bytes(r.hbm_bytes), _sec(r.time_s) + _pct(r.time_share)]
+             _bytes(r.hbm_bytes), seconds(r.time_s) + _pct(r.time_share)]
             for r in self.rows[target]]
     return heads, body
 
@@ -324,8 +321,6 @@ class ModuleReport:
             "notes": self.notes()}
 
   def to_json(self, **kw) -> str:
-    from jaxgreen.comparison.render import json_default
-
     return json.dumps(self.to_dict(), default=json_default, **kw)
 
   def plot(self, path: str | None = None, metric: str = "redundancy"):
@@ -372,9 +367,7 @@ def _red(r: ModuleRow) -> str:
 
 
 def _bytes(v: float) -> str:
-  from jaxgreen.comparison.render import _num
-
-  return "-" if not v else _num(v, "B")
+  return "-" if not v else quantity(v, "B")
 
 
 def _pct(share: float | None) -> str:

@@ -1,7 +1,7 @@
 """How a :class:`~jaxgreen.comparison.Comparison` reads: table rows, JSON, plot, report.
 
 Example:
-  >>> _sec(0.0123), _sec(None), _num(2.5e9, "B")
+  >>> seconds(0.0123), seconds(None), quantity(2.5e9, "B")
   ('12.3 ms', 'unavailable', '2.50 GB')
 """
 
@@ -29,13 +29,15 @@ PLOT_METRICS: dict[str, tuple[str, Callable[[Any], float | None]]] = {
 }
 
 
-def _num(v: float | None, unit: str = "") -> str:
+def quantity(v: float | None, unit: str = "") -> str:
+  """``v`` in ``unit`` to three significant figures, with an SI prefix from 1000 up."""
   if v is None:
     return "unavailable"
   return human(v, unit) if abs(v) >= 1000 else (f"{v:.3g} {unit}".rstrip())
 
 
-def _sec(v: float | None) -> str:
+def seconds(v: float | None) -> str:
+  """A duration in s, ms, us or ns, to three significant figures."""
   if v is None:
     return "unavailable"
   for scale, u in ((1, "s"), (1e-3, "ms"), (1e-6, "us")):
@@ -58,31 +60,31 @@ def rows(results: Sequence[TargetResult]) -> list[tuple[str, list[str]]]:
   row("compiled FPO x devices", lambda r: number(r.pod.compiled_global_fpo))
   row("redundancy", lambda r: "unavailable" if r.pod.redundancy is None
       else f"{r.pod.redundancy:.3f}")
-  row("HBM bytes / device", lambda r: _num(r.pod.hbm_bytes, "B"))
-  row("XLA bytes accessed / dev", lambda r: _num(getattr(r.pod.xla, "bytes_accessed", None),
+  row("HBM bytes / device", lambda r: quantity(r.pod.hbm_bytes, "B"))
+  row("XLA bytes accessed / dev", lambda r: quantity(getattr(r.pod.xla, "bytes_accessed", None),
                                                  "B"))
-  row("peak memory / device", lambda r: _num(r.pod.memory.peak_bytes, "B"))
+  row("peak memory / device", lambda r: quantity(r.pod.memory.peak_bytes, "B"))
   for kind in KINDS:
     if any(kind in r.pod.collectives for r in results):
       def cell(r, kind=kind):
         c = r.pod.collectives.get(kind)
-        return "-" if c is None else f"{c.count:g} x, {_num(c.sent_bytes, 'B')} sent"
+        return "-" if c is None else f"{c.count:g} x, {quantity(c.sent_bytes, 'B')} sent"
       row(f"  {kind}", cell)
-  row("collective bytes sent / dev", lambda r: _num(r.pod.sent_bytes, "B"))
+  row("collective bytes sent / dev", lambda r: quantity(r.pod.sent_bytes, "B"))
   row("matmul dtype (peak used)", lambda r: r.roofline.dtype if r.roofline else r.pod.dtype)
   row("arithmetic intensity", lambda r: "unavailable" if not r.roofline
       or r.roofline.intensity is None else f"{r.roofline.intensity:.1f} FLOP/B")
-  row("compute time (est.)", lambda r: _sec(r.roofline.compute_s if r.roofline else None))
-  row("memory time (est.)", lambda r: _sec(r.roofline.memory_s if r.roofline else None))
-  row("collective time (est.)", lambda r: _sec(r.roofline.collective_s if r.roofline
+  row("compute time (est.)", lambda r: seconds(r.roofline.compute_s if r.roofline else None))
+  row("memory time (est.)", lambda r: seconds(r.roofline.memory_s if r.roofline else None))
+  row("collective time (est.)", lambda r: seconds(r.roofline.collective_s if r.roofline
                                                 else None))
-  row("step time (est.)", lambda r: _sec(r.roofline.step_s if r.roofline else None)
+  row("step time (est.)", lambda r: seconds(r.roofline.step_s if r.roofline else None)
       + (f", {r.roofline.bound}-bound" if r.roofline and r.roofline.step_s else ""))
-  row("XLA optimal_seconds", lambda r: _sec(getattr(r.pod.xla, "optimal_seconds", None)))
-  row("energy / step (estimate)", lambda r: _num(r.energy_j, "J"))
-  row("FPO per joule (estimate)", lambda r: _num(r.fpo_per_joule))
+  row("XLA optimal_seconds", lambda r: seconds(getattr(r.pod.xla, "optimal_seconds", None)))
+  row("energy / step (estimate)", lambda r: quantity(r.energy_j, "J"))
+  row("FPO per joule (estimate)", lambda r: quantity(r.fpo_per_joule))
   if any(r.measured_step_s is not None for r in results):
-    row("measured step", lambda r: _sec(r.measured_step_s))
+    row("measured step", lambda r: seconds(r.measured_step_s))
     row("MFU", lambda r: "unavailable" if r.mfu is None else f"{100 * r.mfu:.1f}%")
   row("count s / compile s", lambda r: f"{r.pod.count_s:.2f} / {r.pod.compile_s:.2f}")
   return rows
