@@ -1,4 +1,4 @@
-"""Counts and reports of the benchmark models, as one JSON file, to prove a refactor changed nothing.
+"""Counts and reports of the benchmark models as one JSON file: proof a refactor changed nothing.
 
 Run it before and after a change and compare the two files::
 
@@ -100,9 +100,9 @@ def _price_tag() -> dict:
   """Three real steps of the MNIST MLP, tracked in an experiment: its price tag's text."""
   import jax
   import jax.numpy as jnp
+  from zoo import mnist
 
   import jaxgreen
-  from zoo import mnist
 
   step, args = mnist.make_train_step("mlp", 8)
   args = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), args)
@@ -132,7 +132,8 @@ def _diff(a, b, path="") -> list[str]:
   if isinstance(a, list):
     if len(a) != len(b):
       return [f"{path}: length {len(a)} != {len(b)}"]
-    return [d for i, (x, y) in enumerate(zip(a, b)) for d in _diff(x, y, f"{path}[{i}]")]
+    pairs = enumerate(zip(a, b, strict=True))
+    return [d for i, (x, y) in pairs for d in _diff(x, y, f"{path}[{i}]")]
   return [] if a == b else [f"{path}: {a!r} != {b!r}"]
 
 
