@@ -122,14 +122,23 @@ class Program:
     return get_target(self._target)
 
   @functools.cached_property
+  def traced(self) -> Any:
+    """jax's trace for the target (``jax.stages.Traced``, as ``jax.jit(fn).trace(...)``):
+    the same trace as :attr:`jaxpr` where the arguments are not placed on a target's
+    devices (jax keeps one trace per function and signature)."""
+    jitted = self.fn if hasattr(self.fn, "trace") else jax.jit(
+        self.fn, static_argnums=self.static_argnums)
+    return jitted.trace(*self._placed(), **self.kwargs)
+
+  @functools.cached_property
   def lowered(self) -> Any:
     """The lowered program (``jax.stages.Lowered``) for the target's platform: the one
     the compiled stage was lowered from, when that stage was reached first."""
     if "_compiled" in self.__dict__:
       return self._compiled[0]
-    jitted = self.fn if hasattr(self.fn, "lower") else jax.jit(
-        self.fn, static_argnums=self.static_argnums)
-    return jitted.lower(*self._placed(), **self.kwargs)
+    if hasattr(self.fn, "lower") and not hasattr(self.fn, "trace"):
+      return self.fn.lower(*self._placed(), **self.kwargs)
+    return self.traced.lower()
 
   @functools.cached_property
   def lowered_text(self) -> str:
