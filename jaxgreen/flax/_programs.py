@@ -44,7 +44,9 @@ def program(model: nn.Module | nnx.Module, inputs: tuple, variables: Mapping | N
 
 def _linen_program(model, inputs, variables, rngs, method, mutable, kwargs) -> dict:
   if rngs is None:
-    rngs = jax.random.key(0)
+    # Only the shapes of the variables are needed: an abstract key, so that nothing is
+    # compiled or run for it (a concrete key(0) is a program of its own, cold each time).
+    rngs = jax.eval_shape(lambda: jax.random.key(0))
   if variables is None:
     try:
       variables = jax.eval_shape(functools.partial(model.init, method=method, **kwargs),
