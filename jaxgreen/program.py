@@ -79,6 +79,8 @@ class Program:
   args: tuple
   kwargs: dict[str, Any]
   static_argnums: tuple[int, ...]
+  _target: str | Target
+  _kernel_options: dict[str, Any]
 
   def __init__(self, fn: Callable, args: Sequence[Any] = (),
                kwargs: Mapping[str, Any] | None = None, *,
