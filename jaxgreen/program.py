@@ -105,7 +105,8 @@ class Program:
 
   def __repr__(self) -> str:
     name = getattr(self.fn, "__name__", type(self.fn).__name__)
-    done = [k for k in ("jaxpr", "lowered", "compiled") if k in self.__dict__]
+    done = [k.lstrip("_") for k in ("jaxpr", "traced", "lowered", "_compiled")
+            if k in self.__dict__]
     return f"Program({name}, target={str(self._target)!r}, stages done={done})"
 
   # -- stages ------------------------------------------------------------------------
