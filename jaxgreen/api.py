@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import functools
 import numbers
-import sys
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import jax
-import numpy as np
 from jax.extend import core as jcore
 
 from jaxgreen import jaxpr as _jaxpr_pkg  # noqa: F401  (registers the rules)
 from jaxgreen._compat import dce_jaxpr
-from jaxgreen._state import has_graph_nodes, with_final_state
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
 from jaxgreen.jaxpr.interpreter import COND_POLICIES, Walker, known_scalar
+from jaxgreen.program import (  # noqa: F401  (array_arguments, array_leaves: their old home)
+  Program,
+  array_arguments,
+  array_leaves,
+  static_argnums_of,
+)
 
 if TYPE_CHECKING:
   from jaxgreen.hlo.kernels import KernelTable
@@ -83,7 +86,7 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
   if not callable(fn):
     raise TypeError(f"count(fn=...) must be callable, got {type(fn).__name__}: {fn!r}")
   cost_model, trip_counts = _check_options("count", cond, cost_model, trip_counts)
-  static_argnums = _static_argnums(static_argnums)
+  static_argnums = static_argnums_of(static_argnums)
   if stage not in STAGES:
     raise ValueError(f"count(stage={stage!r}): use one of {', '.join(STAGES)}")
   if stage != "jaxpr":
@@ -94,128 +97,34 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
   @functools.wraps(fn)
   def counted(*args, **kwargs) -> Cost:
     _check_shapes(args, kwargs)
-    fn_, args, kwargs, static_argnums_ = array_arguments(fn, args, kwargs, static_argnums)
-    return _count(fn_, args, kwargs, static_argnums_)
-
-  def _count(fn: Callable, args: tuple, kwargs: dict,
-             static_argnums: tuple[int, ...]) -> Cost:
-    traced = fn
-    if has_graph_nodes((args, kwargs)):
-      # nnx objects updated in place (optimizer.update(model, grads)) are outputs of
-      # the step: without this, dead-code elimination drops the backward pass.
-      traced = jax.jit(with_final_state(fn), static_argnums=static_argnums)
-    if stage == "lowered":
-      from jaxgreen.hlo import count_lowered
-
-      jitted = traced if hasattr(traced, "lower") else jax.jit(traced,
-                                                               static_argnums=static_argnums)
-      lowered = jitted.lower(*_placed(target, args, static_argnums), **kwargs)
-      kernels = kernel_table(fn, *args, text=lowered.as_text(), cost_model=cost_model,
-                             cond=cond, static_argnums=static_argnums,
-                             trip_counts=trip_counts, **kwargs)
-      return count_lowered(lowered, cost_model=cost_model, cond=cond, kernels=kernels,
-                           trip_counts=trip_counts)
-    if stage == "compiled":
-      from jaxgreen.hlo import count_hlo_text
-      from jaxgreen.targets import get_target
-
-      _, compiled = get_target(target).compile(traced, *args, static_argnums=static_argnums,
-                                               **kwargs)
-      text = compiled.as_text()
-      kernels = kernel_table(fn, *args, text=text, cost_model=cost_model, cond=cond,
-                             static_argnums=static_argnums, trip_counts=trip_counts, **kwargs)
-      return count_hlo_text(text, cost_model=cost_model, cond=cond, kernels=kernels,
-                            trip_counts=trip_counts).cost
-    closed = jax.make_jaxpr(traced, static_argnums=static_argnums)(*args, **kwargs)
-    return count_jaxpr(closed, cond=cond, strict=strict, cost_model=cost_model,
-                       trip_counts=trip_counts, dce=dce)
+    program = Program(fn, args, kwargs, static_argnums=static_argnums, target=target,
+                      cost_model=cost_model, cond=cond, trip_counts=trip_counts)
+    return count_program(program, stage, cond=cond, strict=strict, cost_model=cost_model,
+                         trip_counts=trip_counts, dce=dce)
 
   return counted
 
 
-def array_arguments(fn: Callable, args: tuple, kwargs: Mapping[str, Any],
-                    static_argnums: Sequence[int] = ()
-                    ) -> tuple[Callable, tuple, dict[str, Any], tuple[int, ...]]:
-  """``fn`` and its arguments as a function of their arrays alone, as Equinox splits them.
+def count_program(program: Program, stage: str = "jaxpr", *, cond: str = "max",
+                  strict: bool = False, cost_model: CostModel | None = None,
+                  trip_counts: Mapping[str, int] | int | None = None,
+                  dce: bool = True) -> Cost:
+  """Counts one stage of a :class:`~jaxgreen.program.Program` (see :func:`count`)."""
+  cost_model, trip_counts = _check_options("count", cond, cost_model, trip_counts)
+  if stage == "lowered":
+    from jaxgreen.hlo import count_lowered
 
-  When an argument holds a leaf that jax cannot trace (a function, a string, any
-  object), or Equinox is in play (``fn`` is an Equinox transform such as
-  ``eqx.filter_jit``, or an argument holds an ``eqx.Module``), the arguments are split
-  as ``eqx.filter_jit`` splits them: arrays (and ``jax.ShapeDtypeStruct``) are traced,
-  every other leaf, Python scalars included, is fixed at its value; leaves of the output
-  that are not arrays (the updated model's activation) are dropped. Otherwise, and for
-  nnx objects (see :mod:`jaxgreen._state`), everything is returned unchanged.
+    return count_lowered(program.lowered, cost_model=cost_model, cond=cond,
+                         kernels=program.kernels_in(program.lowered_text),
+                         trip_counts=trip_counts)
+  if stage == "compiled":
+    from jaxgreen.hlo import count_hlo_text
 
-  Returns:
-    ``(fn, args, kwargs, static_argnums)`` to trace, lower or compile instead.
-
-  Example:
-    >>> import jax.numpy as jnp
-    >>> f, args, kwargs, static = array_arguments(
-    ...     lambda p, x: p["act"](x * p["w"]), ({"act": jnp.tanh, "w": jnp.ones(3)},
-    ...                                          jnp.ones(3)), {})
-    >>> len(args), kwargs, static  # the two arrays; tanh is fixed
-    (2, {}, ())
-  """
-  nums = tuple(static_argnums)
-  kwargs = dict(kwargs)
-  n = len(args)
-  static_pos = {i % n for i in nums if -n <= i < n}
-  dynamic = tuple(a for i, a in enumerate(args) if i not in static_pos)
-  if has_graph_nodes((args, kwargs)) or not _partitioned(fn, (dynamic, kwargs)):
-    return fn, args, kwargs, nums
-  marked = tuple(_Fixed(a) if i in static_pos else a for i, a in enumerate(args))
-  leaves, treedef = jax.tree_util.tree_flatten((marked, kwargs))
-  where = [i for i, x in enumerate(leaves) if _is_array(x)]
-
-  @functools.wraps(fn)
-  def on_arrays(*arrays):
-    ls = list(leaves)
-    for i, a in zip(where, arrays, strict=True):
-      ls[i] = a
-    a, kw = jax.tree_util.tree_unflatten(treedef, ls)
-    return array_leaves(fn(*(x.value if isinstance(x, _Fixed) else x for x in a), **kw))
-
-  return on_arrays, tuple(leaves[i] for i in where), {}, ()
-
-
-def array_leaves(out: Any) -> list:
-  """The array leaves of ``out`` (a traced function's result): what a count keeps of it."""
-  return [x for x in jax.tree_util.tree_leaves(out) if _is_array(x)]
-
-
-class _Fixed:
-  """A static argument, kept whole (not a pytree) while the others are split."""
-
-  __slots__ = ("value",)
-
-  def __init__(self, value: Any):
-    self.value = value
-
-
-def _is_array(x: Any) -> bool:
-  # eqx.is_array's arrays, and the abstract ones count takes in their place (a
-  # ShapeDtypeStruct, or any object with a shape and a dtype, as jax takes them).
-  return (isinstance(x, jax.Array | np.ndarray | np.generic | jax.ShapeDtypeStruct)
-          or (not isinstance(x, type) and hasattr(x, "shape") and hasattr(x, "dtype")))
-
-
-def _traceable(x: Any) -> bool:
-  return _is_array(x) or isinstance(x, bool | int | float | complex)
-
-
-def _partitioned(fn: Callable, tree: Any) -> bool:
-  """Whether ``fn``'s arguments are split into arrays and static leaves."""
-  leaves = jax.tree_util.tree_leaves(tree)
-  if not all(_traceable(x) for x in leaves):
-    return True
-  eqx = sys.modules.get("equinox")  # only a program that imported it can pass its objects
-  if eqx is None:
-    return False
-  if isinstance(fn, eqx.Module) or type(fn).__module__.split(".")[0] == "equinox":
-    return True
-  is_module = lambda x: isinstance(x, eqx.Module)
-  return any(is_module(x) for x in jax.tree_util.tree_leaves(tree, is_leaf=is_module))
+    text = program.compiled_text
+    return count_hlo_text(text, cost_model=cost_model, cond=cond,
+                          kernels=program.kernels_in(text), trip_counts=trip_counts).cost
+  return count_jaxpr(program.jaxpr, cond=cond, strict=strict, cost_model=cost_model,
+                     trip_counts=trip_counts, dce=dce)
 
 
 def kernel_table(fn: Callable, *args, text: str | None = None,
@@ -224,7 +133,8 @@ def kernel_table(fn: Callable, *args, text: str | None = None,
                  trip_counts: Mapping[str, int] | int | None = None,
                  **kwargs) -> KernelTable | None:
   """The Pallas kernels of ``fn(*args, **kwargs)``, each counted at the jaxpr stage, for
-  the HLO stages to count their custom calls with (:mod:`jaxgreen.hlo.kernels`).
+  the HLO stages to count their custom calls with (:mod:`jaxgreen.hlo.kernels`);
+  :attr:`jaxgreen.program.Program.kernel_table` of the program.
 
   Args:
     text: the HLO or StableHLO text of the program, when at hand: if it holds no kernel
@@ -237,17 +147,9 @@ def kernel_table(fn: Callable, *args, text: str | None = None,
     >>> len(kernel_table(lambda a: a * 2, x))  # no pallas_call: an empty table
     0
   """
-  from jaxgreen.hlo.kernels import KERNEL_TARGETS, KernelEntry, KernelTable
-  from jaxgreen.jaxpr.rules.pallas import jaxpr_kernels
-
-  if text is not None and not any(t in text for t in KERNEL_TARGETS):
-    return None
-  nums = _static_argnums(static_argnums)
-  if has_graph_nodes((args, kwargs)):
-    fn = jax.jit(with_final_state(fn), static_argnums=nums)
-  closed = jax.make_jaxpr(fn, static_argnums=nums)(*args, **kwargs)
-  found = jaxpr_kernels(closed, cost_model=cost_model, cond=cond, trip_counts=trip_counts)
-  return KernelTable(KernelEntry(k.scope, k.name, k.shapes, k.cost) for k in found)
+  program = Program(fn, args, kwargs, static_argnums=static_argnums, cost_model=cost_model,
+                    cond=cond, trip_counts=trip_counts)
+  return program.kernel_table if text is None else program.kernels_in(text)
 
 
 def count_jaxpr(closed_jaxpr, *, cond: str = "max", strict: bool = False,
@@ -312,26 +214,3 @@ def _check_shapes(args: tuple, kwargs: dict) -> None:
       raise ValueError(f"count(...)(...): argument {where or '?'} is a ShapeDtypeStruct with "
                        f"shape {tuple(x.shape)}: a dimension is negative; give its real "
                        f"size (>= 0)")
-
-
-def _placed(target: str, args: tuple, static_argnums: Sequence[int]) -> tuple:
-  """``args`` placed on ``target``'s deviceless devices (for a lowering for it); as
-  they are for the default ``"cpu"``."""
-  if target == "cpu":
-    return args
-  from jaxgreen.targets import get_target
-
-  t = get_target(target)
-  return tuple(a if i in static_argnums else t.place(a) for i, a in enumerate(args))
-
-
-def _static_argnums(static_argnums: int | Sequence[int]) -> tuple[int, ...]:
-  nums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
-  try:
-    out: tuple[int, ...] | None = tuple(nums)
-  except TypeError:
-    out = None
-  if out is None or any(isinstance(i, bool) or not isinstance(i, int) for i in out):
-    raise TypeError(f"count(static_argnums={static_argnums!r}) must be an int or a "
-                    f"sequence of ints (argument positions), e.g. static_argnums=(1,)")
-  return out

@@ -45,11 +45,12 @@ from jaxgreen.hlo.traffic import (
   module_traffic_by_scope,
   program_devices,
 )
+from jaxgreen.program import Program
 from jaxgreen.xla_analysis import xla_cost
 
 __all__ = ["KINDS", "CollectiveStats", "HloTraffic", "MemoryStats", "PodReport", "analyze",
            "collective_bytes", "compile_readable", "hlo_traffic", "matmul_dtype",
-           "memory_stats", "program_devices", "report_compiled"]
+           "memory_stats", "program_devices", "report_compiled", "report_program"]
 
 # -- memory -----------------------------------------------------------------------------
 
@@ -174,35 +175,17 @@ class PodReport:
     }
 
 
-# libtpu may offload embedding gathers to a v5p/v6e SparseCore as an async custom call
-# whose ``async-update`` this jaxlib cannot read back (``compiled.as_text()`` fails);
-# compiling again without that offload keeps the TensorCore program the same.
-_READABLE_TPU_OPTIONS = {"xla_tpu_offload_gather_to_sparsecore": "false"}
-
-
-def compile_readable(target: Any, fn: Callable, *args, static_argnums: Sequence[int] = (),
+def compile_readable(target: Any, fn: Callable, *args, static_argnums: int | Sequence[int] = (),
                      **kwargs) -> tuple[Any, str, tuple[str, ...]]:
   """Compiles ``fn`` for ``target`` and returns ``(compiled, hlo_text, notes)``.
 
   Uses :meth:`jaxgreen.targets.Target.compile`; if the compiled HLO cannot be read back
   (a TPU SparseCore gather offload), compiles once more with that offload disabled and
-  says so in ``notes``.
+  says so in ``notes`` (:attr:`jaxgreen.program.Program.compiled`).
   """
-  from jaxgreen.targets import get_target, quiet_stderr
-
-  t = get_target(target)
-  lowered, compiled = t.compile(fn, *args, static_argnums=tuple(static_argnums), **kwargs)
-  try:
-    return compiled, compiled.as_text(), ()
-  except Exception as e:  # noqa: BLE001 - jaxlib raises JaxRuntimeError (INTERNAL)
-    if t.platform != "tpu":
-      raise
-    first = str(e).splitlines()[0][:160]
-  with quiet_stderr():
-    compiled = lowered.compile(compiler_options=dict(_READABLE_TPU_OPTIONS))
-  return compiled, compiled.as_text(), (
-      f"compiled HLO unreadable ({first}); compiled again with "
-      f"xla_tpu_offload_gather_to_sparsecore=false",)
+  program = Program(fn, args, kwargs, static_argnums=static_argnums, target=target,
+                    caller="compile_readable")
+  return program.compiled, program.compiled_text, program.notes
 
 
 def analyze(fn: Callable, target: Any, *args, static_argnums: int | Sequence[int] = (),
@@ -221,27 +204,34 @@ def analyze(fn: Callable, target: Any, *args, static_argnums: int | Sequence[int
   Returns:
     A :class:`PodReport`.
   """
-  import jaxgreen.api as api
   from jaxgreen.targets import get_target, start_devices
 
   t = get_target(target)
   start_devices([t])  # before the jaxpr count starts a backend (GPU targets need that)
-  if isinstance(static_argnums, int):
-    static_argnums = (static_argnums,)
+  program = Program(fn, args, kwargs, static_argnums=static_argnums, target=t,
+                    caller="analyze")
+  return report_program(program, logical=logical)
+
+
+def report_program(program: Program, *, logical: Cost | None = None,
+                   by_module: bool = False) -> PodReport:
+  """A :class:`PodReport` of a program on its target: its jaxpr counted (unless
+  ``logical`` is given), compiled, and the compiled HLO read (see :func:`report_compiled`).
+  """
+  import jaxgreen.api as api
+
   t0 = time.perf_counter()
   if logical is None:
     with warnings.catch_warnings():
       warnings.simplefilter("ignore")
-      logical = api.count(fn, static_argnums=tuple(static_argnums))(*args, **kwargs)
+      logical = api.count_program(program)
   t1 = time.perf_counter()
-  compiled, text, notes = compile_readable(t, fn, *args, static_argnums=static_argnums,
-                                           **kwargs)
+  compiled, text = program.compiled, program.compiled_text
   t2 = time.perf_counter()
   # Pallas kernels' custom calls counted from their jaxprs, as count(stage=...) does
-  kernels = api.kernel_table(fn, *args, text=text, static_argnums=tuple(static_argnums),
-                             **kwargs)
-  return report_compiled(compiled, t.spec, logical, compile_s=t2 - t1, count_s=t1 - t0,
-                         text=text, notes=notes, kernels=kernels)
+  return report_compiled(compiled, program.target.spec, logical, compile_s=t2 - t1,
+                         count_s=t1 - t0, text=text, notes=program.notes,
+                         by_module=by_module, kernels=program.kernels_in(text))
 
 
 def report_compiled(compiled: Any, target: str, logical: Cost, *, compile_s: float = 0.0,

@@ -63,6 +63,7 @@ from jaxgreen.cost_model import CostModel
 from jaxgreen.devices import start_devices
 from jaxgreen.hlo import CAUSES, HloCount, LoopInfo, count_hlo_text, count_lowered
 from jaxgreen.hlo.kernels import KernelTable
+from jaxgreen.program import Program, static_argnums_of
 from jaxgreen.progress import each_target
 from jaxgreen.report import table
 from jaxgreen.targets import Target, get_target
@@ -379,29 +380,39 @@ def _lowered_count(lowered: Any, cost_model: CostModel | None, cond: str,
 
 def reconcile_target(fn: Callable, target: str | Target, args: Sequence[Any],
                      kwargs: Mapping[str, Any] | None = None, *,
-                     static_argnums: Sequence[int] = (), cost_model: CostModel | None = None,
-                     cond: str = "max", jaxpr_cost: Cost | None = None) -> TargetReport:
+                     static_argnums: int | Sequence[int] = (),
+                     cost_model: CostModel | None = None, cond: str = "max",
+                     jaxpr_cost: Cost | None = None) -> TargetReport:
   """Compiles ``fn`` for one target and reconciles the counts (see :func:`reconcile`)."""
-  import jaxgreen.api as api
-
   t = get_target(target)
   start_devices([t])  # before the jaxpr count starts a backend (GPU targets need that)
-  fn, args, kwargs, static_argnums = api.array_arguments(fn, tuple(args), kwargs or {},
-                                                         static_argnums)
+  program = Program(fn, args, kwargs, static_argnums=static_argnums, target=t,
+                    cost_model=cost_model, cond=cond, caller="reconcile")
+  return _reconcile_program(program, cost_model, cond, jaxpr_cost)
+
+
+def _jaxpr_cost(program: Program, cost_model: CostModel | None, cond: str) -> Cost:
+  import jaxgreen.api as api
+
+  with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    return api.count_program(program, cond=cond, cost_model=cost_model)
+
+
+def _reconcile_program(program: Program, cost_model: CostModel | None, cond: str,
+                       jaxpr_cost: Cost | None = None) -> TargetReport:
+  """One target's report from a program on it (its jaxpr counted unless given)."""
+  t = program.target
   if jaxpr_cost is None:
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore")
-      jaxpr_cost = api.count(fn, static_argnums=tuple(static_argnums), cond=cond,
-                             cost_model=cost_model)(*args, **kwargs)
+    jaxpr_cost = _jaxpr_cost(program, cost_model, cond)
   t0 = time.perf_counter()
-  lowered, compiled = t.compile(fn, *args, static_argnums=static_argnums, **kwargs)
+  compiled = program.compiled
   t1 = time.perf_counter()
-  text = compiled.as_text()
-  kernels = api.kernel_table(fn, *args, text=text, cost_model=cost_model, cond=cond,
-                             static_argnums=tuple(static_argnums), **kwargs)
+  text = program.compiled_text
+  kernels = program.kernels_in(text)
   h: HloCount = count_hlo_text(text, cost_model=cost_model, cond=cond, kernels=kernels)
   t2 = time.perf_counter()
-  lowered_cost = _lowered_count(lowered, cost_model, cond, kernels)
+  lowered_cost = _lowered_count(program.lowered, cost_model, cond, kernels)
   xla = xla_cost(compiled)
   devices = executable_devices(compiled)
   causes: dict[str, float | None] = dict(stage_causes(jaxpr_cost, lowered_cost, h.cost,
@@ -463,25 +474,20 @@ def reconcile(fn: Callable, *, targets: Sequence[str | Target] = ("cpu",),
   parsed = [get_target(t) for t in targets]
   if not parsed:
     raise ValueError("reconcile(targets=[]): give at least one target, e.g. ['cpu']")
-  if isinstance(static_argnums, int):
-    static_argnums = (static_argnums,)
-  static = tuple(static_argnums)
+  static = static_argnums_of(static_argnums, "reconcile")
 
   @functools.wraps(fn)
   def run(*args, **kwargs) -> Reconciliation:
-    import jaxgreen.api as api
-
     start_devices(parsed)
-    # Equinox modules and other non-array leaves: arrays traced, the rest fixed.
-    fn_, args, kwargs, static_ = api.array_arguments(fn, args, kwargs, static)
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore")
-      jaxpr_cost = api.count(fn_, static_argnums=static_, cond=cond,
-                             cost_model=cost_model)(*args, **kwargs)
+    # One program per target (its arguments placed on the target's devices); the jaxpr,
+    # the same on every target, is traced and counted once, from the first.
+    programs = {t.spec: Program(fn, args, kwargs, static_argnums=static, target=t,
+                                cost_model=cost_model, cond=cond, caller="reconcile")
+                for t in parsed}
+    jaxpr_cost = _jaxpr_cost(programs[parsed[0].spec], cost_model, cond)
     reports, unavailable = each_target(
         "reconcile", parsed, progress,
-        lambda t: reconcile_target(fn_, t, args, kwargs, static_argnums=static_,
-                                   cost_model=cost_model, cond=cond, jaxpr_cost=jaxpr_cost))
+        lambda t: _reconcile_program(programs[t.spec], cost_model, cond, jaxpr_cost))
     return Reconciliation(tuple(reports), unavailable)
 
   return run

@@ -28,7 +28,7 @@ LAYERS = {
     # 2: counting, one IR each.
     "jaxgreen.jaxpr": 2, "jaxgreen.hlo": 2, "jaxgreen._state": 2,
     # 3: counting a function; machines and what XLA says.
-    "jaxgreen.api": 3, "jaxgreen.targets": 3, "jaxgreen.devices": 3,
+    "jaxgreen.api": 3, "jaxgreen.program": 3, "jaxgreen.targets": 3, "jaxgreen.devices": 3,
     "jaxgreen.compile_cache": 3, "jaxgreen.progress": 3, "jaxgreen.xla_analysis": 3,
     "jaxgreen.pods": 3,
     # 4: reconciling stages and comparing machines; guards for other projects' tests.

@@ -43,9 +43,10 @@ from jaxgreen.account.signatures import (
     _static_args,
 )
 from jaxgreen.account.throughput import Throughput
-from jaxgreen.api import array_leaves, count, count_jaxpr
+from jaxgreen.api import array_leaves, count_program
 from jaxgreen.chips import _dtype_key
 from jaxgreen.cost import Cost
+from jaxgreen.program import Program
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -247,13 +248,16 @@ class Tracker:
   def _count_and_recompute(self, call: Callable, abstract: list) -> tuple[Cost, int]:
     """The step's count (hardware FPO) and the FPO its rematerialisation recomputes
     (model FPO = the difference; :mod:`jaxgreen.account.remat`), from one trace."""
-    options = self._count_options
-    if options.get("stage", "jaxpr") != "jaxpr":  # an HLO stage: no checkpoint left
-      return count(call, **options)(*abstract), 0
-    closed = jax.make_jaxpr(call)(*abstract)
-    cost = count_jaxpr(closed, **{k: v for k, v in options.items() if k != "target"})
+    options = dict(self._count_options)
+    stage = options.pop("stage", "jaxpr")
+    program = Program(call, abstract, target=options.pop("target", "cpu"),
+                      cost_model=options.get("cost_model"), cond=options.get("cond", "max"),
+                      trip_counts=options.get("trip_counts"), caller="track")
+    cost = count_program(program, stage, **options)
+    if stage != "jaxpr":  # an HLO stage: no checkpoint left
+      return cost, 0
     try:
-      recompute = recompute_fpo(closed)[0]
+      recompute = recompute_fpo(program.jaxpr)[0]
     except Exception as e:  # model FPO then equals the hardware FPO: MFU = HFU
       warnings.warn(f"jaxgreen.track: could not find what {self.name} rematerialises "
                     f"({e!r}); its MFU is reported equal to its HFU", stacklevel=5)

@@ -41,19 +41,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
-import time
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import jaxgreen.api as api
 from jaxgreen.chips import get_chip, roofline
 from jaxgreen.comparison.results import Comparison, TargetResult
 from jaxgreen.comparison.sharding import mesh_shape_for, place, select_specs
 from jaxgreen.devices import start_devices
-from jaxgreen.pods import compile_readable, report_compiled
+from jaxgreen.pods import report_program
+from jaxgreen.program import Program, static_argnums_of
 from jaxgreen.progress import each_target
-from jaxgreen.targets import get_target
+from jaxgreen.targets import Target, get_target
 
 
 @dataclasses.dataclass(frozen=True)
@@ -133,22 +131,20 @@ def compare(fn: Callable, targets: Sequence[Any] = ("tpu:v5e:2x2", "gpu:h100x4")
                                 or max_depth < 1):
     raise ValueError(f"compare(max_depth={max_depth!r}): give None (full module paths) or "
                      f"an int >= 1, with by_module=True")
-  if isinstance(static_argnums, int):
-    static_argnums = (static_argnums,)
-  static = tuple(static_argnums)
-  shapes = _per_target("mesh_shapes", mesh_shapes, parsed)
   measured = _per_target("measured_step_s", measured_step_s, parsed)
   for k, v in measured.items():
     if not isinstance(v, int | float) or not v > 0 or not math.isfinite(v):
       raise ValueError(f"compare(measured_step_s={{{k!r}: {v!r}}}): give a positive step "
                        f"time in seconds")
+  opts = _Options(static_argnums=static_argnums_of(static_argnums, "compare"),
+                  mesh_axes=mesh_axes, in_specs=in_specs, shard=shard,
+                  mesh_shapes=_per_target("mesh_shapes", mesh_shapes, parsed),
+                  measured_step_s=measured, dtype=dtype, by_module=bool(by_module))
 
   def run(*args) -> Comparison:
     start_devices(parsed)
-    results, unavailable = each_target(
-        "compare", parsed, progress,
-        lambda t: _one(fn, t, args, static, mesh_axes, in_specs, shard, shapes.get(t.spec),
-                       measured.get(t.spec), dtype, by_module))
+    results, unavailable = each_target("compare", parsed, progress,
+                                       lambda t: _one(fn, t, tuple(args), opts))
     return Comparison(tuple(results), name or getattr(fn, "__name__", ""), unavailable,
                       max_depth=max_depth, by_module=bool(by_module))
 
@@ -169,35 +165,42 @@ def _per_target(arg: str, given: Mapping[str, Any] | None, parsed: Sequence[Any]
   return out
 
 
-def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype,
-         by_module=False) -> TargetResult:
+@dataclasses.dataclass(frozen=True)
+class _Options:
+  """What :func:`compare` was given, the same for every target (see its arguments)."""
+
+  static_argnums: tuple[int, ...]
+  mesh_axes: Mapping[str, int] | Sequence[str] | None
+  in_specs: Any
+  shard: Callable[[Any, Any], Any] | None
+  mesh_shapes: Mapping[str, Sequence[int]]  # by target string
+  measured_step_s: Mapping[str, float]  # by target string
+  dtype: str | None
+  by_module: bool
+
+
+def _one(fn: Callable, t: Target, args: tuple, opts: _Options) -> TargetResult:
+  """``fn`` compiled for one target, its arguments placed on a mesh of its devices."""
   import jax
 
   try:
-    axes = mesh_shape_for(t.num_devices, mesh_axes, shape)
+    axes = mesh_shape_for(t.num_devices, opts.mesh_axes, opts.mesh_shapes.get(t.spec))
   except ValueError as e:
     raise ValueError(f"compare: target {t.spec!r} ({t.num_devices} devices): {e}") from None
   mesh = t.mesh(tuple(axes.values()), tuple(axes))
-  specs = shard(t, mesh) if shard is not None else in_specs
+  specs = opts.shard(t, mesh) if opts.shard is not None else opts.in_specs
+  static = opts.static_argnums
   dyn = [i for i in range(len(args)) if i not in static]
   placed = list(args)
   for i, a in zip(dyn, place([args[i] for i in dyn], select_specs(specs, dyn, len(args)), mesh),
                   strict=True):
     placed[i] = a
-  # Equinox modules and other non-array leaves: arrays traced, the rest fixed.
-  fn, on_target, _, static = api.array_arguments(fn, tuple(placed), {}, static)
+  # Equinox modules and other non-array leaves: arrays traced, the rest fixed (Program).
+  program = Program(fn, placed, static_argnums=static, target=t, caller="compare")
   ctx = jax.set_mesh(mesh) if hasattr(jax, "set_mesh") else contextlib.nullcontext()
   with ctx:
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-      warnings.simplefilter("ignore")
-      logical = api.count(fn, static_argnums=static)(*on_target)
-    t1 = time.perf_counter()
-    compiled, text, notes = compile_readable(t, fn, *on_target, static_argnums=static)
-    t2 = time.perf_counter()
-    kernels = api.kernel_table(fn, *placed, text=text, static_argnums=static)
-  pod = report_compiled(compiled, t.spec, logical, compile_s=t2 - t1, count_s=t1 - t0,
-                        text=text, notes=notes, by_module=by_module, kernels=kernels)
+    pod = report_program(program, by_module=opts.by_module)
+  dtype = opts.dtype
   roof = None
   try:
     chip = get_chip(t)
@@ -208,4 +211,4 @@ def _one(fn, t, args, static, mesh_axes, in_specs, shard, shape, measured, dtype
     hbm = pod.hbm_bytes if pod.hbm_bytes else xla_bytes
     roof = roofline(chip, flops=pod.per_device.fpo, hbm_bytes=hbm,
                     collective_bytes=pod.sent_bytes, dtype=dtype or pod.dtype)
-  return TargetResult(t.spec, axes, pod, roof, measured)
+  return TargetResult(t.spec, axes, pod, roof, opts.measured_step_s.get(t.spec))

@@ -34,6 +34,7 @@ from jaxgreen.api import count_jaxpr
 from jaxgreen.cost import Cost, Counts
 from jaxgreen.flax._modules import by_module, param_counts, subtree, tree_order
 from jaxgreen.flax._programs import grad_program, program, trace_once
+from jaxgreen.program import Program
 from jaxgreen.report import human, markdown_table, table
 
 __all__ = ["ModuleSummary", "summary", "xla_flops"]
@@ -220,19 +221,19 @@ def summary(model: nn.Module | nnx.Module, *inputs: Any, variables: Mapping | No
   # The model's Python code is traced once; the gradient program replays that jaxpr
   # (same equations, same name stacks) instead of tracing it again, and XLA's estimate
   # lowers each program from the very trace jaxgreen counts (jax's AOT ``trace``).
-  closed, replay, traced = trace_once(prog["forward"], args)
-  fwd = count_jaxpr(closed)
-  train = grad_traced = None
+  forward, replay = trace_once(prog["forward"], args)
+  fwd = count_jaxpr(forward.traced.jaxpr)
+  train = grad = None
   if backward:
-    grad_closed, _, grad_traced = trace_once(grad_program(replay, loss), args)
-    train = count_jaxpr(grad_closed)
+    grad, _ = trace_once(grad_program(replay, loss), args)
+    train = count_jaxpr(grad.traced.jaxpr)
   rows = _rows(prog, fwd, train, max_depth)
   totals: dict[str, Any] = {"params": sum(param_counts(prog["params"]).values()),
                             "adds": fwd.adds, "muls": fwd.muls, "fpo": fwd.fpo,
-                            "xla_flops": _xla_flops_of(traced) if xla else _UNAVAILABLE}
+                            "xla_flops": _xla_flops_of(forward) if xla else _UNAVAILABLE}
   if train is not None:
     totals |= {"train_adds": train.adds, "train_muls": train.muls, "train_fpo": train.fpo,
-               "xla_train_flops": _xla_flops_of(grad_traced) if xla else _UNAVAILABLE}
+               "xla_train_flops": _xla_flops_of(grad) if xla else _UNAVAILABLE}
   return ModuleSummary(model=prog["root"], rows=tuple(rows), totals=totals, forward=fwd,
                        train=train)
 
@@ -278,10 +279,10 @@ def xla_flops(fn: Callable, *args: Any) -> float | str:
   return _flops_of(analysis)
 
 
-def _xla_flops_of(traced: Any) -> float | str:
-  """XLA's flop estimate of a ``jax.jit(f).trace(...)`` result (see :func:`xla_flops`)."""
+def _xla_flops_of(program: Program | None) -> float | str:
+  """XLA's flop estimate of a program's lowering (see :func:`xla_flops`)."""
   try:
-    analysis = traced.lower().cost_analysis()
+    analysis = program.lowered.cost_analysis()  # type: ignore[union-attr]
   except Exception:  # noqa: BLE001 -- any backend failure means "no estimate"
     return _UNAVAILABLE
   return _flops_of(analysis)

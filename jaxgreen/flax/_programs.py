@@ -19,6 +19,8 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.extend import core as jax_core
 
+from jaxgreen.program import Program
+
 
 def program(model: nn.Module | nnx.Module, inputs: tuple, variables: Mapping | None, rngs: Any,
             method: str | Callable | None, mutable: bool | str | Sequence[str],
@@ -42,7 +44,9 @@ def program(model: nn.Module | nnx.Module, inputs: tuple, variables: Mapping | N
 
 def _linen_program(model, inputs, variables, rngs, method, mutable, kwargs) -> dict:
   if rngs is None:
-    rngs = jax.random.key(0)
+    # Only the shapes of the variables are needed: an abstract key, so that nothing is
+    # compiled or run for it (a concrete key(0) is a program of its own, cold each time).
+    rngs = jax.eval_shape(lambda: jax.random.key(0))
   if variables is None:
     try:
       variables = jax.eval_shape(functools.partial(model.init, method=method, **kwargs),
@@ -111,22 +115,23 @@ def _nnx_program(model, inputs, method, kwargs) -> dict:
           "root": root}
 
 
-def trace_once(fn: Callable, args: tuple) -> tuple[Any, Callable, Any]:
-  """``fn``'s jaxpr, a function that evaluates it on the same pytrees, and the trace.
+def trace_once(fn: Callable, args: tuple) -> tuple[Program, Callable]:
+  """``fn`` on ``args`` as a :class:`~jaxgreen.program.Program` of their leaves, and a
+  function that evaluates its jaxpr on the same pytrees.
 
-  The trace is jax's AOT ``jax.jit(f).trace(...)``: its ``.jaxpr`` is what jaxgreen
-  counts and its ``.lower()`` what XLA estimates, so the model is traced only once.
+  The program's trace (jax's AOT ``jax.jit(f).trace(...)``) is traced once: its
+  ``.jaxpr`` is what jaxgreen counts and its lowering what XLA estimates.
   """
   flat, in_tree = jax.tree.flatten(args)
-  traced = jax.jit(lambda *f: fn(*jax.tree.unflatten(in_tree, f))).trace(*flat)
-  closed = traced.jaxpr
+  program = Program(lambda *f: fn(*jax.tree.unflatten(in_tree, f)), flat, caller="summary")
+  traced = program.traced
   out_tree = jax.tree.structure(traced.out_info, is_leaf=lambda x: hasattr(x, "shape"))
-  run = jax_core.jaxpr_as_fun(closed)
+  run = jax_core.jaxpr_as_fun(traced.jaxpr)
 
   def replay(*args):
     return jax.tree.unflatten(out_tree, run(*jax.tree.leaves(args)))
 
-  return closed, replay, traced
+  return program, replay
 
 
 def grad_program(forward: Callable, loss: Callable | None) -> Callable:
