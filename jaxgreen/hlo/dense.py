@@ -104,7 +104,7 @@ class DenseRules(CounterBase):
     lhs = comp.operand(ins, 0)
     out = ins.out
     if lhs is None or lhs.out is None or out is None:
-      t.uncounted("dot")
+      t.note_uncounted("dot")
       return
     k = math.prod(lhs.out.dims[d] for d in ins.int_list("lhs_contracting_dims"))
     self.contraction(t, comp, ins, "dot_general", self.scope(op_name), out.size, k,
@@ -153,7 +153,7 @@ class DenseRules(CounterBase):
     labels = ins.text("dim_labels")
     if (lhs is None or rhs is None or out is None or labels is None or lhs.out is None
         or rhs.out is None):
-      t.uncounted("convolution")
+      t.note_uncounted("convolution")
       return
     target = (ins.text("custom_call_target") or "") if custom else ""
     grad = ("input" if "BackwardInput" in target else
@@ -209,7 +209,7 @@ class DenseRules(CounterBase):
     out = ins.out
     if (lhs is None or rhs is None or sizes is None or out is None or lhs.out is None
         or sizes.out is None):
-      t.uncounted("ragged-dot")
+      t.note_uncounted("ragged-dot")
       return
     contract = ins.int_list("lhs_contracting_dims")
     k = math.prod(lhs.out.dims[d] for d in contract)

@@ -140,7 +140,7 @@ class CounterBase(Walk[Tally]):
 
   def missing(self, name: str) -> Tally:
     t = Tally()
-    t.unc[f"computation {name}"] = 1
+    t.uncounted[f"computation {name}"] = 1
     return t
 
   def order(self, comp: Computation) -> list[Instr]:
@@ -200,7 +200,7 @@ class CounterBase(Walk[Tally]):
     # The jaxpr rules' price, complex operands included (formulas.complex_price).
     cprice = elementwise_price(self.model, prim, any(x.is_complex for x in ops_in))
     if cprice is None:
-      t.uncounted(prim)
+      t.note_uncounted(prim)
       t.leaf(prim, scope, (0, 0, 0, 0, 0), xla, xla_tr, {PRICING: -xla})
       return
     a, m = cprice

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+from jaxgreen.cost import Counts
 from jaxgreen.formulas import (
   reduce_steps,
   scan_steps,
@@ -41,7 +42,7 @@ class ReductionRules(CounterBase):
     src = comp.operand(ins, 0)
     out = ins.out
     if src is None or src.out is None or out is None:
-      t.uncounted("reduce")
+      t.note_uncounted("reduce")
       return
     n = reduce_steps(src.out.size, out.size)
     body_name = ins.called("to_apply")[0]
@@ -57,7 +58,8 @@ class ReductionRules(CounterBase):
     sub.merge(body, n, n)
     a, m = self.model.price("max" if arg == "argmax" else "min") or (0, 0)
     b = self.bytes_of(comp, ins)
-    c = (a * n, m * n, 0, 0, b) if src.out.is_float else (0, 0, 0, (a + m) * n, b)
+    c = (Counts(a * n, m * n, 0, 0, b) if src.out.is_float
+         else Counts(0, 0, 0, (a + m) * n, b))
     t.merge(recounted(sub, arg, self.scope(op_name), c, OTHER))
 
   def reduce_window(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
@@ -89,8 +91,8 @@ class ReductionRules(CounterBase):
     sub = Tally()
     sub.merge(body, ours_n, xla_n)
     # Ours-with-trips follows ours; the XLA-count difference is a counting convention.
-    diff = body.x * (ours_n - xla_n)
-    sub.xt -= diff
+    diff = body.xla_flops * (ours_n - xla_n)
+    sub.xla_flops_trips -= diff
     sub.cause(OTHER, diff)
     name = {"add": "reduce_window_sum", "max": "reduce_window_max",
             "min": "reduce_window_min"}.get(reduce_op(body), "reduce_window")
@@ -127,8 +129,8 @@ class ReductionRules(CounterBase):
     # jaxgreen, as for psum: each device does (n - 1) / n of the reduction of its
     # elements (reduce-scatter + all-gather); XLA: one flop per output element.
     per_dev = elems * (groups - 1) / groups if groups > 1 else 0
-    a = body.tot[0] * per_dev
-    m = body.tot[1] * per_dev
+    a = body.total.adds * per_dev
+    m = body.total.muls * per_dev
     xla = 0 if ins.opcode.startswith("reduce-scatter") else out_elems
     prim = {"maximum": "pmax", "minimum": "pmin"}.get(reduce_op(body), "psum")
     t.leaf(prim, self.scope(op_name), (as_int(a), as_int(m), 0, 0, self.bytes_of(comp, ins)),
@@ -166,7 +168,7 @@ class ReductionRules(CounterBase):
     out = ins.arrays[0] if ins.arrays else None
     if x is None or x.out is None or out is None or len(out.dims) != len(x.out.dims):
       name = ins.opcode if ins.opcode.startswith("chlo.") else prim
-      t.uncounted(name)
+      t.note_uncounted(name)
       t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
       return
     dims = x.out.dims
@@ -190,7 +192,7 @@ class ReductionRules(CounterBase):
     x = comp.operand(ins, 0)
     called = ins.called("to_apply")
     if x is None or x.out is None or not called:
-      t.uncounted(ins.opcode)
+      t.note_uncounted(ins.opcode)
       return
     dims = ins.int_list("dimensions")
     d = dims[0] if dims else 0

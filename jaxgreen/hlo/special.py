@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 
+from jaxgreen.cost import Counts
 from jaxgreen.formulas import (
   TRANSCENDENTALS,
   elementwise_price,
@@ -98,7 +99,7 @@ class SpecialRules(DenseRules, ReductionRules):
       return
     out = ins.out
     if out is None or "normal" in (ins.text("distribution") or "").lower():
-      t.uncounted("rng")  # jax has no normal RngNormal primitive
+      t.note_uncounted("rng")  # jax has no normal RngNormal primitive
       return
     iops = rng_uniform_ops(out.nbytes)
     c = (out.size, out.size, 0, iops, b) if out.is_float else (0, 0, 0, iops, b)
@@ -110,7 +111,7 @@ class SpecialRules(DenseRules, ReductionRules):
     primitive), not its expansion; XLA's replay of the expansion is kept."""
     body = self.sub(callee, op_name)
     pairs = ins.arrays[0].size if ins.arrays else 0
-    c = (0, 0, 0, threefry_ops(pairs), self.bytes_of(comp, ins))
+    c = Counts(int_ops=threefry_ops(pairs), bytes=self.bytes_of(comp, ins))
     t.merge(recounted(body, "threefry2x32", self.scope(op_name), c, INTEGER))
 
   def fft(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
@@ -154,7 +155,7 @@ class SpecialRules(DenseRules, ReductionRules):
       pass
     else:
       name = f"custom-call {target}" if target else "custom-call"
-      t.uncounted(name)
+      t.note_uncounted(name)
       t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
 
   def elementwise_call(self, t: Tally, comp: Computation, ins: Instr, scope: str,
@@ -171,7 +172,7 @@ class SpecialRules(DenseRules, ReductionRules):
     prim = MATH_FFI_TARGETS[target]
     cprice = elementwise_price(self.model, prim, False)
     if cprice is None:
-      t.uncounted(prim)
+      t.note_uncounted(prim)
       t.leaf(prim, scope, (0, 0, 0, 0, 0), XLA_CUSTOM_CALL, 0, {CUSTOM: -XLA_CUSTOM_CALL})
       return
     a, m = cprice
@@ -219,7 +220,7 @@ class SpecialRules(DenseRules, ReductionRules):
                 f"count the kernel itself)"] = None
       return
     label = f"custom-call {target}"
-    t.uncounted(label)
+    t.note_uncounted(label)
     t.leaf(label, scope, (0, 0, 0, 0, 0), xla, xla_tr, {CUSTOM: -xla})
 
   def fmha(self, t: Tally, comp: Computation, ins: Instr, scope: str, target: str) -> bool:

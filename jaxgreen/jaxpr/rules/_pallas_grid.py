@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from jax.extend import core as jcore
 
-from jaxgreen.jaxpr.interpreter import KnownTable, known_scalar
+from jaxgreen.jaxpr.fold import KnownTable, known_scalar
 from jaxgreen.jaxpr.rules.control_flow import scan_num_consts
 
 # -- which scalars the cost depends on --------------------------------------------------

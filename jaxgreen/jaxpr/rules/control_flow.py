@@ -35,7 +35,8 @@ from jaxgreen.cost import Cost
 # loop_trips is re-exported: it moved to jaxgreen.formulas, shared with the HLO walker.
 from jaxgreen.formulas import counted_loop_trips, loop_factors, pick_branches
 from jaxgreen.formulas import loop_trips as loop_trips  # noqa: PLC0414
-from jaxgreen.jaxpr.interpreter import TOP_LEVEL, fold_scalar, known_scalar
+from jaxgreen.jaxpr.fold import fold_scalar, known_scalar
+from jaxgreen.jaxpr.interpreter import TOP_LEVEL
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, priced, size
 
@@ -49,7 +50,7 @@ def _call(*names: str):
   def rule(ctx, *args, **params):
     callee = next((params[n] for n in names if n in params), None)
     if callee is None:
-      raise KeyError(f"jaxgreen: {ctx.eqn.primitive.name!r} has none of the params "
+      raise KeyError(f"jaxgreen: {ctx.name!r} has none of the params "
                      f"{names}; this jax release is not supported yet")
     return ctx.walk(callee, known=[ctx.known(i) for i in range(len(args))])
 
@@ -87,7 +88,7 @@ def _expansion(call_p: jcore.Primitive, prim, avals) -> jcore.ClosedJaxpr:
 
 @register("call_hi_primitive")
 def _call_hi(ctx, *args, _prim, **_):
-  closed = _expansion(ctx.eqn.primitive, _prim, args)
+  closed = _expansion(ctx.primitive, _prim, args)
   return ctx.walk(closed, known=[ctx.known(i) for i in range(len(args))])
 
 
@@ -252,18 +253,18 @@ def _while(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
   trips = _trip_count(cond_jaxpr, body_jaxpr, consts_c, consts_b, init, carry_known)
   given = None
   if trips is None:
-    trips = given = ctx.walker.trip_count_override(ctx.scope)
+    trips = given = ctx.trip_count(ctx.scope)
   k_body, k_cond = loop_factors(trips)  # unknown: body once, condition twice
   total = body * k_body + cond * k_cond
   if trips is None:
     where = ctx.scope or TOP_LEVEL
     why = (f"while loop at scope {where!r}: trip count unknown, body counted once "
            f"(pass trip_counts={{{where!r}: n}} to count it exactly)")
-    return total + Cost(inexact=(why,), cond=ctx.walker.cond)
+    return total + Cost(inexact=(why,), cond=ctx.cond)
   if given is not None:
     where = ctx.scope or TOP_LEVEL
     note = f"while loop at scope {where!r}: {given} trips, as given by trip_counts="
-    return total + Cost(assumed=(note,), cond=ctx.walker.cond)
+    return total + Cost(assumed=(note,), cond=ctx.cond)
   return total
 
 
@@ -276,7 +277,7 @@ def _cond(ctx, index, *args, branches, **_):
   if idx is not None:
     return ctx.walk(branches[max(0, min(int(idx), len(branches) - 1))], known=known)
   costs = [ctx.walk(b, known=known) for b in branches]
-  picked = pick_branches([(c.fpo, c.int_ops) for c in costs], ctx.walker.cond)
+  picked = pick_branches([(c.fpo, c.int_ops) for c in costs], ctx.cond)
   if len(picked) == 1:
     chosen = costs[picked[0][0]]
   else:  # mean

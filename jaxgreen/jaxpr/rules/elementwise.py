@@ -35,7 +35,7 @@ from jaxgreen.jaxpr.rules._util import is_complex, ops, price, size
 
 
 def _elementwise(ctx, *args, **_):
-  name = ctx.eqn.primitive.name
+  name = ctx.name
   n = size(ctx.outs[0])
   a, m = price(ctx.model, name, any(is_complex(x) for x in args))
   t = n if ctx.model.is_transcendental(name) else 0

@@ -22,7 +22,7 @@ from jax.extend.core import primitives as P
 
 from jaxgreen.cost import Cost, Counts
 from jaxgreen.formulas import sort_compares, top_k_compares
-from jaxgreen.jaxpr.interpreter import dtype_info, eqn_bytes
+from jaxgreen.jaxpr.interpreter import dtype_info
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
 
@@ -31,7 +31,7 @@ _SCATTER_PRICE = {"scatter-add": "add", "scatter-sub": "sub", "scatter-mul": "mu
 
 
 def _scatter(ctx, operand, indices, updates, **_):
-  return priced(ctx.model, _SCATTER_PRICE[ctx.eqn.primitive.name], size(updates),
+  return priced(ctx.model, _SCATTER_PRICE[ctx.name], size(updates),
                 is_complex(updates))
 
 
@@ -45,7 +45,7 @@ def _scatter_update(ctx, operand, indices, updates, *, update_jaxpr=None, **_):
   the operand element and the update) once per update element; none for an overwrite."""
   if update_jaxpr is None:
     return ops()
-  b = eqn_bytes(ctx.eqn)  # the scatter's own traffic, as for any counted equation
+  b = ctx.bytes  # the scatter's own traffic, as for any counted equation
   own = Cost(bytes=b, by_primitive={"scatter": Counts(bytes=b)}, by_scope={"": Counts(bytes=b)})
   return ctx.walk(update_jaxpr) * size(updates) + own
 

@@ -48,7 +48,8 @@ from jax.extend import core as jcore
 from jaxgreen._scope import clean_scope, join
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
-from jaxgreen.jaxpr.interpreter import KnownTable, RuleContext, Walker, known_scalar
+from jaxgreen.jaxpr.fold import KnownTable, known_scalar
+from jaxgreen.jaxpr.interpreter import RuleContext, Walker
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._pallas_grid import plan
 from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
@@ -66,16 +67,16 @@ def _program_id(ctx, *, axis, **_):
   known value (written to the walk's environment, as the scalar folds do), so conds
   and loop bounds computed from it are resolved. Elsewhere it stays unknown."""
   if _POINTS and axis < len(_POINTS[-1]):
-    ctx.env[ctx.eqn.outvars[0]] = _POINTS[-1][axis]
-  return Cost(cond=ctx.walker.cond)
+    ctx.set_known(_POINTS[-1][axis])
+  return Cost(cond=ctx.cond)
 
 
 @register("num_programs")
 def _num_programs(ctx, *, axis, **_):
   """No cost; the grid's size along ``axis`` becomes known when it is static."""
   if _GRIDS and axis < len(_GRIDS[-1]) and _GRIDS[-1][axis] is not None:
-    ctx.env[ctx.eqn.outvars[0]] = _GRIDS[-1][axis]
-  return Cost(cond=ctx.walker.cond)
+    ctx.set_known(_GRIDS[-1][axis])
+  return Cost(cond=ctx.cond)
 
 
 def _moves_data(ctx, *args, **_):
@@ -150,7 +151,7 @@ def _grid(ctx, gm, scope: str) -> tuple[tuple[int | None, ...], tuple[int, ...],
       sizes.append(int(val))
       continue
     key = f"{scope}:grid{d}"
-    given = ctx.walker.trip_count_override(key)
+    given = ctx.trip_count(key)
     grid.append(given)
     if given is None:
       sizes.append(1)
@@ -160,15 +161,8 @@ def _grid(ctx, gm, scope: str) -> tuple[tuple[int | None, ...], tuple[int, ...],
       sizes.append(int(given))
       assumed.append(f"pallas_call at scope {scope!r}: grid dimension {d} = {given}, as "
                      f"given by trip_counts=")
-  notes = Cost(inexact=tuple(inexact), assumed=tuple(assumed), cond=ctx.walker.cond)
+  notes = Cost(inexact=tuple(inexact), assumed=tuple(assumed), cond=ctx.cond)
   return tuple(grid), tuple(sizes), notes
-
-
-def _sub_walker(w: Walker) -> Walker:
-  sub = Walker(cost_model=w.model, cond=w.cond, strict=w.strict, trip_counts=w.trip_counts,
-               memo=w.memo)
-  sub.warned = w.warned  # one warning per uncounted primitive per count() call
-  return sub
 
 
 def kernel_label(name: Any) -> str:
@@ -203,21 +197,18 @@ def _pallas_call(ctx, *args, jaxpr, grid_mapping, name=None, **_):
   grid = tuple(grid[d] for d in visible)
   known = _prefetch_tables(ctx, kernel, grid_mapping)
   groups = plan(kernel, grid, tuple(sizes[d] for d in visible),
-                exhaustive=not ctx.walker.memo, known=known)
-  cond = ctx.walker.cond
+                exhaustive=not ctx.memo, known=known)
+  cond = ctx.cond
   total = Cost(cond=cond)
   for point, n in groups.groups:
     n *= repeats
-    sub = _sub_walker(ctx.walker)  # memoized results are valid for one grid point only
     _POINTS.append(point)
     _GRIDS.append(grid)
-    try:
-      c = sub.walk(kernel, known, ctx.axis_sizes, scope)
+    try:  # memoized results are valid for one grid point only: a memo of its own
+      c = ctx.walk_fresh(kernel, known, scope)
     finally:
       _POINTS.pop()
       _GRIDS.pop()
-    if sub._scoped:  # notes name the scope: the enclosing jaxpr's result depends on it
-      ctx.walker._scoped = True
     total = total + c * n
   if groups.unresolved:
     notes = notes + Cost(inexact=(

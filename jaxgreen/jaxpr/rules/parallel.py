@@ -42,7 +42,7 @@ def _allreduce(ctx, *args, axes=None, axis_name=None, **_):
   n = _axis_size(ctx, axes)
   local_axes = [ax for ax in axes if isinstance(ax, int)]
   name = {"pmax": "max", "pmin": "min", "unreduced_pmax": "max",
-          "unreduced_pmin": "min"}.get(ctx.eqn.primitive.name, "add")
+          "unreduced_pmin": "min"}.get(ctx.name, "add")
   total = ops()
   for x in args:
     e, steps = size(x), 0
@@ -68,7 +68,7 @@ register("psum_invariant", "unreduced_psum", "psum_start", "psum_invariant_start
 def _reduce_scatter(ctx, x, *, axis_name=None, axes=None, **_):
   n = _axis_size(ctx, axis_name if axis_name is not None else axes)
   total = (n - 1) * size(x) / n if n > 1 else 0
-  name = {"pmax_scatter": "max", "pmin_scatter": "min"}.get(ctx.eqn.primitive.name, "add")
+  name = {"pmax_scatter": "max", "pmin_scatter": "min"}.get(ctx.name, "add")
   return priced(ctx.model, name, _whole(total), is_complex(x))
 
 

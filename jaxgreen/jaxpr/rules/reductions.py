@@ -32,7 +32,7 @@ def _steps(x, out) -> int:
 
 def _reduce(ctx, x, **_):
   steps = _steps(x, ctx.outs[0])
-  return priced(ctx.model, _REDUCE[ctx.eqn.primitive.name], steps, is_complex(x))
+  return priced(ctx.model, _REDUCE[ctx.name], steps, is_complex(x))
 
 
 def _reduce_bits(ctx, x, **_):
@@ -46,7 +46,7 @@ def _reduce_generic(ctx, *args, jaxpr, **_):
 
 def _cumulative(ctx, x, *, axis, **_):
   rows_steps = scan_steps(size(x), x.shape[axis])  # rows * (n - 1)
-  name = ctx.eqn.primitive.name
+  name = ctx.name
   if name == "cumlogsumexp":
     a, m = logaddexp_price(ctx.model)  # max(a, b) + log1p(exp(-|a - b|)), NaN-guarded
     return ops(adds=a * rows_steps, muls=m * rows_steps, transcendentals=2 * rows_steps)
@@ -67,7 +67,7 @@ def _window_steps(ctx, x, window_dimensions, params) -> int:
 
 def _reduce_window_prim(ctx, x, *, window_dimensions, **params):
   price = {"reduce_window_sum": "add", "reduce_window_max": "max",
-           "reduce_window_min": "min"}[ctx.eqn.primitive.name]
+           "reduce_window_min": "min"}[ctx.name]
   steps = _window_steps(ctx, x, window_dimensions, params)
   return priced(ctx.model, price, steps, is_complex(x))
 
