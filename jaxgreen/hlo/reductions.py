@@ -10,7 +10,7 @@ the difference goes under OTHER (or COLLECTIVE, INTEGER).
 
 Example:
   >>> t = Tally()
-  >>> t.leaf("add", "", (3, 0, 0, 0, 0), 3)
+  >>> t.leaf("add", "", 3, adds=3)
   >>> reduce_name_of(t)
   'reduce_sum'
 """
@@ -133,8 +133,8 @@ class ReductionRules(CounterBase):
     m = body.total.muls * per_dev
     xla = 0 if ins.opcode.startswith("reduce-scatter") else out_elems
     prim = {"maximum": "pmax", "minimum": "pmin"}.get(reduce_op(body), "psum")
-    t.leaf(prim, self.scope(op_name), (as_int(a), as_int(m), 0, 0, self.bytes_of(comp, ins)),
-           xla, 0, {COLLECTIVE: a + m - xla})
+    t.leaf(prim, self.scope(op_name), xla, 0, {COLLECTIVE: a + m - xla}, adds=as_int(a),
+           muls=as_int(m), nbytes=self.bytes_of(comp, ins))
 
   def sort(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     key = comp.operand(ins, 0)
@@ -152,10 +152,10 @@ class ReductionRules(CounterBase):
     scope = self.scope(op_name)
     if any(o.out is not None and o.out.is_float
            for o in (comp.operand(ins, i) for i in keys) if o is not None):
-      t.leaf("sort", scope, (a * compares, m * compares, 0, 0, b), xla, 0,
-             {OTHER: (a + m) * compares - xla})
+      t.leaf("sort", scope, xla, 0, {OTHER: (a + m) * compares - xla}, adds=a * compares,
+             muls=m * compares, nbytes=b)
     else:
-      t.leaf("sort", scope, (0, 0, 0, compares, b), xla, 0, {INTEGER: -xla})
+      t.leaf("sort", scope, xla, 0, {INTEGER: -xla}, int_ops=compares, nbytes=b)
 
   def chlo_top_k(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     self.top_k(t, comp, ins, self.scope(op_name))
@@ -169,7 +169,7 @@ class ReductionRules(CounterBase):
     if x is None or x.out is None or out is None or len(out.dims) != len(x.out.dims):
       name = ins.opcode if ins.opcode.startswith("chlo.") else prim
       t.note_uncounted(name)
-      t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
+      t.leaf(name, scope, xla, 0, {CUSTOM: -xla})
       return
     dims = x.out.dims
     # The selected axis: the one the result shortens (the last one when k = n).
@@ -181,10 +181,10 @@ class ReductionRules(CounterBase):
     a, m = self.model.price("lt") or (0, 0)
     b = self.bytes_of(comp, ins)
     if x.out.is_float:
-      t.leaf(prim, scope, (a * compares, m * compares, 0, 0, b), xla, 0,
-             {OTHER: (a + m) * compares, CUSTOM: -xla})
+      t.leaf(prim, scope, xla, 0, {OTHER: (a + m) * compares, CUSTOM: -xla}, adds=a * compares,
+             muls=m * compares, nbytes=b)
     else:
-      t.leaf(prim, scope, (0, 0, 0, compares, b), xla, 0, {CUSTOM: -xla})
+      t.leaf(prim, scope, xla, 0, {CUSTOM: -xla}, int_ops=compares, nbytes=b)
 
   def scan(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     """A cumulative op as a scan (CHLO's ``scan``): its body combines one slice across

@@ -9,7 +9,7 @@ computation's tally into the public :class:`HloCount`.
 
 Example:
   >>> t = Tally()
-  >>> t.leaf("mul", "", (0, 8, 0, 0, 96), 8.0)
+  >>> t.leaf("mul", "", 8.0, muls=8, nbytes=96)
   >>> r = t.freeze("max")
   >>> r.cost.muls, r.xla_flops
   (8, 8)
@@ -97,11 +97,12 @@ class Tally(CostAcc):
     """Adds ``v`` to the difference filed under cause ``name``."""
     self.causes[name] = self.causes.get(name, 0) + v
 
-  def leaf(self, prim: str, scope: str, c: tuple, xla: float, xla_tr: float = 0.0,
-           cause: dict[str, float] | None = None) -> None:
-    """One instruction: jaxgreen's counts ``c`` (adds, muls, transcendentals, int ops,
-    bytes), XLA's flops and transcendentals, and the difference per cause."""
-    self.add(prim, scope, *c)
+  def leaf(self, prim: str, scope: str, xla: float, xla_tr: float = 0.0,
+           cause: dict[str, float] | None = None, *, adds: Any = 0, muls: Any = 0,
+           transcendentals: Any = 0, int_ops: Any = 0, nbytes: Any = 0) -> None:
+    """One instruction: XLA's flops and transcendentals, the difference per cause, and
+    jaxgreen's counts (as :meth:`CostAcc.add`)."""
+    self.add(prim, scope, adds, muls, transcendentals, int_ops, nbytes)
     self.xla_flops += xla
     self.xla_flops_trips += xla
     self.xla_transcendentals += xla_tr
