@@ -40,7 +40,7 @@ class Sums:
     self.bytes = bytes  # operand + result bytes
 
   @classmethod
-  def of(cls, c: Counts) -> Sums:
+  def of(cls, c: Counts | Cost) -> Sums:
     return cls(c.adds, c.muls, c.transcendentals, c.int_ops, c.bytes)
 
   def copy(self) -> Sums:
@@ -111,7 +111,7 @@ class CostAcc:
     self.by_scope: dict[str, Sums] = {}
     self.by_site: dict[Site, Sums] = {}
     self.pending: dict[Site, Sums] = {}
-    self.uncounted: dict[str, int] = {}
+    self.uncounted: dict[str, Any] = {}
     self.inexact: dict[str, None] = {}
     self.assumed: dict[str, None] = {}
 
@@ -210,12 +210,9 @@ class CostAcc:
     total, prims, scopes, sites = self.total, self.by_primitive, self.by_scope, self.by_site
     for site, v in self.pending.items():
       total.add(v)
-      for table, key in ((prims, site[2]), (scopes, site[1]), (sites, site)):
-        row = table.get(key)
-        if row is None:
-          table[key] = v.copy()  # type: ignore[index]
-        else:
-          row.add(v)
+      _add_row(prims, site[2], v)
+      _add_row(scopes, site[1], v)
+      _add_row(sites, site, v)
     self.pending = {}
 
   # -- the result ---------------------------------------------------------------------

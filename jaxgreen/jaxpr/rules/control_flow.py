@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import cast
+from typing import Any, cast
 
 from jax.extend import core as jcore
 from jax.extend.core import primitives as P
@@ -36,7 +36,7 @@ from jaxgreen.cost import Cost
 from jaxgreen.formulas import counted_loop_trips, loop_factors, pick_branches
 from jaxgreen.formulas import loop_trips as loop_trips  # noqa: PLC0414
 from jaxgreen.jaxpr.fold import fold_scalar, known_scalar
-from jaxgreen.jaxpr.interpreter import TOP_LEVEL
+from jaxgreen.jaxpr.interpreter import TOP_LEVEL, RuleContext
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, priced, size
 
@@ -47,7 +47,7 @@ def _call(*names: str):
   (jax releases rename some of them: ``closed_call``'s ``call_jaxpr`` is ``jaxpr`` on
   ``eval_jaxpr``, which is the same primitive object in jax 0.12)."""
 
-  def rule(ctx, *args, **params):
+  def rule(ctx: RuleContext, *args, **params):
     callee = next((params[n] for n in names if n in params), None)
     if callee is None:
       raise KeyError(f"jaxgreen: {ctx.name!r} has none of the params "
@@ -87,18 +87,18 @@ def _expansion(call_p: jcore.Primitive, prim, avals) -> jcore.ClosedJaxpr:
 
 
 @register("call_hi_primitive")
-def _call_hi(ctx, *args, _prim, **_):
+def _call_hi(ctx: RuleContext, *args, _prim, **_):
   closed = _expansion(ctx.primitive, _prim, args)
   return ctx.walk(closed, known=[ctx.known(i) for i in range(len(args))])
 
 
 @register("addupdate")
-def _addupdate(ctx, ref, x, *indexers, **_):
+def _addupdate(ctx: RuleContext, ref, x, *indexers, **_):
   return priced(ctx.model, "add", size(x), is_complex(x))
 
 
 @register(P.linear_solve_p)
-def _custom_linear_solve(ctx, *args, const_lengths, jaxprs, **_):
+def _custom_linear_solve(ctx: RuleContext, *args, const_lengths, jaxprs, **_):
   # Executing the forward program runs `solve` (with its consts); matvec is only used
   # for transposition and the residual check is not part of the primitive.
   return ctx.walk(jaxprs.solve)
@@ -116,7 +116,7 @@ def scan_num_consts(params) -> int:
 
 
 @register(P.scan_p)
-def _scan(ctx, *args, jaxpr, length, **params):
+def _scan(ctx: RuleContext, *args, jaxpr, length, **params):
   num_consts = scan_num_consts(params)
   known = [ctx.known(i) for i in range(num_consts)] + [None] * (len(args) - num_consts)
   return ctx.walk(jaxpr, known=known) * length
@@ -238,7 +238,7 @@ def _closed_consts(closed):
 
 
 @register(P.while_p)
-def _while(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
+def _while(ctx: RuleContext, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
   n_carry = len(args) - cond_nconsts - body_nconsts
   bj = body_jaxpr.jaxpr
   init = [ctx.known(cond_nconsts + body_nconsts + i) for i in range(n_carry)]
@@ -271,7 +271,7 @@ def _while(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
 # -- cond / switch ------------------------------------------------------------------
 
 @register(P.cond_p)
-def _cond(ctx, index, *args, branches, **_):
+def _cond(ctx: RuleContext, index, *args, branches, **_):
   known = [ctx.known(1 + i) for i in range(len(args))]
   idx = ctx.known(0)
   if idx is not None:
@@ -284,7 +284,7 @@ def _cond(ctx, index, *args, branches, **_):
     chosen = sum(costs[1:], costs[0]) / len(costs)
   # Whatever branch the policy picks, a primitive without a rule or a loop of unknown
   # length in *any* branch makes the count inexact: never drop those notes.
-  uncounted = {}  # the largest occurrence count of each name over the branches
+  uncounted: dict[str, Any] = {}  # the largest occurrence count of each name over the branches
   for c in costs:
     for name, n in c.uncounted.items():
       uncounted[name] = max(uncounted.get(name, 0), n)

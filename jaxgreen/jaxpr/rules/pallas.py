@@ -62,7 +62,7 @@ _GRIDS: list[tuple[int | None, ...]] = []
 # -- kernel primitives -----------------------------------------------------------------
 
 @register("program_id")
-def _program_id(ctx, *, axis, **_):
+def _program_id(ctx: RuleContext, *, axis, **_):
   """No cost; inside a ``pallas_call`` the id of the grid point being walked becomes a
   known value (written to the walk's environment, as the scalar folds do), so conds
   and loop bounds computed from it are resolved. Elsewhere it stays unknown."""
@@ -72,14 +72,14 @@ def _program_id(ctx, *, axis, **_):
 
 
 @register("num_programs")
-def _num_programs(ctx, *, axis, **_):
+def _num_programs(ctx: RuleContext, *, axis, **_):
   """No cost; the grid's size along ``axis`` becomes known when it is static."""
   if _GRIDS and axis < len(_GRIDS[-1]) and _GRIDS[-1][axis] is not None:
     ctx.set_known(_GRIDS[-1][axis])
   return Cost(cond=ctx.cond)
 
 
-def _moves_data(ctx, *args, **_):
+def _moves_data(ctx: RuleContext, *args, **_):
   """Loads, stores, DMAs, semaphores and hints: no arithmetic."""
   return ops()
 
@@ -90,7 +90,7 @@ register("masked_load", "masked_swap", "multiple_of", "max_contiguous", "dma_sta
 
 
 @register("reciprocal")
-def _reciprocal(ctx, x, **_):
+def _reciprocal(ctx: RuleContext, x, **_):
   return priced(ctx.model, "div", size(x), is_complex(x))
 
 
@@ -99,7 +99,7 @@ _ATOMIC_PRICE = {"add": "add", "max": "max", "min": "min", "and": "and", "or": "
 
 
 @register("atomic_rmw")
-def _atomic_rmw(ctx, *args, atomic_type=None, args_tree=None, **_):
+def _atomic_rmw(ctx: RuleContext, *args, atomic_type=None, args_tree=None, **_):
   """``plgpu.atomic_add`` & co.: one application per updated element (``xchg`` none)."""
   op = getattr(atomic_type, "name", str(atomic_type)).lower()
   # The operands are the flattened (ref, indexers, value, mask).
@@ -111,12 +111,12 @@ def _atomic_rmw(ctx, *args, atomic_type=None, args_tree=None, **_):
 
 
 @register("atomic_cas")
-def _atomic_cas(ctx, ref, cmp, val, **_):
+def _atomic_cas(ctx: RuleContext, ref, cmp, val, **_):
   return ops(adds=size(val))  # one compare per element
 
 
 def _walk_body(*names: str):  # run_scoped: the body, with its scratch refs
-  def rule(ctx, *args, **params):
+  def rule(ctx: RuleContext, *args, **params):
     body = next(params[n] for n in names if n in params)
     inner = getattr(body, "jaxpr", body)
     n_in = len(inner.constvars) + len(inner.invars)
@@ -132,7 +132,7 @@ register("run_scoped")(_walk_body("jaxpr"))
 
 # -- the rule --------------------------------------------------------------------------
 
-def _grid(ctx, gm, scope: str) -> tuple[tuple[int | None, ...], tuple[int, ...], Cost]:
+def _grid(ctx: RuleContext, gm, scope: str) -> tuple[tuple[int | None, ...], tuple[int, ...], Cost]:
   """(grid with None for unknown dynamic sizes, sizes used to count, notes)."""
   grid: list[int | None] = []
   sizes: list[int] = []
@@ -170,7 +170,7 @@ def kernel_label(name: Any) -> str:
   return str(name) if name else "pallas_call"
 
 
-def _prefetch_tables(ctx, kernel, grid_mapping) -> list[Any] | None:
+def _prefetch_tables(ctx: RuleContext, kernel, grid_mapping) -> list[Any] | None:
   """Known values for the kernel's constvars + invars: its scalar-prefetch refs where
   the caller passes small constant tables (splash attention's block masks), so reads of
   them at a grid point fold to their values; None when there are none."""
@@ -185,7 +185,7 @@ def _prefetch_tables(ctx, kernel, grid_mapping) -> list[Any] | None:
 
 
 @register("pallas_call")
-def _pallas_call(ctx, *args, jaxpr, grid_mapping, name=None, **_):
+def _pallas_call(ctx: RuleContext, *args, jaxpr, grid_mapping, name=None, **_):
   kernel = getattr(jaxpr, "jaxpr", jaxpr)
   scope = ctx.scope or kernel_label(name)  # jax names the equation's scope after the kernel
   grid, sizes, notes = _grid(ctx, grid_mapping, scope)
