@@ -35,7 +35,7 @@ from jaxgreen.cost import Cost
 # loop_trips is re-exported: it moved to jaxgreen.formulas, shared with the HLO walker.
 from jaxgreen.formulas import counted_loop_trips, loop_factors, pick_branches
 from jaxgreen.formulas import loop_trips as loop_trips  # noqa: PLC0414
-from jaxgreen.jaxpr.fold import fold_scalar, known_scalar
+from jaxgreen.jaxpr.fold import fold_scalar, known_scalar, read
 from jaxgreen.jaxpr.interpreter import TOP_LEVEL, RuleContext
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, priced, size
@@ -151,8 +151,7 @@ def _affine_eval(jaxpr, seed: dict) -> dict:
     if len(eqn.outvars) != 1:
       continue
     name = eqn.primitive.name
-    vals = [known_scalar(v.val) if isinstance(v, jcore.Literal) else env.get(v)
-            for v in eqn.invars]
+    vals = [read(v, env) for v in eqn.invars]
     if any(x is None for x in vals):
       continue
     lin = [isinstance(x, _Lin) for x in vals]
@@ -206,8 +205,7 @@ def _trip_count(cond_jaxpr, body_jaxpr, consts_c, consts_b, init, carry_known):
   cmp = next((e for e in reversed(cj.eqns) if e.outvars and e.outvars[0] is out), None)
   if cmp is None or cmp.primitive.name not in _CMP:
     return None
-  lhs, rhs = (cenv.get(v) if not isinstance(v, jcore.Literal) else known_scalar(v.val)
-              for v in cmp.invars)
+  lhs, rhs = (read(v, cenv) for v in cmp.invars)
   op = cmp.primitive.name
   counter_first = isinstance(lhs, _Lin)
   if not counter_first:

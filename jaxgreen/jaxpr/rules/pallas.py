@@ -48,7 +48,7 @@ from jax.extend import core as jcore
 from jaxgreen._scope import clean_scope, join
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
-from jaxgreen.jaxpr.fold import KnownTable, known_scalar
+from jaxgreen.jaxpr.fold import KnownTable, known_scalar, read
 from jaxgreen.jaxpr.interpreter import RuleContext, Walker
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._pallas_grid import plan
@@ -292,8 +292,7 @@ def _estimates(jaxpr, walker: Walker, outer: str, env: dict) -> Iterator[KernelE
   for eqn in jaxpr.eqns:
     scope = join(outer, clean_scope(str(eqn.source_info.name_stack)))
     if eqn.primitive.name != "pallas_call":
-      vals = [known_scalar(v.val) if isinstance(v, jcore.Literal) else env.get(v)
-              for v in eqn.invars]
+      vals = [read(v, env) for v in eqn.invars]
       for sub in jcore.jaxprs_in_params(eqn.params):
         inner = getattr(sub, "jaxpr", sub)
         passed = vals if len(inner.invars) == len(vals) else ()  # a call: its operands
