@@ -24,7 +24,7 @@ LAYERS = {
     "jaxgreen._source": 0, "jaxgreen._pprof": 0, "jaxgreen._report_html": 0,
     "jaxgreen.chips": 0, "jaxgreen.formulas": 0, "jaxgreen._html": 0, "jaxgreen._figure": 0,
     # 1: the result type and the prices.
-    "jaxgreen.cost": 1, "jaxgreen.cost_model": 1,
+    "jaxgreen.cost": 1, "jaxgreen.cost_model": 1, "jaxgreen.cost_acc": 1,
     # 2: counting, one IR each.
     "jaxgreen.jaxpr": 2, "jaxgreen.hlo": 2, "jaxgreen._state": 2,
     # 3: counting a function; machines and what XLA says.

@@ -66,7 +66,7 @@ class Counter(SpecialRules):
     if rule is not None:
       rule(self, acc, comp, ins, op_name)
       return
-    acc.uncounted(op)
+    acc.note_uncounted(op)
     acc.inexact[f"HLO opcode {op!r} has no rule"] = None
 
   # -- computations that run others -----------------------------------------------------
@@ -99,7 +99,7 @@ class Counter(SpecialRules):
         self.visit(sub, fused, special[0], op_name)
         sub.flush()
         acc.merge(body, 1, 1)
-        acc.adjust_xla(sub.total32(), sub.x - body.x, PRICING)
+        acc.adjust_xla(sub.total32(), sub.xla_flops - body.xla_flops, PRICING)
         return
     acc.merge(body)
 
@@ -133,7 +133,7 @@ class Counter(SpecialRules):
     k_body, k_cond = loop_factors(trips)
     acc.merge(body, k_body, 1)
     acc.merge(cnd, k_cond, 1)
-    acc.loops.append(LoopInfo(scope, trips, how, as_int(body.x + cnd.x)))
+    acc.loops.append(LoopInfo(scope, trips, how, as_int(body.xla_flops + cnd.xla_flops)))
 
   def conditional(self, acc: Tally, comp: Computation, ins: Instr, ctx: Hashable) -> None:
     op_name = ins.op_name or str(ctx)
@@ -143,15 +143,15 @@ class Counter(SpecialRules):
     sub = self._chosen(comp, ins, branches)
     # As the jaxpr rule: uncounted operations and unknown loops of *every* branch are
     # reported, whichever branch is counted.
-    sub.unc = {}
+    sub.uncounted = {}
     for b in branches:
-      for key, n in b.unc.items():
-        sub.unc[key] = max(sub.unc.get(key, 0), n)
+      for key, n in b.uncounted.items():
+        sub.uncounted[key] = max(sub.uncounted.get(key, 0), n)
       sub.inexact.update(b.inexact)
     acc.merge(sub)
     # HloCostAnalysis takes the maximum of each property over the branches.
-    acc.adjust_xla(max(b.total32() for b in branches), max(b.x for b in branches) - sub.x,
-                   OTHER)
+    acc.adjust_xla(max(b.total32() for b in branches),
+                   max(b.xla_flops for b in branches) - sub.xla_flops, OTHER)
 
   def _chosen(self, comp: Computation, ins: Instr, branches: list[Tally]) -> Tally:
     """The branches the ``cond=`` policy counts, summed (divided by their number for
@@ -160,7 +160,8 @@ class Counter(SpecialRules):
     if fixed is not None:
       chosen = [(fixed, 1.0)]
     else:
-      chosen = pick_branches([(b.tot[0] + b.tot[1], b.tot[3]) for b in branches], self.cond)
+      chosen = pick_branches([(b.total.adds + b.total.muls, b.total.int_ops)
+                              for b in branches], self.cond)
     sub = Tally()
     if len(chosen) == 1:
       sub.merge(branches[chosen[0][0]])

@@ -104,7 +104,7 @@ class DenseRules(CounterBase):
     lhs = comp.operand(ins, 0)
     out = ins.out
     if lhs is None or lhs.out is None or out is None:
-      t.uncounted("dot")
+      t.note_uncounted("dot")
       return
     k = math.prod(lhs.out.dims[d] for d in ins.int_list("lhs_contracting_dims"))
     self.contraction(t, comp, ins, "dot_general", self.scope(op_name), out.size, k,
@@ -126,11 +126,12 @@ class DenseRules(CounterBase):
     b = self.bytes_of(comp, ins)
     valid = dense if valid is None else valid
     if not is_float:
-      t.leaf(prim, scope, (0, 0, 0, adds + muls, b), xla, 0,
-             {INTEGER: -valid, CUSTOM: valid - xla})
+      t.leaf(prim, scope, xla, 0, {INTEGER: -valid, CUSTOM: valid - xla}, int_ops=adds + muls,
+             nbytes=b)
       return
-    t.leaf(prim, scope, (adds, muls, 0, 0, b), xla, 0,
-           {FMA: adds + muls - dense, PADDING: dense - valid, CUSTOM: valid - xla})
+    t.leaf(prim, scope, xla, 0,
+           {FMA: adds + muls - dense, PADDING: dense - valid, CUSTOM: valid - xla}, adds=adds,
+           muls=muls, nbytes=b)
 
   def convolution(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     self.conv(t, comp, ins, self.scope(op_name))
@@ -153,7 +154,7 @@ class DenseRules(CounterBase):
     labels = ins.text("dim_labels")
     if (lhs is None or rhs is None or out is None or labels is None or lhs.out is None
         or rhs.out is None):
-      t.uncounted("convolution")
+      t.note_uncounted("convolution")
       return
     target = (ins.text("custom_call_target") or "") if custom else ""
     grad = ("input" if "BackwardInput" in target else
@@ -190,12 +191,11 @@ class DenseRules(CounterBase):
     adds, muls = contraction_counts(products, min(outputs, out.size), complex_)
     b = self.bytes_of(comp, ins)
     if not out.is_float:
-      t.leaf("ragged_dot_general", scope, (0, 0, 0, adds + muls, b), xla, 0,
-             {INTEGER: -xla})
+      t.leaf("ragged_dot_general", scope, xla, 0, {INTEGER: -xla}, int_ops=adds + muls, nbytes=b)
       return
     dense = XLA_FMA_FLOPS * products
-    t.leaf("ragged_dot_general", scope, (adds, muls, 0, 0, b), xla, 0,
-           {FMA: adds + muls - dense, OTHER: dense - xla})
+    t.leaf("ragged_dot_general", scope, xla, 0, {FMA: adds + muls - dense, OTHER: dense - xla},
+           adds=adds, muls=muls, nbytes=b)
 
   def ragged_dot(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     """XLA's ``ragged-dot`` (and CHLO's ``ragged_dot`` of a lowered module), counted as
@@ -209,7 +209,7 @@ class DenseRules(CounterBase):
     out = ins.out
     if (lhs is None or rhs is None or sizes is None or out is None or lhs.out is None
         or sizes.out is None):
-      t.uncounted("ragged-dot")
+      t.note_uncounted("ragged-dot")
       return
     contract = ins.int_list("lhs_contracting_dims")
     k = math.prod(lhs.out.dims[d] for d in contract)
@@ -225,11 +225,11 @@ class DenseRules(CounterBase):
     b = self.bytes_of(comp, ins)
     scope = self.scope(op_name)
     if not out.is_float:
-      t.leaf("ragged_dot_general", scope, (0, 0, 0, adds + muls, b), xla, 0, {INTEGER: -xla})
+      t.leaf("ragged_dot_general", scope, xla, 0, {INTEGER: -xla}, int_ops=adds + muls, nbytes=b)
       return
     dense = XLA_FMA_FLOPS * (muls // 4 if complex_ else muls)
-    t.leaf("ragged_dot_general", scope, (adds, muls, 0, 0, b), xla, 0,
-           {FMA: adds + muls - dense, OTHER: dense - xla})
+    t.leaf("ragged_dot_general", scope, xla, 0, {FMA: adds + muls - dense, OTHER: dense - xla},
+           adds=adds, muls=muls, nbytes=b)
 
   def gemm_call(self, t: Tally, comp: Computation, ins: Instr, scope: str) -> bool:
     """A cuBLAS/oneDNN GEMM custom call priced as its dot; False if its backend config

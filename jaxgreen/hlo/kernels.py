@@ -41,6 +41,7 @@ import numpy as np
 
 from jaxgreen._scope import join
 from jaxgreen.cost import Cost
+from jaxgreen.cost_acc import Sums
 from jaxgreen.hlo.ir import Array, Computation, Instr
 from jaxgreen.hlo.tally import Tally
 from jaxgreen.hlo.xla import KERNELS
@@ -168,19 +169,18 @@ def counted_tally(entry: KernelEntry, xla: float, xla_tr: float) -> Tally:
   is filed under :data:`KERNELS`."""
   cost = entry.cost
   t = Tally()
-  t.tot = [cost.adds, cost.muls, cost.transcendentals, cost.int_ops, cost.bytes]
+  t.total = Sums.of(cost)
   for key, c in cost.by_primitive.items():
-    t.prim[key] = [c.adds, c.muls, c.transcendentals, c.int_ops, c.bytes]
+    t.by_primitive[key] = Sums.of(c)
   for key, c in cost.by_scope.items():  # the rule's scopes are relative to the equation's
-    row = t.scope.setdefault(join(entry.scope, key), [0, 0, 0, 0, 0])
-    for i, v in enumerate((c.adds, c.muls, c.transcendentals, c.int_ops, c.bytes)):
-      row[i] += v
-  t.unc = cast(dict[str, int], dict(cost.uncounted))
+    row = t.by_scope.setdefault(join(entry.scope, key), Sums())
+    row.add(c)
+  t.uncounted = cast(dict[str, int], dict(cost.uncounted))
   t.inexact = dict.fromkeys(cost.inexact)
   t.assumed = dict.fromkeys(cost.assumed)
-  t.x = t.xt = xla
-  t.xtr = xla_tr
-  t.cur32 = np.float32(xla)
+  t.xla_flops = t.xla_flops_trips = xla
+  t.xla_transcendentals = xla_tr
+  t.visiting_f32 = np.float32(xla)
   delta = cost.adds + cost.muls - xla
   if delta:
     t.causes[KERNELS] = delta

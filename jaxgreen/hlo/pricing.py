@@ -140,7 +140,7 @@ class CounterBase(Walk[Tally]):
 
   def missing(self, name: str) -> Tally:
     t = Tally()
-    t.unc[f"computation {name}"] = 1
+    t.uncounted[f"computation {name}"] = 1
     return t
 
   def order(self, comp: Computation) -> list[Instr]:
@@ -187,24 +187,24 @@ class CounterBase(Walk[Tally]):
     xla = 0 if xla_tr else n
     b = self.bytes_of(comp, ins)
     if prim in _ZERO_ELEMENTWISE:
-      t.leaf(prim, scope, (0, 0, 0, 0, b), xla, xla_tr, {PRICING if is_float else INTEGER:
-                                                         -xla})
+      t.leaf(prim, scope, xla, xla_tr, {PRICING if is_float else INTEGER: -xla}, nbytes=b)
       return
     if prim in _INT_PRIM or not is_float:
       price = self.model.price(prim) or (1, 0)
       iops = (price[0] + price[1]) * n if prim not in _INT_PRIM else n
       if prim == "select_n":
         iops = 0
-      t.leaf(prim, scope, (0, 0, 0, iops, b), xla, xla_tr, {INTEGER: -xla})
+      t.leaf(prim, scope, xla, xla_tr, {INTEGER: -xla}, int_ops=iops, nbytes=b)
       return
     # The jaxpr rules' price, complex operands included (formulas.complex_price).
     cprice = elementwise_price(self.model, prim, any(x.is_complex for x in ops_in))
     if cprice is None:
-      t.uncounted(prim)
-      t.leaf(prim, scope, (0, 0, 0, 0, 0), xla, xla_tr, {PRICING: -xla})
+      t.note_uncounted(prim)
+      t.leaf(prim, scope, xla, xla_tr, {PRICING: -xla})
       return
     a, m = cprice
     tr = n if prim in TRANSCENDENTALS else 0
     ours = (a + m) * n
     cause = TRANSC if ins.opcode in XLA_TRANSCENDENTAL else PRICING
-    t.leaf(prim, scope, (a * n, m * n, tr, 0, b), xla, xla_tr, {cause: ours - xla})
+    t.leaf(prim, scope, xla, xla_tr, {cause: ours - xla}, adds=a * n, muls=m * n,
+           transcendentals=tr, nbytes=b)

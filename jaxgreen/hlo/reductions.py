@@ -10,7 +10,7 @@ the difference goes under OTHER (or COLLECTIVE, INTEGER).
 
 Example:
   >>> t = Tally()
-  >>> t.leaf("add", "", (3, 0, 0, 0, 0), 3)
+  >>> t.leaf("add", "", 3, adds=3)
   >>> reduce_name_of(t)
   'reduce_sum'
 """
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 
+from jaxgreen.cost import Counts
 from jaxgreen.formulas import (
   reduce_steps,
   scan_steps,
@@ -41,7 +42,7 @@ class ReductionRules(CounterBase):
     src = comp.operand(ins, 0)
     out = ins.out
     if src is None or src.out is None or out is None:
-      t.uncounted("reduce")
+      t.note_uncounted("reduce")
       return
     n = reduce_steps(src.out.size, out.size)
     body_name = ins.called("to_apply")[0]
@@ -57,7 +58,8 @@ class ReductionRules(CounterBase):
     sub.merge(body, n, n)
     a, m = self.model.price("max" if arg == "argmax" else "min") or (0, 0)
     b = self.bytes_of(comp, ins)
-    c = (a * n, m * n, 0, 0, b) if src.out.is_float else (0, 0, 0, (a + m) * n, b)
+    c = (Counts(a * n, m * n, 0, 0, b) if src.out.is_float
+         else Counts(0, 0, 0, (a + m) * n, b))
     t.merge(recounted(sub, arg, self.scope(op_name), c, OTHER))
 
   def reduce_window(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
@@ -89,8 +91,8 @@ class ReductionRules(CounterBase):
     sub = Tally()
     sub.merge(body, ours_n, xla_n)
     # Ours-with-trips follows ours; the XLA-count difference is a counting convention.
-    diff = body.x * (ours_n - xla_n)
-    sub.xt -= diff
+    diff = body.xla_flops * (ours_n - xla_n)
+    sub.xla_flops_trips -= diff
     sub.cause(OTHER, diff)
     name = {"add": "reduce_window_sum", "max": "reduce_window_max",
             "min": "reduce_window_min"}.get(reduce_op(body), "reduce_window")
@@ -127,12 +129,12 @@ class ReductionRules(CounterBase):
     # jaxgreen, as for psum: each device does (n - 1) / n of the reduction of its
     # elements (reduce-scatter + all-gather); XLA: one flop per output element.
     per_dev = elems * (groups - 1) / groups if groups > 1 else 0
-    a = body.tot[0] * per_dev
-    m = body.tot[1] * per_dev
+    a = body.total.adds * per_dev
+    m = body.total.muls * per_dev
     xla = 0 if ins.opcode.startswith("reduce-scatter") else out_elems
     prim = {"maximum": "pmax", "minimum": "pmin"}.get(reduce_op(body), "psum")
-    t.leaf(prim, self.scope(op_name), (as_int(a), as_int(m), 0, 0, self.bytes_of(comp, ins)),
-           xla, 0, {COLLECTIVE: a + m - xla})
+    t.leaf(prim, self.scope(op_name), xla, 0, {COLLECTIVE: a + m - xla}, adds=as_int(a),
+           muls=as_int(m), nbytes=self.bytes_of(comp, ins))
 
   def sort(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     key = comp.operand(ins, 0)
@@ -150,10 +152,10 @@ class ReductionRules(CounterBase):
     scope = self.scope(op_name)
     if any(o.out is not None and o.out.is_float
            for o in (comp.operand(ins, i) for i in keys) if o is not None):
-      t.leaf("sort", scope, (a * compares, m * compares, 0, 0, b), xla, 0,
-             {OTHER: (a + m) * compares - xla})
+      t.leaf("sort", scope, xla, 0, {OTHER: (a + m) * compares - xla}, adds=a * compares,
+             muls=m * compares, nbytes=b)
     else:
-      t.leaf("sort", scope, (0, 0, 0, compares, b), xla, 0, {INTEGER: -xla})
+      t.leaf("sort", scope, xla, 0, {INTEGER: -xla}, int_ops=compares, nbytes=b)
 
   def chlo_top_k(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     self.top_k(t, comp, ins, self.scope(op_name))
@@ -166,8 +168,8 @@ class ReductionRules(CounterBase):
     out = ins.arrays[0] if ins.arrays else None
     if x is None or x.out is None or out is None or len(out.dims) != len(x.out.dims):
       name = ins.opcode if ins.opcode.startswith("chlo.") else prim
-      t.uncounted(name)
-      t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
+      t.note_uncounted(name)
+      t.leaf(name, scope, xla, 0, {CUSTOM: -xla})
       return
     dims = x.out.dims
     # The selected axis: the one the result shortens (the last one when k = n).
@@ -179,10 +181,10 @@ class ReductionRules(CounterBase):
     a, m = self.model.price("lt") or (0, 0)
     b = self.bytes_of(comp, ins)
     if x.out.is_float:
-      t.leaf(prim, scope, (a * compares, m * compares, 0, 0, b), xla, 0,
-             {OTHER: (a + m) * compares, CUSTOM: -xla})
+      t.leaf(prim, scope, xla, 0, {OTHER: (a + m) * compares, CUSTOM: -xla}, adds=a * compares,
+             muls=m * compares, nbytes=b)
     else:
-      t.leaf(prim, scope, (0, 0, 0, compares, b), xla, 0, {CUSTOM: -xla})
+      t.leaf(prim, scope, xla, 0, {CUSTOM: -xla}, int_ops=compares, nbytes=b)
 
   def scan(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     """A cumulative op as a scan (CHLO's ``scan``): its body combines one slice across
@@ -190,7 +192,7 @@ class ReductionRules(CounterBase):
     x = comp.operand(ins, 0)
     called = ins.called("to_apply")
     if x is None or x.out is None or not called:
-      t.uncounted(ins.opcode)
+      t.note_uncounted(ins.opcode)
       return
     dims = ins.int_list("dimensions")
     d = dims[0] if dims else 0

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 
+from jaxgreen.cost import Counts
 from jaxgreen.formulas import (
   TRANSCENDENTALS,
   elementwise_price,
@@ -94,15 +95,18 @@ class SpecialRules(DenseRules, ReductionRules):
       bits = ins.arrays[-1] if ins.arrays else None
       iops = rng_bit_generator_ops(ins.text("algorithm") or "rng_default",
                                    bits.nbytes if bits is not None else 0)
-      t.leaf("rng_bit_generator", scope, (0, 0, 0, iops, b), 0, 0)
+      t.leaf("rng_bit_generator", scope, 0, 0, int_ops=iops, nbytes=b)
       return
     out = ins.out
     if out is None or "normal" in (ins.text("distribution") or "").lower():
-      t.uncounted("rng")  # jax has no normal RngNormal primitive
+      t.note_uncounted("rng")  # jax has no normal RngNormal primitive
       return
     iops = rng_uniform_ops(out.nbytes)
-    c = (out.size, out.size, 0, iops, b) if out.is_float else (0, 0, 0, iops, b)
-    t.leaf("rng_uniform", scope, c, 0, 0, {OTHER: c[0] + c[1]})
+    if out.is_float:
+      t.leaf("rng_uniform", scope, 0, 0, {OTHER: out.size + out.size}, adds=out.size,
+             muls=out.size, int_ops=iops, nbytes=b)
+    else:
+      t.leaf("rng_uniform", scope, 0, 0, int_ops=iops, nbytes=b)
 
   def threefry(self, t: Tally, comp: Computation, ins: Instr, callee: str,
                op_name: str) -> None:
@@ -110,7 +114,7 @@ class SpecialRules(DenseRules, ReductionRules):
     primitive), not its expansion; XLA's replay of the expansion is kept."""
     body = self.sub(callee, op_name)
     pairs = ins.arrays[0].size if ins.arrays else 0
-    c = (0, 0, 0, threefry_ops(pairs), self.bytes_of(comp, ins))
+    c = Counts(int_ops=threefry_ops(pairs), bytes=self.bytes_of(comp, ins))
     t.merge(recounted(body, "threefry2x32", self.scope(op_name), c, INTEGER))
 
   def fft(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
@@ -127,8 +131,8 @@ class SpecialRules(DenseRules, ReductionRules):
       fmuls, fadds = fmuls / 2, fadds / 2
     muls, adds = int(round(fmuls)), int(round(fadds))
     xla = fft_flops(lengths, x.out.size)
-    t.leaf("fft", self.scope(op_name), (adds, muls, 0, 0, self.bytes_of(comp, ins)), xla, 0,
-           {OTHER: adds + muls - xla})
+    t.leaf("fft", self.scope(op_name), xla, 0, {OTHER: adds + muls - xla}, adds=adds, muls=muls,
+           nbytes=self.bytes_of(comp, ins))
 
   def custom_call(self, t: Tally, comp: Computation, ins: Instr, op_name: str) -> None:
     target = ins.text("custom_call_target") or ""
@@ -154,8 +158,8 @@ class SpecialRules(DenseRules, ReductionRules):
       pass
     else:
       name = f"custom-call {target}" if target else "custom-call"
-      t.uncounted(name)
-      t.leaf(name, scope, (0, 0, 0, 0, 0), xla, 0, {CUSTOM: -xla})
+      t.note_uncounted(name)
+      t.leaf(name, scope, xla, 0, {CUSTOM: -xla})
 
   def elementwise_call(self, t: Tally, comp: Computation, ins: Instr, scope: str,
                        target: str) -> None:
@@ -165,19 +169,19 @@ class SpecialRules(DenseRules, ReductionRules):
     out = ins.arrays[0] if ins.arrays else None
     n = out.size if out is not None else 0
     if target in THREEFRY_TARGETS:
-      t.leaf("threefry2x32", scope, (0, 0, 0, threefry_ops(n), self.bytes_of(comp, ins)),
-             XLA_CUSTOM_CALL, 0, {CUSTOM: -XLA_CUSTOM_CALL})
+      t.leaf("threefry2x32", scope, XLA_CUSTOM_CALL, 0, {CUSTOM: -XLA_CUSTOM_CALL},
+             int_ops=threefry_ops(n), nbytes=self.bytes_of(comp, ins))
       return
     prim = MATH_FFI_TARGETS[target]
     cprice = elementwise_price(self.model, prim, False)
     if cprice is None:
-      t.uncounted(prim)
-      t.leaf(prim, scope, (0, 0, 0, 0, 0), XLA_CUSTOM_CALL, 0, {CUSTOM: -XLA_CUSTOM_CALL})
+      t.note_uncounted(prim)
+      t.leaf(prim, scope, XLA_CUSTOM_CALL, 0, {CUSTOM: -XLA_CUSTOM_CALL})
       return
     a, m = cprice
     tr = n if prim in TRANSCENDENTALS else 0
-    t.leaf(prim, scope, (a * n, m * n, tr, 0, self.bytes_of(comp, ins)), XLA_CUSTOM_CALL, 0,
-           {PRICING: (a + m) * n, CUSTOM: -XLA_CUSTOM_CALL})
+    t.leaf(prim, scope, XLA_CUSTOM_CALL, 0, {PRICING: (a + m) * n, CUSTOM: -XLA_CUSTOM_CALL},
+           adds=a * n, muls=m * n, transcendentals=tr, nbytes=self.bytes_of(comp, ins))
 
   def partial_reduce(self, t: Tally, comp: Computation, ins: Instr, scope: str) -> bool:
     """TPU's approx_top_k: each output keeps the best of its bin of inputs (a
@@ -189,9 +193,12 @@ class SpecialRules(DenseRules, ReductionRules):
     n = reduce_steps(x.out.size, out.size)
     a, m = self.model.price("gt") or (0, 0)
     b = self.bytes_of(comp, ins)
-    c = (a * n, m * n, 0, 0, b) if x.out.is_float else (0, 0, 0, n, b)
-    t.leaf("approx_top_k", scope, c, XLA_CUSTOM_CALL, 0,
-           {OTHER: c[0] + c[1], CUSTOM: -XLA_CUSTOM_CALL})
+    if x.out.is_float:
+      t.leaf("approx_top_k", scope, XLA_CUSTOM_CALL, 0,
+             {OTHER: a * n + m * n, CUSTOM: -XLA_CUSTOM_CALL}, adds=a * n, muls=m * n, nbytes=b)
+    else:
+      t.leaf("approx_top_k", scope, XLA_CUSTOM_CALL, 0, {CUSTOM: -XLA_CUSTOM_CALL},
+             int_ops=n, nbytes=b)
     return True
 
   def kernel(self, t: Tally, comp: Computation, ins: Instr, scope: str, target: str) -> None:
@@ -212,15 +219,15 @@ class SpecialRules(DenseRules, ReductionRules):
       return
     if est is not None:
       flops, tr, nbytes = est
-      c = (flops - flops // 2, flops // 2, tr, 0, nbytes)
-      t.leaf("pallas_call", scope, c, xla, xla_tr)
+      t.leaf("pallas_call", scope, xla, xla_tr, adds=flops - flops // 2, muls=flops // 2,
+             transcendentals=tr, nbytes=nbytes)
       t.inexact[f"kernel {name}: the author's estimate (its pl.CostEstimate flops, split "
                 f"evenly between ADD and MUL; count the function with jaxgreen.count to "
                 f"count the kernel itself)"] = None
       return
     label = f"custom-call {target}"
-    t.uncounted(label)
-    t.leaf(label, scope, (0, 0, 0, 0, 0), xla, xla_tr, {CUSTOM: -xla})
+    t.note_uncounted(label)
+    t.leaf(label, scope, xla, xla_tr, {CUSTOM: -xla})
 
   def fmha(self, t: Tally, comp: Computation, ins: Instr, scope: str, target: str) -> bool:
     """cuDNN fused attention priced from its shapes (:mod:`jaxgreen.hlo.attention`);
@@ -242,6 +249,6 @@ class SpecialRules(DenseRules, ReductionRules):
                                       scale=float(cfg.get("fmha_scale", 1.0)),
                                       bias="Bias" in target, backward=backward)
     xla = XLA_CUSTOM_CALL
-    t.leaf("dot_product_attention", scope, (adds, muls, tr, 0, self.bytes_of(comp, ins)), xla,
-           0, {CUSTOM: adds + muls - xla})
+    t.leaf("dot_product_attention", scope, xla, 0, {CUSTOM: adds + muls - xla}, adds=adds,
+           muls=muls, transcendentals=tr, nbytes=self.bytes_of(comp, ins))
     return True

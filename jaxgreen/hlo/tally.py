@@ -9,7 +9,7 @@ computation's tally into the public :class:`HloCount`.
 
 Example:
   >>> t = Tally()
-  >>> t.leaf("mul", "", (0, 8, 0, 0, 96), 8.0)
+  >>> t.leaf("mul", "", 8.0, muls=8, nbytes=96)
   >>> r = t.freeze("max")
   >>> r.cost.muls, r.xla_flops
   (8, 8)
@@ -24,10 +24,10 @@ from typing import Any
 import numpy as np
 
 from jaxgreen.cost import Cost, Counts
+from jaxgreen.cost_acc import CostAcc, Sums
 from jaxgreen.hlo.ir import as_int
 
 _F32 = np.float32
-Row = list[Any]  # adds, muls, transcendentals, int ops, bytes
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,81 +65,62 @@ class HloCount:
   xla_flops_f32: float | None = None
 
 
-class Tally:
-  """Mutable sums of one computation's walk."""
+class Tally(CostAcc):
+  """The sums of one computation's walk: jaxgreen's counts (a :class:`CostAcc`) and
+  XLA's replayed figures beside them."""
 
-  __slots__ = ("tot", "prim", "scope", "unc", "inexact", "assumed", "x", "xt", "xtr",
-               "causes", "loops", "x32", "cur32")
+  __slots__ = ("xla_flops", "xla_flops_trips", "xla_transcendentals", "causes", "loops",
+               "xla_flops_f32", "visiting_f32")
 
   def __init__(self) -> None:
-    self.tot: Row = [0, 0, 0, 0, 0]
-    self.prim: dict[str, Row] = {}
-    self.scope: dict[str, Row] = {}
-    self.unc: dict[str, int] = {}
-    self.inexact: dict[str, None] = {}
-    self.assumed: dict[str, None] = {}  # figures the caller gave (trip_counts=)
-    self.x: float = 0.0    # XLA flops, loops once
-    self.xt: float = 0.0   # XLA flops, loops x trips
-    self.xtr: float = 0.0  # XLA transcendentals, loops once
-    self.causes: dict[str, float] = {}
-    self.loops: list[LoopInfo] = []
-    # XLA keeps its properties in float32: x32 replays that arithmetic (sums in XLA's
-    # visiting order), cur32 holds the instruction being visited.
-    self.x32 = _F32(0)
-    self.cur32 = _F32(0)
+    super().__init__()
+    self.xla_flops: float = 0.0  # XLA flops, loops once (HloCostAnalysis)
+    self.xla_flops_trips: float = 0.0  # the same with every loop x its trips
+    self.xla_transcendentals: float = 0.0  # XLA transcendentals, loops once
+    self.causes: dict[str, float] = {}  # jaxgreen FPO - XLA flops, per named cause
+    self.loops: list[LoopInfo] = []  # every while loop met, with its trip count
+    # XLA keeps its properties in float32: xla_flops_f32 replays that arithmetic (sums
+    # in XLA's visiting order) for the instructions visited so far.
+    self.xla_flops_f32 = _F32(0)
+    self.visiting_f32 = _F32(0)  # XLA's float32 flops of the instruction being visited
 
   def total32(self) -> np.float32:
-    return _F32(self.x32 + self.cur32)
+    """XLA's float32 flops so far, the instruction being visited included."""
+    return _F32(self.xla_flops_f32 + self.visiting_f32)
 
   def flush(self) -> None:
-    self.x32 = _F32(self.x32 + self.cur32)
-    self.cur32 = _F32(0)
-
-  def uncounted(self, name: str) -> None:
-    """One more operation ``name`` that has no rule."""
-    self.unc[name] = self.unc.get(name, 0) + 1
+    """Ends the visit of one instruction (its float32 flops join the sum)."""
+    self.xla_flops_f32 = _F32(self.xla_flops_f32 + self.visiting_f32)
+    self.visiting_f32 = _F32(0)
 
   def cause(self, name: str, v: float) -> None:
     """Adds ``v`` to the difference filed under cause ``name``."""
     self.causes[name] = self.causes.get(name, 0) + v
 
-  def leaf(self, prim: str, scope: str, c: tuple, xla: float, xla_tr: float = 0.0,
-           cause: dict[str, float] | None = None) -> None:
-    """One instruction: jaxgreen's counts ``c`` (adds, muls, transcendentals, int ops,
-    bytes), XLA's flops and transcendentals, and the difference per cause."""
-    for i in range(5):
-      self.tot[i] += c[i]
-    if any(c):
-      for table, key in ((self.prim, prim), (self.scope, scope)):
-        row = table.setdefault(key, [0, 0, 0, 0, 0])
-        for i in range(5):
-          row[i] += c[i]
-    self.x += xla
-    self.xt += xla
-    self.xtr += xla_tr
-    self.cur32 = _F32(self.cur32 + _F32(xla))
+  def leaf(self, prim: str, scope: str, xla: float, xla_tr: float = 0.0,
+           cause: dict[str, float] | None = None, *, adds: Any = 0, muls: Any = 0,
+           transcendentals: Any = 0, int_ops: Any = 0, nbytes: Any = 0) -> None:
+    """One instruction: XLA's flops and transcendentals, the difference per cause, and
+    jaxgreen's counts (as :meth:`CostAcc.add`)."""
+    self.add(prim, scope, adds, muls, transcendentals, int_ops, nbytes)
+    self.xla_flops += xla
+    self.xla_flops_trips += xla
+    self.xla_transcendentals += xla_tr
+    self.visiting_f32 = _F32(self.visiting_f32 + _F32(xla))
     if cause:
       for k, v in cause.items():
         if v:
           self.causes[k] = self.causes.get(k, 0) + v
 
-  def merge(self, o: Tally, k_ours: float = 1, k_xla: float = 1) -> None:
+  def merge(self, o: CostAcc, k_ours: Any = 1, k_xla: Any = 1) -> None:
     """Adds ``o`` scaled: ours and XLA-with-trips by ``k_ours``, XLA by ``k_xla``."""
-    for i in range(5):
-      self.tot[i] += o.tot[i] * k_ours
-    for mine, theirs in ((self.prim, o.prim), (self.scope, o.scope)):
-      for key, row in theirs.items():
-        dst = mine.setdefault(key, [0, 0, 0, 0, 0])
-        for i in range(5):
-          dst[i] += row[i] * k_ours
-    for key, n in o.unc.items():
-      self.unc[key] = self.unc.get(key, 0) + n
-    self.inexact.update(o.inexact)
-    self.assumed.update(o.assumed)
-    self.x += o.x * k_xla
-    self.xt += o.xt * k_ours
-    self.cur32 = _F32(self.cur32 + _F32(o.total32() * _F32(k_xla)))
-    self.xtr += o.xtr * k_xla
+    super().merge(o, k_ours)
+    if not isinstance(o, Tally):
+      return
+    self.xla_flops += o.xla_flops * k_xla
+    self.xla_flops_trips += o.xla_flops_trips * k_ours
+    self.visiting_f32 = _F32(self.visiting_f32 + _F32(o.total32() * _F32(k_xla)))
+    self.xla_transcendentals += o.xla_transcendentals * k_xla
     for key, v in o.causes.items():
       self.causes[key] = self.causes.get(key, 0) + v * k_ours
     self.loops.extend(o.loops)
@@ -148,20 +129,15 @@ class Tally:
     """Sets the XLA flops of the instruction being visited to ``x32`` (float32) and
     adds ``delta`` to the replayed XLA flops, taking it from ``cause``: XLA prices some
     instructions otherwise than as the sum of what they hold."""
-    self.cur32 = x32
-    self.x += delta
-    self.xt += delta
+    self.visiting_f32 = x32
+    self.xla_flops += delta
+    self.xla_flops_trips += delta
     self.causes[cause] = self.causes.get(cause, 0) - delta
 
   def freeze(self, cond: str) -> HloCount:
-    def counts(table: dict[str, Row]) -> dict[str, Counts]:
-      return {k: Counts(*(as_int(v) for v in row)) for k, row in table.items() if any(row)}
-
-    adds, muls, tr, iops, nbytes = (as_int(v) for v in self.tot)
-    cost = Cost(adds, muls, tr, iops, nbytes, by_primitive=counts(self.prim),
-                by_scope=counts(self.scope), uncounted=self.unc,
-                inexact=tuple(self.inexact), assumed=tuple(self.assumed), cond=cond)
-    return HloCount(cost, as_int(self.x), as_int(self.xt), as_int(self.xtr),
+    cost = self.to_cost(cond, whole=as_int)
+    return HloCount(cost, as_int(self.xla_flops), as_int(self.xla_flops_trips),
+                    as_int(self.xla_transcendentals),
                     {k: as_int(v) for k, v in self.causes.items() if v},
                     tuple(self.loops), as_int(float(self.total32())))
 
@@ -174,41 +150,42 @@ def divided(t: Tally, n: int) -> Tally:
 
   out = Tally()
   out.merge(t)
-  out.tot = [div(v) for v in out.tot]
-  out.prim = {k: [div(v) for v in row] for k, row in out.prim.items()}
-  out.scope = {k: [div(v) for v in row] for k, row in out.scope.items()}
-  out.x, out.xt, out.xtr = out.x / n, out.xt / n, out.xtr / n
+  out.total = out.total.mapped(div)
+  out.by_primitive = {k: row.mapped(div) for k, row in out.by_primitive.items()}
+  out.by_scope = {k: row.mapped(div) for k, row in out.by_scope.items()}
+  out.xla_flops, out.xla_flops_trips = out.xla_flops / n, out.xla_flops_trips / n
+  out.xla_transcendentals = out.xla_transcendentals / n
   out.causes = {k: v / n for k, v in out.causes.items()}
-  out.x32 = _F32(t.total32() / _F32(n))
-  out.cur32 = _F32(0)
+  out.xla_flops_f32 = _F32(t.total32() / _F32(n))
+  out.visiting_f32 = _F32(0)
   return out
 
 
 def renamed(body: Tally, name: str) -> Tally:
   """The same tally with every primitive row filed under ``name``."""
-  if not body.prim:
+  if not body.by_primitive:
     return body
   out = Tally()
   out.merge(body)
-  row: Row = [0, 0, 0, 0, 0]
-  for r in out.prim.values():
-    for i in range(5):
-      row[i] += r[i]
-  out.prim = {name: row}
+  row = Sums()
+  for r in out.by_primitive.values():
+    row.add(r)
+  out.by_primitive = {name: row}
   return out
 
 
-def recounted(src: Tally, prim: str, scope: str, c: tuple, cause: str) -> Tally:
+def recounted(src: Tally, prim: str, scope: str, c: Counts, cause: str) -> Tally:
   """``src`` (a walked body, XLA's replay included) with jaxgreen's own count replaced
-  by ``c`` (adds, muls, transcendentals, int ops, bytes), filed under ``prim`` and
-  ``scope``; the FPO difference goes to ``cause``, so the causes still add up."""
+  by ``c``, filed under ``prim`` and ``scope``; the FPO difference goes to ``cause``, so
+  the causes still add up."""
   out = Tally()
   out.merge(src)
-  before = out.tot[0] + out.tot[1]
-  out.tot = list(c)
-  out.prim = {prim: list(c)} if any(c) else {}
-  out.scope = {scope: list(c)} if any(c) else {}
-  delta = c[0] + c[1] - before
+  before = out.total.adds + out.total.muls
+  row = Sums.of(c)
+  out.total = row.copy()
+  out.by_primitive = {prim: row.copy()} if row else {}
+  out.by_scope = {scope: row.copy()} if row else {}
+  delta = c.adds + c.muls - before
   if delta:
     out.causes[cause] = out.causes.get(cause, 0) + delta
   return out
@@ -216,5 +193,6 @@ def recounted(src: Tally, prim: str, scope: str, c: tuple, cause: str) -> Tally:
 
 def reduce_op(body: Tally) -> str:
   """The one primitive a reducer body computes (``add``, ``max``...), else ``""``."""
-  names = [k for k, r in body.prim.items() if any(r[:4])]
+  names = [k for k, r in body.by_primitive.items()
+           if r.adds or r.muls or r.transcendentals or r.int_ops]
   return names[0] if len(names) == 1 else ""

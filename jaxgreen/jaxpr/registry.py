@@ -1,9 +1,11 @@
 """Rules: a dict from primitive to a function that prices one equation.
 
-A rule receives a :class:`RuleContext`, the input avals positionally and the equation
-params as keywords, and returns a :class:`~jaxgreen.cost.Counts` (a leaf) or a
-:class:`~jaxgreen.cost.Cost` (a call or loop whose body was walked). Rules name only
-the params they use: ``def _reduce_sum(ctx, x, *, axes, **_)``.
+A rule receives a :class:`~jaxgreen.jaxpr.interpreter.RuleContext` (what it may read
+besides shapes and params: the primitive, result avals, cost model, policies, values
+folded from constants, and ``walk()`` for a sub-jaxpr), the input avals positionally
+and the equation params as keywords, and returns a :class:`~jaxgreen.cost.Counts` (a
+leaf) or a :class:`~jaxgreen.cost.Cost` (a call or loop whose body was walked). Rules
+name only the params they use: ``def _reduce_sum(ctx, x, *, axes, **_)``.
 
 Primitives that move data or only change metadata cost nothing, but only when they are
 on the reviewed :data:`ZERO_COST` list; any other primitive without a rule is reported

@@ -75,6 +75,45 @@ def test_registered_rule_for_the_fake_primitive_is_used():
   assert c.adds == 3 * 4 and c.exact
 
 
+def test_a_rule_reads_the_documented_context():
+  p = jcore.Primitive("my_fake_context_op")
+  p.def_abstract_eval(lambda x, n: x)
+  seen = {}
+
+  @jaxgreen.register_rule(p)
+  def _rule(ctx, x, n, **_):
+    seen.update(name=ctx.name, primitive=ctx.primitive, outs=ctx.outs, bytes=ctx.bytes,
+                cond=ctx.cond, scope=ctx.scope, axes=dict(ctx.axis_sizes), n=ctx.known(1),
+                trips=ctx.trip_count("nowhere"))
+    a, m = ctx.model.price("exp")
+    return jaxgreen.Counts(adds=a * x.size, muls=m * x.size)
+
+  c = jaxgreen.count(lambda x: p.bind(x, 3), cond="min")(X)
+  a, m = jaxgreen.CostModel().price("exp")
+  assert (c.adds, c.muls) == (a * 4, m * 4)  # exp's price x 4 elements
+  assert seen["name"] == "my_fake_context_op" and seen["primitive"] is p
+  assert [o.shape for o in seen["outs"]] == [(4,)]
+  assert seen["bytes"] == 4 * 4 + 4 + 4 * 4  # f32[4] in, the int32 literal, f32[4] out
+  assert seen["cond"] == "min" and seen["axes"] == {} and seen["trips"] is None
+  assert seen["n"] == 3  # a literal operand is known
+
+
+def test_a_rule_written_against_the_old_context_still_works_with_a_warning():
+  p = jcore.Primitive("my_fake_old_style_op")
+  p.def_abstract_eval(lambda x: x)
+
+  @jaxgreen.register_rule(p)
+  def _rule(ctx, x, **_):
+    n = len(ctx.eqn.outvars) + len(ctx.env) * 0
+    return jaxgreen.Counts(muls=n * x.shape[0] * (ctx.walker.cond == "max"))
+
+  with pytest.warns(DeprecationWarning) as got:
+    c = jaxgreen.count(p.bind)(X)
+  assert c.muls == 1 * 4  # one output x 4 elements
+  assert {str(w.message).split(" is ")[0] for w in got} == {
+      "RuleContext.eqn", "RuleContext.env", "RuleContext.walker"}
+
+
 def test_registration_fails_loudly():
   with pytest.raises(ValueError, match="already registered"):
     jaxgreen.register_rule(lax.add_p)(lambda ctx, *a, **k: None)

@@ -20,16 +20,14 @@ from typing import Any
 import numpy as np
 from jax.extend import core as jcore
 
-from jaxgreen.jaxpr.interpreter import KnownTable, known_scalar
+from jaxgreen.jaxpr.fold import FOLD_CALLS, FOLDS, KnownTable, known_scalar, read
 from jaxgreen.jaxpr.rules.control_flow import scan_num_consts
 
 # -- which scalars the cost depends on --------------------------------------------------
 
-_FOLDABLE = frozenset({
-    "add", "sub", "mul", "div", "rem", "max", "min", "neg", "convert_element_type", "copy",
-    "lt", "le", "gt", "ge", "eq", "ne", "select_n", "clamp", "sign", "abs", "and", "or",
-    "not"})
-_CALLS = {"jit": "jaxpr", "closed_call": "call_jaxpr", "custom_jvp_call": "call_jaxpr"}
+# The walker's scalar folds (a read of a known table is handled on its own).
+_FOLDABLE = frozenset(FOLDS) - {"get"}
+_CALLS = FOLD_CALLS
 _PID = ("program_id", "num_programs")
 
 
@@ -214,12 +212,6 @@ _VFOLD: dict[str, Callable[..., Any]] = {
 }
 
 
-def _vread(v, env):
-  if isinstance(v, jcore.Literal):
-    return known_scalar(v.val)
-  return env.get(v)
-
-
 class _Columns:
   """Evaluates a kernel's scalars over all grid points at once and collects, at every
   depth, the values its cost is decided by: cond indices and the operands of loops that
@@ -244,7 +236,7 @@ class _Columns:
 
   def _eqn(self, eqn, env: dict) -> None:  # noqa: C901 - one case per kind of equation
     name, p, out = eqn.primitive.name, eqn.params, eqn.outvars
-    vals = [_vread(v, env) for v in eqn.invars]
+    vals = [read(v, env) for v in eqn.invars]
     if name == "program_id":
       env[out[0]] = self.ids.get(p["axis"], 0)
     elif name == "num_programs":
@@ -252,9 +244,9 @@ class _Columns:
         env[out[0]] = self.grid[p["axis"]]
     elif name == "get" and isinstance(vals[0], np.ndarray) and len(out) == 1:
       if all(x is not None for x in vals[1:]):
-        read = _vtable(vals[0], vals[1:], p.get("tree"))
-        if read is not None:
-          env[out[0]] = read
+        got = _vtable(vals[0], vals[1:], p.get("tree"))
+        if got is not None:
+          env[out[0]] = got
     elif name in _VFOLD and len(out) == 1 and out[0].aval.shape == ():
       if all(x is not None for x in vals):
         with np.errstate(all="ignore"):
@@ -263,7 +255,7 @@ class _Columns:
       callee = p[_CALLS[name]]
       senv = self.sub(callee, vals)
       for o, x in zip(out, getattr(callee, "jaxpr", callee).outvars, strict=True):
-        val = _vread(x, senv)
+        val = read(x, senv)
         if val is not None and o.aval.shape == ():
           env[o] = val
     elif name == "cond":

@@ -31,6 +31,14 @@ def price(model, name: str, complex_: bool = False) -> tuple[int, int]:
   return p
 
 
+def model_price(model, name: str) -> tuple[int, int]:
+  """``model.price(name)``: (ADD, MUL) per element; a TypeError when it has none."""
+  p = model.price(name)
+  if p is None:
+    raise TypeError(f"the cost model has no price for {name!r}")
+  return p
+
+
 def priced(model, name: str, n: int, complex_: bool = False) -> Counts:
   """``n`` applications of ``name`` (n <= 0, as for an empty reduction, costs nothing)."""
   a, m = price(model, name, complex_)

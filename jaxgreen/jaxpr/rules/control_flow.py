@@ -25,7 +25,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import cast
+from typing import Any, cast
 
 from jax.extend import core as jcore
 from jax.extend.core import primitives as P
@@ -35,7 +35,8 @@ from jaxgreen.cost import Cost
 # loop_trips is re-exported: it moved to jaxgreen.formulas, shared with the HLO walker.
 from jaxgreen.formulas import counted_loop_trips, loop_factors, pick_branches
 from jaxgreen.formulas import loop_trips as loop_trips  # noqa: PLC0414
-from jaxgreen.jaxpr.interpreter import TOP_LEVEL, fold_scalar, known_scalar
+from jaxgreen.jaxpr.fold import fold_scalar, known_scalar, read
+from jaxgreen.jaxpr.interpreter import TOP_LEVEL, RuleContext
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, priced, size
 
@@ -46,10 +47,10 @@ def _call(*names: str):
   (jax releases rename some of them: ``closed_call``'s ``call_jaxpr`` is ``jaxpr`` on
   ``eval_jaxpr``, which is the same primitive object in jax 0.12)."""
 
-  def rule(ctx, *args, **params):
+  def rule(ctx: RuleContext, *args, **params):
     callee = next((params[n] for n in names if n in params), None)
     if callee is None:
-      raise KeyError(f"jaxgreen: {ctx.eqn.primitive.name!r} has none of the params "
+      raise KeyError(f"jaxgreen: {ctx.name!r} has none of the params "
                      f"{names}; this jax release is not supported yet")
     return ctx.walk(callee, known=[ctx.known(i) for i in range(len(args))])
 
@@ -86,18 +87,18 @@ def _expansion(call_p: jcore.Primitive, prim, avals) -> jcore.ClosedJaxpr:
 
 
 @register("call_hi_primitive")
-def _call_hi(ctx, *args, _prim, **_):
-  closed = _expansion(ctx.eqn.primitive, _prim, args)
+def _call_hi(ctx: RuleContext, *args, _prim, **_):
+  closed = _expansion(ctx.primitive, _prim, args)
   return ctx.walk(closed, known=[ctx.known(i) for i in range(len(args))])
 
 
 @register("addupdate")
-def _addupdate(ctx, ref, x, *indexers, **_):
+def _addupdate(ctx: RuleContext, ref, x, *indexers, **_):
   return priced(ctx.model, "add", size(x), is_complex(x))
 
 
 @register(P.linear_solve_p)
-def _custom_linear_solve(ctx, *args, const_lengths, jaxprs, **_):
+def _custom_linear_solve(ctx: RuleContext, *args, const_lengths, jaxprs, **_):
   # Executing the forward program runs `solve` (with its consts); matvec is only used
   # for transposition and the residual check is not part of the primitive.
   return ctx.walk(jaxprs.solve)
@@ -115,7 +116,7 @@ def scan_num_consts(params) -> int:
 
 
 @register(P.scan_p)
-def _scan(ctx, *args, jaxpr, length, **params):
+def _scan(ctx: RuleContext, *args, jaxpr, length, **params):
   num_consts = scan_num_consts(params)
   known = [ctx.known(i) for i in range(num_consts)] + [None] * (len(args) - num_consts)
   return ctx.walk(jaxpr, known=known) * length
@@ -150,8 +151,7 @@ def _affine_eval(jaxpr, seed: dict) -> dict:
     if len(eqn.outvars) != 1:
       continue
     name = eqn.primitive.name
-    vals = [known_scalar(v.val) if isinstance(v, jcore.Literal) else env.get(v)
-            for v in eqn.invars]
+    vals = [read(v, env) for v in eqn.invars]
     if any(x is None for x in vals):
       continue
     lin = [isinstance(x, _Lin) for x in vals]
@@ -205,8 +205,7 @@ def _trip_count(cond_jaxpr, body_jaxpr, consts_c, consts_b, init, carry_known):
   cmp = next((e for e in reversed(cj.eqns) if e.outvars and e.outvars[0] is out), None)
   if cmp is None or cmp.primitive.name not in _CMP:
     return None
-  lhs, rhs = (cenv.get(v) if not isinstance(v, jcore.Literal) else known_scalar(v.val)
-              for v in cmp.invars)
+  lhs, rhs = (read(v, cenv) for v in cmp.invars)
   op = cmp.primitive.name
   counter_first = isinstance(lhs, _Lin)
   if not counter_first:
@@ -237,7 +236,7 @@ def _closed_consts(closed):
 
 
 @register(P.while_p)
-def _while(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
+def _while(ctx: RuleContext, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
   n_carry = len(args) - cond_nconsts - body_nconsts
   bj = body_jaxpr.jaxpr
   init = [ctx.known(cond_nconsts + body_nconsts + i) for i in range(n_carry)]
@@ -252,38 +251,38 @@ def _while(ctx, *args, cond_jaxpr, body_jaxpr, cond_nconsts, body_nconsts, **_):
   trips = _trip_count(cond_jaxpr, body_jaxpr, consts_c, consts_b, init, carry_known)
   given = None
   if trips is None:
-    trips = given = ctx.walker.trip_count_override(ctx.scope)
+    trips = given = ctx.trip_count(ctx.scope)
   k_body, k_cond = loop_factors(trips)  # unknown: body once, condition twice
   total = body * k_body + cond * k_cond
   if trips is None:
     where = ctx.scope or TOP_LEVEL
     why = (f"while loop at scope {where!r}: trip count unknown, body counted once "
            f"(pass trip_counts={{{where!r}: n}} to count it exactly)")
-    return total + Cost(inexact=(why,), cond=ctx.walker.cond)
+    return total + Cost(inexact=(why,), cond=ctx.cond)
   if given is not None:
     where = ctx.scope or TOP_LEVEL
     note = f"while loop at scope {where!r}: {given} trips, as given by trip_counts="
-    return total + Cost(assumed=(note,), cond=ctx.walker.cond)
+    return total + Cost(assumed=(note,), cond=ctx.cond)
   return total
 
 
 # -- cond / switch ------------------------------------------------------------------
 
 @register(P.cond_p)
-def _cond(ctx, index, *args, branches, **_):
+def _cond(ctx: RuleContext, index, *args, branches, **_):
   known = [ctx.known(1 + i) for i in range(len(args))]
   idx = ctx.known(0)
   if idx is not None:
     return ctx.walk(branches[max(0, min(int(idx), len(branches) - 1))], known=known)
   costs = [ctx.walk(b, known=known) for b in branches]
-  picked = pick_branches([(c.fpo, c.int_ops) for c in costs], ctx.walker.cond)
+  picked = pick_branches([(c.fpo, c.int_ops) for c in costs], ctx.cond)
   if len(picked) == 1:
     chosen = costs[picked[0][0]]
   else:  # mean
     chosen = sum(costs[1:], costs[0]) / len(costs)
   # Whatever branch the policy picks, a primitive without a rule or a loop of unknown
   # length in *any* branch makes the count inexact: never drop those notes.
-  uncounted = {}  # the largest occurrence count of each name over the branches
+  uncounted: dict[str, Any] = {}  # the largest occurrence count of each name over the branches
   for c in costs:
     for name, n in c.uncounted.items():
       uncounted[name] = max(uncounted.get(name, 0), n)

@@ -29,24 +29,25 @@ from jax.extend.core import primitives as P
 
 from jaxgreen.formulas import BITWISE, DEFAULT_PRICES
 from jaxgreen.formulas import integer_pow_muls as integer_pow_muls  # re-exported
+from jaxgreen.jaxpr.interpreter import RuleContext
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import complex_price as complex_price  # re-exported
-from jaxgreen.jaxpr.rules._util import is_complex, ops, price, size
+from jaxgreen.jaxpr.rules._util import is_complex, model_price, ops, price, size
 
 
-def _elementwise(ctx, *args, **_):
-  name = ctx.eqn.primitive.name
+def _elementwise(ctx: RuleContext, *args, **_):
+  name = ctx.name
   n = size(ctx.outs[0])
   a, m = price(ctx.model, name, any(is_complex(x) for x in args))
   t = n if ctx.model.is_transcendental(name) else 0
   return ops(adds=a * n, muls=m * n, transcendentals=t)
 
 
-def _integer_op(ctx, *args, **_):
+def _integer_op(ctx: RuleContext, *args, **_):
   return ops(int_ops=size(ctx.outs[0]))
 
 
-def _integer_pow(ctx, x, *, y, **_):
+def _integer_pow(ctx: RuleContext, x, *, y, **_):
   n = size(ctx.outs[0])
   k = integer_pow_muls(y)
   ma, mm = price(ctx.model, "mul", is_complex(x))
@@ -57,7 +58,7 @@ def _integer_pow(ctx, x, *, y, **_):
   return ops(adds=adds * n, muls=muls * n)
 
 
-def _reduce_precision(ctx, x, *, exponent_bits, mantissa_bits, **_):
+def _reduce_precision(ctx: RuleContext, x, *, exponent_bits, mantissa_bits, **_):
   """Rounding to a narrower format costs one rounding (priced as "reduce_precision");
   rounding to the operand's own format is the identity (jax inserts those to pin
   rematerialised values) and costs nothing."""
@@ -69,11 +70,11 @@ def _reduce_precision(ctx, x, *, exponent_bits, mantissa_bits, **_):
   if same:
     return ops()
   n = size(ctx.outs[0])
-  a, m = ctx.model.price("reduce_precision")
+  a, m = model_price(ctx.model, "reduce_precision")
   return ops(adds=a * n, muls=m * n)
 
 
-def _polynomial(ctx, x, *coeffs, **_):
+def _polynomial(ctx: RuleContext, x, *coeffs, **_):
   """Horner's rule on ``len(coeffs)`` coefficients: one MUL and one ADD per coefficient
   after the first, per output element (as jax lowers ``lax.polynomial``)."""
   n = size(ctx.outs[0])

@@ -22,16 +22,16 @@ from jax.extend.core import primitives as P
 
 from jaxgreen.cost import Cost, Counts
 from jaxgreen.formulas import sort_compares, top_k_compares
-from jaxgreen.jaxpr.interpreter import dtype_info, eqn_bytes
+from jaxgreen.jaxpr.interpreter import RuleContext, dtype_info
 from jaxgreen.jaxpr.registry import register
-from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
+from jaxgreen.jaxpr.rules._util import is_complex, model_price, ops, priced, size
 
 _SCATTER_PRICE = {"scatter-add": "add", "scatter-sub": "sub", "scatter-mul": "mul",
                   "scatter-max": "max", "scatter-min": "min"}
 
 
-def _scatter(ctx, operand, indices, updates, **_):
-  return priced(ctx.model, _SCATTER_PRICE[ctx.eqn.primitive.name], size(updates),
+def _scatter(ctx: RuleContext, operand, indices, updates, **_):
+  return priced(ctx.model, _SCATTER_PRICE[ctx.name], size(updates),
                 is_complex(updates))
 
 
@@ -40,23 +40,23 @@ register(P.scatter_add_p, P.scatter_mul_p, P.scatter_max_p, P.scatter_min_p,
 
 
 @register(P.scatter_p)
-def _scatter_update(ctx, operand, indices, updates, *, update_jaxpr=None, **_):
+def _scatter_update(ctx: RuleContext, operand, indices, updates, *, update_jaxpr=None, **_):
   """``scatter``: its update computation (jax's ``update_jaxpr``, a scalar function of
   the operand element and the update) once per update element; none for an overwrite."""
   if update_jaxpr is None:
     return ops()
-  b = eqn_bytes(ctx.eqn)  # the scatter's own traffic, as for any counted equation
+  b = ctx.bytes  # the scatter's own traffic, as for any counted equation
   own = Cost(bytes=b, by_primitive={"scatter": Counts(bytes=b)}, by_scope={"": Counts(bytes=b)})
   return ctx.walk(update_jaxpr) * size(updates) + own
 
 
-def _compares(ctx, n: int, dtype_float: bool):
-  a, m = ctx.model.price("lt")
+def _compares(ctx: RuleContext, n: int, dtype_float: bool):
+  a, m = model_price(ctx.model, "lt")
   return ops(adds=a * n, muls=m * n) if dtype_float else ops(int_ops=n)
 
 
 @register(P.sort_p)
-def _sort(ctx, *operands, dimension, num_keys, **_):
+def _sort(ctx: RuleContext, *operands, dimension, num_keys, **_):
   keys = operands[:num_keys]
   x = operands[0]
   n = x.shape[dimension] if x.ndim else 1
@@ -66,7 +66,7 @@ def _sort(ctx, *operands, dimension, num_keys, **_):
 
 
 @register(P.top_k_p)
-def _top_k(ctx, x, *args, k=None, axis=-1, **_):
+def _top_k(ctx: RuleContext, x, *args, k=None, axis=-1, **_):
   if k is None:  # k given as an operand
     k = ctx.outs[0].shape[axis]
   n = x.shape[axis] if x.ndim else 1
@@ -75,7 +75,7 @@ def _top_k(ctx, x, *args, k=None, axis=-1, **_):
 
 
 @register(P.approx_top_k_p)
-def _approx_top_k(ctx, x, *args, k, reduction_dimension=-1, **_):
+def _approx_top_k(ctx: RuleContext, x, *args, k, reduction_dimension=-1, **_):
   n = x.shape[reduction_dimension]
   rows = size(x) // max(1, n)
   return _compares(ctx, rows * top_k_compares(n, k), dtype_info(x.dtype)[0])

@@ -34,8 +34,9 @@ from fractions import Fraction as F
 from jax.extend.core import primitives as P
 
 from jaxgreen.formulas import conv_counts, dot_counts, ragged_dot_counts
+from jaxgreen.jaxpr.interpreter import RuleContext
 from jaxgreen.jaxpr.registry import register
-from jaxgreen.jaxpr.rules._util import is_complex, ops, size
+from jaxgreen.jaxpr.rules._util import is_complex, model_price, ops, size
 
 # Real operations per complex multiply-accumulate: (a+bi)(c+di) is 4 MUL + 2 ADD, and
 # accumulating it is 2 ADD.
@@ -49,7 +50,7 @@ def _int(x) -> int:
 # -- dot_general ------------------------------------------------------------------
 
 @register(P.dot_general_p)
-def _dot_general(ctx, lhs, rhs, *, dimension_numbers, **_):
+def _dot_general(ctx: RuleContext, lhs, rhs, *, dimension_numbers, **_):
   (lhs_contract, _), _ = dimension_numbers
   k = math.prod(lhs.shape[d] for d in lhs_contract)
   adds, muls = dot_counts(size(ctx.outs[0]), k, is_complex(lhs) or is_complex(rhs))
@@ -57,7 +58,8 @@ def _dot_general(ctx, lhs, rhs, *, dimension_numbers, **_):
 
 
 @register("ragged_dot_general")
-def _ragged_dot_general(ctx, lhs, rhs, group_sizes, *, ragged_dot_dimension_numbers, **_):
+def _ragged_dot_general(ctx: RuleContext, lhs, rhs, group_sizes, *,
+                        ragged_dot_dimension_numbers, **_):
   """Every dimension-number form of ``lax.ragged_dot_general`` (formulas.ragged_dot_counts).
 
   Ragged non-contracting dimension (forward pass, input gradient) or ragged batch
@@ -79,8 +81,8 @@ def _ragged_dot_general(ctx, lhs, rhs, group_sizes, *, ragged_dot_dimension_numb
 # -- convolution ------------------------------------------------------------------
 
 @register(P.conv_general_dilated_p)
-def _conv(ctx, lhs, rhs, *, dimension_numbers, window_strides, padding, lhs_dilation=None,
-          rhs_dilation=None, **_):
+def _conv(ctx: RuleContext, lhs, rhs, *, dimension_numbers, window_strides, padding,
+          lhs_dilation=None, rhs_dilation=None, **_):
   """Taps on real input or edge padding; a transposed convolution, input elements x
   kernel taps (formulas.conv_counts)."""
   lhs_spec, rhs_spec, out_spec = dimension_numbers  # (batch/out feat, feat, *spatial)
@@ -98,7 +100,7 @@ def _conv(ctx, lhs, rhs, *, dimension_numbers, window_strides, padding, lhs_dila
 # -- FFT ----------------------------------------------------------------------------
 
 @register(P.fft_p)
-def _fft(ctx, x, *, fft_type, fft_lengths, **_):
+def _fft(ctx: RuleContext, x, *, fft_type, fft_lengths, **_):
   kind = getattr(fft_type, "name", str(fft_type)).upper()
   real = "RFFT" in kind  # RFFT and IRFFT
   n_total = math.prod(fft_lengths)
@@ -197,29 +199,29 @@ def _scaled(batch: int, am, complex_: bool = False):
 
 
 @register(P.cholesky_p)
-def _cholesky(ctx, a, **_):
+def _cholesky(ctx: RuleContext, a, **_):
   return _scaled(_batch(a), potrf(a.shape[-1]), is_complex(a))
 
 
 @register(P.lu_p)
-def _lu(ctx, a, **_):
+def _lu(ctx: RuleContext, a, **_):
   return _scaled(_batch(a), getrf(*a.shape[-2:]), is_complex(a))
 
 
 @register(P.triangular_solve_p)
-def _triangular_solve(ctx, a, b, *, left_side, unit_diagonal, **_):
+def _triangular_solve(ctx: RuleContext, a, b, *, left_side, unit_diagonal, **_):
   m = a.shape[-1]
   n = b.shape[-1] if left_side else b.shape[-2]
   return _scaled(_batch(b), trsm(m, n, unit_diagonal), is_complex(a))
 
 
 @register("geqrf")
-def _geqrf(ctx, a, **_):
+def _geqrf(ctx: RuleContext, a, **_):
   return _scaled(_batch(a), geqrf(*a.shape[-2:]), is_complex(a))
 
 
 @register("geqp3")
-def _geqp3(ctx, a, *args, **_):
+def _geqp3(ctx: RuleContext, a, *args, **_):
   # Column-pivoted QR: the Householder work of geqrf; pivot search is comparisons
   # over column norms, n per step, priced as ADD.
   m, n = a.shape[-2:]
@@ -228,13 +230,13 @@ def _geqp3(ctx, a, *args, **_):
 
 
 @register("householder_product")
-def _householder_product(ctx, a, taus, **_):
+def _householder_product(ctx: RuleContext, a, taus, **_):
   m, n = a.shape[-2:]
   return _scaled(_batch(a), orgqr(m, n, taus.shape[-1]), is_complex(a))
 
 
 @register("ormqr")
-def _ormqr(ctx, a, taus, c, *, left=True, **_):
+def _ormqr(ctx: RuleContext, a, taus, c, *, left=True, **_):
   # Applying k reflectors to an m x n matrix C from the left (LAWN 41, xORMQR).
   m, n = c.shape[-2:]
   k = taus.shape[-1]
@@ -247,7 +249,7 @@ def _ormqr(ctx, a, taus, c, *, left=True, **_):
 
 
 @register(P.qr_p)
-def _qr(ctx, a, *, full_matrices, **_):
+def _qr(ctx: RuleContext, a, *, full_matrices, **_):
   m, n = a.shape[-2:]
   k = min(m, n)
   a1, m1 = geqrf(m, n)
@@ -256,20 +258,21 @@ def _qr(ctx, a, *, full_matrices, **_):
 
 
 @register(P.eigh_p)
-def _eigh(ctx, a, **_):
+def _eigh(ctx: RuleContext, a, **_):
   n = a.shape[-1]
   return _scaled(_batch(a), _split(9 * n**3), is_complex(a))  # GVL: values + vectors ~ 9n^3
 
 
 @register(P.eig_p)
-def _eig(ctx, a, *, compute_left_eigenvectors=True, compute_right_eigenvectors=True, **_):
+def _eig(ctx: RuleContext, a, *, compute_left_eigenvectors=True,
+         compute_right_eigenvectors=True, **_):
   n = a.shape[-1]
   vectors = compute_left_eigenvectors or compute_right_eigenvectors
   return _scaled(_batch(a), _split((25 if vectors else 10) * n**3), is_complex(a))
 
 
 @register(P.svd_p)
-def _svd(ctx, a, *, compute_uv=True, full_matrices=False, **_):
+def _svd(ctx: RuleContext, a, *, compute_uv=True, full_matrices=False, **_):
   m, n = a.shape[-2:]
   m, n = max(m, n), min(m, n)
   if not compute_uv:
@@ -282,24 +285,24 @@ def _svd(ctx, a, *, compute_uv=True, full_matrices=False, **_):
 
 
 @register(P.schur_p)
-def _schur(ctx, a, *, compute_schur_vectors=True, **_):
+def _schur(ctx: RuleContext, a, *, compute_schur_vectors=True, **_):
   n = a.shape[-1]
   return _scaled(_batch(a), _split((25 if compute_schur_vectors else 10) * n**3),
                  is_complex(a))
 
 
 @register(P.hessenberg_p)
-def _hessenberg(ctx, a, **_):
+def _hessenberg(ctx: RuleContext, a, **_):
   return _scaled(_batch(a), gehrd(a.shape[-1]), is_complex(a))
 
 
 @register(P.tridiagonal_p)
-def _tridiagonal(ctx, a, **_):
+def _tridiagonal(ctx: RuleContext, a, **_):
   return _scaled(_batch(a), sytrd(a.shape[-1]), is_complex(a))
 
 
 @register(P.tridiagonal_solve_p)
-def _tridiagonal_solve(ctx, dl, d, du, b, **_):
+def _tridiagonal_solve(ctx: RuleContext, dl, d, du, b, **_):
   """Thomas algorithm: factor (n-1 ADD, n-1 MUL, n divisions), then per right-hand
   side a forward sweep (n-1 ADD, 2n-1 MUL) and back substitution (n-1 ADD, n-1 MUL)."""
   n, k = b.shape[-2], b.shape[-1]
@@ -309,23 +312,23 @@ def _tridiagonal_solve(ctx, dl, d, du, b, **_):
 
 
 @register("cholesky_update")
-def _cholesky_update(ctx, r, w, **_):
+def _cholesky_update(ctx: RuleContext, r, w, **_):
   """Rank-1 update of an n x n Cholesky factor: per column, a Givens rotation
   (2 MUL, 1 ADD, 1 sqrt, 2 div) applied to the n-k entries below (4 MUL, 2 ADD)."""
   n = r.shape[-1]
-  sa, sm = ctx.model.price("sqrt")
+  sa, sm = model_price(ctx.model, "sqrt")
   below = n * (n - 1) // 2
   return _scaled(_batch(r), (n * (1 + sa) + 2 * below, n * (4 + sm) + 4 * below),
                  is_complex(r))
 
 
 @register("lu_pivots_to_permutation")
-def _lu_pivots_to_permutation(ctx, pivots, **_):
+def _lu_pivots_to_permutation(ctx: RuleContext, pivots, **_):
   return ops(int_ops=size(pivots))
 
 
 @register("symmetric_product")
-def _symmetric_product(ctx, a, c, **_):
+def _symmetric_product(ctx: RuleContext, a, c, **_):
   """alpha * A A^T + beta * C, A of n x k, computed dense as jax does: the n x n x k
   product, then n^2 MUL for each scale and n^2 ADD for the sum."""
   n, k = a.shape[-2:]
@@ -334,7 +337,7 @@ def _symmetric_product(ctx, a, c, **_):
 
 
 @register("scaled_dot")
-def _scaled_dot(ctx, lhs, rhs, lhs_scale, rhs_scale, *, dimension_numbers, **_):
+def _scaled_dot(ctx: RuleContext, lhs, rhs, lhs_scale, rhs_scale, *, dimension_numbers, **_):
   """Block-scaled (microscaling) dot: each operand element is multiplied by its block
   scale (one MUL), then an ordinary dot_general."""
   (lhs_contract, _), _ = dimension_numbers

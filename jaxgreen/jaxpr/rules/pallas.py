@@ -48,7 +48,8 @@ from jax.extend import core as jcore
 from jaxgreen._scope import clean_scope, join
 from jaxgreen.cost import Cost
 from jaxgreen.cost_model import DEFAULT, CostModel
-from jaxgreen.jaxpr.interpreter import KnownTable, RuleContext, Walker, known_scalar
+from jaxgreen.jaxpr.fold import KnownTable, known_scalar, read
+from jaxgreen.jaxpr.interpreter import RuleContext, Walker
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._pallas_grid import plan
 from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
@@ -61,24 +62,24 @@ _GRIDS: list[tuple[int | None, ...]] = []
 # -- kernel primitives -----------------------------------------------------------------
 
 @register("program_id")
-def _program_id(ctx, *, axis, **_):
+def _program_id(ctx: RuleContext, *, axis, **_):
   """No cost; inside a ``pallas_call`` the id of the grid point being walked becomes a
   known value (written to the walk's environment, as the scalar folds do), so conds
   and loop bounds computed from it are resolved. Elsewhere it stays unknown."""
   if _POINTS and axis < len(_POINTS[-1]):
-    ctx.env[ctx.eqn.outvars[0]] = _POINTS[-1][axis]
-  return Cost(cond=ctx.walker.cond)
+    ctx.set_known(_POINTS[-1][axis])
+  return Cost(cond=ctx.cond)
 
 
 @register("num_programs")
-def _num_programs(ctx, *, axis, **_):
+def _num_programs(ctx: RuleContext, *, axis, **_):
   """No cost; the grid's size along ``axis`` becomes known when it is static."""
   if _GRIDS and axis < len(_GRIDS[-1]) and _GRIDS[-1][axis] is not None:
-    ctx.env[ctx.eqn.outvars[0]] = _GRIDS[-1][axis]
-  return Cost(cond=ctx.walker.cond)
+    ctx.set_known(_GRIDS[-1][axis])
+  return Cost(cond=ctx.cond)
 
 
-def _moves_data(ctx, *args, **_):
+def _moves_data(ctx: RuleContext, *args, **_):
   """Loads, stores, DMAs, semaphores and hints: no arithmetic."""
   return ops()
 
@@ -89,7 +90,7 @@ register("masked_load", "masked_swap", "multiple_of", "max_contiguous", "dma_sta
 
 
 @register("reciprocal")
-def _reciprocal(ctx, x, **_):
+def _reciprocal(ctx: RuleContext, x, **_):
   return priced(ctx.model, "div", size(x), is_complex(x))
 
 
@@ -98,7 +99,7 @@ _ATOMIC_PRICE = {"add": "add", "max": "max", "min": "min", "and": "and", "or": "
 
 
 @register("atomic_rmw")
-def _atomic_rmw(ctx, *args, atomic_type=None, args_tree=None, **_):
+def _atomic_rmw(ctx: RuleContext, *args, atomic_type=None, args_tree=None, **_):
   """``plgpu.atomic_add`` & co.: one application per updated element (``xchg`` none)."""
   op = getattr(atomic_type, "name", str(atomic_type)).lower()
   # The operands are the flattened (ref, indexers, value, mask).
@@ -110,12 +111,12 @@ def _atomic_rmw(ctx, *args, atomic_type=None, args_tree=None, **_):
 
 
 @register("atomic_cas")
-def _atomic_cas(ctx, ref, cmp, val, **_):
+def _atomic_cas(ctx: RuleContext, ref, cmp, val, **_):
   return ops(adds=size(val))  # one compare per element
 
 
 def _walk_body(*names: str):  # run_scoped: the body, with its scratch refs
-  def rule(ctx, *args, **params):
+  def rule(ctx: RuleContext, *args, **params):
     body = next(params[n] for n in names if n in params)
     inner = getattr(body, "jaxpr", body)
     n_in = len(inner.constvars) + len(inner.invars)
@@ -131,7 +132,7 @@ register("run_scoped")(_walk_body("jaxpr"))
 
 # -- the rule --------------------------------------------------------------------------
 
-def _grid(ctx, gm, scope: str) -> tuple[tuple[int | None, ...], tuple[int, ...], Cost]:
+def _grid(ctx: RuleContext, gm, scope: str) -> tuple[tuple[int | None, ...], tuple[int, ...], Cost]:
   """(grid with None for unknown dynamic sizes, sizes used to count, notes)."""
   grid: list[int | None] = []
   sizes: list[int] = []
@@ -150,7 +151,7 @@ def _grid(ctx, gm, scope: str) -> tuple[tuple[int | None, ...], tuple[int, ...],
       sizes.append(int(val))
       continue
     key = f"{scope}:grid{d}"
-    given = ctx.walker.trip_count_override(key)
+    given = ctx.trip_count(key)
     grid.append(given)
     if given is None:
       sizes.append(1)
@@ -160,15 +161,8 @@ def _grid(ctx, gm, scope: str) -> tuple[tuple[int | None, ...], tuple[int, ...],
       sizes.append(int(given))
       assumed.append(f"pallas_call at scope {scope!r}: grid dimension {d} = {given}, as "
                      f"given by trip_counts=")
-  notes = Cost(inexact=tuple(inexact), assumed=tuple(assumed), cond=ctx.walker.cond)
+  notes = Cost(inexact=tuple(inexact), assumed=tuple(assumed), cond=ctx.cond)
   return tuple(grid), tuple(sizes), notes
-
-
-def _sub_walker(w: Walker) -> Walker:
-  sub = Walker(cost_model=w.model, cond=w.cond, strict=w.strict, trip_counts=w.trip_counts,
-               memo=w.memo)
-  sub.warned = w.warned  # one warning per uncounted primitive per count() call
-  return sub
 
 
 def kernel_label(name: Any) -> str:
@@ -176,7 +170,7 @@ def kernel_label(name: Any) -> str:
   return str(name) if name else "pallas_call"
 
 
-def _prefetch_tables(ctx, kernel, grid_mapping) -> list[Any] | None:
+def _prefetch_tables(ctx: RuleContext, kernel, grid_mapping) -> list[Any] | None:
   """Known values for the kernel's constvars + invars: its scalar-prefetch refs where
   the caller passes small constant tables (splash attention's block masks), so reads of
   them at a grid point fold to their values; None when there are none."""
@@ -191,7 +185,7 @@ def _prefetch_tables(ctx, kernel, grid_mapping) -> list[Any] | None:
 
 
 @register("pallas_call")
-def _pallas_call(ctx, *args, jaxpr, grid_mapping, name=None, **_):
+def _pallas_call(ctx: RuleContext, *args, jaxpr, grid_mapping, name=None, **_):
   kernel = getattr(jaxpr, "jaxpr", jaxpr)
   scope = ctx.scope or kernel_label(name)  # jax names the equation's scope after the kernel
   grid, sizes, notes = _grid(ctx, grid_mapping, scope)
@@ -203,21 +197,18 @@ def _pallas_call(ctx, *args, jaxpr, grid_mapping, name=None, **_):
   grid = tuple(grid[d] for d in visible)
   known = _prefetch_tables(ctx, kernel, grid_mapping)
   groups = plan(kernel, grid, tuple(sizes[d] for d in visible),
-                exhaustive=not ctx.walker.memo, known=known)
-  cond = ctx.walker.cond
+                exhaustive=not ctx.memo, known=known)
+  cond = ctx.cond
   total = Cost(cond=cond)
   for point, n in groups.groups:
     n *= repeats
-    sub = _sub_walker(ctx.walker)  # memoized results are valid for one grid point only
     _POINTS.append(point)
     _GRIDS.append(grid)
-    try:
-      c = sub.walk(kernel, known, ctx.axis_sizes, scope)
+    try:  # memoized results are valid for one grid point only: a memo of its own
+      c = ctx.walk_fresh(kernel, known, scope)
     finally:
       _POINTS.pop()
       _GRIDS.pop()
-    if sub._scoped:  # notes name the scope: the enclosing jaxpr's result depends on it
-      ctx.walker._scoped = True
     total = total + c * n
   if groups.unresolved:
     notes = notes + Cost(inexact=(
@@ -301,8 +292,7 @@ def _estimates(jaxpr, walker: Walker, outer: str, env: dict) -> Iterator[KernelE
   for eqn in jaxpr.eqns:
     scope = join(outer, clean_scope(str(eqn.source_info.name_stack)))
     if eqn.primitive.name != "pallas_call":
-      vals = [known_scalar(v.val) if isinstance(v, jcore.Literal) else env.get(v)
-              for v in eqn.invars]
+      vals = [read(v, env) for v in eqn.invars]
       for sub in jcore.jaxprs_in_params(eqn.params):
         inner = getattr(sub, "jaxpr", sub)
         passed = vals if len(inner.invars) == len(vals) else ()  # a call: its operands

@@ -17,11 +17,12 @@ import math
 
 from jax.extend.core import primitives as P
 
+from jaxgreen.jaxpr.interpreter import RuleContext
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
 
 
-def _axis_size(ctx, axes) -> int:
+def _axis_size(ctx: RuleContext, axes) -> int:
   if isinstance(axes, str | int):
     axes = (axes,)
   n = 1
@@ -36,16 +37,17 @@ def _whole(x):
   return int(x) if float(x).is_integer() else x
 
 
-def _allreduce(ctx, *args, axes=None, axis_name=None, **_):
+def _allreduce(ctx: RuleContext, *args, axes=None, axis_name=None, **_):
   axes = axes if axes is not None else axis_name
   axes = axes if isinstance(axes, tuple) else (axes,)
   n = _axis_size(ctx, axes)
   local_axes = [ax for ax in axes if isinstance(ax, int)]
   name = {"pmax": "max", "pmin": "min", "unreduced_pmax": "max",
-          "unreduced_pmin": "min"}.get(ctx.eqn.primitive.name, "add")
+          "unreduced_pmin": "min"}.get(ctx.name, "add")
   total = ops()
   for x in args:
-    e, steps = size(x), 0
+    e = size(x)
+    steps: float = 0
     if local_axes:  # positional reduction first, inside the device
       kept = e // max(1, math.prod(x.shape[ax] for ax in local_axes))
       e, steps = kept, e - kept
@@ -65,14 +67,14 @@ register("psum_invariant", "unreduced_psum", "psum_start", "psum_invariant_start
 
 @register("reduce_scatter", "reduce_scatter_start", "unreduced_reduce_scatter",
           "unreduced_reduce_scatter_start", "pmax_scatter", "pmin_scatter")
-def _reduce_scatter(ctx, x, *, axis_name=None, axes=None, **_):
+def _reduce_scatter(ctx: RuleContext, x, *, axis_name=None, axes=None, **_):
   n = _axis_size(ctx, axis_name if axis_name is not None else axes)
   total = (n - 1) * size(x) / n if n > 1 else 0
-  name = {"pmax_scatter": "max", "pmin_scatter": "min"}.get(ctx.eqn.primitive.name, "add")
+  name = {"pmax_scatter": "max", "pmin_scatter": "min"}.get(ctx.name, "add")
   return priced(ctx.model, name, _whole(total), is_complex(x))
 
 
-def _movement(ctx, *args, **_):
+def _movement(ctx: RuleContext, *args, **_):
   return ops()
 
 
@@ -81,7 +83,7 @@ register(P.all_gather_p, P.all_to_all_p, P.ppermute_p, "all_gather_invariant",
 
 
 @register("shard_map")
-def _shard_map(ctx, *args, jaxpr, mesh, **params):
+def _shard_map(ctx: RuleContext, *args, jaxpr, mesh, **params):
   manual = params.get("newly_manual_axes") or params.get("manual_axes") or mesh.axis_names
   sizes = dict(zip(mesh.axis_names, mesh.axis_sizes, strict=True))
   devices = math.prod(sizes[a] for a in manual)
@@ -89,5 +91,5 @@ def _shard_map(ctx, *args, jaxpr, mesh, **params):
 
 
 @register("xla_pmap")
-def _pmap(ctx, *args, call_jaxpr, axis_name, axis_size, **_):
+def _pmap(ctx: RuleContext, *args, call_jaxpr, axis_name, axis_size, **_):
   return ctx.walk(call_jaxpr, axis_sizes={axis_name: axis_size}) * axis_size

@@ -42,7 +42,7 @@ from jaxgreen.formulas import (
   rng_uniform_ops,
   threefry_ops,
 )
-from jaxgreen.jaxpr.interpreter import dtype_info
+from jaxgreen.jaxpr.interpreter import RuleContext, dtype_info
 from jaxgreen.jaxpr.registry import register
 from jaxgreen.jaxpr.rules._util import ops, size
 
@@ -53,7 +53,7 @@ def _words(aval) -> int:
 
 
 @register(P.threefry2x32_p)
-def _threefry(ctx, k1, k2, x1, x2, **_):
+def _threefry(ctx: RuleContext, k1, k2, x1, x2, **_):
   return ops(int_ops=threefry_ops(size(ctx.outs[0])))
 
 
@@ -79,7 +79,7 @@ def _key_program(kind: str, keys_aval, extra, partitionable: bool):
       impl, b, m, keys_aval.shape))(base, jax.ShapeDtypeStruct(msgs_shape, msgs_dtype))
 
 
-def _walk_key_program(ctx, kind: str, keys, extra):
+def _walk_key_program(ctx: RuleContext, kind: str, keys, extra):
   """Counts jax's own program for a key operation; None when it cannot be traced."""
   if _prng is None:
     return None
@@ -93,7 +93,7 @@ def _walk_key_program(ctx, kind: str, keys, extra):
 
 
 @register(P.random_bits_p)
-def _random_bits(ctx, keys, *, bit_width, shape, **_):
+def _random_bits(ctx: RuleContext, keys, *, bit_width, shape, **_):
   walked = _walk_key_program(ctx, "bits", keys, (int(bit_width), tuple(shape)))
   if walked is not None:
     return walked
@@ -101,7 +101,7 @@ def _random_bits(ctx, keys, *, bit_width, shape, **_):
 
 
 @register("raw_bits")
-def _raw_bits(ctx, keys, *, shape, **_):
+def _raw_bits(ctx: RuleContext, keys, *, shape, **_):
   walked = _walk_key_program(ctx, "raw", keys, tuple(shape))
   if walked is not None:
     return walked
@@ -109,7 +109,7 @@ def _raw_bits(ctx, keys, *, shape, **_):
 
 
 @register(P.random_split_p)
-def _random_split(ctx, keys, *, shape, **_):
+def _random_split(ctx: RuleContext, keys, *, shape, **_):
   walked = _walk_key_program(ctx, "split", keys, tuple(shape))
   if walked is not None:
     return walked
@@ -117,7 +117,7 @@ def _random_split(ctx, keys, *, shape, **_):
 
 
 @register(P.random_fold_in_p)
-def _random_fold_in(ctx, keys, msgs, **_):
+def _random_fold_in(ctx: RuleContext, keys, msgs, **_):
   walked = _walk_key_program(ctx, "fold_in", keys, (tuple(msgs.shape), msgs.dtype))
   if walked is not None:
     return walked
@@ -125,19 +125,19 @@ def _random_fold_in(ctx, keys, msgs, **_):
 
 
 @register(P.rng_bit_generator_p)
-def _rng_bit_generator(ctx, key, *, algorithm=None, **_):
+def _rng_bit_generator(ctx: RuleContext, key, *, algorithm=None, **_):
   out = ctx.outs[1]
   name = getattr(algorithm, "name", str(algorithm))
   return ops(int_ops=rng_bit_generator_ops(name, size(out) * (out.dtype.itemsize or 4)))
 
 
 @register("iota_2x32_shape")
-def _iota_2x32(ctx, **_):
+def _iota_2x32(ctx: RuleContext, **_):
   return ops(int_ops=2 * size(ctx.outs[0]))  # one multiply-add of the strides per word
 
 
 def _per_block(ops_per_block: int):
-  def rule(ctx, *args, **_):
+  def rule(ctx: RuleContext, *args, **_):
     return ops(int_ops=ops_per_block * size(ctx.outs[0]))
 
   return rule
@@ -149,7 +149,7 @@ register("philox2x32")(_per_block(PHILOX2_OPS_PER_BLOCK))
 
 
 @register("rng_uniform")
-def _rng_uniform(ctx, a, b, **_):
+def _rng_uniform(ctx: RuleContext, a, b, **_):
   out = ctx.outs[0]
   n = size(out)
   bits = ops(int_ops=rng_uniform_ops(size(out) * (getattr(out.dtype, "itemsize", 4) or 4)))
@@ -165,7 +165,7 @@ def _gamma_program(key_shape, key_dtype, a_shape, a_dtype, log_space):
                               jax.ShapeDtypeStruct(a_shape, a_dtype))
 
 
-def _random_gamma(ctx, key, a, *, log_space, **_):
+def _random_gamma(ctx: RuleContext, key, a, *, log_space, **_):
   program = _gamma_program(tuple(key.shape), key.dtype, tuple(a.shape), a.dtype,
                            bool(log_space))
   return ctx.walk(program)
@@ -182,7 +182,7 @@ def _poisson_program(key_shape, key_dtype, lam_shape, lam_dtype, dtype):
                               jax.ShapeDtypeStruct(lam_shape, lam_dtype))
 
 
-def _random_poisson(ctx, key, lam, *, dtype, **_):
+def _random_poisson(ctx: RuleContext, key, lam, *, dtype, **_):
   program = _poisson_program(tuple(key.shape), key.dtype, tuple(lam.shape), lam.dtype, dtype)
   return ctx.walk(program)
 

@@ -16,8 +16,9 @@ import math
 from jax.extend.core import primitives as P
 
 from jaxgreen.formulas import logaddexp_price, reduce_steps, scan_steps, window_reduce_steps
+from jaxgreen.jaxpr.interpreter import RuleContext
 from jaxgreen.jaxpr.registry import register
-from jaxgreen.jaxpr.rules._util import is_complex, ops, priced, size
+from jaxgreen.jaxpr.rules._util import is_complex, model_price, ops, priced, size
 
 # The element operation each reduction primitive repeats.
 _REDUCE = {"reduce_sum": "add", "reduce_max": "max", "reduce_min": "min",
@@ -30,23 +31,23 @@ def _steps(x, out) -> int:
   return reduce_steps(size(x), size(out))
 
 
-def _reduce(ctx, x, **_):
+def _reduce(ctx: RuleContext, x, **_):
   steps = _steps(x, ctx.outs[0])
-  return priced(ctx.model, _REDUCE[ctx.eqn.primitive.name], steps, is_complex(x))
+  return priced(ctx.model, _REDUCE[ctx.name], steps, is_complex(x))
 
 
-def _reduce_bits(ctx, x, **_):
+def _reduce_bits(ctx: RuleContext, x, **_):
   return ops(int_ops=_steps(x, ctx.outs[0]))
 
 
-def _reduce_generic(ctx, *args, jaxpr, **_):
+def _reduce_generic(ctx: RuleContext, *args, jaxpr, **_):
   """lax.reduce with a user computation: (n - 1) applications per output."""
   return ctx.walk(jaxpr) * _steps(args[0], ctx.outs[0])
 
 
-def _cumulative(ctx, x, *, axis, **_):
+def _cumulative(ctx: RuleContext, x, *, axis, **_):
   rows_steps = scan_steps(size(x), x.shape[axis])  # rows * (n - 1)
-  name = ctx.eqn.primitive.name
+  name = ctx.name
   if name == "cumlogsumexp":
     a, m = logaddexp_price(ctx.model)  # max(a, b) + log1p(exp(-|a - b|)), NaN-guarded
     return ops(adds=a * rows_steps, muls=m * rows_steps, transcendentals=2 * rows_steps)
@@ -58,42 +59,43 @@ def _window_taps(window_dimensions) -> int:
   return math.prod(window_dimensions)
 
 
-def _window_steps(ctx, x, window_dimensions, params) -> int:
+def _window_steps(ctx: RuleContext, x, window_dimensions, params) -> int:
   return window_reduce_steps(x.shape, size(ctx.outs[0]), window_dimensions,
                              params.get("window_strides", ()), params.get("padding", ()),
                              params.get("base_dilation", ()),
                              params.get("window_dilation", ()))
 
 
-def _reduce_window_prim(ctx, x, *, window_dimensions, **params):
+def _reduce_window_prim(ctx: RuleContext, x, *, window_dimensions, **params):
   price = {"reduce_window_sum": "add", "reduce_window_max": "max",
-           "reduce_window_min": "min"}[ctx.eqn.primitive.name]
+           "reduce_window_min": "min"}[ctx.name]
   steps = _window_steps(ctx, x, window_dimensions, params)
   return priced(ctx.model, price, steps, is_complex(x))
 
 
-def _reduce_window_generic(ctx, *args, jaxpr, window_dimensions, **params):
+def _reduce_window_generic(ctx: RuleContext, *args, jaxpr, window_dimensions, **params):
   steps = _window_steps(ctx, args[0], window_dimensions, params)
   return ctx.walk(jaxpr) * steps
 
 
-def _select_and_scatter_add(ctx, source, operand, *, window_dimensions, **_):
+def _select_and_scatter_add(ctx: RuleContext, source, operand, *, window_dimensions, **_):
   """Max-pool gradient: pick each window's max (taps - 1 compares), add the source."""
-  ca, cm = ctx.model.price("ge")
-  aa, am = ctx.model.price("add")
+  ca, cm = model_price(ctx.model, "ge")
+  aa, am = model_price(ctx.model, "add")
   compares = size(source) * (_window_taps(window_dimensions) - 1)
   n = size(source)  # one scatter-add of each source element
   return ops(adds=ca * compares + aa * n, muls=cm * compares + am * n)
 
 
-def _select_and_gather_add(ctx, tangents, operand, *, window_dimensions, **_):
+def _select_and_gather_add(ctx: RuleContext, tangents, operand, *, window_dimensions, **_):
   """Max-pool JVP: pick each window's max (taps - 1 compares), gather its tangent."""
-  ca, cm = ctx.model.price("ge")
+  ca, cm = model_price(ctx.model, "ge")
   compares = size(ctx.outs[0]) * (_window_taps(window_dimensions) - 1)
   return ops(adds=ca * compares, muls=cm * compares)
 
 
-def _select_and_scatter(ctx, *args, select_jaxpr, scatter_jaxpr, window_dimensions, **_):
+def _select_and_scatter(ctx: RuleContext, *args, select_jaxpr, scatter_jaxpr, window_dimensions,
+                        **_):
   source = args[0]
   taps = _window_taps(window_dimensions)
   sel = ctx.walk(select_jaxpr) * (size(source) * (taps - 1))
