@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import jax
 import numpy as np
 
+from jaxgreen._args import static_argnums_of
 from jaxgreen._state import has_graph_nodes, with_final_state
 
 if TYPE_CHECKING:
@@ -212,21 +213,6 @@ class Program:
       return self.args
     static = self.static_argnums
     return tuple(a if i in static else self.target.place(a) for i, a in enumerate(self.args))
-
-
-def static_argnums_of(static_argnums: int | Sequence[int], caller: str = "count"
-                      ) -> tuple[int, ...]:
-  """``static_argnums`` as a tuple of ints; anything else is a TypeError naming
-  ``caller``'s argument."""
-  nums = (static_argnums,) if isinstance(static_argnums, int) else static_argnums
-  try:
-    out: tuple[int, ...] | None = tuple(nums)
-  except TypeError:
-    out = None
-  if out is None or any(isinstance(i, bool) or not isinstance(i, int) for i in out):
-    raise TypeError(f"{caller}(static_argnums={static_argnums!r}) must be an int or a "
-                    f"sequence of ints (argument positions), e.g. static_argnums=(1,)")
-  return out
 
 
 # -- Equinox's split: arrays traced, every other leaf fixed --------------------------------

@@ -30,6 +30,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from jaxgreen._args import static_argnums_of
+
 # Besides what this module uses, the names written `import X as X` stay reachable here,
 # where earlier releases defined them: the quiet start-up (jaxgreen._quiet), the
 # compilation cache (jaxgreen.compile_cache) and the devices (jaxgreen.devices).
@@ -127,9 +129,7 @@ class Target:
     """
     import jax
 
-    if isinstance(static_argnums, int):
-      static_argnums = (static_argnums,)
-    static = set(static_argnums)
+    static = set(static_argnums_of(static_argnums, "Target.compile"))
     placed = [a if i in static else self.place(a) for i, a in enumerate(args)]
     kwargs = {k: self.place(v) for k, v in kwargs.items()}
     jitted = fn if hasattr(fn, "lower") else jax.jit(fn, static_argnums=tuple(static))

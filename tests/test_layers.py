@@ -18,7 +18,7 @@ PACKAGE = pathlib.Path(jaxgreen.__file__).parent
 # higher. Modules of one layer may import each other, without cycles.
 LAYERS = {
     # 0: leaves: import nothing of jaxgreen, or only other leaves.
-    "jaxgreen._version": 0, "jaxgreen._compat": 0, "jaxgreen._quiet": 0,
+    "jaxgreen._version": 0, "jaxgreen._args": 0, "jaxgreen._compat": 0, "jaxgreen._quiet": 0,
     "jaxgreen._hardware": 0,
     "jaxgreen._scope": 0, "jaxgreen._target_error": 0, "jaxgreen.report": 0,
     "jaxgreen._source": 0, "jaxgreen._pprof": 0, "jaxgreen._report_html": 0,
