@@ -204,7 +204,8 @@ def analyze(fn: Callable, target: Any, *args, static_argnums: int | Sequence[int
   Returns:
     A :class:`PodReport`.
   """
-  from jaxgreen.targets import get_target, start_devices
+  from jaxgreen.devices import start_devices
+  from jaxgreen.targets import get_target
 
   t = get_target(target)
   start_devices([t])  # before the jaxpr count starts a backend (GPU targets need that)

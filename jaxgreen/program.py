@@ -169,7 +169,7 @@ class Program:
   def _compiled(self) -> tuple[Any, Any, str, tuple[str, ...]]:
     """``(lowered, compiled, hlo_text, notes)``; on TPU, when the compiled HLO cannot be
     read back (a SparseCore gather offload), compiled once more without that offload."""
-    from jaxgreen.targets import quiet_stderr
+    from jaxgreen._quiet import quiet_stderr
 
     t = self.target
     lowered, compiled = t.compile(self.fn, *self.args, static_argnums=self.static_argnums,
