@@ -48,19 +48,19 @@ from jaxgreen.account.attribution import ACTIVE, RUNNING, RUNNING_LOCK, fallback
 from jaxgreen.account.carbon import RegionFinder
 from jaxgreen.account.energy import GATHER_TIMEOUT_S, Meter, NvmlMeter, gather_energy, trial_key
 from jaxgreen.account.ledger import (
-    TRANSACTION_CODE,
-    Ledger,
-    LedgerError,
-    pending_record,
-    stored_throughput,
+  TRANSACTION_CODE,
+  Ledger,
+  LedgerError,
+  pending_record,
+  stored_throughput,
 )
 from jaxgreen.account.pricetag import PriceTag
 from jaxgreen.account.schema import CRASH_TIMEOUT_S
 from jaxgreen.account.sinks import Sinks
 from jaxgreen.account.throughput import (
-    Throughput,
-    StepTimer,
-    with_throughput,
+  StepTimer,
+  Throughput,
+  with_throughput,
 )
 from jaxgreen.account.tracker import Tracker, _Entry
 
@@ -314,8 +314,7 @@ class Experiment:
     self.flush()
     run = self.run_id if run == "this" else run
     if self._closed and self.ledger.path != ":memory:":
-      again = self.ledger._url if self.ledger.dialect != "sqlite" else self.ledger.path
-      with Ledger(again, readonly=True, timeout=self.ledger.timeout) as led:
+      with self.ledger.reader() as led:
         tag = led.price_tag(self.name, joules_per_flop=joules_per_flop, run=run)
     else:
       tag = self.ledger.price_tag(self.name, joules_per_flop=joules_per_flop, run=run)
