@@ -6,8 +6,9 @@ exp.trial(...)`` are attributed to that trial, buffered, and committed in batche
 with bounded waits, so a busy ledger never stalls training (the README's "What the
 ledger promises": nothing lost, nothing counted twice, SIGTERM flush).
 
-Experiment and Trial share their bookkeeping (open trials, owed rows, the signatures
-already written), so both live in this file; hence its length.
+Experiment and Trial share their bookkeeping (open trials, the signatures already
+written, live throughput, the sinks) through one :class:`Bookkeeping` object, and call
+each other only through named methods; both live in this file.
 
 Example:
   >>> import jax, jax.numpy as jnp, jaxgreen
@@ -48,19 +49,19 @@ from jaxgreen.account.attribution import ACTIVE, RUNNING, RUNNING_LOCK, fallback
 from jaxgreen.account.carbon import RegionFinder
 from jaxgreen.account.energy import GATHER_TIMEOUT_S, Meter, NvmlMeter, gather_energy, trial_key
 from jaxgreen.account.ledger import (
-  TRANSACTION_CODE,
-  Ledger,
-  LedgerError,
-  pending_record,
-  stored_throughput,
+    TRANSACTION_CODE,
+    Ledger,
+    LedgerError,
+    pending_record,
+    stored_throughput,
 )
 from jaxgreen.account.pricetag import PriceTag
 from jaxgreen.account.schema import CRASH_TIMEOUT_S
 from jaxgreen.account.sinks import Sinks
 from jaxgreen.account.throughput import (
-  StepTimer,
-  Throughput,
-  with_throughput,
+    StepTimer,
+    Throughput,
+    with_throughput,
 )
 from jaxgreen.account.tracker import Tracker, _Entry
 
@@ -359,12 +360,12 @@ class Experiment:
     try:
       for t in list(self.books.open):
         t.finish("failed", "the process exited before the trial ended",
-               timeout=None if wait is None else min(wait, _TRIAL_WRITE_TIMEOUT_S))
+                 timeout=None if wait is None else min(wait, _TRIAL_WRITE_TIMEOUT_S))
       deadline = None if wait is None else time.monotonic() + wait
       for t in list(self.books.open):
         try:
           t.write_owed(None if deadline is None else max(0.001, deadline - time.monotonic()),
-                  raise_errors=True)
+                       raise_errors=True)
         except (sqlite3.Error, LedgerError, OSError) as e:
           failed.append((t, e))
     except KeyboardInterrupt:  # a Ctrl-C during the wait: stop waiting, keep the rows

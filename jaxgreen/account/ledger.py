@@ -1,14 +1,17 @@
 """The ledger: a durable SQLite or PostgreSQL record of tracked steps, trials and metrics.
 
-Every SQL statement of jaxgreen is in this file (writes, reads, merge) or, for the
+Every SQL statement on the ledger's tables is in this file (writes, reads, merge) or, for the
 schema's definition and its upgrade, in :mod:`jaxgreen.account.schema`, so the schema
-and each query on it are read and changed together; hence its length.
+and each query on it are read and changed together. How the ledger reaches its
+database (opening, lock waits, retries, reconnection, the pending file) is apart, in
+:mod:`~jaxgreen.account._connection`, the base of :class:`Ledger`.
 
 A ledger is one SQLite file (stdlib ``sqlite3``, WAL journal) that any number of
 processes of one machine may write at once, or a PostgreSQL database
 (``postgresql://user@host:port/db``, the ``[postgres]`` extra) that every host of a
 sweep writes live: the same tables, the same statements (``?`` placeholders, ``ON
-CONFLICT (id) DO NOTHING``; :mod:`~jaxgreen.account._postgres` holds the connection).
+CONFLICT (id) DO NOTHING``; :mod:`~jaxgreen.account._postgres` holds the server's
+connection).
 Rows are only ever inserted (a trial row is also updated when the trial ends), and
 every row carries a globally unique id (uuid4, or a content hash for signatures), so
 ledgers from several machines merge without double counting (:func:`merge`), and a
@@ -53,8 +56,9 @@ in Python with exact integers (:mod:`jaxgreen.account.pricetag`).
 Rows a process could not write before it ended (a ledger locked or unreachable after
 Ctrl-C or SIGTERM) are saved to the ledger's pending file (:meth:`Ledger.pending_path`,
 JSON lines) and written, by id, at its next writing open. A SQLite ledger waits for
-another writer's lock in slices of :data:`_BUSY_SLICE_S`, so Ctrl-C is handled between
-slices; :func:`merge` checks each source against the schema before writing.
+another writer's lock in short slices (:mod:`~jaxgreen.account._connection`), so Ctrl-C
+is handled between slices; :func:`merge` checks each source against the schema before
+writing.
 """
 
 from __future__ import annotations
@@ -80,12 +84,12 @@ from jaxgreen.account._connection import _clear_error as _clear_error
 from jaxgreen.account._connection import _server_error as _server_error
 from jaxgreen.account.pricetag import PriceTag
 from jaxgreen.account.schema import (
-  CARBON_COLUMNS,
-  CRASH_TIMEOUT_S,
-  MODEL_COLUMNS,
-  SCHEMA_VERSION,
-  TABLES,
-  THROUGHPUT_COLUMNS,
+    CARBON_COLUMNS,
+    CRASH_TIMEOUT_S,
+    MODEL_COLUMNS,
+    SCHEMA_VERSION,
+    TABLES,
+    THROUGHPUT_COLUMNS,
 )
 from jaxgreen.account.schema import STATUSES as STATUSES
 from jaxgreen.account.throughput import Throughput, with_throughput
