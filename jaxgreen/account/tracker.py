@@ -348,7 +348,6 @@ class Tracker:
     for e in self.entries.values():
       e.calls = 0
 
-
   # -- wrappers ----------------------------------------------------------------
 
   def wrap_plain(self) -> Callable:
