@@ -61,7 +61,7 @@ def _record_untimed(self, entry, ex):
   if trial is None and RUNNING:
     trial = fallback_trial()
   if trial is not None:
-    trial._add(entry, self.kind, ex)
+    trial.add_step(entry, self.kind, ex)
 
 
 def run_block(fn, state, batch, steps):

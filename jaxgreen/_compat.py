@@ -119,3 +119,17 @@ def code_line(traceback_type: Any, code: Any, lasti: int) -> int:
     return int(traceback_type.code_addr2line(code, lasti))
   except (AttributeError, TypeError, ValueError):  # pragma: no cover - moved
     return int(code.co_firstlineno)
+
+# -- jitted functions ----------------------------------------------------------------
+
+
+def jit_cache_size(fn: Any) -> Any | None:
+  """The ``_cache_size()`` of a ``jax.jit`` function (how many executables its cache
+  holds; jax 0.10 .. 0.12), or None for a function that is not jitted."""
+  return getattr(fn, "_cache_size", None)
+
+
+def jit_info(fn: Any) -> Any | None:
+  """The ``_jit_info`` of a ``jax.jit`` function (its ``static_argnums`` and
+  ``static_argnames``; jax 0.10 .. 0.12), or None."""
+  return getattr(fn, "_jit_info", None)

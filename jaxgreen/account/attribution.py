@@ -23,7 +23,7 @@ class StepSink(Protocol):
 
   status: str
 
-  def _add(self, entry: Any, kind: str, examples: int, timing: Any = None) -> None: ...
+  def add_step(self, entry: Any, kind: str, examples: int, timing: Any = None) -> None: ...
 
 
 ACTIVE: contextvars.ContextVar[StepSink | None] = contextvars.ContextVar(

@@ -70,7 +70,7 @@ class Report:
     return ", ".join(regions) or "unavailable"
 
   def statuses(self) -> str:
-    return self.tag._statuses() or "none"
+    return self.tag.statuses() or "none"
 
   def _rows(self) -> list[list[str]]:
     t = self.tag

@@ -6,8 +6,9 @@ exp.trial(...)`` are attributed to that trial, buffered, and committed in batche
 with bounded waits, so a busy ledger never stalls training (the README's "What the
 ledger promises": nothing lost, nothing counted twice, SIGTERM flush).
 
-Experiment and Trial share their bookkeeping (open trials, owed rows, the signatures
-already written), so both live in this file; hence its length.
+Experiment and Trial share their bookkeeping (open trials, the signatures already
+written, live throughput, the sinks) through one :class:`Bookkeeping` object, and call
+each other only through named methods; both live in this file.
 
 Example:
   >>> import jax, jax.numpy as jnp, jaxgreen
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import contextvars
+import dataclasses
 import json
 import numbers
 import os
@@ -57,10 +59,8 @@ from jaxgreen.account.pricetag import PriceTag
 from jaxgreen.account.schema import CRASH_TIMEOUT_S
 from jaxgreen.account.sinks import Sinks
 from jaxgreen.account.throughput import (
+    StepTimer,
     Throughput,
-    add_interval,
-    from_timed,
-    new_timed,
     with_throughput,
 )
 from jaxgreen.account.tracker import Tracker, _Entry
@@ -98,6 +98,45 @@ def _device_info() -> dict[str, Any]:
   return {"device_kind": devices[0].device_kind if devices else "?",
           "device_count": jax.device_count(), "process_index": jax.process_index(),
           "process_count": jax.process_count()}
+
+
+@dataclasses.dataclass(eq=False)
+class Bookkeeping:
+  """What an experiment shares with its trials (``experiment.books``), in one place.
+
+  The experiment owns it; each :class:`Trial` receives it. It is jaxgreen's own
+  bookkeeping: read it, but do not change it.
+
+  Attributes:
+    region: where the trials draw their energy (:class:`~jaxgreen.account.carbon.RegionFinder`).
+    sinks: the trackers fed with each trial's metrics and figures.
+    gather_energy: whether process 0 records the sum of every host's measured energy.
+    signatures: ids of the step signatures already written to the ledger.
+    open: trials started and not yet written as ended. Held strongly: a trial whose end
+      write failed is written at close/exit even after the user's variable moved on.
+    throughput: this process's trials by id (the trial while it runs, then its figures):
+      reports of this process show it live; the ledger stores it at each write.
+    interrupted: a KeyboardInterrupt left one of the trials.
+  """
+
+  region: RegionFinder
+  sinks: Sinks
+  gather_energy: bool
+  signatures: set[str] = dataclasses.field(default_factory=set)
+  open: dict[Trial, None] = dataclasses.field(default_factory=dict)
+  throughput: dict[str, Trial | Throughput | None] = dataclasses.field(default_factory=dict)
+  interrupted: bool = False
+  warned: set[bool] = dataclasses.field(default_factory=set)
+
+  def warn_once(self, error: Exception, busy: bool, ledger: str) -> None:
+    """Warns once per experiment (and kind) that the ledger at ``ledger`` was not written."""
+    if busy in self.warned:
+      return
+    self.warned.add(busy)
+    why = "is busy (another writer holds its lock)" if busy else f"could not be written ({error})"
+    warnings.warn(f"jaxgreen: the ledger {ledger!r} {why}; training goes on and "
+                  f"the rows are kept in memory and written at the next flush, trial end, "
+                  f"experiment.close() or exit", stacklevel=4)
 
 
 class Experiment:
@@ -170,35 +209,27 @@ class Experiment:
     # A running trial silent for this long is reported crashed (by other hosts).
     self.stale_after = max(CRASH_TIMEOUT_S, 3 * self.flush_seconds)
     self.measure_energy = measure_energy
-    self._region = RegionFinder(region, pue)  # never blocks: detection runs in a thread
     info = _device_info()
     self.recording = all_processes or info["process_index"] == 0
-    # Trackers are fed by the recording process only, like the ledger.
-    self._sinks = Sinks(sinks, enabled=self.recording)
-    # One writer for all hosts: it records the sum of every host's measured energy.
-    self._gather_energy = (measure_energy and not all_processes
-                           and info["process_count"] > 1)
+    self.books = Bookkeeping(
+        region=RegionFinder(region, pue),  # never blocks: detection runs in a thread
+        # Trackers are fed by the recording process only, like the ledger.
+        sinks=Sinks(sinks, enabled=self.recording),
+        # One writer for all hosts: it records the sum of every host's measured energy.
+        gather_energy=bool(measure_energy and not all_processes
+                           and info["process_count"] > 1))
     if isinstance(ledger, Ledger):
       self.ledger = ledger if self.recording else Ledger(":memory:")
     else:
       memory = ledger is None or not self.recording
       self.ledger = Ledger(":memory:" if memory else ledger)  # type: ignore[arg-type]
     self.run_id = uuid.uuid4().hex
-    self._signatures: set[str] = set()
-    # Trials started and not yet written as ended. Held strongly: a trial whose end
-    # write failed is written at close/exit even after the user's variable moved on.
-    self._open: dict[Trial, None] = {}
     self._n = 0
     row = (self.run_id, name, socket.gethostname(), os.getpid(), info["process_index"],
            info["process_count"], info["device_kind"], info["device_count"],
            jax.__version__, __version__, time.time())
-    self._warned: set[bool] = set()
-    self._interrupted = False  # a KeyboardInterrupt left one of its trials
     self._created = time.monotonic()
     self._closed = False
-    # Throughput of this process's trials by id (the trial while it runs, then its
-    # figures): reports of this process show it live; the ledger stores it at each write.
-    self._throughput: dict[str, Trial | Throughput | None] = {}
     self.ledger.add_run(row)
     atexit.register(self._at_exit)
     preemption.watch(self, _CRITICAL)
@@ -235,16 +266,17 @@ class Experiment:
     if not isinstance(trial_id, str) or not trial_id:
       raise TypeError(f"trial(resume={trial_id!r}) must be a trial's state() or id, saved "
                       f"with the checkpoint")
-    if any(t.id == trial_id for t in self._open):
+    if any(t.id == trial_id for t in self.books.open):
       raise ValueError(f"trial(resume={trial_id!r}) is still open in this process; end it "
                        f"before resuming it")
     row = self.ledger.trial_row(trial_id)
     if row is None and state is not None:  # a ledger that never saw it: go on from the state
       t = Trial(self, name or state["name"],
-                dict(hparams) if hparams is not None else dict(state["hparams"]))
-      t.id, t._first_started = trial_id, state["started"]
+                dict(hparams) if hparams is not None else dict(state["hparams"]),
+                first_started=state["started"], energy_before=state["energy_j"])
+      t.id = trial_id
       t.steps, t.train_examples = state["steps"], state["train_examples"]
-      t.train_fpo, t._energy_before = state["train_fpo"], state["energy_j"]
+      t.train_fpo = state["train_fpo"]
       warnings.warn(
           f"jaxgreen: {self.ledger.path!r} does not hold trial {t.name!r} ({trial_id[:8]}): "
           f"it goes on from its state ({t.steps:,} steps, {t.train_fpo:,} train FPO), but "
@@ -259,31 +291,21 @@ class Experiment:
                        f"or trial.id saved with the checkpoint, and the same experiment name "
                        f"and ledger")
     hp = dict(hparams) if hparams is not None else json.loads(row["hparams"] or "{}")
-    t = Trial(self, name or row["name"] or trial_id[:8], hp)
-    t.id = trial_id
     tag = self.ledger.price_tag(self.name)
     (prev,) = [c for c in tag.trials if c.id == trial_id]
+    t = Trial(self, name or row["name"] or trial_id[:8], hp, resumed=True,
+              energy_before=row["energy_j"], timed_before=stored_throughput(row))
+    t.id = trial_id
     t.steps = prev.train_steps + prev.eval_steps
     t.train_fpo, t.train_examples = prev.train_fpo, prev.train_examples
-    t._resumed, t._energy_before = True, row["energy_j"]
-    t._timed_before = stored_throughput(row)
     return t
 
   def flush(self) -> None:
     """Commits what every open trial owes the ledger (safe from any thread); waits up
     to the ledger's timeout and raises :class:`~jaxgreen.account.ledger.LedgerError` if the
     ledger stays busy or full (the rows are kept)."""
-    for t in list(self._open):
+    for t in list(self.books.open):
       t.flush()
-
-  def _warn_once(self, error: Exception, busy: bool) -> None:
-    if busy in self._warned:
-      return
-    self._warned.add(busy)
-    why = "is busy (another writer holds its lock)" if busy else f"could not be written ({error})"
-    warnings.warn(f"jaxgreen: the ledger {self.ledger.path!r} {why}; training goes on and "
-                  f"the rows are kept in memory and written at the next flush, trial end, "
-                  f"experiment.close() or exit", stacklevel=4)
 
   def price_tag(self, joules_per_flop: float | None = None,
                 run: str | None = None) -> PriceTag:
@@ -293,13 +315,12 @@ class Experiment:
     self.flush()
     run = self.run_id if run == "this" else run
     if self._closed and self.ledger.path != ":memory:":
-      again = self.ledger._url if self.ledger.dialect != "sqlite" else self.ledger.path
-      with Ledger(again, readonly=True, timeout=self.ledger.timeout) as led:
+      with self.ledger.reader() as led:
         tag = led.price_tag(self.name, joules_per_flop=joules_per_flop, run=run)
     else:
       tag = self.ledger.price_tag(self.name, joules_per_flop=joules_per_flop, run=run)
     live = {k: t.throughput if isinstance(t, Trial) else t
-            for k, t in self._throughput.items()}
+            for k, t in self.books.throughput.items()}
     return with_throughput(tag, live)
 
   def report(self, format: str = "text", joules_per_flop: float | None = None,
@@ -314,33 +335,37 @@ class Experiment:
       return tag.to_json(indent=2)
     return tag.markdown() if format == "markdown" else tag.table()
 
+  @property
+  def _open(self) -> dict[Trial, None]:
+    return self.books.open
+
   def _preempt(self, timeout: float) -> None:
     """SIGTERM: ends every open trial as preempted and writes what it owes within
     ``timeout`` seconds in all; what could not be written is saved as pending."""
     deadline = time.monotonic() + timeout
-    for t in list(self._open):
-      t._end("preempted", "SIGTERM", timeout=max(0.001, deadline - time.monotonic()))
-      if t._owes():
-        t._sync(max(0.001, deadline - time.monotonic()))
-    if self._open:
+    for t in list(self.books.open):
+      t.finish("preempted", "SIGTERM", timeout=max(0.001, deadline - time.monotonic()))
+      if t.owes():
+        t.write_owed(max(0.001, deadline - time.monotonic()))
+    if self.books.open:
       self._save_pending("was not written within the preemption's wait")
 
   def _finish(self, raise_errors: bool) -> None:
     """Ends running trials as failed, then writes everything owed, waiting up to the
     ledger's timeout, or :data:`CLOSE_AFTER_INTERRUPT_S` after Ctrl-C (a trial whose
     end write failed keeps the status it asked for). Ctrl-C during the wait stops it."""
-    interrupted = self._interrupted or preemption.interrupted_since(self._created)
+    interrupted = self.books.interrupted or preemption.interrupted_since(self._created)
     wait = min(self.ledger.timeout, CLOSE_AFTER_INTERRUPT_S) if interrupted else None
     failed: list[tuple[Trial, Exception]] = []
     try:
-      for t in list(self._open):
-        t._end("failed", "the process exited before the trial ended",
-               timeout=None if wait is None else min(wait, _TRIAL_WRITE_TIMEOUT_S))
+      for t in list(self.books.open):
+        t.finish("failed", "the process exited before the trial ended",
+                 timeout=None if wait is None else min(wait, _TRIAL_WRITE_TIMEOUT_S))
       deadline = None if wait is None else time.monotonic() + wait
-      for t in list(self._open):
+      for t in list(self.books.open):
         try:
-          t._sync(None if deadline is None else max(0.001, deadline - time.monotonic()),
-                  raise_errors=True)
+          t.write_owed(None if deadline is None else max(0.001, deadline - time.monotonic()),
+                       raise_errors=True)
         except (sqlite3.Error, LedgerError, OSError) as e:
           failed.append((t, e))
     except KeyboardInterrupt:  # a Ctrl-C during the wait: stop waiting, keep the rows
@@ -350,7 +375,7 @@ class Experiment:
       return
     if not failed:
       return
-    steps = sum(t._owed_steps() for t, _ in failed)
+    steps = sum(t.owed_steps() for t, _ in failed)
     msg = (f"could not write {len(failed)} trial(s) ({steps} step(s)) to the ledger "
            f"{self.ledger.path!r}: {failed[-1][1]}")
     if raise_errors and not interrupted:
@@ -365,13 +390,10 @@ class Experiment:
     records, steps = [], 0
     saved: list[tuple[Trial, list[tuple], list[tuple], tuple | None, tuple | None,
                       str | None]] = []
-    for t in list(self._open):
-      with t._lock:
-        rows = t._take()
-        metrics, row = list(t._metrics_owed), t._row_owed
-        end, hparams = t._end_owed, t._hparams_owed
+    for t in list(self.books.open):
+      rows, metrics, row, end, hparams = t.owed()
       timed = t.throughput if rows or end else None
-      carbon = self._region.carbon(wait=0).values() if row or end else None
+      carbon = self.books.region.carbon(wait=0).values() if row or end else None
       records.append(pending_record(t.id, start=row, steps=rows, metrics=metrics, end=end,
                                     throughput=timed, hparams=hparams, carbon=carbon))
       saved.append((t, rows, metrics, row, end, hparams))
@@ -385,7 +407,7 @@ class Experiment:
     if path is None:
       return None
     for t, rows, metrics, row, end, hparams in saved:
-      t._settle(rows, metrics, row, end, hparams)
+      t.settle(rows, metrics, row, end, hparams)
     print(f"jaxgreen: the ledger {self.ledger.path!r} {why}; {len(records)} trial(s), "
           f"{steps} step(s) saved to {path!r}, written by the ledger's next writing open",
           file=sys.stderr, flush=True)
@@ -430,8 +452,11 @@ class Trial:
   by the experiment, and written at the next flush, trial end, ``close()`` or exit.
   """
 
-  def __init__(self, experiment: Experiment, name: str, hparams: dict[str, Any]):
+  def __init__(self, experiment: Experiment, name: str, hparams: dict[str, Any], *,
+               resumed: bool = False, first_started: float | None = None,
+               energy_before: float | None = None, timed_before: Throughput | None = None):
     self.experiment = experiment
+    self._books = experiment.books
     self.name = name
     self.hparams = hparams
     self.id = uuid.uuid4().hex
@@ -459,13 +484,12 @@ class Trial:
     self._energy: float | None = None
     self._energy_key: str | None = None  # multi-host: where hosts publish their energy
     self._started = 0.0
-    self._first_started: float | None = None  # resumed from a state(): its first start
-    self._resumed = False
-    self._energy_before: float | None = None
-    self._last_t: float | None = None
-    self._timed: list[Any] = new_timed()  # steps, seconds, FPO, per device, model FPO...
+    self._first_started = first_started  # resumed from a state(): its first start
+    self._resumed = resumed  # resumed from the ledger's row
+    self._energy_before = energy_before  # resumed: the earlier runs' measured energy
+    self._timer = StepTimer()  # steps, seconds, FPO, per device, model FPO...
     self._peak_of: Tracker | None = None
-    self._timed_before: Throughput | None = None  # resumed: the earlier runs' figures
+    self._timed_before = timed_before  # resumed: the earlier runs' figures
     self._hparams_owed: str | None = None
 
   def __enter__(self) -> Trial:
@@ -476,28 +500,28 @@ class Trial:
     if exc_type is not None and issubclass(exc_type, KeyboardInterrupt):
       # Ctrl-C: out at once, no ledger I/O (a busy or slow ledger); the end is written
       # by close(), the exit handler, or the next flush.
-      self.experiment._interrupted = True
-      self._end("failed", f"{exc_type.__name__}: {exc}", write=False)
+      self._books.interrupted = True
+      self.finish("failed", f"{exc_type.__name__}: {exc}", write=False)
     elif exc_type is not None and not (exc_type is SystemExit and exc.code in (0, None)):
-      self._end("failed", f"{exc_type.__name__}: {exc}")
+      self.finish("failed", f"{exc_type.__name__}: {exc}")
     else:  # sys.exit(0) inside the block is a normal end
-      self._end("stopped" if self._stopped else "completed", self._stop_reason)
+      self.finish("stopped" if self._stopped else "completed", self._stop_reason)
 
   def start(self) -> Trial:
     if self.status != "new":
       raise RuntimeError(f"trial {self.name!r} was already started; make a new one "
                          f"with experiment.trial(...)")
     exp = self.experiment
-    if exp._sinks:  # before the clock starts: opening a tracker run is not training
-      exp._sinks.start(self)
+    if exp.books.sinks:  # before the clock starts: opening a tracker run is not training
+      exp.books.sinks.start(self)
     self.status = "running"
     self._started = time.time()
     started = self._started if self._first_started is None else self._first_started
     self._row_owed = (self.id, exp.run_id, exp.name, self.name,
                       json.dumps(self.hparams, default=str), started, self._resumed)
-    exp._open[self] = None
-    exp._throughput[self.id] = self
-    if exp._gather_energy:
+    exp.books.open[self] = None
+    exp.books.throughput[self.id] = self
+    if exp.books.gather_energy:
       self._energy_key = trial_key(exp.name)
     if exp.measure_energy:
       meter = exp.measure_energy() if callable(exp.measure_energy) else NvmlMeter()
@@ -507,7 +531,7 @@ class Trial:
     self._token = ACTIVE.set(self)
     with RUNNING_LOCK:
       RUNNING[self] = threading.get_ident()
-    self._sync(_TRIAL_WRITE_TIMEOUT_S)
+    self.write_owed(_TRIAL_WRITE_TIMEOUT_S)
     return self
 
   def stop_early(self, reason: str | None = None) -> None:
@@ -522,12 +546,11 @@ class Trial:
     end (the first call of each signature, which compiles, is not timed). The peak is
     that of the last tracker that recorded a timed step. None before any timed step."""
     with self._lock:
-      timed = list(self._timed)
+      timed = self._timer.snapshot()
       source = self._peak_of
     if source is None:
       return self._timed_before
-    chip, peak, why = source.peak()
-    now = from_timed(timed, chip, source._peak_options[2], peak, why)
+    now = source.throughput_of(timed)
     return now if self._timed_before is None else now.plus(self._timed_before)
 
   def update_hparams(self, hparams: Mapping[str, Any]) -> None:
@@ -576,8 +599,10 @@ class Trial:
             "started": self._first_started or self._started or time.time(), "steps": steps,
             "train_fpo": str(fpo), "train_examples": examples, "energy_j": energy}
 
-  def _add(self, entry: _Entry, kind: str, examples: int,
-           timing: tuple[float, bool, Tracker] | None = None) -> None:
+  def add_step(self, entry: _Entry, kind: str, examples: int,
+               timing: tuple[float, bool, Tracker] | None = None) -> None:
+    """Adds one tracked step of ``entry`` (a tracker's call) to the trial's buffer,
+    and its interval to the trial's timing when ``timing`` is (clock, warm, tracker)."""
     key = (entry, kind)
     now = time.time()
     exp = self.experiment
@@ -606,16 +631,14 @@ class Trial:
   def _flush_window(self) -> None:
     """A flush window's write from inside a train step: never waits long for another
     process's write lock, and Ctrl-C is never deferred while it runs."""
-    self._sync(_STEP_FLUSH_TIMEOUT_S, quiet_if_busy=True)
-    if self.experiment._sinks:  # trackers: once per flush window, never every step
-      self.experiment._sinks.flush(self)
+    self.write_owed(_STEP_FLUSH_TIMEOUT_S, quiet_if_busy=True)
+    if self._books.sinks:  # trackers: once per flush window, never every step
+      self._books.sinks.flush(self)
 
   def _time(self, entry: _Entry, now: float, warm: bool, tracker: Tracker) -> None:
     """Times one step (under the lock): the interval since the trial's previous step."""
-    if warm and self._last_t is not None:
-      add_interval(self._timed, now - self._last_t, entry)
+    if self._timer.step(now, warm, entry):
       self._peak_of = tracker
-    self._last_t = now
 
   def _take(self) -> list[tuple]:
     """Gives the buffered steps row ids; returns every row not known to be committed."""
@@ -625,17 +648,38 @@ class Trial:
       self._buf.clear()
       return list(self._owed)
 
-  def _owed_steps(self) -> int:
+  def owed(self) -> tuple[list[tuple], list[tuple], tuple | None, tuple | None, str | None]:
+    """What the trial owes the ledger, read together: (step rows, metric rows, its
+    row, its end, its hparams update); :meth:`settle` forgets it once written."""
+    with self._lock:
+      rows = self._take()
+      return (rows, list(self._metrics_owed), self._row_owed, self._end_owed,
+              self._hparams_owed)
+
+  def counts(self) -> tuple[int, int, int]:
+    """(train FPO, train examples, steps) so far, read together (safe from any thread)."""
+    with self._lock:
+      return self.train_fpo, self.train_examples, self.steps
+
+  @property
+  def energy_j(self) -> float | None:
+    """Joules measured over this run of the trial once it ended; None before, or
+    without a meter."""
+    return self._energy
+
+  def owed_steps(self) -> int:
+    """Steps tracked and not yet known to be written."""
     with self._lock:
       return sum(r[3] for r in self._owed) + sum(b[0] for b in self._buf.values())
 
-  def _owes(self) -> bool:
+  def owes(self) -> bool:
+    """Whether the trial owes the ledger anything."""
     with self._lock:
       return bool(self._buf or self._owed or self._metrics_owed or self._row_owed
                   or self._end_owed or self._hparams_owed)
 
-  def _sync(self, timeout: float | None, raise_errors: bool = False,
-            quiet_if_busy: bool = False) -> bool:
+  def write_owed(self, timeout: float | None, raise_errors: bool = False,
+                 quiet_if_busy: bool = False) -> bool:
     """Writes everything this trial owes in one transaction; True once committed.
 
     Args:
@@ -645,19 +689,16 @@ class Trial:
       quiet_if_busy: no warning when the ledger is only busy (a step's flush).
     """
     exp = self.experiment
-    with self._lock:
-      rows = self._take()
-      metrics = list(self._metrics_owed)
-      row, end, hparams = self._row_owed, self._end_owed, self._hparams_owed
+    rows, metrics, row, end, hparams = self.owed()
     if not (rows or metrics or row or end or hparams):
       return True
     timed = self.throughput if rows or end else None
     # Where the energy is drawn: at the start as known then, at the end as found.
-    carbon = exp._region.carbon(wait=0 if end is None else 2.0).values() \
+    carbon = exp.books.region.carbon(wait=0 if end is None else 2.0).values() \
         if row or end else None
     try:
       exp.ledger.write_trial(self.id, start=row, steps=rows, metrics=metrics, end=end,
-                             known=exp._signatures, timeout=timeout,
+                             known=exp.books.signatures, timeout=timeout,
                              stale_after=exp.stale_after, throughput=timed, hparams=hparams,
                              carbon=carbon)
     except (sqlite3.Error, LedgerError, OSError) as e:
@@ -665,13 +706,13 @@ class Trial:
         raise
       busy = "locked" in str(e) or "busy" in str(e)
       if not (quiet_if_busy and busy):
-        exp._warn_once(e, busy)
+        exp.books.warn_once(e, busy, exp.ledger.path)
       return False
-    self._settle(rows, metrics, row, end, hparams)
+    self.settle(rows, metrics, row, end, hparams)
     return True
 
-  def _settle(self, rows: Sequence[tuple], metrics: Sequence[tuple], row: tuple | None,
-              end: tuple | None, hparams: str | None = None) -> None:
+  def settle(self, rows: Sequence[tuple], metrics: Sequence[tuple], row: tuple | None,
+             end: tuple | None, hparams: str | None = None) -> None:
     """Forgets what a committed write held; an ended trial that owes nothing more
     leaves the experiment's open trials."""
     exp = self.experiment
@@ -689,9 +730,9 @@ class Trial:
       finished = (self.status not in ("new", "running") and self._end_owed is None
                   and self._hparams_owed is None and not self._owed and not self._buf)
     for r in rows:
-      exp._signatures.add(r[1].id)
+      exp.books.signatures.add(r[1].id)
     if finished:
-      exp._open.pop(self, None)
+      exp.books.open.pop(self, None)
 
   def flush(self, timeout: float | None = None) -> None:
     """Commits what the trial owes the ledger (safe from any thread).
@@ -701,7 +742,7 @@ class Trial:
         past it, or if the disk is full, :class:`~jaxgreen.account.ledger.LedgerError` is
         raised and the rows are kept for the next write.
     """
-    self._sync(timeout, raise_errors=True)
+    self.write_owed(timeout, raise_errors=True)
 
   def log(self, step: int, **metrics: float) -> None:
     """Records validation metrics at ``step`` (and commits pending steps with them).
@@ -729,25 +770,25 @@ class Trial:
       fpo, examples = str(self.train_fpo), self.train_examples
       self._metrics_owed += [(uuid.uuid4().hex, self.id, int(step), k, value, fpo, examples,
                               now) for k, value in values]
-    self._sync(_TRIAL_WRITE_TIMEOUT_S)
-    if self.experiment._sinks:
-      self.experiment._sinks.log(self, int(step), dict(values))
+    self.write_owed(_TRIAL_WRITE_TIMEOUT_S)
+    if self._books.sinks:
+      self._books.sinks.log(self, int(step), dict(values))
 
   def end(self, status: str = "completed", error: str | None = None) -> None:
     """Ends a trial started with :meth:`start` (a with-block does this itself)."""
     if status not in ("completed", "stopped", "failed", "preempted"):
       raise ValueError(f"end(status={status!r}): use 'completed', 'stopped', 'failed' or "
                        f"'preempted'")
-    self._end(status, error)
+    self.finish(status, error)
 
-  def _end(self, status: str, error: str | None,
+  def finish(self, status: str, error: str | None,
            timeout: float | None = None, write: bool = True) -> None:
     with self._lock:
       if self.status != "running":
         return
       self.status = status
     ended = time.time()
-    self.experiment._throughput[self.id] = self.throughput
+    self._books.throughput[self.id] = self.throughput
     self._deactivate()
     with RUNNING_LOCK:
       RUNNING.pop(self, None)
@@ -767,9 +808,9 @@ class Trial:
     # If the write fails the trial stays owed (held by the experiment), so a later
     # flush, close() or the exit handler writes it with this status.
     if write:
-      self._sync(_TRIAL_WRITE_TIMEOUT_S if timeout is None else timeout)
-    if self.experiment._sinks:
-      self.experiment._sinks.end(self, status)
+      self.write_owed(_TRIAL_WRITE_TIMEOUT_S if timeout is None else timeout)
+    if self._books.sinks:
+      self._books.sinks.end(self, status)
 
   def _deactivate(self) -> None:
     """Stops attributing steps to this trial; an enclosing running trial takes over."""
@@ -787,6 +828,14 @@ class Trial:
   def __repr__(self) -> str:
     return (f"Trial({self.name!r}, status={self.status}, steps={self.steps}, "
             f"train_fpo={self.train_fpo:,})")
+
+  # For Ctrl-C and SIGTERM (:mod:`jaxgreen.account.preemption`), by the code they run:
+  # a step's bookkeeping (microseconds, no I/O), the writes from inside a step, and all
+  # of the trial's bookkeeping.
+  STEP_CODE = frozenset(f.__code__ for f in (add_step, _time, _take))
+  WRITE_CODE = frozenset(f.__code__ for f in (_flush_window, write_owed))
+  CRITICAL_CODE = frozenset(f.__code__ for f in (add_step, _time, _take, write_owed, settle,
+                                                 flush, log, finish, _deactivate))
 
 
 _STATE_FORMAT = "jaxgreen-trial-state/1"
@@ -819,17 +868,12 @@ def _check_state(state: Mapping[str, Any], experiment: str) -> dict[str, Any]:
 
 # A tracked step's bookkeeping (microseconds, no I/O): Ctrl-C landing inside it is raised
 # just after, so a step that ran is in the trial's buffer exactly once.
-_STEP_BOOKKEEPING = frozenset(f.__code__ for f in (Tracker._record, Trial._add, Trial._time,
-                                                   Trial._take))
+_STEP_BOOKKEEPING = Tracker.STEP_CODE | Trial.STEP_CODE
 
 # Writes from inside a step: Ctrl-C landing in them (even below the bookkeeping that calls
 # them) is raised at once; the rows they held are written again idempotently.
-preemption.interruptible(f.__code__ for f in (Trial._flush_window, Trial._sync))
+preemption.interruptible(Trial.WRITE_CODE)
 preemption.server_calls(_postgres.SERVER_CALLS, _postgres.Interrupted)
 
 # The code of jaxgreen's bookkeeping: SIGTERM landing inside it is taken again just after.
-_CRITICAL = frozenset({
-    *(f.__code__ for f in (Tracker._record, Trial._add, Trial._time, Trial._take, Trial._sync,
-                           Trial._settle, Trial.flush, Trial.log, Trial._end,
-                           Trial._deactivate)),
-    *TRANSACTION_CODE})
+_CRITICAL = Tracker.STEP_CODE | Trial.CRITICAL_CODE | frozenset(TRANSACTION_CODE)

@@ -296,7 +296,7 @@ class PriceTag:
     totals = [
         ["E: train FPO per example", _e(e) + spread],
         ["D: train examples per trial (mean)", _e(d)],
-        ["H: trials (every status)", f"{h} ({self._statuses()})"],
+        ["H: trials (every status)", f"{h} ({self.statuses()})"],
         ["E x D x H", eq],
         ["train FPO (sum over trials, steps)", f"{self.train_fpo:,} ({human(self.train_fpo)})"],
         ["eval FPO (inference, apart)",
@@ -348,7 +348,8 @@ class PriceTag:
               "-" if t.hfu is None else f"{100 * t.hfu:.3g} %"]
     return headers, rows, timed
 
-  def _statuses(self) -> str:
+  def statuses(self) -> str:
+    """The count of trials by status, e.g. ``"3 completed, 1 failed"``."""
     counts = {s: sum(t.status == s for t in self.trials) for s in REPORTED_STATUSES}
     return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
 

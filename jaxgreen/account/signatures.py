@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxgreen._compat import jit_info
 from jaxgreen.api import count
 
 
@@ -61,7 +62,7 @@ def _static_args(fn: Callable, static_argnums: int | Sequence[int] | None,
                  static_argnames: str | Sequence[str] | None
                  ) -> tuple[tuple[int, ...], tuple[str, ...]]:
   """The static arguments given, or for a ``jax.jit`` function those of the jit."""
-  info = getattr(fn, "_jit_info", None)
+  info = jit_info(fn)
   if static_argnums is None:
     static_argnums = tuple(getattr(info, "static_argnums", ()) or ())
   elif isinstance(static_argnums, int):

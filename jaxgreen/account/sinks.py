@@ -75,8 +75,7 @@ CO2E = "jaxgreen/co2e_g"
 
 def values_of(trial: Trial) -> dict[str, float]:
   """jaxgreen's values of ``trial`` now (see the module docstring)."""
-  with trial._lock:
-    fpo, examples, steps = trial.train_fpo, trial.train_examples, trial.steps
+  fpo, examples, steps = trial.counts()
   out = {PFPO: fpo / 1e15, EXAMPLES: float(examples), STEPS: float(steps)}
   tp = trial.throughput
   if tp is not None and tp.fpo_per_s_per_device is not None:
@@ -85,9 +84,9 @@ def values_of(trial: Trial) -> dict[str, float]:
       out[MFU] = tp.mfu
     if tp.hfu is not None:
       out[HFU] = tp.hfu
-  joules = getattr(trial, "_energy", None)
+  joules = trial.energy_j
   if joules is not None:
-    grams = trial.experiment._region.carbon(wait=0).co2e_g(joules)
+    grams = trial.experiment.books.region.carbon(wait=0).co2e_g(joules)
     if grams is not None:
       out[CO2E] = grams
   return out

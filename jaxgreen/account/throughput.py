@@ -165,29 +165,47 @@ class Throughput:
         "hfu": self.hfu, "model_known": self.model_known}
 
 
-def new_timed() -> list[Any]:
-  """The running totals of timed steps: steps, seconds, FPO, FPO per device, model FPO,
-  model FPO per device."""
-  return [0, 0.0, 0, 0.0, 0, 0.0]
+class StepTimer:
+  """Step timing, kept once for a tracker (its function's calls) and for a trial (all its
+  tracked steps): each step is timed from the end of the previous one to its own end.
+
+  Not thread-safe: its owner calls it under its own lock.
+  """
+
+  __slots__ = ("last", "timed")
+
+  def __init__(self) -> None:
+    self.last: float | None = None  # the clock at the previous step's end
+    # The running totals of timed steps: steps, seconds, FPO, FPO per device, model FPO,
+    # model FPO per device (:func:`from_timed`).
+    self.timed: list[Any] = [0, 0.0, 0, 0.0, 0, 0.0]
+
+  def step(self, now: float, warm: bool, entry: Any) -> bool:
+    """A step of ``entry`` (its FPO and model FPO, and per device) ended at ``now``;
+    True if it was timed: not the first step, nor one that compiled (``warm`` False)."""
+    timed = warm and self.last is not None
+    if timed:
+      t = self.timed
+      t[0] += 1
+      t[1] += now - self.last  # type: ignore[operator]
+      t[2] += entry.fpo
+      t[3] += entry.fpo_per_device
+      t[4] += entry.model_fpo
+      t[5] += entry.model_fpo_per_device
+    self.last = now
+    return timed
+
+  def snapshot(self) -> list[Any]:
+    """A copy of the running totals, for :func:`from_timed`."""
+    return list(self.timed)
 
 
 def from_timed(timed: list[Any], chip: str | None, dtype: str, peak: float | None,
                source: str) -> Throughput:
-  """The :class:`Throughput` of running totals (:func:`new_timed`)."""
+  """The :class:`Throughput` of running totals (:class:`StepTimer`)."""
   steps, seconds, fpo, per_device, model, model_per_device = timed
   return Throughput(int(steps), seconds, int(fpo), per_device, chip, dtype, peak, source,
                     int(model), model_per_device)
-
-
-def add_interval(timed: list, seconds: float, entry: Any) -> None:
-  """Adds one timed step of ``entry`` (its FPO and model FPO, and per device) to the
-  running totals (:func:`new_timed`) of a tracker or a trial."""
-  timed[0] += 1
-  timed[1] += seconds
-  timed[2] += entry.fpo
-  timed[3] += entry.fpo_per_device
-  timed[4] += entry.model_fpo
-  timed[5] += entry.model_fpo_per_device
 
 
 def rate_text(rate: float | None) -> str:

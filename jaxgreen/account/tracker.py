@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 from jaxgreen._compat import ArrayImpl as _ArrayImpl
+from jaxgreen._compat import jit_cache_size
 from jaxgreen._compat import trace_state_clean as _top_level
 from jaxgreen._state import final_state, has_graph_nodes
 from jaxgreen.account import throughput as _tp
@@ -101,7 +102,7 @@ class Tracker:
     self.examples = 0
     self.entries: dict[Any, _Entry] = {}
     self.fast: _Entry | None = None
-    self.jitted = hasattr(fn, "_cache_size")
+    self.jitted = jit_cache_size(fn) is not None
     self._lock = threading.Lock()
     self._static_argnums = frozenset(static_argnums)
     self._static_argnames = frozenset(static_argnames)
@@ -116,8 +117,7 @@ class Tracker:
     self.log_every = log_every
     self._peak_options = (chip, peak, _dtype_key(dtype))
     self._peak: tuple[str | None, float | None, str] | None = None
-    self._last_t: float | None = None
-    self._timed: list[Any] = _tp.new_timed()
+    self._timer = _tp.StepTimer()
     self._logged: Throughput | None = None
 
   # -- examples ----------------------------------------------------------------
@@ -280,17 +280,19 @@ class Tracker:
       self.steps += 1
       self.examples += ex
       warm = entry.warm
-      if warm and self._last_t is not None:  # a compile's interval is not timed
-        _tp.add_interval(self._timed, now - self._last_t, entry)
+      self._timer.step(now, warm, entry)  # a compile's interval is not timed
       entry.warm = True
-      self._last_t = now
     trial = ACTIVE.get()
     if trial is None and RUNNING:
       trial = fallback_trial()
     if trial is not None:
-      trial._add(entry, self.kind, ex, (now, warm, self))
+      trial.add_step(entry, self.kind, ex, (now, warm, self))
     if self.log_every is not None and self.steps % self.log_every == 0:
       self._log()
+
+  # A step's bookkeeping (microseconds, no I/O), for Ctrl-C and SIGTERM
+  # (:mod:`jaxgreen.account.preemption`): a signal landing in it is taken just after.
+  STEP_CODE = frozenset({_record.__code__})
 
   def _sync(self, out: Any) -> None:
     """``sync_every``: waits for the device every N steps, so the time is exact there."""
@@ -311,9 +313,14 @@ class Tracker:
     of each signature (trace and compile) is not timed. See
     :mod:`jaxgreen.account.throughput`.
     """
-    chip, peak, source = self.peak()
     with self._lock:
-      timed = list(self._timed)
+      timed = self._timer.snapshot()
+    return self.throughput_of(timed)
+
+  def throughput_of(self, timed: list[Any]) -> Throughput:
+    """The :class:`Throughput` of timed steps' running totals
+    (:class:`~jaxgreen.account.throughput.StepTimer`), against this tracker's peak."""
+    chip, peak, source = self.peak()
     return _tp.from_timed(timed, chip, self._peak_options[2], peak, source)
 
   def _log(self) -> None:
@@ -341,9 +348,72 @@ class Tracker:
   def reset(self) -> None:
     """Zeroes the running totals and the throughput; counted signatures are kept."""
     self.steps = self.examples = 0
-    self._last_t, self._timed, self._logged = None, _tp.new_timed(), None
+    self._timer, self._logged = _tp.StepTimer(), None
     for e in self.entries.values():
       e.calls = 0
+
+  # -- wrappers ----------------------------------------------------------------
+
+  def wrap_plain(self) -> Callable:
+    """``fn`` wrapped to record each call (a plain function)."""
+    fn = self.fn
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+      if not _top_level():  # traced as part of an outer program: not a step of its own
+        return fn(*args, **kwargs)
+      # Everything that may raise (a new signature's count, examples) runs before the
+      # step: an error never discards a step that ran, nor its donated inputs.
+      entry = self.entry(args, kwargs)
+      ex = self._examples_of(entry, args, kwargs)
+      out = fn(*args, **kwargs)
+      if self.sync_every is not None:
+        self._sync(out)
+      self._record(entry, ex)
+      return out
+
+    return wrapper
+
+  def wrap_jitted(self, cache_size: Callable[[], int]) -> Callable:
+    """``fn`` wrapped to record each call (a ``jax.jit`` function, whose cache size
+    ``cache_size()`` tells whether a call had the last call's signature)."""
+    fn = self.fn
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+      # Fast path: while jit's cache holds exactly one executable and this call adds
+      # none, the call had the one signature that executable was built for.
+      if not _top_level():  # traced as part of an outer program: not a step of its own
+        return fn(*args, **kwargs)
+      fast = self.fast
+      if fast is not None and cache_size() == 1:
+        ex = fast.examples if self._examples_fn is None else self._examples(args, kwargs)
+        out = fn(*args, **kwargs)
+        if self.sync_every is not None:
+          self._sync(out)
+        if cache_size() == 1:
+          self._record(fast, ex)
+          return out
+        self.fast = None
+        # A new signature: shapes are still readable from donated (deleted) arrays.
+        try:
+          entry = self.entry(args, kwargs)
+        except Exception as e:  # the step ran: return its output, raise next call
+          warnings.warn(f"jaxgreen.track: this call of {self.name} was not recorded: "
+                        f"{e}", stacklevel=2)
+          return out
+        self._record(entry, entry.examples if self._examples_fn is None else ex)
+        return out
+      entry = self.entry(args, kwargs)
+      ex = self._examples_of(entry, args, kwargs)
+      out = fn(*args, **kwargs)
+      if self.sync_every is not None:
+        self._sync(out)
+      self.fast = entry if cache_size() == 1 else None
+      self._record(entry, ex)
+      return out
+
+    return wrapper
 
 
 def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str = "train",
@@ -414,69 +484,14 @@ def track(fn: Callable[P, R] | None = None, *, examples: Any = None, kind: str =
   tracker = Tracker(fn, examples=examples, kind=kind, name=name, static_argnums=argnums,
                     static_argnames=argnames, count_options=count_options, chip=chip,
                     peak=peak, dtype=dtype, sync_every=sync_every, log_every=log_every)
-  cache_size = getattr(fn, "_cache_size", None)
+  cache_size = jit_cache_size(fn)
   if cache_size is None:
-    wrapper = _wrap_plain(fn, tracker)
+    wrapper = tracker.wrap_plain()
   else:
-    wrapper = _wrap_jitted(fn, tracker, cache_size)
+    wrapper = tracker.wrap_jitted(cache_size)
     for attr in ("lower", "trace", "eval_shape", "clear_cache"):
       if hasattr(fn, attr):
         setattr(wrapper, attr, getattr(fn, attr))
   wrapper.tracker = tracker  # type: ignore[attr-defined]
   return wrapper
 
-
-def _wrap_plain(fn: Callable, tracker: Tracker) -> Callable:
-  @functools.wraps(fn)
-  def wrapper(*args, **kwargs):
-    if not _top_level():  # traced as part of an outer program: not a step of its own
-      return fn(*args, **kwargs)
-    # Everything that may raise (a new signature's count, examples) runs before the
-    # step: an error never discards a step that ran, nor its donated inputs.
-    entry = tracker.entry(args, kwargs)
-    ex = tracker._examples_of(entry, args, kwargs)
-    out = fn(*args, **kwargs)
-    if tracker.sync_every is not None:
-      tracker._sync(out)
-    tracker._record(entry, ex)
-    return out
-
-  return wrapper
-
-
-def _wrap_jitted(fn: Callable, tracker: Tracker, cache_size: Callable[[], int]) -> Callable:
-  @functools.wraps(fn)
-  def wrapper(*args, **kwargs):
-    # Fast path: while jit's cache holds exactly one executable and this call adds
-    # none, the call had the one signature that executable was built for.
-    if not _top_level():  # traced as part of an outer program: not a step of its own
-      return fn(*args, **kwargs)
-    fast = tracker.fast
-    if fast is not None and cache_size() == 1:
-      ex = fast.examples if tracker._examples_fn is None else tracker._examples(args, kwargs)
-      out = fn(*args, **kwargs)
-      if tracker.sync_every is not None:
-        tracker._sync(out)
-      if cache_size() == 1:
-        tracker._record(fast, ex)
-        return out
-      tracker.fast = None
-      # A new signature: shapes are still readable from donated (deleted) arrays.
-      try:
-        entry = tracker.entry(args, kwargs)
-      except Exception as e:  # the step ran: return its output, raise next call
-        warnings.warn(f"jaxgreen.track: this call of {tracker.name} was not recorded: "
-                      f"{e}", stacklevel=2)
-        return out
-      tracker._record(entry, entry.examples if tracker._examples_fn is None else ex)
-      return out
-    entry = tracker.entry(args, kwargs)
-    ex = tracker._examples_of(entry, args, kwargs)
-    out = fn(*args, **kwargs)
-    if tracker.sync_every is not None:
-      tracker._sync(out)
-    tracker.fast = entry if cache_size() == 1 else None
-    tracker._record(entry, ex)
-    return out
-
-  return wrapper
