@@ -16,6 +16,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from jaxgreen._args import static_argnums_of
 from jaxgreen._compat import jit_info
 from jaxgreen.api import count
 
@@ -65,8 +66,8 @@ def _static_args(fn: Callable, static_argnums: int | Sequence[int] | None,
   info = jit_info(fn)
   if static_argnums is None:
     static_argnums = tuple(getattr(info, "static_argnums", ()) or ())
-  elif isinstance(static_argnums, int):
-    static_argnums = (static_argnums,)
+  else:
+    static_argnums = static_argnums_of(static_argnums, "track")
   if static_argnames is None:
     static_argnames = tuple(getattr(info, "static_argnames", ()) or ())
   elif isinstance(static_argnames, str):
