@@ -59,7 +59,7 @@ class Snapshot:
   def __call__(self, fn: Any, *args: Any, name: str | None = None, rtol: float = 0.0,
                by_scope: bool = True, **count_kw: Any) -> Any:
     from jaxgreen import testing
-    from jaxgreen.api import count
+    from jaxgreen._src.api import count
 
     self.calls += 1
     key = self.test_name

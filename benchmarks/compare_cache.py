@@ -24,7 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def _run(layers: int, batch: int, specs: list[str]) -> dict:
-  from jaxgreen._quiet import import_jax_quietly
+  from jaxgreen._src._quiet import import_jax_quietly
 
   import_jax_quietly()
   import jaxgreen

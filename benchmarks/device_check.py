@@ -81,7 +81,7 @@ def tracked_run(step: Callable, args: tuple, steps: int, meter_factory: Callable
                 peak: float | None, chip: str | None) -> dict[str, Any]:
   """Runs ``steps`` tracked calls in a trial measured by ``meter_factory()``; returns
   the trial's joules, energy label, throughput and recompute ratio."""
-  from jaxgreen.account import Experiment, track
+  from jaxgreen._src.account import Experiment, track
 
   tracked = track(step, examples=1, peak=peak, chip=None if peak else chip, dtype="fp32")
   exp = Experiment("device-check", ledger=None, measure_energy=meter_factory)
@@ -138,7 +138,7 @@ def utilisation_check(run: dict[str, Any], measured_step_s: float) -> Check:
 def compiled_counts(step: Callable, args: tuple, chip: str) -> tuple[int, int]:
   """(FPO of the real device's compiled HLO, FPO of the deviceless gpu:<chip> compile)."""
   from jaxgreen import count
-  from jaxgreen.hlo import count_hlo_text
+  from jaxgreen._src.hlo import count_hlo_text
 
   real = count_hlo_text(step.lower(*args).compile().as_text()).cost.fpo
   abstract = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), args)
@@ -154,7 +154,7 @@ def counts_check(real: int, deviceless: int) -> Check:
 
 def roofline_check(step: Callable, args: tuple, chip: str, measured_step_s: float) -> Check:
   """The roofline estimate of the deviceless compile vs the measured step time."""
-  from jaxgreen.comparison import compare
+  from jaxgreen._src.comparison import compare
 
   abstract = jax.tree_util.tree_map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), args)
   r = compare(step, [f"gpu:{chip}"], progress=False, dtype="fp32")(*abstract).results[0]
@@ -167,7 +167,7 @@ def roofline_check(step: Callable, args: tuple, chip: str, measured_step_s: floa
 
 def main(argv: list[str] | None = None) -> int:
   from jaxgreen import chips
-  from jaxgreen.account.energy import NvmlMeter
+  from jaxgreen._src.account.energy import NvmlMeter
 
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--steps", type=int, default=100)

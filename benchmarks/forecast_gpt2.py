@@ -20,7 +20,7 @@ def main() -> None:
   import optax
   import transformers
 
-  from jaxgreen.account.forecast import forecast
+  from jaxgreen._src.account.forecast import forecast
 
   p = argparse.ArgumentParser()
   p.add_argument("--steps", type=int, default=100_000)

@@ -23,16 +23,16 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("JAXGREEN_CACHE", "0")  # compile times are measured: no cache
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from jaxgreen._quiet import import_jax_quietly  # noqa: E402
+from jaxgreen._src._quiet import import_jax_quietly  # noqa: E402
 
 import_jax_quietly()
 
 import jax  # noqa: E402
 
 from benchmarks.zoo import gpt2  # noqa: E402
-from jaxgreen.hlo import count_hlo_text, count_lowered  # noqa: E402
+from jaxgreen._src.hlo import count_hlo_text, count_lowered  # noqa: E402
 from jaxgreen.targets import get_target  # noqa: E402
-from jaxgreen.xla_analysis import xla_cost  # noqa: E402
+from jaxgreen._src.xla_analysis import xla_cost  # noqa: E402
 
 
 def _median_time(fn, repeat: int) -> float:

@@ -37,7 +37,7 @@ _WORKER = textwrap.dedent("""
     import os, sys, time
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
-    from jaxgreen.account import Experiment, track
+    from jaxgreen._src.account import Experiment, track
     ledger, steps, flush, at = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
     f = jax.jit(lambda x: x * 2.0 + 1.0)
     x = jnp.ones(8)
@@ -73,7 +73,7 @@ def run_mode(ledger: str, procs: int, steps: int, flush: int, script: Path) -> l
 
 
 def recorded(ledger: str) -> int:
-  from jaxgreen.account import Ledger
+  from jaxgreen._src.account import Ledger
 
   with Ledger(ledger, readonly=True) as led:
     return led.rows("SELECT COALESCE(SUM(steps), 0) AS n FROM steps")[0]["n"]

@@ -12,7 +12,7 @@ The model of ``benchmarks/llama70b.py`` (80 layers, d_model 8192, GQA 64/8 heads
   batch-over-fsdp, as FSDP training code does; ``free`` leaves it to XLA.
 * ``--by-module``: the forward pass runs with a ``jax.named_scope`` per part of the
   layer (the model pushes none of its own; the FPO stay the same) and the report is
-  split by those scopes, with the time of the extra walk (:mod:`jaxgreen.comparison.modules`).
+  split by those scopes, with the time of the extra walk (:mod:`jaxgreen._src.comparison.modules`).
 
 Printed, each measured in this run: time and peak RSS of the jaxpr count and of the
 compile, logical vs compiled FPO (redundancy), collectives per device, XLA's memory per
@@ -42,13 +42,13 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 
 import benchmarks.llama70b as llama  # noqa: E402
 from benchmarks.llama70b import LlamaConfig, make_train_step, param_shapes  # noqa: E402
-from jaxgreen import api  # noqa: E402
+from jaxgreen._src import api  # noqa: E402
 from jaxgreen.chips import get_chip, roofline  # noqa: E402
-from jaxgreen.comparison import Comparison, TargetResult, place  # noqa: E402
-from jaxgreen.hlo import parse_module  # noqa: E402
-from jaxgreen.hlo.traffic import module_traffic_by_scope  # noqa: E402
-from jaxgreen.pods import compile_readable, report_compiled  # noqa: E402
-from jaxgreen.progress import status  # noqa: E402
+from jaxgreen._src.comparison import Comparison, TargetResult, place  # noqa: E402
+from jaxgreen._src.hlo import parse_module  # noqa: E402
+from jaxgreen._src.hlo.traffic import module_traffic_by_scope  # noqa: E402
+from jaxgreen._src.pods import compile_readable, report_compiled  # noqa: E402
+from jaxgreen._src.progress import status  # noqa: E402
 from jaxgreen.targets import get_target  # noqa: E402
 
 # Parameter name -> PartitionSpec; the leading axis of "layers" entries is the scan's.

@@ -29,8 +29,8 @@ import jax.numpy as jnp  # noqa: E402
 from jax.experimental.pallas.ops.tpu import flash_attention as fa  # noqa: E402
 
 import jaxgreen  # noqa: E402
-from jaxgreen.cost_model import DEFAULT  # noqa: E402
-from jaxgreen.jaxpr.interpreter import Walker  # noqa: E402
+from jaxgreen._src.cost_model import DEFAULT  # noqa: E402
+from jaxgreen._src.jaxpr.interpreter import Walker  # noqa: E402
 
 
 def _median(fn, repeat):

@@ -24,8 +24,8 @@ Every step run must be recorded exactly once: lost = 0 and over-counted = 0.
 
 Then HLO fuzzing with ``hypothesis``: compiled HLO texts of real programs,
 mutated (truncated, lines dropped, swapped or duplicated, tokens and numbers spliced
-in) and counted with :func:`jaxgreen.hlo.count_hlo_text`. Each must be counted or
-raise :class:`jaxgreen.hlo.HloParseError`; raw exceptions per 10,000 texts (target 0)
+in) and counted with :func:`jaxgreen._src.hlo.count_hlo_text`. Each must be counted or
+raise :class:`jaxgreen._src.hlo.HloParseError`; raw exceptions per 10,000 texts (target 0)
 and hangs (a text taking over ``--hang-s`` seconds; target 0).
 
 Exits 1 when a figure misses its target. About three minutes on 2 cores:
@@ -59,8 +59,8 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxgreen.account import Experiment, Ledger, LedgerError, track
-from jaxgreen.hlo import HloParseError, count_hlo_text
+from jaxgreen._src.account import Experiment, Ledger, LedgerError, track
+from jaxgreen._src.hlo import HloParseError, count_hlo_text
 
 N = 8  # elements of the toy step's input
 
@@ -187,7 +187,7 @@ _CHILD = textwrap.dedent("""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
-    from jaxgreen.account import Experiment, track
+    from jaxgreen._src.account import Experiment, track
     path, sig = sys.argv[1], sys.argv[2]
     step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
     x = jnp.ones(8)
@@ -344,7 +344,7 @@ _CTRL_C = textwrap.dedent("""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
-    from jaxgreen.account import Experiment, track
+    from jaxgreen._src.account import Experiment, track
     step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
     x = jnp.ones(8)
     step(x)  # compiled outside the trials
@@ -509,7 +509,7 @@ def merge_fuzz(folder: Path) -> tuple[int, int, int, int, list[str]]:
 
 
 def jaxgreen_merge(sources: list[Path], dest: Path) -> dict[str, int]:
-  from jaxgreen.account.ledger import merge
+  from jaxgreen._src.account.ledger import merge
 
   return merge(sources, dest)
 

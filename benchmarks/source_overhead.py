@@ -28,8 +28,8 @@ import jax  # noqa: E402
 
 import jaxgreen  # noqa: E402
 from benchmarks.zoo import gpt2  # noqa: E402
-from jaxgreen import _source  # noqa: E402
-from jaxgreen.jaxpr import interpreter  # noqa: E402
+from jaxgreen._src import _source  # noqa: E402
+from jaxgreen._src.jaxpr import interpreter  # noqa: E402
 
 
 def _clear() -> None:

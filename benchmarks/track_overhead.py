@@ -27,7 +27,7 @@ import optax
 
 import jaxgreen
 from jaxgreen import Experiment, track
-from jaxgreen.account.attribution import ACTIVE, RUNNING, fallback_trial
+from jaxgreen._src.account.attribution import ACTIVE, RUNNING, fallback_trial
 
 
 def make_step(width: int, depth: int):

@@ -24,7 +24,7 @@ import optuna
 from trials import _has_matplotlib, init, make_data, make_steps  # examples/trials.py
 
 from jaxgreen import Experiment, Ledger
-from jaxgreen.account.optuna import objective, plot, price_tag_from_study
+from jaxgreen._src.account.optuna import objective, plot, price_tag_from_study
 
 STUDY = "mlp-optuna"
 

@@ -124,7 +124,7 @@ def make_train_step(c: Config):
 
 def setup(c: Config | None = None):
   """A ``jaxgreen.Setup``: train step, abstract arguments, shardings."""
-  from jaxgreen.comparison import Setup
+  from jaxgreen._src.comparison import Setup
 
   c = c or Config()
   model, tx, step = make_train_step(c)
@@ -147,7 +147,7 @@ def main(argv=None) -> None:
   ap.add_argument("--max-depth", type=int, default=None,
                   help="with --by-module, aggregate module paths to this many segments")
   args = ap.parse_args(argv)
-  from jaxgreen.comparison import compare, print_report
+  from jaxgreen._src.comparison import compare, print_report
 
   s = setup()
   cmp = compare(s.fn, args.target or ["tpu:v5e:4x4", "gpu:h100x8"], mesh_axes=s.mesh_axes,

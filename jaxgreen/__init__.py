@@ -2,7 +2,7 @@
 
 The public names load on first use, so ``import jaxgreen`` is cheap and imports no jax.
 What it does at once is arrange for jax's start-up to be quiet in this process
-(:func:`jaxgreen._quiet.install`): on a machine without their chips, the CUDA and TPU
+(:func:`jaxgreen._src._quiet.install`): on a machine without their chips, the CUDA and TPU
 plugins of the ``[gpu]``/``[tpu]`` extras print pages of start-up noise otherwise.
 
 Nothing of jaxgreen runs at interpreter start unless the environment opted in with
@@ -14,40 +14,40 @@ PYTEST_DONT_REWRITE tells pytest so, instead of a warning in every test session.
 
 from __future__ import annotations
 
-from jaxgreen import _quiet
+from jaxgreen._src import _quiet
 from jaxgreen._version import __version__ as __version__
 
 _quiet.install()
 
 # Public name -> (module that defines it, its name there).
 _EXPORTS = {
-    "count": ("jaxgreen.api", "count"),
-    "count_jaxpr": ("jaxgreen.api", "count_jaxpr"),
-    "Cost": ("jaxgreen.cost", "Cost"),
-    "Counts": ("jaxgreen.cost", "Counts"),
-    "CostModel": ("jaxgreen.cost_model", "CostModel"),
-    "register_rule": ("jaxgreen.jaxpr.registry", "register"),
-    "UncountedPrimitiveError": ("jaxgreen.jaxpr.interpreter", "UncountedPrimitiveError"),
-    "UncountedPrimitiveWarning": ("jaxgreen.jaxpr.interpreter", "UncountedPrimitiveWarning"),
-    "kernel_estimates": ("jaxgreen.jaxpr.rules.pallas", "kernel_estimates"),
-    "count_lowered": ("jaxgreen.hlo", "count_lowered"),
-    "count_compiled": ("jaxgreen.hlo", "count_compiled"),
+    "count": ("jaxgreen._src.api", "count"),
+    "count_jaxpr": ("jaxgreen._src.api", "count_jaxpr"),
+    "Cost": ("jaxgreen._src.cost", "Cost"),
+    "Counts": ("jaxgreen._src.cost", "Counts"),
+    "CostModel": ("jaxgreen._src.cost_model", "CostModel"),
+    "register_rule": ("jaxgreen._src.jaxpr.registry", "register"),
+    "UncountedPrimitiveError": ("jaxgreen._src.jaxpr.interpreter", "UncountedPrimitiveError"),
+    "UncountedPrimitiveWarning": ("jaxgreen._src.jaxpr.interpreter", "UncountedPrimitiveWarning"),
+    "kernel_estimates": ("jaxgreen._src.jaxpr.rules.pallas", "kernel_estimates"),
+    "count_lowered": ("jaxgreen._src.hlo", "count_lowered"),
+    "count_compiled": ("jaxgreen._src.hlo", "count_compiled"),
     "mesh": ("jaxgreen.targets", "mesh"),
-    "reconcile": ("jaxgreen.reconciliation", "reconcile"),
-    "Reconciliation": ("jaxgreen.reconciliation", "Reconciliation"),
-    "compare": ("jaxgreen.comparison", "compare"),
-    "Comparison": ("jaxgreen.comparison", "Comparison"),
-    "Setup": ("jaxgreen.comparison", "Setup"),
-    "track": ("jaxgreen.account", "track"),
-    "Experiment": ("jaxgreen.account", "Experiment"),
-    "Trial": ("jaxgreen.account", "Trial"),
-    "Ledger": ("jaxgreen.account", "Ledger"),
-    "PriceTag": ("jaxgreen.account", "PriceTag"),
-    "merge_ledgers": ("jaxgreen.account", "merge"),
+    "reconcile": ("jaxgreen._src.reconciliation", "reconcile"),
+    "Reconciliation": ("jaxgreen._src.reconciliation", "Reconciliation"),
+    "compare": ("jaxgreen._src.comparison", "compare"),
+    "Comparison": ("jaxgreen._src.comparison", "Comparison"),
+    "Setup": ("jaxgreen._src.comparison", "Setup"),
+    "track": ("jaxgreen._src.account", "track"),
+    "Experiment": ("jaxgreen._src.account", "Experiment"),
+    "Trial": ("jaxgreen._src.account", "Trial"),
+    "Ledger": ("jaxgreen._src.account", "Ledger"),
+    "PriceTag": ("jaxgreen._src.account", "PriceTag"),
+    "merge_ledgers": ("jaxgreen._src.account", "merge"),
     # The trackers module: jaxgreen.sinks.TensorBoard("runs"), .WandB(...), .MLflow(...).
-    "sinks": ("jaxgreen.account", "sinks"),
+    "sinks": ("jaxgreen._src.account", "sinks"),
     "expected_max": ("jaxgreen.curves", "expected_max"),
-    "report_html": ("jaxgreen._report_html", "report_html"),
+    "report_html": ("jaxgreen._src._report_html", "report_html"),
 }
 # Public submodules: ``jaxgreen.flax.summary(...)``, ``jaxgreen.targets.get_target(...)``.
 _SUBMODULES = ("chips", "curves", "flax", "targets", "testing")
@@ -114,29 +114,29 @@ if TYPE_CHECKING:  # what type checkers and editors see: the same names, eagerly
   from jaxgreen import flax as flax
   from jaxgreen import targets as targets
   from jaxgreen import testing as testing
-  from jaxgreen._report_html import report_html as report_html
-  from jaxgreen.account import Experiment as Experiment
-  from jaxgreen.account import Ledger as Ledger
-  from jaxgreen.account import PriceTag as PriceTag
-  from jaxgreen.account import Trial as Trial
-  from jaxgreen.account import merge as merge_ledgers
-  from jaxgreen.account import sinks as sinks
-  from jaxgreen.account import track as track
-  from jaxgreen.api import count as count
-  from jaxgreen.api import count_jaxpr as count_jaxpr
-  from jaxgreen.comparison import Comparison as Comparison
-  from jaxgreen.comparison import Setup as Setup
-  from jaxgreen.comparison import compare as compare
-  from jaxgreen.cost import Cost as Cost
-  from jaxgreen.cost import Counts as Counts
-  from jaxgreen.cost_model import CostModel as CostModel
+  from jaxgreen._src._report_html import report_html as report_html
+  from jaxgreen._src.account import Experiment as Experiment
+  from jaxgreen._src.account import Ledger as Ledger
+  from jaxgreen._src.account import PriceTag as PriceTag
+  from jaxgreen._src.account import Trial as Trial
+  from jaxgreen._src.account import merge as merge_ledgers
+  from jaxgreen._src.account import sinks as sinks
+  from jaxgreen._src.account import track as track
+  from jaxgreen._src.api import count as count
+  from jaxgreen._src.api import count_jaxpr as count_jaxpr
+  from jaxgreen._src.comparison import Comparison as Comparison
+  from jaxgreen._src.comparison import Setup as Setup
+  from jaxgreen._src.comparison import compare as compare
+  from jaxgreen._src.cost import Cost as Cost
+  from jaxgreen._src.cost import Counts as Counts
+  from jaxgreen._src.cost_model import CostModel as CostModel
   from jaxgreen.curves import expected_max as expected_max
-  from jaxgreen.hlo import count_compiled as count_compiled
-  from jaxgreen.hlo import count_lowered as count_lowered
-  from jaxgreen.jaxpr.interpreter import UncountedPrimitiveError as UncountedPrimitiveError
-  from jaxgreen.jaxpr.interpreter import UncountedPrimitiveWarning as UncountedPrimitiveWarning
-  from jaxgreen.jaxpr.registry import register as register_rule
-  from jaxgreen.jaxpr.rules.pallas import kernel_estimates as kernel_estimates
-  from jaxgreen.reconciliation import Reconciliation as Reconciliation
-  from jaxgreen.reconciliation import reconcile as reconcile
+  from jaxgreen._src.hlo import count_compiled as count_compiled
+  from jaxgreen._src.hlo import count_lowered as count_lowered
+  from jaxgreen._src.jaxpr.interpreter import UncountedPrimitiveError as UncountedPrimitiveError
+  from jaxgreen._src.jaxpr.interpreter import UncountedPrimitiveWarning as UncountedPrimitiveWarning
+  from jaxgreen._src.jaxpr.registry import register as register_rule
+  from jaxgreen._src.jaxpr.rules.pallas import kernel_estimates as kernel_estimates
+  from jaxgreen._src.reconciliation import Reconciliation as Reconciliation
+  from jaxgreen._src.reconciliation import reconcile as reconcile
   from jaxgreen.targets import mesh as mesh

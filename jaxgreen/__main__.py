@@ -3,6 +3,6 @@
 import sys
 
 if __name__ == "__main__":
-  from jaxgreen.cli import main
+  from jaxgreen._src.cli import main
 
   sys.exit(main())

@@ -30,11 +30,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jaxgreen.account.ledger import Ledger
-from jaxgreen.report import number, table
+from jaxgreen._src.account.ledger import Ledger
+from jaxgreen._src.report import number, table
 
 if TYPE_CHECKING:  # matplotlib is the optional [plot] extra
-  from jaxgreen._figure import Figure
+  from jaxgreen._src._figure import Figure
 
 MODES = ("max", "min")
 
@@ -173,7 +173,7 @@ def write_csv(rows: Sequence[dict[str, Any]], path: str | os.PathLike) -> Path:
 def _figure(**kw: Any) -> Figure:
   """A new figure, without pyplot: the user's backend is left as it is."""
   try:
-    from jaxgreen._figure import Figure  # shows inline in a notebook, without pyplot
+    from jaxgreen._src._figure import Figure  # shows inline in a notebook, without pyplot
   except ImportError as e:
     raise ImportError("plotting needs matplotlib: pip install 'jaxgreen[plot]' "
                       "(the CSV files were written without it)") from e
@@ -281,7 +281,7 @@ class Curves:
     ``pip install 'jaxgreen[pandas]'``)."""
     if which not in ("budget", "training"):
       raise ValueError(f"to_pandas(which={which!r}): use 'budget' or 'training'")
-    from jaxgreen.report import data_frame
+    from jaxgreen._src.report import data_frame
 
     rows = self.budget if which == "budget" else self.training
     return data_frame([dict(r) for r in rows], "Curves.to_pandas")
@@ -304,7 +304,7 @@ class Curves:
     p.text(repr(self) if cycle else str(self))
 
   def _repr_html_(self) -> str:
-    from jaxgreen import _html
+    from jaxgreen._src import _html
 
     parts = [_html.table(*self._table())]
     try:

@@ -33,8 +33,8 @@ from typing import Any
 
 import jax
 
-from jaxgreen.account import Experiment, Trial, track
-from jaxgreen.account.attribution import ACTIVE
+from jaxgreen._src.account import Experiment, Trial, track
+from jaxgreen._src.account.attribution import ACTIVE
 
 if "keras" not in sys.modules:  # Keras reads its backend once, when first imported
   os.environ.setdefault("KERAS_BACKEND", "jax")
@@ -92,7 +92,7 @@ class _Recorder:
 
   Attributes:
     trial: the trial of the current or last ``fit`` (None before the first).
-    train, eval: the :class:`~jaxgreen.account.tracker.Tracker` of Keras' train and test
+    train, eval: the :class:`~jaxgreen._src.account.tracker.Tracker` of Keras' train and test
       step (``.totals()``, ``.throughput()``), None until Keras ran one.
   """
 

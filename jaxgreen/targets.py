@@ -6,7 +6,7 @@ A target names a machine a program is compiled for. TPU and GPU programs are com
 ``GpuTargetConfigProto`` built from the chip's public figures
 (``pip install 'jaxgreen[gpu]'``). Nothing is executed; the compiled executable is only
 read (its optimized HLO and XLA's cost analysis). The devices are created by
-:mod:`jaxgreen.devices`, compilations kept by :mod:`jaxgreen.compile_cache`.
+:mod:`jaxgreen._src.devices`, compilations kept by :mod:`jaxgreen._src.compile_cache`.
 
 Example:
   >>> t = get_target("tpu:v5e:2x2")
@@ -30,20 +30,20 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from jaxgreen._args import static_argnums_of
+from jaxgreen._src._args import static_argnums_of
 
 # Besides what this module uses, the names written `import X as X` stay reachable here,
-# where earlier releases defined them: the quiet start-up (jaxgreen._quiet), the
-# compilation cache (jaxgreen.compile_cache) and the devices (jaxgreen.devices).
-from jaxgreen._quiet import import_jax_quietly as import_jax_quietly
-from jaxgreen._quiet import quiet_stderr as quiet_stderr
-from jaxgreen._target_error import TargetError as TargetError
+# where earlier releases defined them: the quiet start-up (jaxgreen._src._quiet), the
+# compilation cache (jaxgreen._src.compile_cache) and the devices (jaxgreen._src.devices).
+from jaxgreen._src._quiet import import_jax_quietly as import_jax_quietly
+from jaxgreen._src._quiet import quiet_stderr as quiet_stderr
+from jaxgreen._src._target_error import TargetError as TargetError
 from jaxgreen.chips import GPU_CHIPS, TPU_CHIPS
-from jaxgreen.compile_cache import CachedExecutable as CachedExecutable
-from jaxgreen.compile_cache import cache_dir as cache_dir
-from jaxgreen.compile_cache import cache_get, cache_key, cache_put
-from jaxgreen.devices import devices_of
-from jaxgreen.devices import start_devices as start_devices
+from jaxgreen._src.compile_cache import CachedExecutable as CachedExecutable
+from jaxgreen._src.compile_cache import cache_dir as cache_dir
+from jaxgreen._src.compile_cache import cache_get, cache_key, cache_put
+from jaxgreen._src.devices import devices_of
+from jaxgreen._src.devices import start_devices as start_devices
 
 _TPU_RE = re.compile(r"^tpu:([a-z0-9]+):(\d+(?:x\d+)*)$")
 _GPU_RE = re.compile(r"^gpu:([a-z0-9]+?)(?:x(\d+))?$")
@@ -118,12 +118,12 @@ class Target:
     """Lowers and compiles ``fn`` for this target; nothing is executed.
 
     TPU and GPU compilations are kept in jaxgreen's compilation cache (see
-    :func:`jaxgreen.compile_cache.cache_dir`): the same lowered program for the same
+    :func:`jaxgreen._src.compile_cache.cache_dir`): the same lowered program for the same
     target is compiled once.
 
     Returns:
       ``(lowered, compiled)``, as ``jax.jit(fn).lower(...)`` and ``.compile()`` give; on a
-      cache hit ``compiled`` is a :class:`~jaxgreen.compile_cache.CachedExecutable`,
+      cache hit ``compiled`` is a :class:`~jaxgreen._src.compile_cache.CachedExecutable`,
       which answers ``as_text()``, ``cost_analysis()`` and ``memory_analysis()`` as the
       executable did.
     """

@@ -32,9 +32,9 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from jaxgreen.cost import Cost
-from jaxgreen.cost_model import DEFAULT, CostModel
-from jaxgreen.report import markdown_table, table
+from jaxgreen._src.cost import Cost
+from jaxgreen._src.cost_model import DEFAULT, CostModel
+from jaxgreen._src.report import markdown_table, table
 
 #: Written into every baseline file; a file of another format is refused with its fix.
 FORMAT = "jaxgreen-fpo-baseline/1"
@@ -80,7 +80,7 @@ def record(cost: Cost, *, cost_model: CostModel | None = None,
   """The JSON-ready baseline of ``cost``: totals, FPO by scope, by primitive and by
   source line (files relative to the working directory; sorted, one number per line in a
   diff), whether the count is exact, and :func:`versions`."""
-  from jaxgreen._source import short
+  from jaxgreen._src._source import short
 
   lines: dict[str, float] = {}
   for k, c in cost.by_source.items():
@@ -285,7 +285,7 @@ def assert_fpo(fn: Callable, *args: Any, expected: Any, rtol: float = 0.0,
       primitives that changed, largest first, and the versions that differ from the
       baseline's when they do.
   """
-  from jaxgreen.api import count
+  from jaxgreen._src.api import count
 
   if isinstance(expected, str | os.PathLike):
     expected = load(expected).only()

@@ -182,7 +182,7 @@ def rolled_threefry():
 def gpu_targets():
   """Skips a test that compiles for ``gpu:*`` targets when the gpu extra's CUDA plugin is
   missing or is not the installed jaxlib's release (the reason says how to get one)."""
-  from jaxgreen.devices import gpu_plugin_problem
+  from jaxgreen._src.devices import gpu_plugin_problem
 
   if (why := gpu_plugin_problem()) is not None:
     pytest.skip(why)

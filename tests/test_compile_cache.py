@@ -11,7 +11,7 @@ import jaxgreen
 
 def skip_without_gpu_plugin():
   """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
-  from jaxgreen.devices import gpu_plugin_problem
+  from jaxgreen._src.devices import gpu_plugin_problem
 
   if (why := gpu_plugin_problem()) is not None:
     pytest.skip(why)
@@ -25,7 +25,7 @@ def test_second_compilation_comes_from_the_cache(spec, lib, tmp_path, monkeypatc
     skip_without_gpu_plugin()
   pytest.importorskip(lib, reason=f"{spec} needs its extra")
   from jaxgreen import targets
-  from jaxgreen.compile_cache import CachedExecutable
+  from jaxgreen._src.compile_cache import CachedExecutable
 
   monkeypatch.setenv("JAXGREEN_CACHE_DIR", str(tmp_path))
 
@@ -48,7 +48,7 @@ def test_second_compilation_comes_from_the_cache(spec, lib, tmp_path, monkeypatc
 
 
 def test_cache_dir_follows_the_environment(monkeypatch, tmp_path):
-  from jaxgreen.compile_cache import cache_dir
+  from jaxgreen._src.compile_cache import cache_dir
 
   monkeypatch.delenv("JAXGREEN_CACHE_DIR", raising=False)
   monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))

@@ -7,7 +7,7 @@ import pytest
 
 import jaxgreen
 from jaxgreen import Cost, CostModel, Counts
-from jaxgreen.cost_model import DEFAULT_PRICES
+from jaxgreen._src.cost_model import DEFAULT_PRICES
 
 
 def _cost(k=1):

@@ -2,14 +2,14 @@
 
 from pathlib import Path
 
-from jaxgreen import cost_model
+from jaxgreen._src import cost_model
 
 
 def test_documented_cost_model_table_matches_the_code():
   guide = (Path(__file__).parent.parent / "docs" / "guides" / "conventions.md").read_text()
   assert cost_model.markdown_table() in guide, (
       "docs/guides/conventions.md's cost-model table is stale: regenerate it with "
-      "`python -m jaxgreen.cost_model`")
+      "`python -m jaxgreen._src.cost_model`")
 
 
 def test_every_transcendental_has_a_price():

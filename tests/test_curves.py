@@ -8,8 +8,8 @@ import math
 import pytest
 
 from jaxgreen import curves
-from jaxgreen.account import Ledger
-from jaxgreen.cli import main
+from jaxgreen._src.account import Ledger
+from jaxgreen._src.cli import main
 
 
 def test_expected_max_two_scores_by_hand():
@@ -128,7 +128,7 @@ def test_trials_example_runs(tmp_path):
 
 
 def test_nan_metrics_of_a_diverged_trial_never_crash_a_plot(tmp_path, capsys):
-  from jaxgreen.account import Experiment
+  from jaxgreen._src.account import Experiment
 
   path = tmp_path / "nan.sqlite"
   exp = Experiment("diverged", ledger=path)
@@ -181,7 +181,7 @@ def test_plotting_leaves_the_matplotlib_backend_and_pyplot_alone(tmp_path):
       import matplotlib
       matplotlib.use("svg")
       from jaxgreen import curves
-      from jaxgreen.account import Ledger
+      from jaxgreen._src.account import Ledger
       with Ledger({str(tmp_path / "c.sqlite")!r}, readonly=True) as led:
         paths = curves.plot(led, {str(tmp_path / "out")!r}, "val_acc")
         fig = curves.training_figure(curves.training_curves(led, "val_acc"), "val_acc")
@@ -199,7 +199,7 @@ def test_plotting_leaves_the_matplotlib_backend_and_pyplot_alone(tmp_path):
 
 
 def test_curves_never_pool_experiments(tmp_path, capsys):
-  from jaxgreen.account import Experiment
+  from jaxgreen._src.account import Experiment
 
   path = tmp_path / "two.sqlite"
   for name, acc in (("mlp", 0.9), ("cnn", 0.5)):

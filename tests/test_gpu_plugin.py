@@ -14,7 +14,7 @@ import jaxlib
 import pytest
 
 import jaxgreen
-from jaxgreen import devices
+from jaxgreen._src import devices
 from jaxgreen.targets import TargetError
 
 X = jax.ShapeDtypeStruct((8, 8), jnp.float32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import html.parser
 import re
 
-from jaxgreen import _html
+from jaxgreen._src import _html
 
 
 class _Tags(html.parser.HTMLParser):

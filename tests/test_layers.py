@@ -18,26 +18,26 @@ PACKAGE = pathlib.Path(jaxgreen.__file__).parent
 # higher. Modules of one layer may import each other, without cycles.
 LAYERS = {
     # 0: leaves: import nothing of jaxgreen, or only other leaves.
-    "jaxgreen._version": 0, "jaxgreen._args": 0, "jaxgreen._compat": 0, "jaxgreen._quiet": 0,
-    "jaxgreen._hardware": 0,
-    "jaxgreen._scope": 0, "jaxgreen._target_error": 0, "jaxgreen.report": 0,
-    "jaxgreen._source": 0, "jaxgreen._pprof": 0, "jaxgreen._report_html": 0,
-    "jaxgreen.chips": 0, "jaxgreen.formulas": 0, "jaxgreen._html": 0, "jaxgreen._figure": 0,
+    "jaxgreen._version": 0, "jaxgreen._src._args": 0, "jaxgreen._src._compat": 0, "jaxgreen._src._quiet": 0,
+    "jaxgreen._src._hardware": 0,
+    "jaxgreen._src._scope": 0, "jaxgreen._src._target_error": 0, "jaxgreen._src.report": 0,
+    "jaxgreen._src._source": 0, "jaxgreen._src._pprof": 0, "jaxgreen._src._report_html": 0,
+    "jaxgreen.chips": 0, "jaxgreen._src.formulas": 0, "jaxgreen._src._html": 0, "jaxgreen._src._figure": 0,
     # 1: the result type and the prices.
-    "jaxgreen.cost": 1, "jaxgreen.cost_model": 1, "jaxgreen.cost_acc": 1,
+    "jaxgreen._src.cost": 1, "jaxgreen._src.cost_model": 1, "jaxgreen._src.cost_acc": 1,
     # 2: counting, one IR each.
-    "jaxgreen.jaxpr": 2, "jaxgreen.hlo": 2, "jaxgreen._state": 2,
+    "jaxgreen._src.jaxpr": 2, "jaxgreen._src.hlo": 2, "jaxgreen._src._state": 2,
     # 3: counting a function; machines and what XLA says.
-    "jaxgreen.api": 3, "jaxgreen.program": 3, "jaxgreen.targets": 3, "jaxgreen.devices": 3,
-    "jaxgreen.compile_cache": 3, "jaxgreen.progress": 3, "jaxgreen.xla_analysis": 3,
-    "jaxgreen.pods": 3,
+    "jaxgreen._src.api": 3, "jaxgreen._src.program": 3, "jaxgreen.targets": 3, "jaxgreen._src.devices": 3,
+    "jaxgreen._src.compile_cache": 3, "jaxgreen._src.progress": 3, "jaxgreen._src.xla_analysis": 3,
+    "jaxgreen._src.pods": 3,
     # 4: reconciling stages and comparing machines; guards for other projects' tests.
-    "jaxgreen.reconciliation": 4, "jaxgreen.comparison": 4, "jaxgreen.testing": 4,
+    "jaxgreen._src.reconciliation": 4, "jaxgreen._src.comparison": 4, "jaxgreen.testing": 4,
     # 5: accounting for training, and reports on it; models.
-    "jaxgreen.account": 5, "jaxgreen.curves": 5, "jaxgreen.flax": 5,
-    "jaxgreen.examples": 5, "jaxgreen.keras": 5,
+    "jaxgreen._src.account": 5, "jaxgreen.curves": 5, "jaxgreen.flax": 5,
+    "jaxgreen._src.examples": 5, "jaxgreen.keras": 5,
     # 6: the command line and the public surface.
-    "jaxgreen.cli": 6, "jaxgreen": 6, "jaxgreen.__main__": 6,
+    "jaxgreen._src.cli": 6, "jaxgreen": 6, "jaxgreen.__main__": 6,
 }
 
 
@@ -142,6 +142,6 @@ def test_no_import_cycles():  # noqa: C901 - Tarjan's algorithm reads best in on
 
 def test_the_graph_sees_imports_at_every_level():
   graph = _graph()
-  assert "jaxgreen.cost" in graph["jaxgreen.api"]  # module level
-  assert "jaxgreen._compat" in graph["jaxgreen._quiet"]  # inside a function
-  assert "jaxgreen.hlo.ir" in graph["jaxgreen.hlo.parse"]  # within a package
+  assert "jaxgreen._src.cost" in graph["jaxgreen._src.api"]  # module level
+  assert "jaxgreen._src._compat" in graph["jaxgreen._src._quiet"]  # inside a function
+  assert "jaxgreen._src.hlo.ir" in graph["jaxgreen._src.hlo.parse"]  # within a package

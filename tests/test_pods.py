@@ -1,10 +1,10 @@
-"""Memory figures and redundancy of sharded programs compiled for pods (jaxgreen.pods)."""
+"""Memory figures and redundancy of sharded programs compiled for pods (jaxgreen._src.pods)."""
 
 from __future__ import annotations
 
 import pytest
 
-from jaxgreen import pods
+from jaxgreen._src import pods
 
 
 class _Stats:

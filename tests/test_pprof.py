@@ -13,8 +13,8 @@ import jax.numpy as jnp
 import pytest
 
 import jaxgreen
-from jaxgreen import _pprof
-from jaxgreen.cost import Cost
+from jaxgreen._src import _pprof
+from jaxgreen._src.cost import Cost
 
 B, K, H = 32, 64, 256
 

@@ -9,13 +9,13 @@ except where
 
 - ``x`` is ``self`` or ``cls``;
 - ``x`` is a module: a name the file binds by an import, or to what a function of
-  ``jaxgreen._compat`` returns (jax's own modules, e.g. ``xla_bridge``, handed out there);
+  ``jaxgreen._src._compat`` returns (jax's own modules, e.g. ``xla_bridge``, handed out there);
 - the access is inside the class that defines ``_name`` (a method, a class attribute, or an
   attribute it assigns on ``self``): Python's privacy is the class's, so ``other._hash`` in
   ``__eq__`` or ``earlier._model()`` in ``Throughput`` are the class reading its own;
 - ``_name`` is a public protocol spelled with an underscore: namedtuple's ``_replace``,
   ``_asdict``, ``_fields``, ``_make``, and IPython's display hooks ``_repr_*_``;
-- the file is ``jaxgreen/_compat.py``: the one place meant to reach jax's private API.
+- the file is ``jaxgreen/_src/_compat.py``: the one place meant to reach jax's private API.
 
 Everything else counts, including private attributes of jax's objects outside
 ``_compat.py`` (``dtype._impl``): those belong in ``_compat.py`` too.
@@ -42,7 +42,7 @@ def _private(name: str) -> bool:
 
 
 def _module_names(tree: ast.AST) -> set[str]:
-  """Names bound to modules: by imports, or from a call into ``jaxgreen._compat``."""
+  """Names bound to modules: by imports, or from a call into ``jaxgreen._src._compat``."""
   names: set[str] = set()
   for node in ast.walk(tree):
     if isinstance(node, ast.Import):

@@ -1,4 +1,4 @@
-"""jaxgreen.program.Program: one function at its stages, traced once, and the counters that
+"""jaxgreen._src.program.Program: one function at its stages, traced once, and the counters that
 read their stages from it."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import jax.numpy as jnp
 import pytest
 
 import jaxgreen
-import jaxgreen.pods
-from jaxgreen.api import count_program
-from jaxgreen.program import Program, static_argnums_of
+import jaxgreen._src.pods
+from jaxgreen._src.api import count_program
+from jaxgreen._src.program import Program, static_argnums_of
 
 X = jax.ShapeDtypeStruct((8, 16), jnp.float32)
 W = jax.ShapeDtypeStruct((16, 4), jnp.float32)
@@ -84,7 +84,7 @@ def test_static_argnums_normalised_once():
     ("count", lambda bad: jaxgreen.count(lambda a: a, static_argnums=bad)),
     ("reconcile", lambda bad: jaxgreen.reconcile(lambda a: a, static_argnums=bad)),
     ("compare", lambda bad: jaxgreen.compare(lambda a: a, ["cpu"], static_argnums=bad)),
-    ("analyze", lambda bad: jaxgreen.pods.analyze(lambda a: a, "cpu", X,
+    ("analyze", lambda bad: jaxgreen._src.pods.analyze(lambda a: a, "cpu", X,
                                                   static_argnums=bad)),
     ("Program", lambda bad: Program(lambda a: a, (X,), static_argnums=bad,
                                     caller="Program")),

@@ -18,7 +18,7 @@ def _f(a):
 def test_progress_is_a_status_line_on_a_terminal_and_quiet_otherwise():
   import io
 
-  from jaxgreen.progress import progress_line
+  from jaxgreen._src.progress import progress_line
 
   class Tty(io.StringIO):
     def isatty(self):

@@ -22,7 +22,7 @@ def _run(code, **env):
 
 def _opted_in() -> bool:
   """Whether this environment ran ``jaxgreen quiet-jax --install``."""
-  from jaxgreen.cli.quiet_jax import FILE
+  from jaxgreen._src.cli.quiet_jax import FILE
 
   return any(os.path.exists(os.path.join(p, FILE))
              for p in [*site.getsitepackages(), site.getusersitepackages()])
@@ -55,7 +55,7 @@ def test_the_installed_distribution_has_no_startup_file():
 
 
 def _quiet_jax(*args):
-  from jaxgreen.cli import main
+  from jaxgreen._src.cli import main
 
   return main(["quiet-jax", *args])
 
@@ -67,7 +67,7 @@ def _with_site(folder, code):
 
 
 def test_quiet_jax_installs_one_line_that_quiets_plain_jax_and_removes_it(tmp_path, capsys):
-  from jaxgreen.cli.quiet_jax import FILE, LINE
+  from jaxgreen._src.cli.quiet_jax import FILE, LINE
 
   assert _quiet_jax("--install", "--site-packages", str(tmp_path)) == 0
   path = tmp_path / FILE
@@ -96,7 +96,7 @@ def test_quiet_jax_installs_one_line_that_quiets_plain_jax_and_removes_it(tmp_pa
 
 
 def test_the_startup_line_survives_an_uninstalled_jaxgreen(tmp_path):
-  from jaxgreen.cli.quiet_jax import LINE
+  from jaxgreen._src.cli.quiet_jax import LINE
 
   # The line left behind after `pip uninstall jaxgreen`: the interpreter still starts.
   (tmp_path / "leftover.pth").write_text(LINE.replace("import jaxgreen",
@@ -146,7 +146,7 @@ def test_importing_jaxgreen_keeps_plugin_noise_off_stderr():
 def test_plugin_log_is_dropped_only_without_the_hardware(monkeypatch):
   import logging
 
-  from jaxgreen import _quiet
+  from jaxgreen._src import _quiet
 
   rec = logging.LogRecord("jax._src.xla_bridge", logging.ERROR, __file__, 1,
                           "Jax plugin configuration error: Exception when calling %s",
@@ -163,7 +163,7 @@ def test_plugin_log_is_dropped_only_without_the_hardware(monkeypatch):
 def test_pytest_sessions_of_an_opted_in_environment_get_no_rewrite_warning(tmp_path):
   # With the opt-in line, jaxgreen is imported at interpreter start, before pytest marks
   # the modules of its plugin's distribution for assertion rewriting: no warning.
-  from jaxgreen.cli.quiet_jax import FILE, LINE
+  from jaxgreen._src.cli.quiet_jax import FILE, LINE
 
   site_dir = tmp_path / "site"
   site_dir.mkdir()

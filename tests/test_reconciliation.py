@@ -8,8 +8,8 @@ import pytest
 from jax import lax
 
 import jaxgreen
-from jaxgreen.reconciliation import CAUSE_ORDER, LOOPS, RESIDUAL, Reconciliation, reconcile
-from jaxgreen.xla_analysis import XlaCost, normalize_cost_analysis, xla_cost
+from jaxgreen._src.reconciliation import CAUSE_ORDER, LOOPS, RESIDUAL, Reconciliation, reconcile
+from jaxgreen._src.xla_analysis import XlaCost, normalize_cost_analysis, xla_cost
 
 F32 = jnp.float32
 W = jax.ShapeDtypeStruct((64, 64), F32)
@@ -70,7 +70,7 @@ def _targets():
     out.append("tpu:v5e:2x2")
   except ImportError:
     pass
-  from jaxgreen.devices import gpu_plugin_problem
+  from jaxgreen._src.devices import gpu_plugin_problem
 
   if gpu_plugin_problem() is None:
     out.append("gpu:h100")
@@ -148,7 +148,7 @@ def test_table_and_json():
 
 
 def test_unavailable_xla_is_reported_not_raised(monkeypatch):
-  r = importlib.import_module("jaxgreen.reconciliation")
+  r = importlib.import_module("jaxgreen._src.reconciliation")
 
   monkeypatch.setattr(r, "xla_cost", lambda compiled: XlaCost())
   rec = reconcile(scan_matmul, targets=["cpu"])(W, W)
@@ -205,7 +205,7 @@ def test_cublas_custom_call_priced_from_shapes():
   import sys
 
   code = ("import jax, jax.numpy as jnp\n"
-          "from jaxgreen.reconciliation import reconcile\n"
+          "from jaxgreen._src.reconciliation import reconcile\n"
           "a = jax.ShapeDtypeStruct((64, 128), jnp.float32)\n"
           "b = jax.ShapeDtypeStruct((128, 32), jnp.float32)\n"
           "rep = reconcile(lambda a, b: a @ b, targets=['gpu:h100'])(a, b)['gpu:h100']\n"
@@ -224,8 +224,8 @@ def test_cublas_custom_call_priced_from_shapes():
 # -- jaxgreen's own gaps: named per stage, never "compiler changes" -------------------
 
 def test_stage_causes_split_at_the_lowered_stage():
-  from jaxgreen.cost import Cost
-  from jaxgreen.reconciliation import COMPILER, LOWERING, UNCOUNTED, stage_causes
+  from jaxgreen._src.cost import Cost
+  from jaxgreen._src.reconciliation import COMPILER, LOWERING, UNCOUNTED, stage_causes
 
   def c(fpo, **unc):
     return Cost(adds=fpo, uncounted=unc)
@@ -294,7 +294,7 @@ def test_notebook_and_pandas_views():
 
 def skip_without_gpu_plugin():
   """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
-  from jaxgreen.devices import gpu_plugin_problem
+  from jaxgreen._src.devices import gpu_plugin_problem
 
   if (why := gpu_plugin_problem()) is not None:
     pytest.skip(why)

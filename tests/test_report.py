@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from jaxgreen import report
+from jaxgreen._src import report
 
 
 def test_integers_print_as_integers_and_fractions_say_they_are_rounded():

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import pytest
 
 import jaxgreen
-from jaxgreen.account.pricetag import PriceTag, TrialCost
+from jaxgreen._src.account.pricetag import PriceTag, TrialCost
 
 B, K, H, N = 32, 64, 256, 10
 

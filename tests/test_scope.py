@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 import jaxgreen
-from jaxgreen._scope import clean_scope, join
+from jaxgreen._src._scope import clean_scope, join
 
 
 @pytest.mark.parametrize("raw,clean", [

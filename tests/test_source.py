@@ -15,8 +15,8 @@ import jax.numpy as jnp
 import pytest
 
 import jaxgreen
-from jaxgreen import _source
-from jaxgreen.cost import Cost, Counts
+from jaxgreen._src import _source
+from jaxgreen._src.cost import Cost, Counts
 
 HERE = os.path.abspath(__file__)
 

@@ -7,15 +7,15 @@ import textwrap
 
 import pytest
 
-from jaxgreen import devices
-from jaxgreen._quiet import quiet_stderr
+from jaxgreen._src import devices
+from jaxgreen._src._quiet import quiet_stderr
 from jaxgreen.chips import gpu_target_config
 from jaxgreen.targets import TargetError, get_target, mesh
 
 
 def skip_without_gpu_plugin():
   """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
-  from jaxgreen.devices import gpu_plugin_problem
+  from jaxgreen._src.devices import gpu_plugin_problem
 
   if (why := gpu_plugin_problem()) is not None:
     pytest.skip(why)

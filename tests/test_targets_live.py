@@ -48,7 +48,7 @@ def test_all_targets_unavailable_is_an_error():
 
 
 def test_cli_exits_non_zero_only_when_every_target_fails(tmp_path, capsys):
-  from jaxgreen.cli import main
+  from jaxgreen._src.cli import main
 
   mod = tmp_path / "m.py"
   mod.write_text("import jax.numpy as jnp\n\ndef f(a):\n  return jnp.tanh(a).sum()\n")
@@ -63,7 +63,7 @@ def test_cli_exits_non_zero_only_when_every_target_fails(tmp_path, capsys):
 
 def test_device_counts_agree_between_reconcile_and_report(tmp_path, capsys):
   pytest.importorskip("libtpu", reason="TPU targets need the tpu extra")
-  from jaxgreen.cli import main
+  from jaxgreen._src.cli import main
 
   mod = tmp_path / "m.py"
   mod.write_text("import jax.numpy as jnp\n\ndef f(a):\n  return jnp.tanh(a).sum()\n")

@@ -11,11 +11,11 @@ import pytest
 from jax import lax
 
 import jaxgreen
-from jaxgreen.account import Experiment, Ledger, merge, track
-from jaxgreen.cli import main
-from jaxgreen.cost import Cost
-from jaxgreen.cost_model import CostModel
-from jaxgreen.jaxpr.registry import register
+from jaxgreen._src.account import Experiment, Ledger, merge, track
+from jaxgreen._src.cli import main
+from jaxgreen._src.cost import Cost
+from jaxgreen._src.cost_model import CostModel
+from jaxgreen._src.jaxpr.registry import register
 
 
 def test_empty_and_none_ledger_paths_are_errors(tmp_path, monkeypatch, capsys):

@@ -1,4 +1,4 @@
-"""The bundled MNIST models (:mod:`jaxgreen.examples.mnist`: a LeNet-like CNN and a
+"""The bundled MNIST models (:mod:`jaxgreen._src.examples.mnist`: a LeNet-like CNN and a
 784-512-512-10 MLP) in the zoo's form: ``make_train_step(name, batch_size)``."""
 
 from __future__ import annotations
@@ -6,8 +6,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxgreen.examples.mnist import CNN as CNN
-from jaxgreen.examples.mnist import MLP as MLP
+from jaxgreen._src.examples.mnist import CNN as CNN
+from jaxgreen._src.examples.mnist import MLP as MLP
 
 from ._common import classifier_train_step
 

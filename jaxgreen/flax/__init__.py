@@ -30,12 +30,12 @@ import flax.linen as nn
 import jax
 from flax import nnx
 
-from jaxgreen.api import count_jaxpr
-from jaxgreen.cost import Cost, Counts
+from jaxgreen._src.api import count_jaxpr
+from jaxgreen._src.cost import Cost, Counts
 from jaxgreen.flax._modules import by_module, param_counts, subtree, tree_order
 from jaxgreen.flax._programs import grad_program, program, trace_once
-from jaxgreen.program import Program
-from jaxgreen.report import human, markdown_table, table
+from jaxgreen._src.program import Program
+from jaxgreen._src.report import human, markdown_table, table
 
 __all__ = ["ModuleSummary", "summary", "xla_flops"]
 
@@ -135,7 +135,7 @@ class ModuleSummary:
 
   def _repr_html_(self) -> str:
     """The notebook view: the module tree, foldable, with each module's share of FPO."""
-    from jaxgreen import _html
+    from jaxgreen._src import _html
 
     t = self.totals
     heads = ["module", "type", "params", "ADD", "MUL", "FPO", "own FPO"]
@@ -154,7 +154,7 @@ class ModuleSummary:
   def to_pandas(self) -> Any:
     """:attr:`rows` as a ``pandas.DataFrame`` (needs pandas: ``pip install
     'jaxgreen[pandas]'``)."""
-    from jaxgreen.report import data_frame
+    from jaxgreen._src.report import data_frame
 
     return data_frame(self.rows, "ModuleSummary.to_pandas")
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import jax
 
-from jaxgreen.cost import Cost, Counts
+from jaxgreen._src.cost import Cost, Counts
 
 # Name-stack segments that transforms insert between module names. jax.checkpoint's
 # backward pass re-enters the forward under "rematted_computation" and, for linen's

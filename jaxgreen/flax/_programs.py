@@ -19,7 +19,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax.extend import core as jax_core
 
-from jaxgreen.program import Program
+from jaxgreen._src.program import Program
 
 
 def program(model: nn.Module | nnx.Module, inputs: tuple, variables: Mapping | None, rngs: Any,
@@ -116,7 +116,7 @@ def _nnx_program(model, inputs, method, kwargs) -> dict:
 
 
 def trace_once(fn: Callable, args: tuple) -> tuple[Program, Callable]:
-  """``fn`` on ``args`` as a :class:`~jaxgreen.program.Program` of their leaves, and a
+  """``fn`` on ``args`` as a :class:`~jaxgreen._src.program.Program` of their leaves, and a
   function that evaluates its jaxpr on the same pytrees.
 
   The program's trace (jax's AOT ``jax.jit(f).trace(...)``) is traced once: its

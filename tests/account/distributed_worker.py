@@ -69,7 +69,7 @@ def main(process_id: int, port: int, ledger: str, out: str) -> None:
                              coordinator_bind_address=f"127.0.0.1:{port}",
                              initialization_timeout=40)
   import jaxgreen
-  from jaxgreen.account import experiment as experiment_module
+  from jaxgreen._src.account import experiment as experiment_module
 
   experiment_module.NvmlMeter = lambda: FakeMeter(FAKE_JOULES[process_id])  # type: ignore
 

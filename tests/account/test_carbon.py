@@ -13,9 +13,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxgreen.account import Experiment, Ledger, carbon, track
-from jaxgreen.account import _grid_data as data
-from jaxgreen.account.pricetag import PriceTag, TrialCost
+from jaxgreen._src.account import Experiment, Ledger, carbon, track
+from jaxgreen._src.account import _grid_data as data
+from jaxgreen._src.account.pricetag import PriceTag, TrialCost
 
 
 @pytest.fixture(autouse=True)

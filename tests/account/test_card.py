@@ -11,9 +11,9 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxgreen.account import Experiment, carbon, track
-from jaxgreen.account.card import FPO_IS_FLOP, report
-from jaxgreen.cli import main
+from jaxgreen._src.account import Experiment, carbon, track
+from jaxgreen._src.account.card import FPO_IS_FLOP, report
+from jaxgreen._src.cli import main
 
 N = 8  # the toy step: 8 MUL + 8 ADD = 16 FPO per call
 JPF = 1e-3  # given J/FLOP (a CPU has no published figure)

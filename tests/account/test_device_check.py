@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from jaxgreen.account import carbon, throughput
+from jaxgreen._src.account import carbon, throughput
 
 _PATH = pathlib.Path(__file__).parents[2] / "benchmarks" / "device_check.py"
 _spec = importlib.util.spec_from_file_location("device_check", _PATH)

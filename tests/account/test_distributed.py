@@ -23,9 +23,9 @@ import numpy as np
 import pytest
 
 import jaxgreen
-from jaxgreen.account import energy
-from jaxgreen.account import experiment as experiment_module
-from jaxgreen.account.energy import gather_energy, trial_key
+from jaxgreen._src.account import energy
+from jaxgreen._src.account import experiment as experiment_module
+from jaxgreen._src.account.energy import gather_energy, trial_key
 
 sys.path.insert(0, str(Path(__file__).parent))
 import distributed_worker as worker  # noqa: E402

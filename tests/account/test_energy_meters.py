@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxgreen.account import Experiment, Ledger, carbon, track
-from jaxgreen.account.energy import RaplMeter
+from jaxgreen._src.account import Experiment, Ledger, carbon, track
+from jaxgreen._src.account.energy import RaplMeter
 
 WRAP = 262_143_328_850  # a package's max_energy_range_uj, as Linux reports it
 
@@ -67,7 +67,7 @@ def test_zeus_meter_uses_a_measurement_window(monkeypatch):
   import sys
   import types
 
-  from jaxgreen.account.energy import ZeusMeter
+  from jaxgreen._src.account.energy import ZeusMeter
 
   calls = []
 
@@ -94,7 +94,7 @@ def test_zeus_meter_uses_a_measurement_window(monkeypatch):
 def test_zeus_meter_is_inert_without_zeus(monkeypatch):
   import sys
 
-  from jaxgreen.account.energy import ZeusMeter
+  from jaxgreen._src.account.energy import ZeusMeter
 
   monkeypatch.setitem(sys.modules, "zeus.monitor", None)  # import fails
   m = ZeusMeter()

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import pytest
 
 from jaxgreen import chips
-from jaxgreen.account.forecast import forecast, from_comparison
+from jaxgreen._src.account.forecast import forecast, from_comparison
 
 
 def _result(target: str, chip: str, devices: int, flops: float):
@@ -98,7 +98,7 @@ def test_gpt2_step_forecast_on_tpu_and_gpu(gpu_targets):
 
 
 def test_cli_compare_forecasts_with_steps_and_regions(tmp_path, capsys, gpu_targets):
-  from jaxgreen.cli import main
+  from jaxgreen._src.cli import main
 
   (tmp_path / "m.py").write_text("import jax.numpy as jnp\n\n"
                                  "def step(x, w):\n  return jnp.tanh(x @ w).sum()\n")

@@ -17,10 +17,10 @@ import jax.numpy as jnp
 import pytest
 
 from benchmarks import reliability
-from jaxgreen.account import Experiment, Ledger, LedgerError, merge, preemption, track
-from jaxgreen.account import experiment as experiment_module
-from jaxgreen.account.ledger import known_columns, pending_record
-from jaxgreen.account.schema import THROUGHPUT_COLUMNS
+from jaxgreen._src.account import Experiment, Ledger, LedgerError, merge, preemption, track
+from jaxgreen._src.account import experiment as experiment_module
+from jaxgreen._src.account.ledger import known_columns, pending_record
+from jaxgreen._src.account.schema import THROUGHPUT_COLUMNS
 
 N = 8  # elements of the toy step's input: N MUL + N ADD per call
 
@@ -239,7 +239,7 @@ def test_known_columns_come_from_the_schema():
   assert set(THROUGHPUT_COLUMNS) <= set(cols["trials"])  # the schema's own list
   assert cols["steps"][:2] == ["id", "trial_id"]
   c = sqlite3.connect(":memory:")
-  from jaxgreen.account import schema
+  from jaxgreen._src.account import schema
 
   schema.create(c)
   for table, names in cols.items():

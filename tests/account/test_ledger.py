@@ -19,8 +19,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxgreen.account import Experiment, Ledger, LedgerError, energy, merge, track
-from jaxgreen.cli import main
+from jaxgreen._src.account import Experiment, Ledger, LedgerError, energy, merge, track
+from jaxgreen._src.cli import main
 
 N = 8  # elements of the toy step's input
 
@@ -145,7 +145,7 @@ _WORKER = textwrap.dedent("""
     import os, sys
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
-    from jaxgreen.account import Experiment, track
+    from jaxgreen._src.account import Experiment, track
     path, steps, flush = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
     exp = Experiment("shared", ledger=path, flush_steps=flush, flush_seconds=1e9)

@@ -1,4 +1,4 @@
-"""Optuna studies as jaxgreen experiments (jaxgreen/account/optuna.py)."""
+"""Optuna studies as jaxgreen experiments (jaxgreen/_src/account/optuna.py)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxgreen.account import Experiment, Ledger, merge, track
+from jaxgreen._src.account import Experiment, Ledger, merge, track
 
 optuna = pytest.importorskip("optuna", reason="the optional [optuna] extra is not installed")
-from jaxgreen.account import optuna as jg_optuna  # noqa: E402 - after the skip
+from jaxgreen._src.account import optuna as jg_optuna  # noqa: E402 - after the skip
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -139,8 +139,8 @@ _WORKER = textwrap.dedent("""
     import os, sys
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp, optuna
-    from jaxgreen.account import Experiment, track
-    from jaxgreen.account.optuna import objective
+    from jaxgreen._src.account import Experiment, track
+    from jaxgreen._src.account.optuna import objective
     storage, ledger = sys.argv[1], sys.argv[2]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     step = track(jax.jit(lambda w, x: w - 0.1 * (x.T @ (x @ w))), examples=8)

@@ -20,7 +20,7 @@ import pytest
 from test_ledger import _worker as ledger_worker  # the same writer script
 from test_ledger import lines_of
 
-from jaxgreen.account import (
+from jaxgreen._src.account import (
   Experiment,
   Ledger,
   LedgerError,
@@ -30,7 +30,7 @@ from jaxgreen.account import (
   schema,
   track,
 )
-from jaxgreen.cli import main
+from jaxgreen._src.cli import main
 
 N = 8  # elements of the toy step's input: N MUL + N ADD per call
 
@@ -268,7 +268,7 @@ def test_without_psycopg_the_error_names_the_extra(monkeypatch):
 
 
 def test_each_server_failure_names_its_fix():
-  from jaxgreen.account.ledger import _server_error
+  from jaxgreen._src.account.ledger import _server_error
 
   url = "postgresql://ann:***@db.lan/green"
   cases = {  # (SQLSTATE, message, while connecting) -> the fix named
@@ -291,7 +291,7 @@ def test_an_unreachable_server_is_retried_at_most_every_pause_from_steps(postgre
                                                                          monkeypatch):
   import psycopg
 
-  from jaxgreen.account import ledger
+  from jaxgreen._src.account import ledger
 
   led = Ledger(postgres_url)
   real_url = led._url
@@ -362,7 +362,7 @@ _CTRL_C_SERVER = textwrap.dedent("""
     signal.signal(signal.SIGINT, signal.default_int_handler)
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
-    from jaxgreen.account import Experiment, track
+    from jaxgreen._src.account import Experiment, track
     step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
     x = jnp.ones(8)
     step(x)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from jaxgreen.account.pricetag import PriceTag, TrialCost, build, check_joules_per_flop
+from jaxgreen._src.account.pricetag import PriceTag, TrialCost, build, check_joules_per_flop
 
 
 def _trial(name: str, train_fpo: int, examples: int, **kw) -> TrialCost:

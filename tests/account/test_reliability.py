@@ -22,8 +22,8 @@ import jax.numpy as jnp
 import pytest
 
 from benchmarks.reliability import Child
-from jaxgreen.account import Experiment, Ledger, LedgerError, track
-from jaxgreen.cli import main
+from jaxgreen._src.account import Experiment, Ledger, LedgerError, track
+from jaxgreen._src.cli import main
 
 N = 8  # elements of the toy step's input: N MUL + N ADD per call
 
@@ -189,7 +189,7 @@ _PREEMPTED = _RESET + textwrap.dedent("""
     import os, signal, sys
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
-    from jaxgreen.account import Experiment, track
+    from jaxgreen._src.account import Experiment, track
     path, mode = sys.argv[1], sys.argv[2]
     step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
     if mode == "handler":  # the user's own handler: runs after jaxgreen's
@@ -429,7 +429,7 @@ _INTERRUPTED = _RESET + textwrap.dedent("""
     import os, sys
     os.environ["JAX_PLATFORMS"] = "cpu"
     import jax, jax.numpy as jnp
-    from jaxgreen.account import Experiment, track
+    from jaxgreen._src.account import Experiment, track
     step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
     exp = Experiment("sigint", ledger=sys.argv[1], flush_steps=1)  # a COMMIT every step
     x = jnp.ones(8)

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from benchmarks import reliability
-from jaxgreen.account import Experiment, preemption
+from jaxgreen._src.account import Experiment, preemption
 
 
 def test_hlo_fuzzing_raises_only_hlo_parse_errors():

@@ -9,8 +9,8 @@ import jax.numpy as jnp
 import pytest
 
 import jaxgreen
-from jaxgreen.account import Experiment, Ledger, throughput, track
-from jaxgreen.account.remat import recompute_fpo
+from jaxgreen._src.account import Experiment, Ledger, throughput, track
+from jaxgreen._src.account.remat import recompute_fpo
 
 MS = 1e-3
 

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgreen.account import Experiment, Ledger, merge, track
+from jaxgreen._src.account import Experiment, Ledger, merge, track
 
 N = 8  # elements of the toy step's input: N MUL + N ADD per call
 PER_STEP = 2 * N  # x * 2.0 + 1.0 on 8 floats: 8 MUL + 8 ADD

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxgreen.account import (
+from jaxgreen._src.account import (
   Experiment,
   Ledger,
   LedgerError,
@@ -301,8 +301,8 @@ def test_the_running_trial_of_the_v1_ledger_is_crashed_once_silent(tmp_path, mon
 
 
 def test_reports_read_a_v1_file_as_it_is_and_merge_upgrades_only_the_output(tmp_path, capsys):
-  from jaxgreen.account import merge
-  from jaxgreen.cli import main
+  from jaxgreen._src.account import merge
+  from jaxgreen._src.cli import main
 
   old = _v1_copy(tmp_path)
   digest = _digest(old)

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxgreen.account import Experiment, experiment, sinks, track
+from jaxgreen._src.account import Experiment, experiment, sinks, track
 
 # One step of x * 2.0 + 1.0 on f32[8]: 8 MUL + 8 ADD = 16 FPO, 8 examples.
 STEP_FPO = 8 + 8
@@ -229,7 +229,7 @@ def test_function_sink_sees_flush_windows_not_every_step():
 
 
 def test_throughput_values_when_timed_and_known(monkeypatch):
-  from jaxgreen.account.throughput import Throughput
+  from jaxgreen._src.account.throughput import Throughput
 
   # 4 timed steps x 16 FPO in 2 s on 1 device: 32 FPO/s; a peak of 64 FLOP/s: HFU 0.5;
   # 12 model FPO per step (4 rematerialised): 24 FPO/s, MFU 0.375.
@@ -289,7 +289,7 @@ def test_bad_sinks_name_the_fix():
 
 EXIT_SCRIPT = """
 import sys, jax, jax.numpy as jnp
-from jaxgreen.account import Experiment, sinks, track
+from jaxgreen._src.account import Experiment, sinks, track
 step = track(jax.jit(lambda x: x * 2.0 + 1.0), examples="x")
 exp = Experiment("exit", ledger=None, flush_steps=2, sinks=[sinks.TensorBoard(sys.argv[1])])
 trial = exp.trial({"lr": 0.1}).start()

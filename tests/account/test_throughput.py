@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import pytest
 
 from jaxgreen import chips
-from jaxgreen.account import Experiment, Ledger, throughput, track
+from jaxgreen._src.account import Experiment, Ledger, throughput, track
 
 # One step of x * 2.0 + 1.0 on f32[8]: 8 MUL + 8 ADD = 16 FPO.
 STEP_FPO = 8 + 8

@@ -13,7 +13,7 @@ import optax
 import pytest
 
 import jaxgreen
-from jaxgreen.account import Experiment, current_trial, track
+from jaxgreen._src.account import Experiment, current_trial, track
 
 B, IN, OUT = 8, 16, 4  # batch, input features, outputs
 

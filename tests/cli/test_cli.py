@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from jaxgreen.cli import main
+from jaxgreen._src.cli import main
 
 
 @pytest.fixture

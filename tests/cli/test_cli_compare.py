@@ -5,8 +5,8 @@ import textwrap
 
 import pytest
 
-from jaxgreen.cli import main
-from jaxgreen.cli.compare import parse_mesh_axes, parse_partition_spec
+from jaxgreen._src.cli import main
+from jaxgreen._src.cli.compare import parse_mesh_axes, parse_partition_spec
 
 
 @pytest.fixture

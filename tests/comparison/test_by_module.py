@@ -21,7 +21,7 @@ import pytest
 from jax.sharding import PartitionSpec as P
 
 import jaxgreen
-from jaxgreen.comparison.modules import TOTAL, UNATTRIBUTED
+from jaxgreen._src.comparison.modules import TOTAL, UNATTRIBUTED
 
 D, FF, HEADS, SEQ, BATCH, VOCAB, LAYERS = 64, 256, 4, 32, 8, 128, 2
 TPU = "tpu:v5e:2x2"
@@ -189,7 +189,7 @@ def test_reports_and_plot(fwd, tmp_path):
   rows = d["by_module"]["targets"][TPU]
   assert rows[-1]["module"] == TOTAL and rows[-1]["global_fpo"] == fwd[TPU].global_fpo
   out = io.StringIO()
-  jaxgreen.comparison.print_report(fwd, fmt="table", file=out)
+  jaxgreen._src.comparison.print_report(fwd, fmt="table", file=out)
   assert "By module" in out.getvalue()
   matplotlib = pytest.importorskip("matplotlib")
   backend = matplotlib.get_backend()
@@ -317,7 +317,7 @@ def setup_forward():
 
 
 def test_cli_by_module(capsys, tmp_path):
-  from jaxgreen.cli import main
+  from jaxgreen._src.cli import main
 
   where = f"{__file__}:setup_forward"
   base = ["compare", where, "--setup", "--target", TPU, "--by-module"]
@@ -335,8 +335,8 @@ def test_cli_by_module(capsys, tmp_path):
 def test_traffic_by_scope_on_hlo_text():
   """Each instruction counts where its op_name puts it; a loop body without metadata
   inherits the while's scope, x trips; the scopes add up to the module's totals."""
-  from jaxgreen.hlo import parse_module
-  from jaxgreen.hlo.traffic import module_traffic, module_traffic_by_scope
+  from jaxgreen._src.hlo import parse_module
+  from jaxgreen._src.hlo.traffic import module_traffic, module_traffic_by_scope
 
   hlo = """HloModule m, num_partitions=4
 %add (a: f32[], b: f32[]) -> f32[] {

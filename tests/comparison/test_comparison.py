@@ -8,12 +8,12 @@ import sys
 import jax
 import pytest
 
-from jaxgreen.comparison import Comparison, mesh_shape_for
+from jaxgreen._src.comparison import Comparison, mesh_shape_for
 
 
 def skip_without_gpu_plugin():
   """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
-  from jaxgreen.devices import gpu_plugin_problem
+  from jaxgreen._src.devices import gpu_plugin_problem
 
   if (why := gpu_plugin_problem()) is not None:
     pytest.skip(why)
@@ -38,7 +38,7 @@ def test_place_checks_prefix():
   import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
 
-  from jaxgreen.comparison import place
+  from jaxgreen._src.comparison import place
   from jaxgreen.targets import mesh
 
   m = mesh("cpu", (1,), ("x",))
@@ -67,7 +67,7 @@ def cmp() -> Comparison:
   import jax.numpy as jnp
   from jax.sharding import PartitionSpec as P
 
-  from jaxgreen.comparison import compare
+  from jaxgreen._src.comparison import compare
 
   params = {"w1": jax.ShapeDtypeStruct((32, 64), jnp.float32),
             "w2": jax.ShapeDtypeStruct((64, 16), jnp.float32)}
@@ -125,8 +125,8 @@ def test_plot_without_matplotlib(cmp, monkeypatch):
 def test_print_report_and_cli(cmp, tmp_path, capsys):
   import io
 
-  from jaxgreen.cli.compare import run_cli
-  from jaxgreen.comparison import print_report
+  from jaxgreen._src.cli.compare import run_cli
+  from jaxgreen._src.comparison import print_report
 
   buf = io.StringIO()
   print_report(cmp, fmt="markdown", file=buf)
@@ -143,7 +143,7 @@ def test_print_report_and_cli(cmp, tmp_path, capsys):
 
 
 def test_bad_arguments():
-  from jaxgreen.comparison import compare
+  from jaxgreen._src.comparison import compare
   from jaxgreen.targets import TargetError
 
   with pytest.raises(TargetError):
@@ -158,7 +158,7 @@ def test_sharded_flax_transformer_on_tpu_and_gpu_pods():
   pytest.importorskip("libtpu")
   skip_without_gpu_plugin()
   from examples.sharded_transformer import Config, setup
-  from jaxgreen.comparison import compare
+  from jaxgreen._src.comparison import compare
 
   s = setup(Config(vocab=64, d_model=32, n_head=2, d_ff=64, n_layer=1, seq=8, batch=8))
   c = compare(s.fn, ["tpu:v5e:4x4", "gpu:h100x8"], mesh_axes=s.mesh_axes,
@@ -173,7 +173,7 @@ def test_sharded_flax_transformer_on_tpu_and_gpu_pods():
 
 
 def test_mesh_that_does_not_fit_names_the_target():
-  from jaxgreen.comparison import compare
+  from jaxgreen._src.comparison import compare
 
   x = jax.ShapeDtypeStruct((4, 4), jax.numpy.float32)
   with pytest.raises(ValueError, match=r"target 'cpu' \(1 devices\).*not divisible by 2"):
@@ -205,7 +205,7 @@ def test_gpu_target_after_another_target_in_a_fresh_process():
     ({"mesh_shapes": {"tpu:v5e:2x2": (4,)}}, r"mesh_shapes=\{'tpu:v5e:2x2'"),
 ])
 def test_per_target_arguments_are_checked_before_any_work(kw, match):
-  from jaxgreen.comparison import compare
+  from jaxgreen._src.comparison import compare
 
   with pytest.raises(ValueError, match=match):
     compare(lambda a: a, ["gpu:h100x2"], **kw)

@@ -165,8 +165,8 @@ def test_api_reference_has_every_public_name_and_nothing_private():
   import jaxgreen
   assert {f"jaxgreen.{n}" for n in jaxgreen.__all__} <= set(names)
   assert "jaxgreen.testing.assert_fpo" in names and "jaxgreen.flax.summary" in names
-  assert {"jaxgreen.report_html", "jaxgreen.account.forecast.forecast",
-          "jaxgreen.account.card.report"} <= set(names)
+  assert {"jaxgreen.report_html", "jaxgreen._src.account.forecast.forecast",
+          "jaxgreen._src.account.card.report"} <= set(names)
   documented = documented_names()
   missing = [n for n, paths in names.items() if not documented & set(paths)]
   assert not missing, f"public names without an API entry: {missing}"

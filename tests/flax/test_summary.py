@@ -13,7 +13,7 @@ from flax import nnx
 import jaxgreen
 import jaxgreen.flax as jf
 from benchmarks.zoo import bert, gpt2, mnist, resnet, vit
-from jaxgreen.cost_model import DEFAULT
+from jaxgreen._src.cost_model import DEFAULT
 
 S = jax.ShapeDtypeStruct
 F32 = jnp.float32

@@ -6,12 +6,12 @@ import pytest
 from jax import lax
 
 import jaxgreen
-from jaxgreen._scope import clean_scope
-from jaxgreen.hlo import count_compiled, count_hlo_text
-from jaxgreen.hlo.ir import parse_type
-from jaxgreen.hlo.parse import parse_instr
-from jaxgreen.hlo.pricing import hlo_scope
-from jaxgreen.hlo.xla import FMA
+from jaxgreen._src._scope import clean_scope
+from jaxgreen._src.hlo import count_compiled, count_hlo_text
+from jaxgreen._src.hlo.ir import parse_type
+from jaxgreen._src.hlo.parse import parse_instr
+from jaxgreen._src.hlo.pricing import hlo_scope
+from jaxgreen._src.hlo.xla import FMA
 
 F32 = jnp.float32
 
@@ -195,8 +195,8 @@ def test_ragged_dot_instruction_counts_as_the_jaxpr_rule():
 
 def test_ragged_dot_lowered_for_gpu_counts_as_the_jaxpr():
   skip_without_gpu_plugin()
-  from jaxgreen._quiet import quiet_stderr
-  from jaxgreen.hlo.stablehlo import count_lowered
+  from jaxgreen._src._quiet import quiet_stderr
+  from jaxgreen._src.hlo.stablehlo import count_lowered
   from jaxgreen.targets import get_target
 
   args = (jax.ShapeDtypeStruct((12, 4), F32), jax.ShapeDtypeStruct((3, 4, 6), F32),
@@ -309,7 +309,7 @@ ENTRY %main (p: f8e4m3fn[256]) -> f8e4m3fn[1024] {
 
 
 def test_fp8_collective_bytes():
-  from jaxgreen.pods import hlo_traffic
+  from jaxgreen._src.pods import hlo_traffic
 
   ag = hlo_traffic(_FP8_ALL_GATHER).collectives["all-gather"]
   assert ag.operand_bytes == 256 * 1  # 256 fp8 elements
@@ -319,7 +319,7 @@ def test_fp8_collective_bytes():
 def test_operands_after_xla_index_comments_are_found():
   # XLA prefixes every fifth operand of a long list with /*index=N*/; the operand is the
   # same instruction either way (a custom call's sixth operand was once missed).
-  from jaxgreen.hlo.parse import parse_instr
+  from jaxgreen._src.hlo.parse import parse_instr
 
   ins = parse_instr("%c = f32[2]{0} custom-call(f32[2]{0} %a, f32[2]{0} %b, f32[2]{0} %c1, "
                     "f32[2]{0} %d, f32[2]{0} %e, /*index=5*/f32[2]{0} %f, /*index=6*/%g), "
@@ -346,7 +346,7 @@ def test_lowered_hlo_text_of_this_jax_is_read():
 
 def skip_without_gpu_plugin():
   """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
-  from jaxgreen.devices import gpu_plugin_problem
+  from jaxgreen._src.devices import gpu_plugin_problem
 
   if (why := gpu_plugin_problem()) is not None:
     pytest.skip(why)

@@ -1,4 +1,4 @@
-"""The convolution convention, at every stage (jaxgreen.formulas.conv_counts).
+"""The convolution convention, at every stage (jaxgreen._src.formulas.conv_counts).
 
 Each output of an ordinary convolution multiplies the kernel taps of its window that land
 on a real input element or on edge padding (torchvision's forward convention);
@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from jax import lax
 
 import jaxgreen
-from jaxgreen.formulas import conv_counts, conv_dim_taps, conv_input_grad_dim, transposed_kind
-from jaxgreen.hlo import count_compiled, count_hlo_text
-from jaxgreen.hlo.xla import FMA, PADDING
+from jaxgreen._src.formulas import conv_counts, conv_dim_taps, conv_input_grad_dim, transposed_kind
+from jaxgreen._src.hlo import count_compiled, count_hlo_text
+from jaxgreen._src.hlo.xla import FMA, PADDING
 
 S = jax.ShapeDtypeStruct
 F32 = jnp.float32

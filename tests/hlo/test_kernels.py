@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import pytest
 
 import jaxgreen
-from jaxgreen.hlo import count_hlo_text
-from jaxgreen.hlo.kernels import KernelEntry, KernelTable
-from jaxgreen.jaxpr.rules.pallas import kernel_estimates
+from jaxgreen._src.hlo import count_hlo_text
+from jaxgreen._src.hlo.kernels import KernelEntry, KernelTable
+from jaxgreen._src.jaxpr.rules.pallas import kernel_estimates
 
 F32 = jnp.float32
 TPU = "tpu:v5e:2x2"
@@ -328,7 +328,7 @@ def test_trip_counts_reach_the_kernels_of_the_hlo_stages():
 
 def skip_without_gpu_plugin():
   """GPU targets need the gpu extra's CUDA plugin, of the installed jaxlib's release."""
-  from jaxgreen.devices import gpu_plugin_problem
+  from jaxgreen._src.devices import gpu_plugin_problem
 
   if (why := gpu_plugin_problem()) is not None:
     pytest.skip(why)

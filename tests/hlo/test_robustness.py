@@ -10,8 +10,8 @@ import jax.numpy as jnp
 import pytest
 
 import jaxgreen
-from jaxgreen.hlo.compiled import count_hlo_text
-from jaxgreen.hlo.parse import HloParseError, parse_module
+from jaxgreen._src.hlo.compiled import count_hlo_text
+from jaxgreen._src.hlo.parse import HloParseError, parse_module
 
 
 def test_a_long_1d_conv_is_counted_in_closed_form_at_the_compiled_stage():

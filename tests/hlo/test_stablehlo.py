@@ -6,10 +6,10 @@ import pytest
 from jax import lax
 
 import jaxgreen
-from jaxgreen.hlo import count_lowered
-from jaxgreen.hlo.mlir import attr_ints as _attr_ints
-from jaxgreen.hlo.mlir import type_text as _type_text
-from jaxgreen.hlo.stablehlo import count_lowered_detail
+from jaxgreen._src.hlo import count_lowered
+from jaxgreen._src.hlo.mlir import attr_ints as _attr_ints
+from jaxgreen._src.hlo.mlir import type_text as _type_text
+from jaxgreen._src.hlo.stablehlo import count_lowered_detail
 
 F32 = jnp.float32
 
@@ -137,7 +137,7 @@ def test_chlo_top_k_is_counted_as_the_jaxpr_top_k():
     ("", None),
 ])
 def test_replica_group_size(text, groups):
-  from jaxgreen.hlo.mlir import dense_group_size
+  from jaxgreen._src.hlo.mlir import dense_group_size
 
   assert dense_group_size(text) == groups
 
@@ -152,7 +152,7 @@ def test_lowered_module_devices_from_num_partitions():
   from jax.sharding import NamedSharding
   from jax.sharding import PartitionSpec as P
 
-  from jaxgreen.hlo.stablehlo import lowered_module
+  from jaxgreen._src.hlo.stablehlo import lowered_module
 
   m = jaxgreen.mesh("tpu:v5e:2x2", (4,), ("x",))
   x = jax.ShapeDtypeStruct((8, 16), F32, sharding=NamedSharding(m, P("x")))
@@ -260,7 +260,7 @@ def test_shard_map_body_counted_for_every_device_of_its_manual_axes(lowered_text
 
 
 def test_replica_groups_of_mesh_axes():
-  from jaxgreen.hlo.stablehlo import _Translator
+  from jaxgreen._src.hlo.stablehlo import _Translator
 
   tr = _Translator.__new__(_Translator)
   tr.meshes = {"mesh_0": {"d": 2, "e": 4}}

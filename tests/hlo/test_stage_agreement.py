@@ -21,7 +21,7 @@ import pytest
 from jax import lax
 
 import jaxgreen
-from jaxgreen.reconciliation import COMPILER, LOWERING, RESIDUAL, UNCOUNTED, reconcile
+from jaxgreen._src.reconciliation import COMPILER, LOWERING, RESIDUAL, UNCOUNTED, reconcile
 
 F = jnp.float32
 S = jax.ShapeDtypeStruct

@@ -3,7 +3,7 @@
 Each program below is a single operation of one primitive family. Its jaxpr (the jaxpr
 rules), its lowered StableHLO and its compiled CPU HLO (both through the HLO walker)
 must count the same ADDs, MULs and integer ops: every stage calls the same formula in
-:mod:`jaxgreen.formulas` (complex prices, reductions, scans, sort keys, top-k, random
+:mod:`jaxgreen._src.formulas` (complex prices, reductions, scans, sort keys, top-k, random
 blocks), so a convention cannot drift between the two walkers. Nothing may be left
 uncounted at either stage.
 
@@ -19,7 +19,7 @@ import pytest
 from jax import lax
 
 import jaxgreen
-from jaxgreen.hlo import count_hlo_text
+from jaxgreen._src.hlo import count_hlo_text
 
 S = jax.ShapeDtypeStruct
 F32, BF16, C64, I32 = jnp.float32, jnp.bfloat16, jnp.complex64, jnp.int32
@@ -246,7 +246,7 @@ module @m attributes {mhlo.num_partitions = 1 : i32, mhlo.num_replicas = 1 : i32
 
 def test_chlo_scan_is_counted_as_the_cumulative_op(lowered_text):
   # jax >= 0.12 lowers cumsum for GPUs to chlo.scan: n - 1 steps per row, as the jaxpr.
-  from jaxgreen.hlo import count_lowered
+  from jaxgreen._src.hlo import count_lowered
 
   lowered = count_lowered(lowered_text(_SCAN))
   assert not lowered.uncounted

@@ -1,12 +1,12 @@
-"""Collectives and HBM traffic of compiled HLO modules (jaxgreen.hlo.traffic)."""
+"""Collectives and HBM traffic of compiled HLO modules (jaxgreen._src.hlo.traffic)."""
 
 from __future__ import annotations
 
 import pytest
 
-from jaxgreen.hlo import traffic
-from jaxgreen.hlo.ir import group_size
-from jaxgreen.hlo.traffic import collective_bytes, hlo_traffic
+from jaxgreen._src.hlo import traffic
+from jaxgreen._src.hlo.ir import group_size
+from jaxgreen._src.hlo.traffic import collective_bytes, hlo_traffic
 
 S = 1024  # operand bytes on one device
 

@@ -245,8 +245,8 @@ def _programs():
 
 @pytest.mark.parametrize("i", [0, 1], ids=["loops-and-calls", "flax-scan-remat-grad"])
 def test_memoization_never_changes_a_result(i):
-  from jaxgreen.cost_model import DEFAULT
-  from jaxgreen.jaxpr.interpreter import Walker
+  from jaxgreen._src.cost_model import DEFAULT
+  from jaxgreen._src.jaxpr.interpreter import Walker
 
   fn, args = list(_programs())[i]
   closed = jax.make_jaxpr(fn)(*args)

@@ -6,8 +6,8 @@ import pytest
 from jax import lax
 
 import jaxgreen
-from jaxgreen.cost_model import DEFAULT
-from jaxgreen.jaxpr.interpreter import Walker
+from jaxgreen._src.cost_model import DEFAULT
+from jaxgreen._src.jaxpr.interpreter import Walker
 
 S = jax.ShapeDtypeStruct
 X = S((8,), jnp.float32)

@@ -15,9 +15,9 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 import jaxgreen
-from jaxgreen.cost_model import DEFAULT
-from jaxgreen.jaxpr.interpreter import Walker
-from jaxgreen.jaxpr.rules.pallas import kernel_estimates
+from jaxgreen._src.cost_model import DEFAULT
+from jaxgreen._src.jaxpr.interpreter import Walker
+from jaxgreen._src.jaxpr.rules.pallas import kernel_estimates
 
 S = jax.ShapeDtypeStruct
 F32 = jnp.float32

@@ -22,9 +22,9 @@ from jax import lax
 from jax.extend import core as jcore
 
 import jaxgreen
-from jaxgreen.examples import mnist
-from jaxgreen.jaxpr import registry
-from jaxgreen.jaxpr.rules.control_flow import _expansion
+from jaxgreen._src.examples import mnist
+from jaxgreen._src.jaxpr import registry
+from jaxgreen._src.jaxpr.rules.control_flow import _expansion
 
 S = jax.ShapeDtypeStruct
 F32 = jnp.float32
@@ -237,7 +237,7 @@ def test_every_primitive_of_the_suites_programs_is_priced_or_reviewed(name):
   assert len(names) > 5  # the walk reached into the program
   assert not _unknown(names), (
       f"jax {jax.__version__} emits primitives with neither a cost rule nor a place on "
-      f"jaxgreen.jaxpr.registry.ZERO_COST: {sorted(_unknown(names))}")
+      f"jaxgreen._src.jaxpr.registry.ZERO_COST: {sorted(_unknown(names))}")
 
 
 def test_every_primitive_of_jaxs_pallas_kernels_is_priced_or_reviewed():
@@ -252,7 +252,7 @@ def test_every_primitive_of_jaxs_pallas_kernels_is_priced_or_reviewed():
   assert {"program_id", "dot_general"} <= names  # the kernel bodies were walked
   assert not _unknown(names), (
       f"jax {jax.__version__}'s Pallas kernels emit primitives with neither a cost rule "
-      f"nor a place on jaxgreen.jaxpr.registry.ZERO_COST: {sorted(_unknown(names))}")
+      f"nor a place on jaxgreen._src.jaxpr.registry.ZERO_COST: {sorted(_unknown(names))}")
 
 
 def test_the_walk_finds_a_primitive_hidden_in_a_loop_body():

@@ -12,7 +12,7 @@ from jax import lax
 from jax.extend import core as jcore
 
 import jaxgreen
-from jaxgreen.jaxpr import registry
+from jaxgreen._src.jaxpr import registry
 
 S = jax.ShapeDtypeStruct
 X = S((4,), jnp.float32)
@@ -154,7 +154,7 @@ ALLOWED_UNCOUNTED = {
 
 
 # Kernel-language modules (Pallas and its Mosaic, Mosaic GPU and Triton back ends): their
-# primitives are real names for the rules of jaxgreen/jaxpr/rules/pallas.py, but only a
+# primitives are real names for the rules of jaxgreen/_src/jaxpr/rules/pallas.py, but only a
 # kernel body binds them, so the coverage tests above do not ask for them.
 _KERNEL_MODULES = [
     "jax._src.pallas.primitives", "jax._src.pallas.pallas_call",

@@ -1,3 +1,0 @@
-"""The jaxpr counter: an interpreter that walks equations and per-primitive rules."""
-
-from jaxgreen.jaxpr import rules as _rules  # noqa: F401  (registers every rule)
