@@ -31,8 +31,8 @@ import jax  # noqa: E402
 
 from benchmarks.zoo import gpt2  # noqa: E402
 from jaxgreen._src.hlo import count_hlo_text, count_lowered  # noqa: E402
-from jaxgreen.targets import get_target  # noqa: E402
 from jaxgreen._src.xla_analysis import xla_cost  # noqa: E402
+from jaxgreen.targets import get_target  # noqa: E402
 
 
 def _median_time(fn, repeat: int) -> float:

@@ -43,12 +43,12 @@ from jax.sharding import PartitionSpec as P  # noqa: E402
 import benchmarks.llama70b as llama  # noqa: E402
 from benchmarks.llama70b import LlamaConfig, make_train_step, param_shapes  # noqa: E402
 from jaxgreen._src import api  # noqa: E402
-from jaxgreen.chips import get_chip, roofline  # noqa: E402
 from jaxgreen._src.comparison import Comparison, TargetResult, place  # noqa: E402
 from jaxgreen._src.hlo import parse_module  # noqa: E402
 from jaxgreen._src.hlo.traffic import module_traffic_by_scope  # noqa: E402
 from jaxgreen._src.pods import compile_readable, report_compiled  # noqa: E402
 from jaxgreen._src.progress import status  # noqa: E402
+from jaxgreen.chips import get_chip, roofline  # noqa: E402
 from jaxgreen.targets import get_target  # noqa: E402
 
 # Parameter name -> PartitionSpec; the leading axis of "layers" entries is the scan's.

@@ -1,3 +1,3 @@
 """The version of jaxgreen (a leaf module: it imports nothing)."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

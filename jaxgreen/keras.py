@@ -43,6 +43,8 @@ if "keras" not in sys.modules:  # Keras reads its backend once, when first impor
 # (``model.train_function(state, iterator)`` calls it once per batch).
 _STEP = "step_function"
 
+__all__ = ["FPOCallback"]  # noqa: F822 (made on first use, by __getattr__)
+
 
 def _keras() -> Any:
   try:

@@ -31,19 +31,35 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from jaxgreen._src._args import static_argnums_of
-
-# Besides what this module uses, the names written `import X as X` stay reachable here,
-# where earlier releases defined them: the quiet start-up (jaxgreen._src._quiet), the
-# compilation cache (jaxgreen._src.compile_cache) and the devices (jaxgreen._src.devices).
-from jaxgreen._src._quiet import import_jax_quietly as import_jax_quietly
-from jaxgreen._src._quiet import quiet_stderr as quiet_stderr
+from jaxgreen._src._quiet import quiet_stderr
 from jaxgreen._src._target_error import TargetError as TargetError
-from jaxgreen.chips import GPU_CHIPS, TPU_CHIPS
-from jaxgreen._src.compile_cache import CachedExecutable as CachedExecutable
-from jaxgreen._src.compile_cache import cache_dir as cache_dir
 from jaxgreen._src.compile_cache import cache_get, cache_key, cache_put
 from jaxgreen._src.devices import devices_of
-from jaxgreen._src.devices import start_devices as start_devices
+from jaxgreen.chips import GPU_CHIPS, TPU_CHIPS
+
+__all__ = ["Target", "TargetError", "get_target", "mesh"]
+
+# Names earlier releases re-exported here: still reachable, with a warning.
+_MOVED = {
+    "import_jax_quietly": "jaxgreen._src._quiet",
+    "quiet_stderr": "jaxgreen._src._quiet",
+    "CachedExecutable": "jaxgreen._src.compile_cache",
+    "cache_dir": "jaxgreen._src.compile_cache",
+    "start_devices": "jaxgreen._src.devices",
+}
+
+
+def __getattr__(name: str) -> Any:
+  if name not in _MOVED:
+    raise AttributeError(f"module 'jaxgreen.targets' has no attribute {name!r}")
+  import importlib
+  import warnings
+
+  warnings.warn(f"jaxgreen.targets.{name} is private since jaxgreen 0.2 (it lives in "
+                f"{_MOVED[name]}) and will be removed from here", DeprecationWarning,
+                stacklevel=2)
+  return getattr(importlib.import_module(_MOVED[name]), name)
+
 
 _TPU_RE = re.compile(r"^tpu:([a-z0-9]+):(\d+(?:x\d+)*)$")
 _GPU_RE = re.compile(r"^gpu:([a-z0-9]+?)(?:x(\d+))?$")

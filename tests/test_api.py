@@ -14,7 +14,7 @@ def test_public_names_resolve():
   for name in jaxgreen.__all__:
     assert getattr(jaxgreen, name) is not None, name
   assert isinstance(jaxgreen.__version__, str)
-  assert set(jaxgreen.__all__) == set(jaxgreen._EXPORTS) | set(jaxgreen._SUBMODULES)
+  assert set(jaxgreen.__all__) == set(jaxgreen._LAZY) | set(jaxgreen._SUBMODULES)
   with pytest.raises(AttributeError, match="no attribute 'nope'"):
     jaxgreen.nope  # noqa: B018
 

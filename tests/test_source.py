@@ -217,7 +217,7 @@ def test_user_file_rules():
   assert _source.is_user_file("<stdin>") and not _source.is_user_file("<frozen runpy>")
   assert not _source.is_user_file(jax.__file__)
   assert not _source.is_user_file(jaxgreen.__file__)
-  assert _source.is_user_file(os.path.join(os.path.dirname(jaxgreen.__file__), "examples",
+  assert _source.is_user_file(os.path.join(os.path.dirname(jaxgreen.__file__), "_src", "examples",
                                            "mnist.py"))
   assert not _source.is_user_file(os.path.join(sys.prefix, "lib", "site-packages", "x.py"))
   assert _source.short("") == _source.UNATTRIBUTED

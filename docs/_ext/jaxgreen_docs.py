@@ -22,8 +22,7 @@ from sphinx.util import logging
 logger = logging.getLogger(__name__)
 
 #: Public modules reached by their full path rather than through ``jaxgreen.__all__``.
-EXTRA_MODULES = ("jaxgreen._src.account.optuna", "jaxgreen._src.account.forecast",
-                 "jaxgreen._src.account.card")
+EXTRA_MODULES = ("jaxgreen.optuna", "jaxgreen.keras")
 
 
 def _module_names(module: types.ModuleType) -> list[str]:
@@ -38,7 +37,7 @@ def _module_names(module: types.ModuleType) -> list[str]:
 def public_names() -> dict[str, list[str]]:
   """Accepted documented paths of every public name, keyed by how users write it.
 
-  A submodule reached as an attribute (``jaxgreen.sinks`` is ``jaxgreen._src.account.sinks``)
+  A public submodule whose `__name__` differs from how users write it
   may be documented under either path.
   """
   jaxgreen = importlib.import_module("jaxgreen")

@@ -9,3 +9,5 @@ from __future__ import annotations
 
 class TargetError(ValueError):
   """A target string that cannot be compiled for, with the fix in the message."""
+
+  __module__ = "jaxgreen"  # its public home, as tracebacks and reprs show it

@@ -20,8 +20,8 @@ import tempfile
 from collections.abc import Callable
 from typing import Any
 
-from jaxgreen.chips import gpu_target_config
 from jaxgreen._src.devices import devices_of
+from jaxgreen.chips import gpu_target_config
 
 
 def _compat() -> Any:

@@ -66,8 +66,8 @@ from jaxgreen._src.hlo.kernels import KernelTable
 from jaxgreen._src.program import Program, static_argnums_of
 from jaxgreen._src.progress import each_target
 from jaxgreen._src.report import table
-from jaxgreen.targets import Target, get_target
 from jaxgreen._src.xla_analysis import XlaCost, xla_cost
+from jaxgreen.targets import Target, get_target
 
 UNCOUNTED = "jaxgreen uncounted"
 LOWERING = "jax lowering"

@@ -32,10 +32,10 @@ from flax import nnx
 
 from jaxgreen._src.api import count_jaxpr
 from jaxgreen._src.cost import Cost, Counts
-from jaxgreen.flax._modules import by_module, param_counts, subtree, tree_order
-from jaxgreen.flax._programs import grad_program, program, trace_once
 from jaxgreen._src.program import Program
 from jaxgreen._src.report import human, markdown_table, table
+from jaxgreen.flax._modules import by_module, param_counts, subtree, tree_order
+from jaxgreen.flax._programs import grad_program, program, trace_once
 
 __all__ = ["ModuleSummary", "summary", "xla_flops"]
 

@@ -50,9 +50,7 @@ class LedgerError(ValueError):
   that cannot be read or written (full disk, damaged file, read-only folder, locked;
   a ledger server down, refusing the login, or lacking the database)."""
 
-
-# Shown (tracebacks, repr) and pickled under the name users import it by.
-LedgerError.__module__ = "jaxgreen._src.account.ledger"
+  __module__ = "jaxgreen"  # its public home, as tracebacks and reprs show it
 
 
 def _clear_error(e: sqlite3.Error, path: str, action: str) -> LedgerError:

@@ -65,7 +65,7 @@ class Meter(Protocol):
 
 
 class Priced(Protocol):
-  """What an energy figure needs of a trial (a :class:`~jaxgreen._src.account.pricetag.TrialCost`)."""
+  """What an energy figure needs of a trial (a :class:`~jaxgreen.TrialCost`)."""
 
   @property
   def energy_j(self) -> float | None: ...
@@ -102,7 +102,7 @@ def joules_per_flop(device_kind: str) -> tuple[float | None, str]:
 
 
 def trial_energy(trial: Priced, jpf: float | None = None) -> tuple[float | None, str]:
-  """(joules, label) of a :class:`~jaxgreen._src.account.pricetag.TrialCost`.
+  """(joules, label) of a :class:`~jaxgreen.TrialCost`.
 
   A measured value wins; otherwise FPO × ``jpf`` (or the chip table's figure),
   labelled ``"estimate"``; ``(None, "unavailable ...")`` when neither is known.

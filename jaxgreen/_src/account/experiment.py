@@ -43,27 +43,33 @@ from typing import Any
 
 import jax
 
-from jaxgreen._version import __version__
 from jaxgreen._src.account import _postgres, preemption
 from jaxgreen._src.account.attribution import ACTIVE, RUNNING, RUNNING_LOCK, fallback_trial
 from jaxgreen._src.account.carbon import RegionFinder
-from jaxgreen._src.account.energy import GATHER_TIMEOUT_S, Meter, NvmlMeter, gather_energy, trial_key
+from jaxgreen._src.account.energy import (
+  GATHER_TIMEOUT_S,
+  Meter,
+  NvmlMeter,
+  gather_energy,
+  trial_key,
+)
 from jaxgreen._src.account.ledger import (
-    TRANSACTION_CODE,
-    Ledger,
-    LedgerError,
-    pending_record,
-    stored_throughput,
+  TRANSACTION_CODE,
+  Ledger,
+  LedgerError,
+  pending_record,
+  stored_throughput,
 )
 from jaxgreen._src.account.pricetag import PriceTag
 from jaxgreen._src.account.schema import CRASH_TIMEOUT_S
 from jaxgreen._src.account.sinks import Sinks
 from jaxgreen._src.account.throughput import (
-    StepTimer,
-    Throughput,
-    with_throughput,
+  StepTimer,
+  Throughput,
+  with_throughput,
 )
 from jaxgreen._src.account.tracker import Tracker, _Entry
+from jaxgreen._version import __version__
 
 # A flush triggered inside a train step waits at most this long for another process's
 # write lock; if the ledger is busy the steps stay buffered for the next window, so a
@@ -108,7 +114,8 @@ class Bookkeeping:
   bookkeeping: read it, but do not change it.
 
   Attributes:
-    region: where the trials draw their energy (:class:`~jaxgreen._src.account.carbon.RegionFinder`).
+    region: where the trials draw their energy (:class:`RegionFinder`
+      of :mod:`jaxgreen.carbon`).
     sinks: the trackers fed with each trial's metrics and figures.
     gather_energy: whether process 0 records the sum of every host's measured energy.
     signatures: ids of the step signatures already written to the ledger.

@@ -36,18 +36,18 @@ from jaxgreen._src.account.attribution import ACTIVE, RUNNING, fallback_trial
 from jaxgreen._src.account.ledger import KINDS
 from jaxgreen._src.account.remat import recompute_fpo
 from jaxgreen._src.account.signatures import (
-    _check_count_options,
-    _describe,
-    _is_array,
-    _leaf_key,
-    _name_of,
-    _static_args,
+  _check_count_options,
+  _describe,
+  _is_array,
+  _leaf_key,
+  _name_of,
+  _static_args,
 )
 from jaxgreen._src.account.throughput import Throughput
 from jaxgreen._src.api import array_leaves, count_program
-from jaxgreen.chips import _dtype_key
 from jaxgreen._src.cost import Cost
 from jaxgreen._src.program import Program
+from jaxgreen.chips import _dtype_key
 
 P = ParamSpec("P")
 R = TypeVar("R")

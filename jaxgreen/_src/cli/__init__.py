@@ -11,8 +11,8 @@ import argparse
 import importlib
 import sys
 
-from jaxgreen._version import __version__
 from jaxgreen._src.jaxpr.interpreter import UncountedPrimitiveError
+from jaxgreen._version import __version__
 
 SUBCOMMANDS = ("count", "demo", "compare", "check", "ledger", "quiet_jax")
 

@@ -30,8 +30,8 @@ def _run(args: argparse.Namespace) -> int:
 
   import jaxgreen
   from jaxgreen._src.examples import mnist
-  from jaxgreen.flax import xla_flops
   from jaxgreen._src.report import human, table
+  from jaxgreen.flax import xla_flops
 
   if args.batch < 1:
     raise ValueError(f"--batch must be >= 1, got {args.batch}")

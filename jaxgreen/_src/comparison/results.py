@@ -13,11 +13,11 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from jaxgreen.chips import Roofline, mfu
 from jaxgreen._src.comparison.modules import ModuleReport, module_report
 from jaxgreen._src.comparison.render import json_default, plot_comparison, rows
 from jaxgreen._src.pods import PodReport
 from jaxgreen._src.report import markdown_table, number, table
+from jaxgreen.chips import Roofline, mfu
 from jaxgreen.targets import get_target
 
 _INSTANCE = re.compile(r" \(instruction [^)]*\)| \([a-z][\w\-]*(?:\.\d+)*\)")

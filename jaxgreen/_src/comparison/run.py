@@ -44,13 +44,13 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from jaxgreen.chips import get_chip, roofline
 from jaxgreen._src.comparison.results import Comparison, TargetResult
 from jaxgreen._src.comparison.sharding import mesh_shape_for, place, select_specs
 from jaxgreen._src.devices import start_devices
 from jaxgreen._src.pods import report_program
 from jaxgreen._src.program import Program, static_argnums_of
 from jaxgreen._src.progress import each_target
+from jaxgreen.chips import get_chip, roofline
 from jaxgreen.targets import Target, get_target
 
 

@@ -1,6 +1,7 @@
 """The counting conventions, one formula each, shared by every stage.
 
-The jaxpr rules (:mod:`jaxgreen._src.jaxpr.rules`) and the HLO counter (:mod:`jaxgreen._src.hlo.count`,
+The jaxpr rules (:mod:`jaxgreen._src.jaxpr.rules`) and the HLO counter
+(:mod:`jaxgreen._src.hlo.count`,
 which counts the compiled HLO and the lowered StableHLO alike) read shapes and
 attributes in their own way, then call these functions for the arithmetic. A
 convention changes here, once, and every stage follows; ``tests/hlo/test_stage_parity.py``

@@ -330,7 +330,8 @@ class _Scoped:
 
 class ScopedTrafficWalk(Walk[_Scoped]):
   """:class:`TrafficWalk` split by module path: each instruction's collectives and
-  traffic go to the scope of its ``op_name`` metadata (:func:`~jaxgreen._src.hlo.pricing.hlo_scope`),
+  traffic go to the scope of its ``op_name`` metadata
+  (:func:`~jaxgreen._src.hlo.pricing.hlo_scope`),
   or of the instruction that runs its computation where it has none, as the compiled FPO
   count attributes its work. The context is (inside a fusion, inherited ``op_name``)."""
 

@@ -41,9 +41,13 @@ TOP_LEVEL = "<top level>"  # how notes and trip_counts name the outermost scope
 class UncountedPrimitiveError(NotImplementedError):
   """Raised with ``strict=True`` when a primitive has no cost rule."""
 
+  __module__ = "jaxgreen"  # its public home, as tracebacks and reprs show it
+
 
 class UncountedPrimitiveWarning(UserWarning):
   """A primitive had no cost rule; it is listed in ``Cost.uncounted``."""
+
+  __module__ = "jaxgreen"  # its public home, as tracebacks and reprs show it
 
 
 _FLOAT_KINDS = frozenset("fc")
