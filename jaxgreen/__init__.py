@@ -10,6 +10,12 @@ What it does at once is arrange for jax's start-up to be quiet in this process (
 machine without their chips the CUDA and TPU plugins of the ``[gpu]``/``[tpu]`` extras
 print pages of start-up noise otherwise), and keep the import paths of jaxgreen 0.1 working
 with a :class:`DeprecationWarning` that names the new home.
+
+Nothing of jaxgreen runs at interpreter start unless the environment opted in with
+``jaxgreen quiet-jax --install`` (a one-line ``.pth`` that imports this package, so that
+plain jax programs are quiet too). There the package is imported before pytest could
+rewrite its asserts (its pytest plugin is registered by an entry point); the marker
+PYTEST_DONT_REWRITE tells pytest so, instead of a warning in every test session.
 """
 
 from __future__ import annotations

@@ -79,7 +79,8 @@ def _stacklevel() -> int:
   :func:`importlib.import_module` are passed over too.
   """
   skip = {__file__, importlib.__file__, sys.modules["jaxgreen"].__file__}
-  frame, level = sys._getframe(2), 2
+  frame: types.FrameType | None = sys._getframe(2)
+  level = 2
   while frame is not None:
     name = frame.f_code.co_filename
     if not ("importlib" in name and "_bootstrap" in name):

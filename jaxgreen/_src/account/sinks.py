@@ -59,10 +59,10 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-  from jaxgreen._src.account.experiment import Trial
+  from jaxgreen._src.account.throughput import Throughput
 
 PFPO = "jaxgreen/train_pfpo"
 EXAMPLES = "jaxgreen/train_examples"
@@ -71,6 +71,23 @@ RATE = "jaxgreen/fpo_per_s_per_device"
 MFU = "jaxgreen/mfu"
 HFU = "jaxgreen/hfu"
 CO2E = "jaxgreen/co2e_g"
+
+
+class Trial(Protocol):
+  """What a sink reads of a trial (a :class:`jaxgreen.Trial`)."""
+
+  id: str
+  name: str
+  hparams: dict[str, Any]
+  experiment: Any  # its ``name``, and ``books.region`` for the CO2e
+
+  @property
+  def throughput(self) -> Throughput | None: ...
+
+  @property
+  def energy_j(self) -> float | None: ...
+
+  def counts(self) -> tuple[int, int, int]: ...
 
 
 def values_of(trial: Trial) -> dict[str, float]:
