@@ -40,16 +40,22 @@ TIMING_LINE = re.compile(r"^.*\b(count|compile|walk|lower|trace) s\b.*$", re.M)
 
 def _scrub(value):
   if isinstance(value, dict):
-    return {k: _scrub(v) for k, v in value.items() if not TIMING_KEY.search(str(k))}
+    return {_path(k): _scrub(v) for k, v in value.items() if not TIMING_KEY.search(str(k))}
   if isinstance(value, (list, tuple)):
     return [_scrub(v) for v in value]
   if isinstance(value, float):
     return repr(value)
-  return value
+  return _path(value)
+
+
+def _path(value):
+  """Source paths of the bundled example read the same before and after jaxgreen 0.2 moved
+  its internals (``jaxgreen/examples/`` is now ``jaxgreen/_src/examples/``)."""
+  return value.replace("/jaxgreen/_src/", "/jaxgreen/") if isinstance(value, str) else value
 
 
 def _text(s: str) -> str:
-  return TIMING_TEXT.sub("<t>", TIMING_LINE.sub("<timings>", s))
+  return _path(TIMING_TEXT.sub("<t>", TIMING_LINE.sub("<timings>", s)))
 
 
 def _models():
