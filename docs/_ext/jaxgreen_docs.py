@@ -61,14 +61,17 @@ def public_names() -> dict[str, list[str]]:
 
 
 def _check(app: Sphinx, env: Any) -> None:
-  documented = set(env.get_domain("py").objects)
+  objects = env.get_domain("py").objects
+  documented = set(objects)
   missing = [name for name, paths in public_names().items()
              if not any(p in documented for p in paths)]
   for name in sorted(missing):
     logger.warning("public name %s has no entry in the API reference (docs/api/)", name,
                    type="jaxgreen", subtype="api")
-  private = sorted(n for n in documented
-                   if n.startswith("jaxgreen") and any(part.startswith("_") and
+  # An object documented by its public name is also filed under where its code lives
+  # (autodoc's ``canonical`` alias, e.g. jaxgreen._src.cost.Cost): that is not a page.
+  private = sorted(n for n in documented if not objects[n].aliased
+                   and n.startswith("jaxgreen") and any(part.startswith("_") and
                                                        not part.startswith("__")
                                                        for part in n.split(".")))
   for name in private:
