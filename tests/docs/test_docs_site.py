@@ -148,10 +148,15 @@ def test_faq_page_is_the_first_hit_for_the_question_in_other_words():
 
 
 def documented_names() -> set[str]:
-  """Python objects the built site documents, from its Sphinx inventory (objects.inv)."""
+  """Python objects the built site documents, from its Sphinx inventory (objects.inv).
+
+  An entry of priority -1 is autodoc's alias of an object under where its code lives
+  (``jaxgreen._src.cost.Cost`` for ``jaxgreen.Cost``), not a page of its own: left out.
+  """
   raw = (SITE / "objects.inv").read_bytes()
   body = zlib.decompress(raw.split(b"\n", 4)[4]).decode()
-  return {line.split(" ", 1)[0] for line in body.splitlines() if " py:" in line}
+  return {line.split(" ", 1)[0] for line in body.splitlines()
+          if " py:" in line and line.split(" ")[2] != "-1"}
 
 
 def test_api_reference_has_every_public_name_and_nothing_private():
@@ -165,8 +170,8 @@ def test_api_reference_has_every_public_name_and_nothing_private():
   import jaxgreen
   assert {f"jaxgreen.{n}" for n in jaxgreen.__all__} <= set(names)
   assert "jaxgreen.testing.assert_fpo" in names and "jaxgreen.flax.summary" in names
-  assert {"jaxgreen.report_html", "jaxgreen._src.account.forecast.forecast",
-          "jaxgreen._src.account.card.report"} <= set(names)
+  assert {"jaxgreen.report_html", "jaxgreen.forecast.forecast", "jaxgreen.card.report",
+          "jaxgreen.hlo.count_hlo_text", "jaxgreen.optuna.objective"} <= set(names)
   documented = documented_names()
   missing = [n for n, paths in names.items() if not documented & set(paths)]
   assert not missing, f"public names without an API entry: {missing}"
