@@ -45,6 +45,8 @@ class HloParseError(ValueError):
   """HLO text that cannot be counted faithfully: truncated, malformed or cyclic. A count
   of such text would be wrong while looking exact, so it is refused."""
 
+  __module__ = "jaxgreen.hlo"  # its public home, as tracebacks and reprs show it
+
 
 def as_int(v: Any) -> Any:
   """``v`` as an int where it is a whole float that a float64 holds exactly, else ``v``."""
