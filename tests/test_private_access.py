@@ -31,7 +31,7 @@ import jaxgreen
 
 PACKAGE = pathlib.Path(jaxgreen.__file__).parent
 LIMIT = 15
-ALLOWED_FILES = {"_compat.py"}
+ALLOWED_FILES = {"_src/_compat.py"}
 PUBLIC_UNDERSCORED = {"_replace", "_asdict", "_fields", "_make"}
 
 
