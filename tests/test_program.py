@@ -157,3 +157,14 @@ def test_compile_fallback_only_on_tpu(monkeypatch):
   p = Program(lambda x: x, (1.0,), target=FakeTarget())  # type: ignore[arg-type]
   assert p.compiled_text == "HloModule m" and "compiled again" in p.notes[0]
   assert p.lowered is p._compiled[0]
+
+
+@pytest.mark.parametrize("entry, caller", [
+    (lambda f, x: jaxgreen.count(f)(x), "count"),
+    (lambda f, x: jaxgreen.reconcile(f)(x), "reconcile"),
+    (lambda f, x: jaxgreen.compare(f, ["cpu"])(x), "compare"),
+])
+def test_every_entry_refuses_a_negative_dimension_naming_itself(entry, caller):
+  # Counted, it would be negative work: one check, in Program, for every entry point.
+  with pytest.raises(ValueError, match=rf"^{caller}\(\.\.\.\)\(\.\.\.\): .*negative"):
+    entry(lambda x: x * 2, jax.ShapeDtypeStruct((4, -1), jax.numpy.float32))

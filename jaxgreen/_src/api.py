@@ -7,7 +7,6 @@ import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
-import jax
 from jax.extend import core as jcore
 
 from jaxgreen._src import jaxpr as _jaxpr_pkg  # noqa: F401  (registers the rules)
@@ -96,7 +95,6 @@ def count(fn: Callable, *, static_argnums: int | Sequence[int] = (),
 
   @functools.wraps(fn)
   def counted(*args, **kwargs) -> Cost:
-    _check_shapes(args, kwargs)
     program = Program(fn, args, kwargs, static_argnums=static_argnums, target=target,
                       cost_model=cost_model, cond=cond, trip_counts=trip_counts)
     return count_program(program, stage, cond=cond, strict=strict, cost_model=cost_model,
@@ -202,15 +200,3 @@ def _check_options(fn_name: str, cond: str, cost_model: CostModel | None,
   if isinstance(trip_counts, Mapping):
     return cost_model, {scope: int(n) for scope, n in trip_counts.items()}
   return cost_model, int(trip_counts)
-
-
-def _check_shapes(args: tuple, kwargs: dict) -> None:
-  """A ShapeDtypeStruct with a negative dimension would be counted as negative work."""
-  leaves = jax.tree_util.tree_flatten_with_path((args, kwargs))[0]
-  for path, x in leaves:
-    if isinstance(x, jax.ShapeDtypeStruct) and any(
-        isinstance(d, int) and d < 0 for d in x.shape):
-      where = jax.tree_util.keystr(path[1:]) if len(path) > 1 else ""
-      raise ValueError(f"count(...)(...): argument {where or '?'} is a ShapeDtypeStruct with "
-                       f"shape {tuple(x.shape)}: a dimension is negative; give its real "
-                       f"size (>= 0)")

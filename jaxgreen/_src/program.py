@@ -92,6 +92,7 @@ class Program:
     if not callable(fn):
       raise TypeError(f"{caller}(fn=...) must be callable, got {type(fn).__name__}: {fn!r}")
     nums = static_argnums_of(static_argnums, caller)
+    _check_shapes(tuple(args), kwargs or {}, caller)
     fn, args, kwargs, nums = array_arguments(fn, tuple(args), kwargs or {}, nums)
     if has_graph_nodes((args, kwargs)):
       fn = jax.jit(with_final_state(fn), static_argnums=nums)
@@ -300,3 +301,15 @@ def _partitioned(fn: Callable, tree: Any) -> bool:
     return True
   is_module = lambda x: isinstance(x, eqx.Module)
   return any(is_module(x) for x in jax.tree_util.tree_leaves(tree, is_leaf=is_module))
+
+
+def _check_shapes(args: tuple, kwargs: Mapping[str, Any], caller: str) -> None:
+  """A ShapeDtypeStruct with a negative dimension would be counted as negative work."""
+  leaves = jax.tree_util.tree_flatten_with_path((args, kwargs))[0]
+  for path, x in leaves:
+    if isinstance(x, jax.ShapeDtypeStruct) and any(
+        isinstance(d, int) and d < 0 for d in x.shape):
+      where = jax.tree_util.keystr(path[1:]) if len(path) > 1 else ""
+      raise ValueError(f"{caller}(...)(...): argument {where or '?'} is a ShapeDtypeStruct with "
+                       f"shape {tuple(x.shape)}: a dimension is negative; give its real "
+                       f"size (>= 0)")
