@@ -47,6 +47,11 @@ def physical_aval(aval: Any) -> Any:
   return _jax_core.physical_aval(aval)
 
 
+def key_impl(aval: Any) -> Any:
+  """The PRNG implementation of a typed key array's dtype (jax 0.10 .. 0.12)."""
+  return aval.dtype._impl
+
+
 try:
   from jax._src.random import core as _random_core
 except ImportError:  # pragma: no cover - random_gamma is then reported as uncounted

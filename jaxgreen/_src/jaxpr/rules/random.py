@@ -32,7 +32,7 @@ from typing import Any
 import jax
 from jax.extend.core import primitives as P
 
-from jaxgreen._src._compat import gamma_impl, physical_aval, poisson_impl
+from jaxgreen._src._compat import gamma_impl, key_impl, physical_aval, poisson_impl
 from jaxgreen._src._compat import prng as _prng
 from jaxgreen._src.formulas import (
   PHILOX2_OPS_PER_BLOCK,
@@ -61,7 +61,7 @@ def _threefry(ctx: RuleContext, k1, k2, x1, x2, **_):
 def _key_program(kind: str, keys_aval, extra, partitionable: bool):
   """The jaxpr jax lowers a key operation to (``random_bits_lowering`` & co.)."""
   del partitionable  # part of the cache key only: it changes the program traced
-  impl = keys_aval.dtype._impl
+  impl = key_impl(keys_aval)
   phys = physical_aval(keys_aval)
   base = jax.ShapeDtypeStruct(phys.shape, phys.dtype)
   if kind == "bits":
