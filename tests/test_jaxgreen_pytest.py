@@ -136,7 +136,7 @@ def test_check_without_an_entry_says_how_to_name_one(tmp_path):
 
 def test_plugin_is_inert_until_used():
   # Loading the plugin imports neither jaxgreen's counters nor jax (the jaxgreen modules
-  # that jaxgreen-startup.pth loads at interpreter start, if installed, are there before).
+  # that an opted-in environment's jaxgreen-quiet-jax.pth loads at start are there before).
   r = _run(".", "-c", "import sys; before = set(sys.modules); import jaxgreen_pytest; "
                       "print(sorted(m for m in set(sys.modules) - before "
                       "if m.split('.')[0] in ('jax', 'jaxgreen')))")
