@@ -108,11 +108,11 @@ class Target:
     array-like leaf is placed on the target's first device.
     """
     import jax
-    from jax.sharding import SingleDeviceSharding
 
     devices = self.devices
     own = {id(d) for d in devices}
-    single = SingleDeviceSharding(devices[0])
+    # (jax 0.12.1 deprecates naming jax.sharding.SingleDeviceSharding; this is the same)
+    single = jax.sharding.make_single_device_sharding(devices[0])
 
     def one(x):
       if not hasattr(x, "shape") or not hasattr(x, "dtype"):
