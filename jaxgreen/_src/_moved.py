@@ -11,7 +11,6 @@ for any other import.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import importlib.util
 import sys
@@ -91,8 +90,10 @@ def _stacklevel() -> int:
   return level
 
 
-class _Alias(importlib.abc.Loader):
-  """Loads an old path as the module that now holds its code, and warns once."""
+class _Alias:
+  """Loads an old path as the module that now holds its code, and warns once (a loader of
+  the import protocol; not an ``importlib.abc`` subclass, whose import costs milliseconds
+  at every ``import jaxgreen``)."""
 
   def __init__(self, new: str):
     self.new = new
@@ -111,7 +112,9 @@ class _Alias(importlib.abc.Loader):
         DeprecationWarning, stacklevel=_stacklevel())
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
+  """The meta-path finder of the old paths (the import protocol's ``find_spec``)."""
+
   def find_spec(self, fullname, path=None, target=None):  # noqa: ANN001 (the protocol's)
     new = new_name(fullname)
     if new is None or importlib.util.find_spec(new) is None:
