@@ -175,3 +175,45 @@ def test_import_jaxgreen_imports_no_jax():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=120, check=True).stdout
   assert out.split() == ["False", "False"]
+
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]  # the repository (tests run from it)
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs" / "guides").glob("*.md")),
+        *sorted((ROOT / "docs" / "tutorials").glob("*.md"))]
+
+
+def _documented_paths() -> set[str]:
+  """Dotted jaxgreen names the prose writes in code spans (``jaxgreen.x.y``)."""
+  import re
+
+  out = set()
+  for path in DOCS:
+    if path.exists():  # the docs travel with the sources, not the wheel
+      text = path.read_text()
+      # The upgrade table names the 0.1 paths on purpose.
+      text = re.sub(r"## Upgrading from 0\.1\n.*?(?=\n## )", "", text, flags=re.S)
+      for span in re.findall(r"`([^`\n]+)`", text):
+        out.update(re.findall(r"\bjaxgreen(?:\.[A-Za-z_][A-Za-z0-9_]*)+", span))
+  return out
+
+
+def test_every_name_the_docs_write_resolves_without_a_warning():
+  paths = _documented_paths()
+  if not paths:
+    pytest.skip("the README and docs/ are not beside this installed package")
+  bad = []
+  for dotted in sorted(paths):
+    parts = dotted.split(".")
+    with warnings.catch_warnings():
+      warnings.simplefilter("error", DeprecationWarning)  # an old path would warn
+      try:
+        obj: object = importlib.import_module(parts[0])
+        for i, part in enumerate(parts[1:], 1):
+          try:
+            obj = getattr(obj, part)
+          except AttributeError:
+            obj = importlib.import_module(".".join(parts[:i + 1]))
+      except Exception as e:  # noqa: BLE001 - each failure is listed
+        if not isinstance(e, ImportError) or "extra" not in str(e):
+          bad.append(f"{dotted}: {type(e).__name__}: {e}")
+  assert not bad, bad

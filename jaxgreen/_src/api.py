@@ -131,8 +131,8 @@ def kernel_table(fn: Callable, *args, text: str | None = None,
                  trip_counts: Mapping[str, int] | int | None = None,
                  **kwargs) -> KernelTable | None:
   """The Pallas kernels of ``fn(*args, **kwargs)``, each counted at the jaxpr stage, for
-  the HLO stages to count their custom calls with (:mod:`jaxgreen._src.hlo.kernels`);
-  :attr:`jaxgreen._src.program.Program.kernel_table` of the program.
+  the HLO stages to count their custom calls with: ``count_hlo_text(text,
+  kernels=kernel_table(f, *args))`` counts a kernel's custom call exactly.
 
   Args:
     text: the HLO or StableHLO text of the program, when at hand: if it holds no kernel
