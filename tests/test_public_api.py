@@ -214,6 +214,7 @@ def test_every_name_the_docs_write_resolves_without_a_warning():
           except AttributeError:
             obj = importlib.import_module(".".join(parts[:i + 1]))
       except Exception as e:  # noqa: BLE001 - each failure is listed
-        if not isinstance(e, ImportError) or "extra" not in str(e):
+        # a name of an integration whose library is not installed: its error names the extra
+        if not isinstance(e, ImportError) or "pip install 'jaxgreen[" not in str(e):
           bad.append(f"{dotted}: {type(e).__name__}: {e}")
   assert not bad, bad
