@@ -291,3 +291,31 @@ def test_a_hung_test_fails_within_its_time_limit(tmp_path):
   assert took < 60  # the 2 s limit, plus starting pytest
   text = out.stdout + out.stderr
   assert "Timeout" in text and "test_hangs" in text and "time.sleep(600)" in text  # traceback
+
+
+def test_ctrl_c_inside_a_gc_callback_is_taken_again_not_lost(monkeypatch):
+  # Python prints and drops an exception raised in a garbage-collector callback (jax has
+  # one): a KeyboardInterrupt raised there would be lost, and the program run on.
+  import gc
+  import signal
+
+  sent = []
+  monkeypatch.setattr(preemption, "_send_again", sent.append)
+  outcome = []
+
+  def callback(phase, info):
+    try:
+      preemption._on_sigint(signal.SIGINT, sys._getframe())
+    except KeyboardInterrupt:
+      outcome.append("raised")
+    else:
+      outcome.append("sent again")
+
+  gc.callbacks.append(callback)
+  try:
+    callback("start", {})
+  finally:
+    gc.callbacks.remove(callback)
+  assert outcome == ["sent again"] and sent == [signal.SIGINT]
+  with pytest.raises(KeyboardInterrupt):  # anywhere else: at once, as without jaxgreen
+    preemption._on_sigint(signal.SIGINT, sys._getframe())

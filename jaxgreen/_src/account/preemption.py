@@ -21,6 +21,7 @@ cancel the statement (it reconnects at the next write).
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -182,9 +183,24 @@ def _on_sigint(signum: int, frame: FrameType | None) -> None:
   _interrupted_at = time.monotonic()
   if _defer(signum, frame, _interrupt_code):
     return
+  if _in_gc_callback(frame):
+    # Python prints and drops an exception raised in a garbage-collector callback (jax
+    # registers one): the KeyboardInterrupt would be lost. Taken again just after.
+    _send_again(signum)
+    return
   if _server_abort is not None and _in_server_call(frame):
     raise _server_abort()  # the ledger closes the connection, then raises KeyboardInterrupt
   signal.default_int_handler(signum, frame)  # raises KeyboardInterrupt, as without jaxgreen
+
+
+def _in_gc_callback(frame: FrameType | None) -> bool:
+  codes = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+  f = frame
+  while f is not None:
+    if f.f_code in codes:
+      return True
+    f = f.f_back
+  return False
 
 
 def _in_server_call(frame: FrameType | None) -> bool:
